@@ -1,0 +1,239 @@
+//! The small-file cache: hot small files kept in memory with their headers encoded, checked
+//! against the file system at most once per revalidation period.
+
+use super::representation::Representation;
+use super::resolve::FileIdentity;
+use slab::Slab;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Largest file the cache holds.
+pub const MAX_FILE: u64 = 64 * 1024;
+/// Most bytes the cache holds in all, bookkeeping included.
+pub const MAX_TOTAL: usize = 16 * 1024 * 1024;
+/// Bytes charged per entry on top of its body and key, for its encoded headers and
+/// bookkeeping, so that many empty files still fill the budget.
+const ENTRY_OVERHEAD: usize = 512;
+
+/// Small files by decoded request path.
+#[derive(Debug)]
+pub struct FileCache {
+    index: HashMap<String, usize>,
+    entries: Slab<Entry>,
+    used: usize,
+    revalidate_after: Duration,
+}
+
+#[derive(Debug)]
+struct Entry {
+    key: String,
+    rep: Representation,
+    identity: FileIdentity,
+    checked: Instant,
+    cost: usize,
+}
+
+impl FileCache {
+    /// An empty cache that checks each entry again after `revalidate_after`.
+    pub fn new(revalidate_after: Duration) -> FileCache {
+        FileCache {
+            index: HashMap::new(),
+            entries: Slab::new(),
+            used: 0,
+            revalidate_after,
+        }
+    }
+
+    /// How long an entry is trusted without looking at the file system.
+    pub fn revalidate_after(&self) -> Duration {
+        self.revalidate_after
+    }
+
+    /// Whether a file of `len` bytes belongs in the cache.
+    pub fn accepts(&self, len: u64) -> bool {
+        len <= MAX_FILE
+    }
+
+    /// Bytes charged to the entries held now.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// The cached file for `key`, if any and still current.
+    ///
+    /// When the entry is due for a check, `current` gives the identity of the file the key
+    /// resolves to now (`None` if it no longer resolves to a regular file); an entry whose
+    /// identity changed is dropped and `None` returned.
+    pub fn lookup(
+        &mut self,
+        key: &str,
+        now: Instant,
+        current: impl FnOnce() -> Option<FileIdentity>,
+    ) -> Option<&Representation> {
+        let slot = *self.index.get(key)?;
+        let entry = self.entries.get_mut(slot)?;
+        if now.saturating_duration_since(entry.checked) >= self.revalidate_after {
+            if current() != Some(entry.identity) {
+                self.remove(slot);
+                return None;
+            }
+            entry.checked = now;
+        }
+        self.entries.get(slot).map(|entry| &entry.rep)
+    }
+
+    /// Stores `rep` (read when the file had `identity`) under `key`, evicting entries to stay
+    /// within [`MAX_TOTAL`], and returns the stored copy.
+    pub fn insert(
+        &mut self,
+        key: &str,
+        identity: FileIdentity,
+        rep: Representation,
+        now: Instant,
+    ) -> &Representation {
+        if let Some(slot) = self.index.get(key).copied() {
+            self.remove(slot);
+        }
+        let cost = usize::try_from(rep.len())
+            .unwrap_or(usize::MAX)
+            .saturating_add(2 * key.len() + ENTRY_OVERHEAD);
+        while self.used + cost > MAX_TOTAL {
+            // Any entry will do: the cache is a speed-up, not a promise.
+            let Some(victim) = self.entries.iter().next().map(|(slot, _)| slot) else {
+                break;
+            };
+            self.remove(victim);
+        }
+        self.used += cost;
+        let slot = self.entries.insert(Entry {
+            key: key.to_string(),
+            rep,
+            identity,
+            checked: now,
+            cost,
+        });
+        self.index.insert(key.to_string(), slot);
+        &self.entries[slot].rep
+    }
+
+    fn remove(&mut self, slot: usize) {
+        if let Some(entry) = self.entries.try_remove(slot) {
+            self.index.remove(&entry.key);
+            self.used -= entry.cost;
+        }
+    }
+}
+
+/// Reads a whole small file, or `None` if it does not have exactly `len` bytes now (it is
+/// being written): such a file is served from disk rather than cached half-written.
+pub fn read_whole(file: &File, len: u64) -> Option<Arc<[u8]>> {
+    let mut bytes = Vec::with_capacity(usize::try_from(len).ok()?);
+    file.take(len.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .ok()?;
+    (bytes.len() as u64 == len).then(|| Arc::from(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::test_memory;
+    use std::cell::Cell;
+
+    fn identity(len: u64, inode: u64) -> FileIdentity {
+        FileIdentity {
+            len,
+            modified_secs: 1,
+            modified_nanos: 0,
+            changed_nanos: 0,
+            device: 1,
+            inode,
+        }
+    }
+
+    #[test]
+    fn lookups_revalidate_once_per_period() {
+        let same = identity(5, 1);
+        let period = Duration::from_secs(1);
+        // (time since stored or last check, what the file system says now, hit, checked)
+        let rows: &[(Duration, Option<FileIdentity>, bool, bool)] = &[
+            (Duration::from_millis(500), None, true, false),
+            (
+                Duration::from_millis(999),
+                Some(identity(6, 1)),
+                true,
+                false,
+            ),
+            (period, Some(same), true, true),
+            (Duration::from_secs(5), Some(same), true, true),
+            (period, Some(identity(6, 1)), false, true),
+            (period, Some(identity(5, 2)), false, true),
+            (period, None, false, true),
+        ];
+        for (elapsed, now_identity, hit, checked) in rows {
+            let mut cache = FileCache::new(period);
+            let start = Instant::now();
+            cache.insert("/a", same, test_memory(b"hello"), start);
+            let called = Cell::new(false);
+            let got = cache
+                .lookup("/a", start + *elapsed, || {
+                    called.set(true);
+                    *now_identity
+                })
+                .is_some();
+            assert_eq!(
+                (got, called.get()),
+                (*hit, *checked),
+                "{elapsed:?} {now_identity:?}"
+            );
+            // A dropped entry is gone; a kept one stays.
+            assert_eq!(cache.lookup("/a", start, || None).is_some(), *hit);
+            assert_eq!(cache.used() > 0, *hit);
+        }
+    }
+
+    #[test]
+    fn replacing_and_evicting_keep_within_budget() {
+        let mut cache = FileCache::new(Duration::from_secs(1));
+        let now = Instant::now();
+        let big = vec![b'x'; MAX_FILE as usize];
+        cache.insert("/a", identity(1, 1), test_memory(b"1"), now);
+        let first = cache.used();
+        cache.insert("/a", identity(2, 1), test_memory(b"22"), now);
+        assert_eq!(cache.used(), first + 1, "replaced, not added");
+        for i in 0..400 {
+            cache.insert(
+                &format!("/big{i}"),
+                identity(MAX_FILE, i),
+                test_memory(&big),
+                now,
+            );
+            assert!(cache.used() <= MAX_TOTAL);
+        }
+        assert!(
+            cache.used() > MAX_TOTAL - 2 * MAX_FILE as usize,
+            "budget is used"
+        );
+        assert!(
+            cache.lookup("/big399", now, || None).is_some(),
+            "newest entry kept"
+        );
+        assert!(cache.accepts(MAX_FILE));
+        assert!(!cache.accepts(MAX_FILE + 1));
+    }
+
+    #[test]
+    fn whole_reads_need_the_expected_length() {
+        let mut file = tempfile::tempfile().expect("temp file");
+        std::io::Write::write_all(&mut file, b"abc").expect("write");
+        // (expected length, read result)
+        let rows: &[(u64, Option<&[u8]>)] = &[(3, Some(b"abc")), (2, None), (4, None)];
+        for (len, expected) in rows {
+            std::io::Seek::rewind(&mut file).expect("rewind");
+            assert_eq!(read_whole(&file, *len).as_deref(), *expected, "len {len}");
+        }
+    }
+}

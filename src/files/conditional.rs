@@ -1,0 +1,329 @@
+//! Validators for a file (`ETag`, `Last-Modified`) and the preconditions of RFC 9110
+//! section 13, evaluated in the order of section 13.2.2.
+
+use super::resolve::FileIdentity;
+use crate::http::{Method, RequestHead};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The validators sent with a file and compared against a request's conditions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validators {
+    /// The strong entity-tag, quotes included.
+    pub etag: String,
+    /// `Last-Modified` in whole seconds since the epoch, never later than when it was made.
+    pub last_modified: u64,
+    /// `Last-Modified` as an IMF-fixdate.
+    pub last_modified_text: String,
+}
+
+impl Validators {
+    /// Validators for a file with this identity; `now` caps `Last-Modified` (RFC 9110 8.8.2.1).
+    pub fn new(identity: &FileIdentity, now: SystemTime) -> Validators {
+        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let last_modified = u64::try_from(identity.modified_secs).unwrap_or(0).min(now);
+        // Hex of size, mtime (to the nanosecond) and inode: any rewrite or replacement of the
+        // file changes the tag, so it is safe as a strong validator.
+        let etag = format!(
+            "\"{:x}-{:x}.{:x}-{:x}\"",
+            identity.len, identity.modified_secs as u64, identity.modified_nanos, identity.inode
+        );
+        Validators {
+            etag,
+            last_modified,
+            last_modified_text: httpdate::fmt_http_date(
+                UNIX_EPOCH + Duration::from_secs(last_modified),
+            ),
+        }
+    }
+}
+
+/// The outcome of a request's preconditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// No condition stops the request: go on to ranges and the body.
+    Proceed,
+    /// Answer 304 Not Modified.
+    NotModified,
+    /// Answer 412 Precondition Failed.
+    Failed,
+}
+
+/// Evaluates `If-Match`, `If-Unmodified-Since`, `If-None-Match` and `If-Modified-Since` in
+/// the order RFC 9110 section 13.2.2 prescribes.
+pub fn evaluate(head: &RequestHead, validators: &Validators) -> Precondition {
+    let safe = matches!(head.method, Method::Get | Method::Head);
+    if has_field(head, "if-match") {
+        if !any_tag_matches(head, "if-match", &validators.etag, Comparison::Strong) {
+            return Precondition::Failed;
+        }
+    } else if let Some(date) = single_date(head, "if-unmodified-since")
+        && validators.last_modified > date
+    {
+        return Precondition::Failed;
+    }
+    if has_field(head, "if-none-match") {
+        if any_tag_matches(head, "if-none-match", &validators.etag, Comparison::Weak) {
+            return if safe {
+                Precondition::NotModified
+            } else {
+                Precondition::Failed
+            };
+        }
+    } else if safe
+        && let Some(date) = single_date(head, "if-modified-since")
+        && validators.last_modified <= date
+    {
+        return Precondition::NotModified;
+    }
+    Precondition::Proceed
+}
+
+/// How two entity-tags are compared (RFC 9110 section 8.8.3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    /// Both strong and identical.
+    Strong,
+    /// Identical opaque tags, either or both may be weak.
+    Weak,
+}
+
+/// Every value of the fields called `name`, as raw bytes.
+pub(crate) fn field_values<'a>(
+    head: &'a RequestHead,
+    name: &'a str,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    head.headers()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+fn has_field(head: &RequestHead, name: &str) -> bool {
+    field_values(head, name).next().is_some()
+}
+
+/// Whether any tag listed in the fields called `name` matches `current`.
+fn any_tag_matches(head: &RequestHead, name: &str, current: &str, how: Comparison) -> bool {
+    field_values(head, name).any(|list| list_matches(list, current, how))
+}
+
+/// The date in the only field called `name`, in seconds since the epoch; `None` when the
+/// field is absent, repeated or not an HTTP-date (such fields are ignored, RFC 9110 13.1).
+fn single_date(head: &RequestHead, name: &str) -> Option<u64> {
+    let mut values = field_values(head, name);
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    parse_date(value)
+}
+
+/// Parses an HTTP-date (any of the three forms RFC 9110 section 5.6.7 accepts).
+pub(crate) fn parse_date(value: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(value).ok()?;
+    let time = httpdate::parse_http_date(text).ok()?;
+    time.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
+}
+
+/// Whether an entity-tag list (`*`, or `"a", W/"b"`) holds a tag matching `current`, a strong
+/// tag with its quotes. A malformed list matches nothing from the point where it goes wrong.
+pub(crate) fn list_matches(list: &[u8], current: &str, how: Comparison) -> bool {
+    let mut rest = list;
+    loop {
+        rest = skip_separators(rest);
+        if rest.is_empty() {
+            return false;
+        }
+        let (matched, after) = match rest {
+            [b'*', after @ ..] => (true, after),
+            _ => match split_tag(rest) {
+                Some((tag, weak, after)) => {
+                    let equal = tag == current.as_bytes();
+                    (equal && (how == Comparison::Weak || !weak), after)
+                }
+                None => return false,
+            },
+        };
+        if !matches!(after.first(), None | Some(b',' | b' ' | b'\t')) {
+            return false;
+        }
+        if matched {
+            return true;
+        }
+        rest = after;
+    }
+}
+
+fn skip_separators(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b',' | b' ' | b'\t'))
+        .unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// Splits one entity-tag off the front: (the quoted opaque tag, whether weak, the rest).
+fn split_tag(bytes: &[u8]) -> Option<(&[u8], bool, &[u8])> {
+    let (weak, quoted) = match bytes.strip_prefix(b"W/") {
+        Some(quoted) => (true, quoted),
+        None => (false, bytes),
+    };
+    if quoted.first() != Some(&b'"') {
+        return None;
+    }
+    let close = quoted[1..].iter().position(|&b| b == b'"')? + 2;
+    let (tag, rest) = quoted.split_at(close);
+    Some((tag, weak, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::test_request;
+
+    const ETAG: &str = "\"a-1\"";
+    // Sun, 06 Nov 1994 08:49:37 GMT
+    const LAST_MODIFIED: u64 = 784111777;
+
+    fn validators() -> Validators {
+        Validators {
+            etag: ETAG.to_string(),
+            last_modified: LAST_MODIFIED,
+            last_modified_text: "Sun, 06 Nov 1994 08:49:37 GMT".to_string(),
+        }
+    }
+
+    #[test]
+    fn entity_tag_lists() {
+        // (list, strong match, weak match)
+        let rows: &[(&str, bool, bool)] = &[
+            ("\"a-1\"", true, true),
+            ("W/\"a-1\"", false, true),
+            ("\"b\", \"a-1\"", true, true),
+            ("\"b\",W/\"a-1\"", false, true),
+            ("\"b\" ,\t\"a-1\" ", true, true),
+            (",,\"a-1\",", true, true),
+            ("*", true, true),
+            ("\"b\"", false, false),
+            ("\"a-1", false, false),
+            ("a-1", false, false),
+            ("w/\"a-1\"", false, false),
+            ("\"a-1\"x", false, false),
+            ("\"a-\", 1\"", false, false),
+            ("\"x,\"a-1\"\"", false, false),
+            ("\"b,c\", \"a-1\"", true, true),
+            ("", false, false),
+            ("*x", false, false),
+        ];
+        for (list, strong, weak) in rows {
+            let got = (
+                list_matches(list.as_bytes(), ETAG, Comparison::Strong),
+                list_matches(list.as_bytes(), ETAG, Comparison::Weak),
+            );
+            assert_eq!(got, (*strong, *weak), "list {list:?}");
+        }
+    }
+
+    #[test]
+    fn precondition_order() {
+        use Precondition::*;
+        const BEFORE: &str = "Sun, 06 Nov 1994 08:49:36 GMT";
+        const SAME: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+        const AFTER: &str = "Sunday, 06-Nov-94 08:49:38 GMT";
+        // (method, header lines, expected)
+        let rows: Vec<(&str, String, Precondition)> = vec![
+            ("GET", String::new(), Proceed),
+            ("GET", "If-Match: \"a-1\"\r\n".into(), Proceed),
+            ("GET", "If-Match: *\r\n".into(), Proceed),
+            ("GET", "If-Match: \"b\"\r\n".into(), Failed),
+            ("GET", "If-Match: W/\"a-1\"\r\n".into(), Failed),
+            (
+                "GET",
+                "If-Match: \"b\"\r\nIf-Match: \"a-1\"\r\n".into(),
+                Proceed,
+            ),
+            ("GET", format!("If-Unmodified-Since: {SAME}\r\n"), Proceed),
+            ("GET", format!("If-Unmodified-Since: {BEFORE}\r\n"), Failed),
+            ("GET", "If-Unmodified-Since: yesterday\r\n".into(), Proceed),
+            // If-Match wins over If-Unmodified-Since.
+            (
+                "GET",
+                format!("If-Match: \"a-1\"\r\nIf-Unmodified-Since: {BEFORE}\r\n"),
+                Proceed,
+            ),
+            ("GET", "If-None-Match: \"a-1\"\r\n".into(), NotModified),
+            ("HEAD", "If-None-Match: W/\"a-1\"\r\n".into(), NotModified),
+            (
+                "GET",
+                "If-None-Match: \"x\", \"a-1\"\r\n".into(),
+                NotModified,
+            ),
+            ("GET", "If-None-Match: *\r\n".into(), NotModified),
+            ("GET", "If-None-Match: \"x\"\r\n".into(), Proceed),
+            ("POST", "If-None-Match: \"a-1\"\r\n".into(), Failed),
+            ("GET", format!("If-Modified-Since: {SAME}\r\n"), NotModified),
+            (
+                "GET",
+                format!("If-Modified-Since: {AFTER}\r\n"),
+                NotModified,
+            ),
+            (
+                "GET",
+                "If-Modified-Since: Sun Nov  6 08:49:37 1994\r\n".into(),
+                NotModified,
+            ),
+            ("GET", format!("If-Modified-Since: {BEFORE}\r\n"), Proceed),
+            ("GET", "If-Modified-Since: not a date\r\n".into(), Proceed),
+            (
+                "GET",
+                format!("If-Modified-Since: {SAME}\r\nIf-Modified-Since: {SAME}\r\n"),
+                Proceed,
+            ),
+            ("POST", format!("If-Modified-Since: {SAME}\r\n"), Proceed),
+            // If-None-Match present: If-Modified-Since is not looked at.
+            (
+                "GET",
+                format!("If-None-Match: \"x\"\r\nIf-Modified-Since: {SAME}\r\n"),
+                Proceed,
+            ),
+            // A failed If-Match beats a matching If-None-Match.
+            (
+                "GET",
+                "If-Match: \"b\"\r\nIf-None-Match: \"a-1\"\r\n".into(),
+                Failed,
+            ),
+        ];
+        for (method, lines, expected) in rows {
+            let head = test_request(method, "/f", &lines);
+            assert_eq!(
+                evaluate(&head, &validators()),
+                expected,
+                "{method} {lines:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn validators_from_identity() {
+        let identity = FileIdentity {
+            len: 255,
+            modified_secs: LAST_MODIFIED as i64,
+            modified_nanos: 16,
+            changed_nanos: 0,
+            device: 1,
+            inode: 4096,
+        };
+        let later = UNIX_EPOCH + Duration::from_secs(LAST_MODIFIED + 10);
+        let v = Validators::new(&identity, later);
+        assert_eq!(v.etag, "\"ff-2ebc98a1.10-1000\"");
+        assert_eq!(v.last_modified, LAST_MODIFIED);
+        assert_eq!(v.last_modified_text, "Sun, 06 Nov 1994 08:49:37 GMT");
+        // A modification time in the future is sent as the current time.
+        let earlier = UNIX_EPOCH + Duration::from_secs(LAST_MODIFIED - 1);
+        assert_eq!(
+            Validators::new(&identity, earlier).last_modified,
+            LAST_MODIFIED - 1
+        );
+        let mut touched = identity;
+        touched.modified_nanos += 1;
+        assert_ne!(Validators::new(&touched, later).etag, v.etag);
+    }
+}

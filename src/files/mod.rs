@@ -1,0 +1,521 @@
+//! Pure static-file logic: resolve a request path safely under the root, answer conditional
+//! and range requests, pick the content type, and keep small hot files in memory.
+//!
+//! Nothing here touches a socket: [`StaticFiles::serve`] takes a parsed request head and
+//! returns a [`Response`] whose body is bytes or a window of an open file.
+
+pub mod cache;
+pub mod conditional;
+pub mod mime;
+pub mod range;
+pub mod representation;
+pub mod resolve;
+
+use crate::http::{Method, RequestHead, Response};
+use cache::{FileCache, read_whole};
+use conditional::Precondition;
+use range::RangePlan;
+use representation::{Representation, Source};
+use resolve::{FileIdentity, INDEX_FILE, Resolved, open_file, resolve_path};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The methods a static file answers, as sent in `Allow`.
+pub const ALLOW: &str = "GET, HEAD, OPTIONS";
+
+/// How long a cached file is trusted before its metadata is checked again.
+pub const DEFAULT_REVALIDATE_AFTER: Duration = Duration::from_secs(1);
+
+/// Serves the files under one directory. Each thread owns its own (a clone starts with an
+/// empty cache).
+#[derive(Debug)]
+pub struct StaticFiles {
+    root: PathBuf,
+    cache: FileCache,
+}
+
+impl Clone for StaticFiles {
+    fn clone(&self) -> StaticFiles {
+        StaticFiles {
+            root: self.root.clone(),
+            cache: FileCache::new(self.cache.revalidate_after()),
+        }
+    }
+}
+
+impl StaticFiles {
+    /// Canonicalises the root; `Err` if it does not exist or is not a directory.
+    pub fn new(root: impl AsRef<Path>) -> io::Result<StaticFiles> {
+        let root = fs::canonicalize(root)?;
+        if !fs::metadata(&root)?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", root.display()),
+            ));
+        }
+        Ok(StaticFiles {
+            root,
+            cache: FileCache::new(DEFAULT_REVALIDATE_AFTER),
+        })
+    }
+
+    /// Sets how long a cached file is trusted before its metadata is checked again (zero:
+    /// on every request). Empties the cache.
+    pub fn with_revalidate_after(mut self, period: Duration) -> StaticFiles {
+        self.cache = FileCache::new(period);
+        self
+    }
+
+    /// The canonical root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Answers a request for a file under the root.
+    ///
+    /// Called only for requests whose `head.error` is `None`. GET and HEAD get the same
+    /// response (the caller drops the body for HEAD); OPTIONS gets 204 with `Allow`; other
+    /// methods get 405. Never panics, never touches a socket.
+    pub fn serve(&mut self, head: &RequestHead) -> Response {
+        match head.method {
+            Method::Get | Method::Head => self.serve_file(head),
+            Method::Options => Response::new(204).header("Allow", ALLOW),
+            _ => Response::error(405).header("Allow", ALLOW),
+        }
+    }
+
+    fn serve_file(&mut self, head: &RequestHead) -> Response {
+        let key = head.path();
+        let now = Instant::now();
+        let root = &self.root;
+        if let Some(rep) = self.cache.lookup(key, now, || current_identity(root, key)) {
+            return respond(head, rep);
+        }
+        let (path, index) = match resolve_path(&self.root, key) {
+            Ok(Resolved::File { path, index, .. }) => (path, index),
+            Ok(Resolved::Redirect) => return redirect_to_directory(head),
+            Err(refusal) => return Response::error(refusal.status()),
+        };
+        let (file, identity) = match open_file(&path) {
+            Ok(opened) => opened,
+            Err(refusal) => return Response::error(refusal.status()),
+        };
+        // The type follows the name asked for, not where a symlink leads.
+        let content_type = mime::content_type(if index {
+            Path::new(INDEX_FILE)
+        } else {
+            Path::new(key)
+        });
+        let in_memory = if self.cache.accepts(identity.len) {
+            read_whole(&file, identity.len)
+        } else {
+            None
+        };
+        let wall_clock = SystemTime::now();
+        match in_memory {
+            Some(bytes) => {
+                let rep =
+                    Representation::new(Source::Memory(bytes), &identity, content_type, wall_clock);
+                respond(head, self.cache.insert(key, identity, rep, now))
+            }
+            None => {
+                let source = Source::File(Arc::new(file));
+                respond(
+                    head,
+                    &Representation::new(source, &identity, content_type, wall_clock),
+                )
+            }
+        }
+    }
+}
+
+/// The identity of the file `key` resolves to now, for revalidating a cache entry.
+fn current_identity(root: &Path, key: &str) -> Option<FileIdentity> {
+    match resolve_path(root, key) {
+        Ok(Resolved::File { identity, .. }) => Some(identity),
+        _ => None,
+    }
+}
+
+/// Preconditions, then ranges, then the whole file (RFC 9110 section 13.2.2).
+fn respond(head: &RequestHead, rep: &Representation) -> Response {
+    match conditional::evaluate(head, &rep.validators) {
+        Precondition::Failed => Response::error(412),
+        Precondition::NotModified => rep.not_modified(),
+        Precondition::Proceed => match range::plan(head, &rep.validators, rep.len()) {
+            RangePlan::Full => rep.full(),
+            RangePlan::Partial(ranges) => range::partial(rep, &ranges),
+            RangePlan::Unsatisfiable => range::unsatisfiable(rep.len()),
+        },
+    }
+}
+
+/// 301 to the directory's name with a trailing slash.
+fn redirect_to_directory(head: &RequestHead) -> Response {
+    Response::error(301).header(
+        "Location",
+        directory_location(head.raw_path(), head.query()),
+    )
+}
+
+/// The still-encoded path with `/` appended, and the query if there was one.
+fn directory_location(raw_path: &str, query: Option<&str>) -> String {
+    // A leading `//` or `/\` would make the Location a reference to another host.
+    let path = raw_path.trim_start_matches('/');
+    let mut location = String::with_capacity(raw_path.len() + 4 + query.map_or(0, |q| q.len() + 1));
+    location.push('/');
+    match path.strip_prefix('\\') {
+        Some(rest) => {
+            location.push_str("%5C");
+            location.push_str(rest);
+        }
+        None => location.push_str(path),
+    }
+    location.push('/');
+    if let Some(query) = query {
+        location.push('?');
+        location.push_str(query);
+    }
+    location
+}
+
+/// Parses `METHOD target HTTP/1.1` with `Host` and the given header lines (each ending CRLF).
+#[cfg(test)]
+pub(crate) fn test_request(method: &str, target: &str, lines: &str) -> RequestHead {
+    let text = format!("{method} {target} HTTP/1.1\r\nHost: test\r\n{lines}\r\n");
+    let limits = crate::http::Limits::default();
+    let (head, _) = crate::http::parse::parse_head(text.as_bytes(), &limits)
+        .expect("parses")
+        .expect("complete");
+    assert_eq!(head.error, None, "request {text:?}");
+    head
+}
+
+/// An in-memory text file last modified Sun, 06 Nov 1994 08:49:37 GMT.
+#[cfg(test)]
+pub(crate) fn test_memory(bytes: &[u8]) -> Representation {
+    let identity = FileIdentity {
+        len: bytes.len() as u64,
+        modified_secs: 784111777,
+        modified_nanos: 0,
+        changed_nanos: 0,
+        device: 1,
+        inode: 2,
+    };
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(800_000_000);
+    let content_type = "text/plain; charset=utf-8".into();
+    Representation::new(
+        Source::Memory(Arc::from(bytes)),
+        &identity,
+        content_type,
+        now,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Body;
+
+    fn site() -> (tempfile::TempDir, StaticFiles) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::create_dir_all(dir.path().join("docs")).expect("mkdir");
+        fs::write(dir.path().join("index.html"), "<h1>home</h1>").expect("write");
+        fs::write(dir.path().join("hello.txt"), "hello world").expect("write");
+        fs::write(dir.path().join("big.bin"), vec![7u8; 100_000]).expect("write");
+        let files = StaticFiles::new(dir.path()).expect("root");
+        (dir, files)
+    }
+
+    fn body_bytes(response: &Response) -> Vec<u8> {
+        match &response.body {
+            Body::Empty => Vec::new(),
+            Body::Bytes(bytes) => bytes.clone(),
+            Body::Shared(bytes) => bytes.to_vec(),
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+
+    /// Every header line the response carries besides the encoder's own.
+    fn header_text(response: &Response) -> String {
+        let mut text: String = response
+            .headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {v}\r\n"))
+            .collect();
+        text.push_str(&String::from_utf8_lossy(
+            response.encoded_headers.as_deref().unwrap_or_default(),
+        ));
+        text
+    }
+
+    #[test]
+    fn cached_file_is_served_then_refreshed_when_rewritten() {
+        let (dir, files) = site();
+        let mut files = files.with_revalidate_after(Duration::ZERO);
+        let get = test_request("GET", "/hello.txt", "");
+        let first = files.serve(&get);
+        assert_eq!(
+            (first.status, body_bytes(&first)),
+            (200, b"hello world".to_vec())
+        );
+        let second = files.serve(&get);
+        assert_eq!(header_text(&second), header_text(&first));
+        match (&first.body, &second.body) {
+            (Body::Shared(a), Body::Shared(b)) => {
+                assert!(Arc::ptr_eq(a, b), "served from the cache")
+            }
+            other => panic!("expected shared bodies, got {other:?}"),
+        }
+        fs::write(dir.path().join("hello.txt"), "goodbye, cruel world").expect("rewrite");
+        let third = files.serve(&get);
+        assert_eq!(body_bytes(&third), b"goodbye, cruel world");
+        assert_ne!(header_text(&third), header_text(&first), "new validators");
+        fs::remove_file(dir.path().join("hello.txt")).expect("remove");
+        assert_eq!(files.serve(&get).status, 404);
+        assert_eq!(files.clone().root(), files.root());
+    }
+
+    #[test]
+    fn requests_and_answers() {
+        let (_dir, mut files) = site();
+        let etag = files
+            .serve(&test_request("GET", "/hello.txt", ""))
+            .encoded_headers
+            .map(|h| {
+                let text = String::from_utf8_lossy(&h).to_string();
+                text.lines()
+                    .find_map(|l| l.strip_prefix("ETag: ").map(str::to_string))
+                    .unwrap_or_default()
+            });
+        let etag = etag.expect("etag");
+        // (method, target, header lines, status, header lines expected among the response's)
+        let rows: Vec<(&str, &str, String, u16, &[&str])> = vec![
+            (
+                "GET",
+                "/",
+                String::new(),
+                200,
+                &[
+                    "Content-Type: text/html; charset=utf-8",
+                    "Accept-Ranges: bytes",
+                    "ETag: \"",
+                    "Last-Modified: ",
+                ],
+            ),
+            (
+                "GET",
+                "/hello.txt",
+                String::new(),
+                200,
+                &["Content-Type: text/plain; charset=utf-8"],
+            ),
+            (
+                "HEAD",
+                "/hello.txt",
+                String::new(),
+                200,
+                &["Content-Type: text/plain; charset=utf-8"],
+            ),
+            (
+                "GET",
+                "/big.bin",
+                String::new(),
+                200,
+                &[
+                    "Content-Type: application/octet-stream",
+                    "Accept-Ranges: bytes",
+                ],
+            ),
+            ("GET", "/docs", String::new(), 301, &["Location: /docs/"]),
+            (
+                "GET",
+                "/docs?a=%20b",
+                String::new(),
+                301,
+                &["Location: /docs/?a=%20b"],
+            ),
+            (
+                "HEAD",
+                "http://test/docs",
+                String::new(),
+                301,
+                &["Location: /docs/"],
+            ),
+            ("GET", "/docs/", String::new(), 404, &[]),
+            ("GET", "/missing", String::new(), 404, &[]),
+            ("GET", "/hello.txt/", String::new(), 404, &[]),
+            (
+                "OPTIONS",
+                "*",
+                String::new(),
+                204,
+                &["Allow: GET, HEAD, OPTIONS"],
+            ),
+            (
+                "OPTIONS",
+                "/hello.txt",
+                String::new(),
+                204,
+                &["Allow: GET, HEAD, OPTIONS"],
+            ),
+            (
+                "POST",
+                "/hello.txt",
+                String::new(),
+                405,
+                &["Allow: GET, HEAD, OPTIONS"],
+            ),
+            (
+                "DELETE",
+                "/missing",
+                String::new(),
+                405,
+                &["Allow: GET, HEAD, OPTIONS"],
+            ),
+            (
+                "GET",
+                "/hello.txt",
+                format!("If-None-Match: {etag}\r\n"),
+                304,
+                &["ETag: \"", "Last-Modified: "],
+            ),
+            (
+                "GET",
+                "/hello.txt",
+                "If-Match: \"nope\"\r\n".into(),
+                412,
+                &[],
+            ),
+            (
+                "GET",
+                "/hello.txt",
+                "Range: bytes=0-4\r\n".into(),
+                206,
+                &["Content-Range: bytes 0-4/11", "Content-Type: text/plain"],
+            ),
+            (
+                "GET",
+                "/big.bin",
+                "Range: bytes=-10\r\n".into(),
+                206,
+                &["Content-Range: bytes 99990-99999/100000"],
+            ),
+            (
+                "GET",
+                "/big.bin",
+                "Range: bytes=0-0,-1\r\n".into(),
+                206,
+                &["Content-Type: multipart/byteranges; boundary="],
+            ),
+            (
+                "GET",
+                "/hello.txt",
+                "Range: bytes=11-\r\n".into(),
+                416,
+                &["Content-Range: bytes */11"],
+            ),
+            (
+                "GET",
+                "/hello.txt",
+                "Range: bytes=0-4\r\nIf-Range: \"old\"\r\n".into(),
+                200,
+                &[],
+            ),
+            (
+                "HEAD",
+                "/hello.txt",
+                "Range: bytes=0-4\r\n".into(),
+                200,
+                &[],
+            ),
+        ];
+        for (method, target, lines, status, expected) in rows {
+            let response = files.serve(&test_request(method, target, &lines));
+            let text = header_text(&response);
+            assert_eq!(
+                response.status, status,
+                "{method} {target} {lines:?}: {text}"
+            );
+            for line in expected {
+                assert!(
+                    text.contains(line),
+                    "{method} {target} {lines:?}: {line:?} in {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bodies_by_size() {
+        let (_dir, mut files) = site();
+        let big = files.serve(&test_request("GET", "/big.bin", ""));
+        assert!(
+            matches!(
+                big.body,
+                Body::File {
+                    offset: 0,
+                    len: 100_000,
+                    ..
+                }
+            ),
+            "{:?}",
+            big.body
+        );
+        let tail = files.serve(&test_request("GET", "/big.bin", "Range: bytes=99990-\r\n"));
+        assert!(
+            matches!(
+                tail.body,
+                Body::File {
+                    offset: 99_990,
+                    len: 10,
+                    ..
+                }
+            ),
+            "{:?}",
+            tail.body
+        );
+        let part = files.serve(&test_request("GET", "/hello.txt", "Range: bytes=6-\r\n"));
+        assert_eq!(body_bytes(&part), b"world");
+        let not_modified = files.serve(&test_request(
+            "GET",
+            "/hello.txt",
+            "If-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT\r\n",
+        ));
+        assert_eq!((not_modified.status, not_modified.body.len()), (304, 0));
+    }
+
+    #[test]
+    fn directory_locations() {
+        // (raw path, query, Location)
+        let rows: &[(&str, Option<&str>, &str)] = &[
+            ("/docs", None, "/docs/"),
+            ("/a%20b", Some("x=1"), "/a%20b/?x=1"),
+            ("/docs", Some(""), "/docs/?"),
+            ("//evil.example/x", None, "/evil.example/x/"),
+            ("/\\evil.example", None, "/%5Cevil.example/"),
+        ];
+        for (raw, query, expected) in rows {
+            assert_eq!(
+                directory_location(raw, *query),
+                *expected,
+                "{raw:?} {query:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn root_must_be_a_directory() {
+        let (dir, _) = site();
+        assert!(StaticFiles::new(dir.path().join("hello.txt")).is_err());
+        assert!(StaticFiles::new(dir.path().join("missing")).is_err());
+        let files = StaticFiles::new(dir.path().join("docs/..")).expect("root");
+        assert_eq!(
+            files.root(),
+            fs::canonicalize(dir.path()).expect("canonical")
+        );
+    }
+}

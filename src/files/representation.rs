@@ -1,0 +1,211 @@
+//! One version of a file as it is served: where its bytes are, its type and validators, and
+//! its header lines encoded once, so answering 200 or 304 costs no formatting.
+
+use super::conditional::Validators;
+use super::range::ByteRange;
+use super::resolve::FileIdentity;
+use crate::http::{Body, BodyPart, Response};
+use std::borrow::Cow;
+use std::fs::File;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Where a representation's bytes come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// An open file, sent with `sendfile(2)`.
+    File(Arc<File>),
+    /// The whole file in memory (the small-file cache).
+    Memory(Arc<[u8]>),
+}
+
+/// A file ready to answer requests.
+#[derive(Debug, Clone)]
+pub struct Representation {
+    /// Where the bytes are.
+    pub source: Source,
+    /// The `Content-Type` value.
+    pub content_type: Cow<'static, str>,
+    /// `ETag` and `Last-Modified`.
+    pub validators: Validators,
+    len: u64,
+    /// `Content-Type`, `Last-Modified`, `ETag` and `Accept-Ranges` lines for 200 and 206.
+    full_headers: Arc<[u8]>,
+    /// `ETag` and `Last-Modified` lines for 304 and multipart 206.
+    validator_headers: Arc<[u8]>,
+}
+
+impl Representation {
+    /// A representation of the file with this identity; `now` caps its `Last-Modified`.
+    pub fn new(
+        source: Source,
+        identity: &FileIdentity,
+        content_type: Cow<'static, str>,
+        now: SystemTime,
+    ) -> Representation {
+        let len = match &source {
+            Source::File(_) => identity.len,
+            Source::Memory(bytes) => bytes.len() as u64,
+        };
+        let validators = Validators::new(identity, now);
+        let mut lines = Vec::with_capacity(160);
+        for piece in [
+            "Last-Modified: ",
+            &validators.last_modified_text,
+            "\r\nETag: ",
+            &validators.etag,
+            "\r\n",
+        ] {
+            lines.extend_from_slice(piece.as_bytes());
+        }
+        let validator_headers: Arc<[u8]> = Arc::from(lines.as_slice());
+        let mut full = Vec::with_capacity(lines.len() + 64);
+        for piece in ["Content-Type: ", &content_type, "\r\n"] {
+            full.extend_from_slice(piece.as_bytes());
+        }
+        full.extend_from_slice(&lines);
+        full.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+        Representation {
+            source,
+            content_type,
+            validators,
+            len,
+            full_headers: Arc::from(full),
+            validator_headers,
+        }
+    }
+
+    /// The size of the file in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// 200 with the whole file.
+    pub fn full(&self) -> Response {
+        self.with_headers(200, self.full_headers.clone(), self.body(0, self.len))
+    }
+
+    /// 206 with one range; `content_range` is the `Content-Range` value.
+    pub fn single_range(&self, range: ByteRange, content_range: String) -> Response {
+        let body = self.body(range.first, range.size());
+        self.with_headers(206, self.full_headers.clone(), body)
+            .header("Content-Range", content_range)
+    }
+
+    /// 304 Not Modified: the validators and no body.
+    pub fn not_modified(&self) -> Response {
+        self.with_headers(304, self.validator_headers.clone(), Body::Empty)
+    }
+
+    /// 206 with a multipart body whose parts are already built.
+    pub fn multipart(&self, content_type: String, parts: Vec<BodyPart>) -> Response {
+        self.with_headers(206, self.validator_headers.clone(), Body::Parts(parts))
+            .header("Content-Type", content_type)
+    }
+
+    /// One range of the file as a piece of a multipart body.
+    pub fn part(&self, range: ByteRange) -> BodyPart {
+        match &self.source {
+            Source::File(file) => BodyPart::File {
+                file: file.clone(),
+                offset: range.first,
+                len: range.size(),
+            },
+            Source::Memory(bytes) => {
+                BodyPart::Bytes(slice(bytes, range.first, range.size()).to_vec())
+            }
+        }
+    }
+
+    fn body(&self, offset: u64, len: u64) -> Body {
+        match &self.source {
+            Source::File(file) => Body::File {
+                file: file.clone(),
+                offset,
+                len,
+            },
+            Source::Memory(bytes) if offset == 0 && len == self.len => Body::Shared(bytes.clone()),
+            Source::Memory(bytes) => Body::Bytes(slice(bytes, offset, len).to_vec()),
+        }
+    }
+
+    fn with_headers(&self, status: u16, encoded: Arc<[u8]>, body: Body) -> Response {
+        let mut response = Response::new(status).body(body);
+        response.encoded_headers = Some(encoded);
+        response
+    }
+}
+
+/// `len` bytes of `bytes` from `offset`, cut short rather than panicking if out of bounds.
+fn slice(bytes: &[u8], offset: u64, len: u64) -> &[u8] {
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    let end = usize::try_from(offset.saturating_add(len))
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    &bytes[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::test_memory as memory;
+
+    fn encoded(response: &Response) -> String {
+        String::from_utf8(
+            response
+                .encoded_headers
+                .as_deref()
+                .unwrap_or_default()
+                .to_vec(),
+        )
+        .expect("utf-8")
+    }
+
+    #[test]
+    fn responses() {
+        let rep = memory(b"hello world");
+        let full = rep.full();
+        assert_eq!(full.status, 200);
+        assert!(matches!(full.body, Body::Shared(ref b) if &b[..] == b"hello world"));
+        assert_eq!(
+            encoded(&full),
+            "Content-Type: text/plain; charset=utf-8\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+             ETag: \"b-2ebc98a1.0-2\"\r\nAccept-Ranges: bytes\r\n"
+        );
+        let not_modified = rep.not_modified();
+        assert_eq!(not_modified.status, 304);
+        assert!(not_modified.body.is_empty());
+        assert_eq!(
+            encoded(&not_modified),
+            "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nETag: \"b-2ebc98a1.0-2\"\r\n"
+        );
+        let range = ByteRange { first: 6, last: 10 };
+        let partial = rep.single_range(range, "bytes 6-10/11".to_string());
+        assert_eq!(partial.status, 206);
+        assert_eq!(partial.header_value("Content-Range"), Some("bytes 6-10/11"));
+        assert!(matches!(partial.body, Body::Bytes(ref b) if b == b"world"));
+        assert!(matches!(rep.part(range), BodyPart::Bytes(ref b) if b == b"world"));
+    }
+
+    #[test]
+    fn slices_never_panic() {
+        // (offset, len, expected)
+        let rows: &[(u64, u64, &[u8])] = &[
+            (0, 3, b"abc"),
+            (1, 1, b"b"),
+            (2, 10, b"c"),
+            (5, 1, b""),
+            (u64::MAX, u64::MAX, b""),
+        ];
+        for (offset, len, expected) in rows {
+            assert_eq!(slice(b"abc", *offset, *len), *expected, "{offset} {len}");
+        }
+    }
+}

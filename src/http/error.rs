@@ -1,0 +1,59 @@
+//! Why a request is refused, and the one place that maps each reason to a status code.
+
+/// A problem with a request found while parsing or framing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestError {
+    /// The head is not valid HTTP/1.1 syntax (bad token, bare CR, control character, ...).
+    Malformed,
+    /// `Host` missing on HTTP/1.1, repeated, or not a valid authority.
+    BadHost,
+    /// `Content-Length` is not a number, or two values disagree.
+    BadContentLength,
+    /// `Transfer-Encoding` other than exactly `chunked`, or together with `Content-Length`.
+    BadTransferEncoding,
+    /// A chunked body that does not follow the grammar.
+    BadChunk,
+    /// The request-target cannot be decoded (bad escape, NUL, unsupported form, escapes root).
+    BadTarget,
+    /// The request-target is longer than the limit.
+    TargetTooLong,
+    /// The head is larger than the limit or has too many fields.
+    HeadTooLarge,
+    /// A request body is larger than the limit.
+    BodyTooLarge,
+    /// The method is not one margay implements.
+    MethodNotImplemented,
+    /// The protocol version is not HTTP/1.0 or HTTP/1.1.
+    VersionNotSupported,
+    /// The head (or a body) did not arrive in time.
+    Timeout,
+}
+
+impl RequestError {
+    /// The status code that answers this problem.
+    pub fn status(self) -> u16 {
+        match self {
+            RequestError::Malformed
+            | RequestError::BadHost
+            | RequestError::BadContentLength
+            | RequestError::BadTransferEncoding
+            | RequestError::BadChunk
+            | RequestError::BadTarget => 400,
+            RequestError::Timeout => 408,
+            RequestError::BodyTooLarge => 413,
+            RequestError::TargetTooLong => 414,
+            RequestError::HeadTooLarge => 431,
+            RequestError::MethodNotImplemented => 501,
+            RequestError::VersionNotSupported => 505,
+        }
+    }
+
+    /// Whether the connection must close after the error response: true whenever the end of
+    /// the request cannot be trusted, so nothing after it could be read as a new request.
+    pub fn closes(self) -> bool {
+        !matches!(
+            self,
+            RequestError::BadHost | RequestError::BadTarget | RequestError::MethodNotImplemented
+        )
+    }
+}

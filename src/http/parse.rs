@@ -1,0 +1,626 @@
+//! Request-head parsing: httparse for the syntax, then the rules it leaves to us (limits,
+//! `Host`, body framing, persistence) decided once, here.
+
+use super::error::RequestError;
+use super::target::parse_target;
+use super::{Method, Version};
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+/// Size limits for a request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request head in bytes, request line included (431 past it).
+    pub max_head: usize,
+    /// Most header fields (431 past it).
+    pub max_headers: usize,
+    /// Longest request-target in bytes (414 past it).
+    pub max_target: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head: 32 * 1024,
+            max_headers: 100,
+            max_target: 8 * 1024,
+        }
+    }
+}
+
+/// Most header fields the parser can hold, whatever the configured limit.
+const FIELD_SLOTS: usize = 128;
+
+/// How the request's body is delimited (RFC 9112 section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    None,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// The chunked transfer coding.
+    Chunked,
+}
+
+#[derive(Debug, Clone)]
+struct Field {
+    name: Range<u32>,
+    value: Range<u32>,
+}
+
+/// A parsed request head: owns a copy of its bytes and knows where each part lies.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    /// The method (`Get` with [`RequestHead::error`] set when the method is unknown).
+    pub method: Method,
+    /// The protocol version.
+    pub version: Version,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// Whether the client allows the connection to stay open after the response.
+    pub keep_alive: bool,
+    /// Whether the client sent `Expect: 100-continue`.
+    pub expect_continue: bool,
+    /// A problem found once the framing was known: the request must be answered with this
+    /// error, but the connection may carry on after its body.
+    pub error: Option<RequestError>,
+    raw: Vec<u8>,
+    request_line: Range<u32>,
+    target: Range<u32>,
+    raw_path: Range<u32>,
+    query: Option<Range<u32>>,
+    path: String,
+    fields: Vec<Field>,
+}
+
+impl RequestHead {
+    /// The request-target exactly as sent.
+    pub fn target(&self) -> &str {
+        self.text(&self.target)
+    }
+
+    /// The path part of the target, still percent-encoded (`/` when the target has none).
+    pub fn raw_path(&self) -> &str {
+        let target = self.target();
+        let path = &target[self.raw_path.start as usize..self.raw_path.end as usize];
+        if path.is_empty() { "/" } else { path }
+    }
+
+    /// The path decoded exactly once, dot-segments resolved; empty when the target was bad.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The query string without `?`, still percent-encoded.
+    pub fn query(&self) -> Option<&str> {
+        let target = self.target();
+        self.query
+            .as_ref()
+            .map(|q| &target[q.start as usize..q.end as usize])
+    }
+
+    /// The request line, e.g. `GET / HTTP/1.1`, for the access log.
+    pub fn request_line(&self) -> &str {
+        self.text(&self.request_line)
+    }
+
+    /// The first field called `name` (case-insensitive), trimmed; `None` if absent or not UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let field = self
+            .fields
+            .iter()
+            .find(|f| self.text(&f.name).eq_ignore_ascii_case(name))?;
+        std::str::from_utf8(self.bytes(&field.value)).ok()
+    }
+
+    /// Every field called `name` (case-insensitive), in order, skipping values that are not UTF-8.
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// All fields in order as (name, raw value).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.fields
+            .iter()
+            .map(|f| (self.text(&f.name), self.bytes(&f.value)))
+    }
+
+    fn bytes(&self, range: &Range<u32>) -> &[u8] {
+        &self.raw[range.start as usize..range.end as usize]
+    }
+
+    fn text(&self, range: &Range<u32>) -> &str {
+        // Method, target and field names were checked as ASCII tokens by httparse.
+        std::str::from_utf8(self.bytes(range)).unwrap_or("")
+    }
+}
+
+/// Parses a request head at the start of `buf`.
+///
+/// `Ok(None)`: more bytes are needed. `Ok(Some((head, n)))`: the head took `n` bytes (any
+/// empty lines before it included). `Err`: the request cannot be framed; answer with the
+/// error's status and close.
+pub fn parse_head(
+    buf: &[u8],
+    limits: &Limits,
+) -> Result<Option<(RequestHead, usize)>, RequestError> {
+    let start = leading_empty_lines(buf);
+    let input = &buf[start..];
+    if input.is_empty() {
+        return if start > limits.max_head {
+            Err(RequestError::HeadTooLarge)
+        } else {
+            Ok(None)
+        };
+    }
+    let mut slots = [const { MaybeUninit::<httparse::Header>::uninit() }; FIELD_SLOTS];
+    let slots = &mut slots[..limits.max_headers.min(FIELD_SLOTS)];
+    let mut request = httparse::Request::new(&mut []);
+    let len = match request.parse_with_uninit_headers(input, slots) {
+        Ok(httparse::Status::Complete(len)) if len <= limits.max_head => len,
+        Ok(httparse::Status::Complete(_)) => return Err(RequestError::HeadTooLarge),
+        Ok(httparse::Status::Partial) => return partial(input, limits).map(|()| None),
+        Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeadTooLarge),
+        Err(httparse::Error::Version) if has_http_version_syntax(input) => {
+            return Err(RequestError::VersionNotSupported);
+        }
+        Err(_) => return Err(RequestError::Malformed),
+    };
+    let version = match request.version {
+        Some(0) => Version::Http10,
+        _ => Version::Http11,
+    };
+    let method_token = request.method.unwrap_or("");
+    let target = request.path.unwrap_or("");
+    if target.len() > limits.max_target {
+        return Err(RequestError::TargetTooLong);
+    }
+    let raw = &input[..len];
+    let offset = |s: &[u8]| (s.as_ptr() as usize - raw.as_ptr() as usize) as u32;
+    let span = |s: &[u8]| offset(s)..offset(s) + s.len() as u32;
+    let fields: Vec<Field> = request
+        .headers
+        .iter()
+        .map(|h| Field {
+            name: span(h.name.as_bytes()),
+            value: span(trim(h.value)),
+        })
+        .collect();
+    let line_end = raw.iter().position(|&b| b == b'\n').unwrap_or(0);
+    let line_end = if line_end > 0 && raw[line_end - 1] == b'\r' {
+        line_end - 1
+    } else {
+        line_end
+    };
+    let mut head = RequestHead {
+        method: Method::Get,
+        version,
+        framing: Framing::None,
+        keep_alive: false,
+        expect_continue: false,
+        error: None,
+        raw: raw.to_vec(),
+        request_line: 0..line_end as u32,
+        target: span(target.as_bytes()),
+        raw_path: 0..0,
+        query: None,
+        path: String::new(),
+        fields,
+    };
+    head.framing = framing(&head)?;
+    head.keep_alive = persistence(&head);
+    head.expect_continue = head
+        .header("expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    head.error = semantics(&mut head, method_token).err();
+    Ok(Some((head, start + len)))
+}
+
+/// Counts the CRLF (or bare LF) lines a client may send before a request (RFC 9112 2.2).
+fn leading_empty_lines(buf: &[u8]) -> usize {
+    let mut i = 0;
+    loop {
+        if buf[i..].starts_with(b"\r\n") {
+            i += 2;
+        } else if buf[i..].starts_with(b"\n") {
+            i += 1;
+        } else {
+            return i;
+        }
+    }
+}
+
+/// Decides whether an incomplete head has already broken a limit.
+fn partial(input: &[u8], limits: &Limits) -> Result<(), RequestError> {
+    let line_done = input.contains(&b'\n');
+    if !line_done && input.len() > limits.max_target + 32 {
+        return Err(RequestError::TargetTooLong);
+    }
+    if input.len() > limits.max_head {
+        return Err(RequestError::HeadTooLarge);
+    }
+    Ok(())
+}
+
+/// Whether the request line ends in a well-formed `HTTP/d.d` that httparse did not accept.
+fn has_http_version_syntax(input: &[u8]) -> bool {
+    let line_end = input.iter().position(|&b| b == b'\r' || b == b'\n');
+    let Some(line_end) = line_end else {
+        return false;
+    };
+    let line = &input[..line_end];
+    let version = match line.iter().rposition(|&b| b == b' ') {
+        Some(space) => &line[space + 1..],
+        None => return false,
+    };
+    version.len() == 8
+        && version.starts_with(b"HTTP/")
+        && version[5].is_ascii_digit()
+        && version[6] == b'.'
+        && version[7].is_ascii_digit()
+}
+
+fn trim(value: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |e| e + 1);
+    &value[start..end]
+}
+
+/// Decides the body framing, refusing anything a proxy in front of us could read differently.
+fn framing(head: &RequestHead) -> Result<Framing, RequestError> {
+    let mut length: Option<u64> = None;
+    let mut transfer_encoding: Option<bool> = None;
+    for (name, value) in head.headers() {
+        if name.eq_ignore_ascii_case("content-length") {
+            for item in value.split(|&b| b == b',') {
+                let n = parse_length(trim(item)).ok_or(RequestError::BadContentLength)?;
+                if length.is_some_and(|seen| seen != n) {
+                    return Err(RequestError::BadContentLength);
+                }
+                length = Some(n);
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Only one field saying exactly `chunked` is accepted.
+            let chunked = transfer_encoding.is_none() && value.eq_ignore_ascii_case(b"chunked");
+            transfer_encoding = Some(chunked);
+        }
+    }
+    match (transfer_encoding, length) {
+        (Some(_), Some(_)) => Err(RequestError::BadTransferEncoding),
+        (Some(true), None) if head.version == Version::Http11 => Ok(Framing::Chunked),
+        (Some(_), None) => Err(RequestError::BadTransferEncoding),
+        (None, Some(0)) | (None, None) => Ok(Framing::None),
+        (None, Some(n)) => Ok(Framing::Length(n)),
+    }
+}
+
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+/// Whether the connection may persist after this request (RFC 9112 section 9.3).
+fn persistence(head: &RequestHead) -> bool {
+    let mut close = false;
+    let mut keep_alive = false;
+    for value in head.headers_named("connection") {
+        for token in value.split(',').map(str::trim) {
+            close |= token.eq_ignore_ascii_case("close");
+            keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+        }
+    }
+    match head.version {
+        _ if close => false,
+        Version::Http11 => true,
+        Version::Http10 => keep_alive,
+    }
+}
+
+/// The checks that do not affect framing: method, `Host`, and the target.
+fn semantics(head: &mut RequestHead, method_token: &str) -> Result<(), RequestError> {
+    head.method = match Method::from_token(method_token) {
+        Some(Method::Connect) | None => return Err(RequestError::MethodNotImplemented),
+        Some(method) => method,
+    };
+    check_host(head)?;
+    let parsed = parse_target(head.target())?;
+    if parsed.path == "*" && head.method != Method::Options {
+        return Err(RequestError::BadTarget);
+    }
+    head.raw_path = parsed.raw_path.start as u32..parsed.raw_path.end as u32;
+    head.query = parsed.query.map(|q| q.start as u32..q.end as u32);
+    head.path = parsed.path;
+    Ok(())
+}
+
+/// `Host` must appear once on HTTP/1.1, at most once on HTTP/1.0, and be a plausible authority.
+fn check_host(head: &RequestHead) -> Result<(), RequestError> {
+    let mut hosts = head
+        .headers()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("host"));
+    match (hosts.next(), hosts.next()) {
+        (None, _) if head.version == Version::Http11 => Err(RequestError::BadHost),
+        (Some(_), Some(_)) => Err(RequestError::BadHost),
+        (Some((_, value)), None) if !value.iter().all(|&b| is_host_byte(b)) => {
+            Err(RequestError::BadHost)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Bytes allowed in a `Host` value: reg-name, IP literal and port characters (RFC 3986).
+fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Option<(RequestHead, usize)>, RequestError> {
+        parse_head(text.as_bytes(), &Limits::default())
+    }
+
+    fn complete(text: &str) -> RequestHead {
+        parse(text).expect("parses").expect("complete").0
+    }
+
+    #[test]
+    fn fatal_errors() {
+        // (request, error that closes the connection)
+        let rows: &[(&str, RequestError)] = &[
+            (
+                "GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+                RequestError::VersionNotSupported,
+            ),
+            (
+                "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+                RequestError::VersionNotSupported,
+            ),
+            ("GET / HTTP/1\r\nHost: a\r\n\r\n", RequestError::Malformed),
+            ("GET / FTP/1.1\r\nHost: a\r\n\r\n", RequestError::Malformed),
+            (
+                "GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+                RequestError::Malformed,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",
+                RequestError::Malformed,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n",
+                RequestError::Malformed,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\x01b\r\n\r\n",
+                RequestError::Malformed,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
+                RequestError::Malformed,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n",
+                RequestError::BadContentLength,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+                RequestError::BadContentLength,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n",
+                RequestError::BadContentLength,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                RequestError::BadContentLength,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 2\r\n\r\n",
+                RequestError::BadContentLength,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n",
+                RequestError::BadContentLength,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n",
+                RequestError::BadContentLength,
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+                RequestError::BadTransferEncoding,
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                RequestError::BadTransferEncoding,
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                RequestError::BadTransferEncoding,
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                RequestError::BadTransferEncoding,
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
+                RequestError::BadTransferEncoding,
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                RequestError::BadTransferEncoding,
+            ),
+            (
+                "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                RequestError::BadTransferEncoding,
+            ),
+        ];
+        for (request, expected) in rows {
+            assert_eq!(parse(request).err(), Some(*expected), "request {request:?}");
+        }
+        let tls_hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+        assert_eq!(
+            parse_head(tls_hello, &Limits::default()).err(),
+            Some(RequestError::Malformed)
+        );
+    }
+
+    #[test]
+    fn answerable_errors_keep_framing() {
+        // (request, error answered without closing)
+        let rows: &[(&str, Option<RequestError>)] = &[
+            ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", None),
+            ("GET / HTTP/1.0\r\n\r\n", None),
+            ("GET / HTTP/1.1\r\n\r\n", Some(RequestError::BadHost)),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                Some(RequestError::BadHost),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+                Some(RequestError::BadHost),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+                Some(RequestError::BadHost),
+            ),
+            ("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", None),
+            (
+                "BREW / HTTP/1.1\r\nHost: a\r\n\r\n",
+                Some(RequestError::MethodNotImplemented),
+            ),
+            (
+                "get / HTTP/1.1\r\nHost: a\r\n\r\n",
+                Some(RequestError::MethodNotImplemented),
+            ),
+            (
+                "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n",
+                Some(RequestError::MethodNotImplemented),
+            ),
+            (
+                "GET /%00 HTTP/1.1\r\nHost: a\r\n\r\n",
+                Some(RequestError::BadTarget),
+            ),
+            (
+                "GET /../x HTTP/1.1\r\nHost: a\r\n\r\n",
+                Some(RequestError::BadTarget),
+            ),
+            (
+                "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+                Some(RequestError::BadTarget),
+            ),
+            ("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", None),
+        ];
+        for (request, expected) in rows {
+            assert_eq!(complete(request).error, *expected, "request {request:?}");
+        }
+    }
+
+    #[test]
+    fn framing_rows() {
+        let rows: &[(&str, Framing)] = &[
+            ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", Framing::None),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+                Framing::None,
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+                Framing::Length(5),
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+                Framing::Length(5),
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 7\r\nContent-Length: 7\r\n\r\n",
+                Framing::Length(7),
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n",
+                Framing::Chunked,
+            ),
+        ];
+        for (request, expected) in rows {
+            assert_eq!(complete(request).framing, *expected, "request {request:?}");
+        }
+    }
+
+    #[test]
+    fn persistence_rows() {
+        let rows: &[(&str, bool)] = &[
+            ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", true),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                false,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, CLOSE\r\n\r\n",
+                false,
+            ),
+            ("GET / HTTP/1.0\r\n\r\n", false),
+            ("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true),
+            (
+                "GET / HTTP/1.0\r\nConnection: foo\r\nConnection: Keep-Alive\r\n\r\n",
+                true,
+            ),
+        ];
+        for (request, expected) in rows {
+            assert_eq!(
+                complete(request).keep_alive,
+                *expected,
+                "request {request:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let limits = Limits::default();
+        let long_target = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(9000));
+        assert_eq!(parse(&long_target).err(), Some(RequestError::TargetTooLong));
+        let unfinished_target = format!("GET /{}", "a".repeat(9000));
+        assert_eq!(
+            parse(&unfinished_target).err(),
+            Some(RequestError::TargetTooLong)
+        );
+        let big = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n",
+            "b".repeat(limits.max_head)
+        );
+        assert_eq!(parse(&big).err(), Some(RequestError::HeadTooLarge));
+        let many: String = (0..150).map(|i| format!("X-{i}: v\r\n")).collect();
+        let many = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
+        assert_eq!(parse(&many).err(), Some(RequestError::HeadTooLarge));
+        let cookie = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nCookie: {}\r\n\r\n",
+            "c".repeat(12 * 1024)
+        );
+        assert_eq!(complete(&cookie).error, None);
+    }
+
+    #[test]
+    fn partial_heads_wait_and_leading_blank_lines_are_skipped() {
+        let full = "GET /a?b=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n";
+        for cut in 0..full.len() {
+            assert!(parse(&full[..cut]).unwrap().is_none(), "cut at {cut}");
+        }
+        let (head, len) = parse(&format!("\r\n\r\n{full}GET")).unwrap().unwrap();
+        assert_eq!(len, 4 + full.len());
+        assert_eq!(head.path(), "/a");
+        assert_eq!(head.query(), Some("b=1"));
+        assert_eq!(head.request_line(), "GET /a?b=1 HTTP/1.1");
+        assert_eq!(head.header("user-agent"), Some("t"));
+        assert_eq!(head.header("HOST"), Some("x"));
+        assert_eq!(head.header("missing"), None);
+    }
+}

@@ -1,0 +1,205 @@
+//! A response as handlers and the file server build it: status, headers, and a body source.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::sync::Arc;
+
+/// Where a response's body bytes come from.
+#[derive(Debug, Clone, Default)]
+pub enum Body {
+    /// No body (`Content-Length: 0`, or none at all where the status forbids one).
+    #[default]
+    Empty,
+    /// Bytes owned by this response.
+    Bytes(Vec<u8>),
+    /// Bytes shared with a cache, sent without copying per response.
+    Shared(Arc<[u8]>),
+    /// A window of an open file, sent with `sendfile(2)`.
+    File {
+        /// The open file.
+        file: Arc<File>,
+        /// First byte to send.
+        offset: u64,
+        /// How many bytes to send.
+        len: u64,
+    },
+    /// Several pieces sent back to back (a `multipart/byteranges` body).
+    Parts(Vec<BodyPart>),
+}
+
+/// One piece of a [`Body::Parts`] body.
+#[derive(Debug, Clone)]
+pub enum BodyPart {
+    /// Literal bytes (a part's boundary and headers).
+    Bytes(Vec<u8>),
+    /// A window of a file.
+    File {
+        /// The open file.
+        file: Arc<File>,
+        /// First byte to send.
+        offset: u64,
+        /// How many bytes to send.
+        len: u64,
+    },
+}
+
+impl BodyPart {
+    /// How many bytes this piece contributes to the body.
+    pub fn len(&self) -> u64 {
+        match self {
+            BodyPart::Bytes(b) => b.len() as u64,
+            BodyPart::File { len, .. } => *len,
+        }
+    }
+
+    /// Whether this piece is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Body {
+    /// The body's length in bytes: the value of `Content-Length`.
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::Shared(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+            Body::Parts(parts) => parts.iter().map(BodyPart::len).sum(),
+        }
+    }
+
+    /// Whether the body has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An HTTP response: status, header fields, body.
+///
+/// `Date`, `Server`, `Content-Length` and `Connection` are written by the encoder; do not add
+/// them here.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code, e.g. 200.
+    pub status: u16,
+    /// Header fields in the order they are sent.
+    pub headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    /// Header lines already encoded (each ending in CRLF), sent after `headers`: the file
+    /// cache keeps these ready so a hot file costs no formatting per request.
+    pub encoded_headers: Option<Arc<[u8]>>,
+    /// The body source.
+    pub body: Body,
+    /// Set when the connection must close after this response (e.g. a framing error).
+    pub close: bool,
+}
+
+impl Response {
+    /// A response with the given status, no headers and no body.
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            encoded_headers: None,
+            body: Body::Empty,
+            close: false,
+        }
+    }
+
+    /// Adds a header field.
+    pub fn header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Replaces the body.
+    pub fn body(mut self, body: Body) -> Response {
+        self.body = body;
+        self
+    }
+
+    /// The value of the first header field called `name` (case-insensitive).
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    }
+
+    /// A small HTML page explaining an error status, e.g. `Response::error(404)`.
+    pub fn error(status: u16) -> Response {
+        let reason = super::encode::reason_phrase(status);
+        let mut html = Vec::with_capacity(160);
+        for piece in [
+            "<!DOCTYPE html>\n<html><head><title>",
+            itoa::Buffer::new().format(status),
+            " ",
+            reason,
+            "</title></head>\n<body><h1>",
+            itoa::Buffer::new().format(status),
+            " ",
+            reason,
+            "</h1><hr><p>margay</p></body></html>\n",
+        ] {
+            html.extend_from_slice(piece.as_bytes());
+        }
+        Response::new(status)
+            .header("Content-Type", "text/html; charset=utf-8")
+            .body(Body::Bytes(html))
+    }
+}
+
+/// Builders for the common kinds of response a handler returns.
+impl Response {
+    /// `200 OK` with no body.
+    pub fn ok() -> Response {
+        Response::new(200)
+    }
+
+    /// Sets the status code.
+    pub fn status(mut self, status: u16) -> Response {
+        self.status = status;
+        self
+    }
+
+    /// `200 OK` with a body of the given content type.
+    pub fn bytes(content_type: impl Into<Cow<'static, str>>, body: impl Into<Vec<u8>>) -> Response {
+        Response::new(200)
+            .header("Content-Type", content_type)
+            .body(Body::Bytes(body.into()))
+    }
+
+    /// `200 OK` with a UTF-8 plain-text body.
+    pub fn text(body: impl Into<String>) -> Response {
+        Response::bytes("text/plain; charset=utf-8", body.into().into_bytes())
+    }
+
+    /// `200 OK` with an HTML body.
+    pub fn html(body: impl Into<String>) -> Response {
+        Response::bytes("text/html; charset=utf-8", body.into().into_bytes())
+    }
+
+    /// `200 OK` with `value` serialised as JSON; a value that cannot be serialised gives 500.
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Response {
+        match serde_json::to_vec(value) {
+            Ok(body) => Response::bytes("application/json", body),
+            Err(e) => {
+                log::error!("response could not be serialised as JSON: {e}");
+                Response::error(500)
+            }
+        }
+    }
+
+    /// A redirect (`301`, `302`, `303`, `307` or `308`) to `location`, with a short HTML body.
+    pub fn redirect(status: u16, location: impl Into<Cow<'static, str>>) -> Response {
+        let location = location.into();
+        let mut page = Response::error(status);
+        page.headers.push(("Location".into(), location));
+        page
+    }
+}

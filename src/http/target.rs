@@ -1,0 +1,190 @@
+//! The request-target: its form, its path and query, percent-decoding exactly once, and
+//! dot-segment removal that can never climb above `/`.
+
+use super::error::RequestError;
+use std::ops::Range;
+
+/// Where the parts of a request-target lie, and its decoded path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The still-encoded path within the target (may be empty for `http://host`).
+    pub raw_path: Range<usize>,
+    /// The query within the target, without the `?`.
+    pub query: Option<Range<usize>>,
+    /// The path decoded once, with `.` and `..` segments resolved and `//` folded.
+    pub path: String,
+}
+
+/// Splits and decodes a request-target in origin form (`/a?b`), absolute form
+/// (`http://host/a?b`) or asterisk form (`*`).
+pub fn parse_target(target: &str) -> Result<Target, RequestError> {
+    if target == "*" {
+        return Ok(Target {
+            raw_path: 0..1,
+            query: None,
+            path: "*".to_string(),
+        });
+    }
+    if target.contains('#') {
+        return Err(RequestError::BadTarget);
+    }
+    let path_start = if target.starts_with('/') {
+        0
+    } else {
+        authority_end(target).ok_or(RequestError::BadTarget)?
+    };
+    let (path_end, query) = match target[path_start..].find('?') {
+        Some(q) => (path_start + q, Some(path_start + q + 1..target.len())),
+        None => (target.len(), None),
+    };
+    let raw = &target[path_start..path_end];
+    let decoded = percent_decode(if raw.is_empty() { "/" } else { raw })?;
+    Ok(Target {
+        raw_path: path_start..path_end,
+        query,
+        path: remove_dot_segments(&decoded)?,
+    })
+}
+
+/// For an absolute-form target, the index where the path begins (after `scheme://authority`).
+fn authority_end(target: &str) -> Option<usize> {
+    let scheme_len = if starts_with_ignore_case(target, "http://") {
+        7
+    } else if starts_with_ignore_case(target, "https://") {
+        8
+    } else {
+        return None;
+    };
+    let rest = &target[scheme_len..];
+    let authority_len = rest.find(['/', '?']).unwrap_or(rest.len());
+    if authority_len == 0 {
+        return None;
+    }
+    Some(scheme_len + authority_len)
+}
+
+fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+    text.len() >= prefix.len()
+        && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+/// Decodes `%XX` escapes once. A bad escape, an encoded NUL or bytes that are not UTF-8 are
+/// refused.
+pub fn percent_decode(raw: &str) -> Result<String, RequestError> {
+    if !raw.contains('%') {
+        return Ok(raw.to_string());
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hi = bytes.get(i + 1).and_then(|b| (*b as char).to_digit(16));
+            let lo = bytes.get(i + 2).and_then(|b| (*b as char).to_digit(16));
+            match (hi, lo) {
+                (Some(hi), Some(lo)) if hi != 0 || lo != 0 => out.push((hi * 16 + lo) as u8),
+                _ => return Err(RequestError::BadTarget),
+            }
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| RequestError::BadTarget)
+}
+
+/// Resolves `.` and `..` segments and folds empty ones, refusing any path that would climb
+/// above the root. The result starts with `/` and keeps a trailing slash.
+pub fn remove_dot_segments(path: &str) -> Result<String, RequestError> {
+    if !path.starts_with('/') || path.contains('\0') {
+        return Err(RequestError::BadTarget);
+    }
+    if !path.contains("/.") && !path.contains("//") {
+        return Ok(path.to_string());
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    for segment in path[1..].split('/') {
+        trailing_slash = false;
+        match segment {
+            "" | "." => trailing_slash = true,
+            ".." => {
+                segments.pop().ok_or(RequestError::BadTarget)?;
+                trailing_slash = true;
+            }
+            name => segments.push(name),
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if trailing_slash || segments.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoded_paths() {
+        // (target, decoded path or None when refused)
+        let rows: &[(&str, Option<&str>)] = &[
+            ("/", Some("/")),
+            ("/index.html", Some("/index.html")),
+            ("/a/b/", Some("/a/b/")),
+            ("/with%20space.txt", Some("/with space.txt")),
+            ("/a//b", Some("/a/b")),
+            ("/a/./b", Some("/a/b")),
+            ("/a/b/..", Some("/a/")),
+            ("/a/b/../c", Some("/a/c")),
+            ("/a/.", Some("/a/")),
+            ("/..", None),
+            ("/../etc/passwd", None),
+            ("/a/../../etc/passwd", None),
+            ("/%2e%2e/etc/passwd", None),
+            ("/%2E%2E/etc/passwd", None),
+            ("/a/%2e%2e/%2e%2e/x", None),
+            ("/%2f..%2f..%2fetc", None),
+            ("/a%2f..%2fb", Some("/b")),
+            ("/%252e%252e/x", Some("/%2e%2e/x")),
+            ("/..%5c..%5cx", Some("/..\\..\\x")),
+            ("/a%00b", None),
+            ("/%zz", None),
+            ("/%4", None),
+            ("/%", None),
+            ("/%c3%a9", Some("/é")),
+            ("/%ff", None),
+            ("/x?y=1", Some("/x")),
+            ("/x?a=%zz", Some("/x")),
+            ("http://example.com/a/b?q", Some("/a/b")),
+            ("HTTP://example.com", Some("/")),
+            ("https://example.com?q=1", Some("/")),
+            ("http:///a", None),
+            ("ftp://example.com/a", None),
+            ("example.com:80", None),
+            ("a/b", None),
+            ("/a#frag", None),
+            ("*", Some("*")),
+        ];
+        for (target, expected) in rows {
+            let got = parse_target(target).map(|t| t.path).ok();
+            assert_eq!(got.as_deref(), *expected, "target {target:?}");
+        }
+    }
+
+    #[test]
+    fn raw_path_and_query_ranges() {
+        let target = "http://h:80/a%20b?x=1&y";
+        let parsed = parse_target(target).unwrap();
+        assert_eq!(&target[parsed.raw_path], "/a%20b");
+        assert_eq!(&target[parsed.query.unwrap()], "x=1&y");
+        let parsed = parse_target("/p").unwrap();
+        assert_eq!(parsed.query, None);
+    }
+}

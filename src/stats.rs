@@ -1,0 +1,221 @@
+//! Counters about the running server, shared by every worker and read by `/api/status`.
+
+use serde::Serialize;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// What a connection is doing, for the `reading`/`writing`/`idle` gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the first byte of a request on a kept-alive connection.
+    Idle,
+    /// Reading a request head or body.
+    Reading,
+    /// Sending a response.
+    Writing,
+}
+
+/// Server-wide counters. Updated with relaxed atomics: each is exact, together they are a
+/// snapshot that may be a few operations apart.
+#[derive(Debug)]
+pub struct Stats {
+    started: Instant,
+    accepted: AtomicU64,
+    closed: AtomicU64,
+    requests: AtomicU64,
+    bytes_sent: AtomicU64,
+    idle: AtomicI64,
+    reading: AtomicI64,
+    writing: AtomicI64,
+    samples: Mutex<Vec<Sample>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    requests: u64,
+    bytes_sent: u64,
+    accepted: u64,
+}
+
+/// What `/api/status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// Seconds since the server started.
+    pub uptime_seconds: f64,
+    /// Connections accepted since start.
+    pub accepted: u64,
+    /// Connections accepted and fully handled (closed) since start.
+    pub handled: u64,
+    /// Connections open now.
+    pub active: i64,
+    /// Connections reading a request now.
+    pub reading: i64,
+    /// Connections writing a response now.
+    pub writing: i64,
+    /// Kept-alive connections waiting for a request now.
+    pub idle: i64,
+    /// Responses sent since start.
+    pub requests: u64,
+    /// Bytes sent since start (heads and bodies).
+    pub bytes_sent: u64,
+    /// Responses per second over the last few seconds.
+    pub requests_per_second: f64,
+    /// Bytes per second over the last few seconds.
+    pub bytes_per_second: f64,
+    /// Connections accepted per second over the last few seconds.
+    pub accepted_per_second: f64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::new()
+    }
+}
+
+impl Stats {
+    /// Counters at zero, the clock starting now.
+    pub fn new() -> Stats {
+        Stats {
+            started: Instant::now(),
+            accepted: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            idle: AtomicI64::new(0),
+            reading: AtomicI64::new(0),
+            writing: AtomicI64::new(0),
+            samples: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A connection was accepted; it starts out reading.
+    pub fn connection_opened(&self) {
+        self.accepted.fetch_add(1, Relaxed);
+        self.gauge(Phase::Reading).fetch_add(1, Relaxed);
+    }
+
+    /// A connection in `phase` was closed.
+    pub fn connection_closed(&self, phase: Phase) {
+        self.closed.fetch_add(1, Relaxed);
+        self.gauge(phase).fetch_sub(1, Relaxed);
+    }
+
+    /// A connection moved from one phase to another.
+    pub fn phase_changed(&self, from: Phase, to: Phase) {
+        if from != to {
+            self.gauge(from).fetch_sub(1, Relaxed);
+            self.gauge(to).fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A response was queued.
+    pub fn request_served(&self) {
+        self.requests.fetch_add(1, Relaxed);
+    }
+
+    /// Bytes went out on a socket.
+    pub fn bytes_sent(&self, n: u64) {
+        self.bytes_sent.fetch_add(n, Relaxed);
+    }
+
+    fn gauge(&self, phase: Phase) -> &AtomicI64 {
+        match phase {
+            Phase::Idle => &self.idle,
+            Phase::Reading => &self.reading,
+            Phase::Writing => &self.writing,
+        }
+    }
+
+    /// A snapshot with rates over roughly the last five seconds.
+    pub fn report(&self) -> StatusReport {
+        let now = Instant::now();
+        let current = Sample {
+            at: now,
+            requests: self.requests.load(Relaxed),
+            bytes_sent: self.bytes_sent.load(Relaxed),
+            accepted: self.accepted.load(Relaxed),
+        };
+        let base = self.rate_base(current);
+        let seconds = now.duration_since(base.at).as_secs_f64().max(1e-3);
+        let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / seconds;
+        let (idle, reading, writing) = (
+            self.idle.load(Relaxed),
+            self.reading.load(Relaxed),
+            self.writing.load(Relaxed),
+        );
+        StatusReport {
+            uptime_seconds: now.duration_since(self.started).as_secs_f64(),
+            accepted: current.accepted,
+            handled: self.closed.load(Relaxed),
+            active: idle + reading + writing,
+            reading,
+            writing,
+            idle,
+            requests: current.requests,
+            bytes_sent: current.bytes_sent,
+            requests_per_second: rate(current.requests, base.requests),
+            bytes_per_second: rate(current.bytes_sent, base.bytes_sent),
+            accepted_per_second: rate(current.accepted, base.accepted),
+        }
+    }
+
+    /// Records `current` (at most one sample per second, five kept) and returns the oldest
+    /// sample to measure rates against.
+    fn rate_base(&self, current: Sample) -> Sample {
+        let Ok(mut samples) = self.samples.lock() else {
+            return current;
+        };
+        if samples
+            .last()
+            .is_none_or(|last| current.at.duration_since(last.at) >= Duration::from_secs(1))
+        {
+            samples.push(current);
+        }
+        let window = Duration::from_secs(6);
+        samples.retain(|s| current.at.duration_since(s.at) <= window);
+        let started = Sample {
+            at: self.started,
+            requests: 0,
+            bytes_sent: 0,
+            accepted: 0,
+        };
+        match samples.first() {
+            Some(first) if current.at.duration_since(first.at) >= Duration::from_millis(500) => {
+                *first
+            }
+            _ if samples.len() > 1 => samples[0],
+            _ => started,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauges_follow_connections_through_their_phases() {
+        let stats = Stats::new();
+        stats.connection_opened();
+        stats.connection_opened();
+        stats.phase_changed(Phase::Reading, Phase::Writing);
+        stats.request_served();
+        stats.bytes_sent(100);
+        stats.phase_changed(Phase::Writing, Phase::Idle);
+        let report = stats.report();
+        assert_eq!(
+            (report.active, report.reading, report.writing, report.idle),
+            (2, 1, 0, 1)
+        );
+        assert_eq!(
+            (report.accepted, report.requests, report.bytes_sent),
+            (2, 1, 100)
+        );
+        stats.connection_closed(Phase::Idle);
+        let report = stats.report();
+        assert_eq!((report.active, report.handled), (1, 1));
+        assert!(report.requests_per_second > 0.0);
+    }
+}

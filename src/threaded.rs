@@ -1,0 +1,237 @@
+//! The classic model beside the event loop: a thread accepts, and each client gets a thread
+//! of its own with blocking `std::net` I/O. It drives the same [`Session`] as the reactor, so
+//! every protocol decision is the same code.
+
+use crate::connection::Timeouts;
+use crate::outbox::{Flush, Outbox};
+use crate::reactor::Control;
+use crate::readbuf::ReadBuf;
+use crate::session::Session;
+use crate::site::Site;
+use crate::stats::Phase;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Longest a blocked read waits before looking at the shutdown flag again.
+const POLL_SLICE: Duration = Duration::from_millis(250);
+
+/// Settings for the thread model.
+#[derive(Debug, Clone, Copy)]
+pub struct ThreadConfig {
+    /// Per-connection timeouts.
+    pub timeouts: Timeouts,
+    /// Most connection threads at once.
+    pub max_connections: usize,
+    /// How long in-flight responses may run after shutdown starts.
+    pub shutdown_timeout: Duration,
+}
+
+/// Accepts on `listener` and serves each client on its own thread until shutdown.
+pub fn run(
+    listener: TcpListener,
+    site: Site,
+    config: ThreadConfig,
+    control: Arc<Control>,
+) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let mut listener = mio::net::TcpListener::from_std(listener);
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, Token(0), Interest::READABLE)?;
+    control.add_waker(Arc::new(Waker::new(poll.registry(), Token(1))?));
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut events = Events::with_capacity(64);
+    while !control.is_shutting_down() {
+        if let Err(e) = poll.poll(&mut events, Some(POLL_SLICE))
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            return Err(e);
+        }
+        accept_all(&listener, &site, &config, &control, &active);
+    }
+    drop(listener);
+    let deadline = Instant::now() + config.shutdown_timeout;
+    while active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left = active.load(Ordering::SeqCst);
+    if left > 0 {
+        log::warn!("shutdown cut short {left} connections");
+    }
+    Ok(())
+}
+
+fn accept_all(
+    listener: &mio::net::TcpListener,
+    site: &Site,
+    config: &ThreadConfig,
+    control: &Arc<Control>,
+    active: &Arc<AtomicUsize>,
+) {
+    while active.load(Ordering::SeqCst) < config.max_connections {
+        let (socket, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+            Err(e) => {
+                log::warn!("accept: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                return;
+            }
+        };
+        // mio's stream and std's share the descriptor; take it back as a blocking std socket.
+        let socket = TcpStream::from(std::os::fd::OwnedFd::from(socket));
+        let mut worker_site = Site::new(site.app.clone(), site.files.clone());
+        let (config, control, active) = (*config, control.clone(), active.clone());
+        active.fetch_add(1, Ordering::SeqCst);
+        let spawned = std::thread::Builder::new()
+            .name(format!("margay-conn-{peer}"))
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                serve(socket, peer, &mut worker_site, &config, &control);
+                active.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            log::warn!("{peer}: cannot start a thread: {e}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Serves one client with blocking reads and writes until the session ends.
+fn serve(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    site: &mut Site,
+    config: &ThreadConfig,
+    control: &Control,
+) {
+    let stats = site.app.stats.clone();
+    stats.connection_opened();
+    let mut phase = Phase::Reading;
+    let mut session = Session::new(peer);
+    let mut input = ReadBuf::default();
+    let mut out = Outbox::default();
+    let _ = socket.set_nodelay(true);
+    let mut head_started = Some(Instant::now());
+    let mut last_activity = Instant::now();
+    loop {
+        site.tick(SystemTime::now());
+        if control.is_shutting_down() {
+            site.draining = true;
+        }
+        if !out.is_empty() {
+            set_phase(&stats, &mut phase, Phase::Writing);
+            if let Err(e) = flush(&mut socket, &mut out, site, config) {
+                log::debug!("{peer}: write failed: {e}");
+                break;
+            }
+            last_activity = Instant::now();
+        }
+        if session.is_done() {
+            linger(&mut socket);
+            break;
+        }
+        session.process(&mut input, &mut out, site);
+        if !out.is_empty() || session.is_done() {
+            continue;
+        }
+        let mid_request = session.mid_request(&input);
+        if !mid_request {
+            head_started = None;
+            if site.draining {
+                break;
+            }
+        }
+        set_phase(
+            &stats,
+            &mut phase,
+            if session.served() > 0 && !mid_request {
+                Phase::Idle
+            } else {
+                Phase::Reading
+            },
+        );
+        let deadline = match head_started {
+            _ if session.reading_body() => last_activity + config.timeouts.header,
+            Some(started) => started + config.timeouts.header,
+            None => last_activity + config.timeouts.keep_alive,
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            if mid_request {
+                session.time_out(&mut out, site);
+                continue;
+            }
+            break;
+        }
+        let _ = socket.set_read_timeout(Some((deadline - now).min(POLL_SLICE)));
+        let max = site.app.limits.max_head + 1024;
+        match input.read_from(&mut socket, &mut site.buffers, max) {
+            Ok(0) => session.peer_closed(),
+            Ok(usize::MAX) => break,
+            Ok(_) => {
+                last_activity = Instant::now();
+                head_started.get_or_insert(last_activity);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => {
+                log::debug!("{peer}: read failed: {e}");
+                break;
+            }
+        }
+    }
+    stats.connection_closed(phase);
+}
+
+fn set_phase(stats: &crate::stats::Stats, phase: &mut Phase, to: Phase) {
+    stats.phase_changed(*phase, to);
+    *phase = to;
+}
+
+/// Writes everything queued; a send timeout with no progress ends the connection.
+fn flush(
+    socket: &mut TcpStream,
+    out: &mut Outbox,
+    site: &Site,
+    config: &ThreadConfig,
+) -> io::Result<()> {
+    socket.set_write_timeout(Some(config.timeouts.send))?;
+    loop {
+        let (flush, written) = out.write_to(socket, usize::MAX)?;
+        site.app.stats.bytes_sent(written as u64);
+        match flush {
+            Flush::Done => return Ok(()),
+            Flush::Yielded => {}
+            Flush::Blocked if written > 0 => {}
+            Flush::Blocked => return Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+}
+
+/// Shuts our side and reads until the peer closes (bounded), so our last response is not
+/// destroyed by a reset.
+fn linger(socket: &mut TcpStream) {
+    if socket.shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    let _ = socket.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut scratch = [0u8; 4096];
+    let mut total = 0;
+    while let Ok(n) = socket.read(&mut scratch) {
+        total += n;
+        if n == 0 || total > 256 * 1024 {
+            break;
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Proves byte-range requests (RFC 9110 section 14): single, suffix, open and clamped ranges,
+//! 416 for unsatisfiable ones, `If-Range` with strong comparison, and multi-range responses
+//! whose parts match their headers. No 206 ever carries bytes other than those it names.
+
+#[macro_use]
+mod common;
+
+use common::*;
+
+const TOTAL: u64 = RANGES_TXT.len() as u64;
+
+fn range_get(server: &TestServer, range: &str, extra: &[(&str, &str)]) -> Resp {
+    let mut headers = vec![("Range", range)];
+    headers.extend_from_slice(extra);
+    server.get_with("/ranges.txt", &headers)
+}
+
+/// Asserts a single-part 206 for `first..=last` of ranges.txt.
+fn assert_partial(resp: &Resp, first: u64, last: u64) {
+    assert_eq!(resp.status, 206, "expected 206: {resp:?}");
+    assert_standard_headers(resp, false);
+    assert_eq!(
+        resp.header("content-range"),
+        Some(format!("bytes {first}-{last}/{TOTAL}").as_str()),
+        "Content-Range"
+    );
+    assert_eq!(
+        resp.body,
+        &RANGES_TXT.as_bytes()[first as usize..=last as usize]
+    );
+    assert!(
+        resp.header("etag").is_some(),
+        "206 carries the validators of a 200"
+    );
+}
+
+both_models!(full_response_advertises_byte_ranges, |model| {
+    let server = TestServer::start(model);
+    let resp = server.get("/ranges.txt");
+    assert_eq!(resp.status, 200);
+    assert!(
+        resp.list_tokens("accept-ranges").contains(&"bytes".into()),
+        "{resp:?}"
+    );
+});
+
+both_models!(first_bytes_range, |model| {
+    let server = TestServer::start(model);
+    let resp = range_get(&server, "bytes=0-4", &[]);
+    assert_partial(&resp, 0, 4);
+    assert_eq!(resp.body, b"01234");
+    assert_eq!(resp.header("content-range"), Some("bytes 0-4/36"));
+    assert_eq!(resp.content_length(), Some(5));
+});
+
+both_models!(middle_range_and_single_byte, |model| {
+    let server = TestServer::start(model);
+    assert_partial(&range_get(&server, "bytes=10-15", &[]), 10, 15);
+    assert_partial(&range_get(&server, "bytes=35-35", &[]), 35, 35);
+    assert_partial(&range_get(&server, "bytes=0-0", &[]), 0, 0);
+});
+
+both_models!(suffix_range, |model| {
+    let server = TestServer::start(model);
+    let resp = range_get(&server, "bytes=-3", &[]);
+    assert_partial(&resp, 33, 35);
+    assert_eq!(resp.body, b"xyz");
+});
+
+both_models!(suffix_longer_than_file_is_whole_file, |model| {
+    let server = TestServer::start(model);
+    assert_partial(&range_get(&server, "bytes=-100", &[]), 0, 35);
+});
+
+both_models!(open_ended_range, |model| {
+    let server = TestServer::start(model);
+    let resp = range_get(&server, "bytes=30-", &[]);
+    assert_partial(&resp, 30, 35);
+    assert_eq!(resp.body, b"uvwxyz");
+});
+
+both_models!(end_past_file_is_clamped, |model| {
+    let server = TestServer::start(model);
+    assert_partial(&range_get(&server, "bytes=30-100", &[]), 30, 35);
+    assert_partial(&range_get(&server, "bytes=0-999999999999", &[]), 0, 35);
+});
+
+both_models!(unsatisfiable_range_gives_416, |model| {
+    let server = TestServer::start(model);
+    let mut stream = server.connect();
+    for range in ["bytes=100-", "bytes=36-", "bytes=36-40"] {
+        send(
+            &mut stream,
+            &request("GET", "/ranges.txt", &[("Range", range)]),
+        );
+        let resp = read_response(&mut stream, false);
+        assert_eq!(resp.status, 416, "{range}");
+        assert_standard_headers(&resp, false);
+        assert_eq!(resp.header("content-range"), Some("bytes */36"), "{range}");
+    }
+    assert_still_serves(&mut stream);
+});
+
+both_models!(zero_suffix_is_never_206, |model| {
+    let server = TestServer::start(model);
+    let resp = range_get(&server, "bytes=-0", &[]);
+    match resp.status {
+        416 => assert_eq!(resp.header("content-range"), Some("bytes */36")),
+        200 => assert_eq!(resp.body, RANGES_TXT.as_bytes()),
+        other => panic!("bytes=-0 is unsatisfiable, got {other}"),
+    }
+});
+
+both_models!(invalid_range_is_ignored_or_refused, |model| {
+    let server = TestServer::start(model);
+    for range in ["bytes=5-2", "bytes=abc", "bytes=", "bytes 0-4", "bytes=--1"] {
+        let resp = range_get(&server, range, &[]);
+        assert_ne!(resp.status, 206, "{range} is not a valid range set");
+        if resp.status == 200 {
+            assert_eq!(resp.body, RANGES_TXT.as_bytes(), "{range}");
+        } else {
+            assert_status_in(&resp, &[400, 416], range);
+        }
+    }
+});
+
+both_models!(unknown_range_unit_is_ignored, |model| {
+    let server = TestServer::start(model);
+    let resp = range_get(&server, "items=0-4", &[]);
+    assert_eq!(resp.status, 200, "an unknown range unit must be ignored");
+    assert_eq!(resp.body, RANGES_TXT.as_bytes());
+});
+
+both_models!(range_is_ignored_for_head, |model| {
+    let server = TestServer::start(model);
+    // Range handling is defined for GET only (RFC 9110 section 14.2).
+    let resp = server.head_with("/ranges.txt", &[("Range", "bytes=0-4")]);
+    assert_eq!(resp.status, 200, "HEAD with Range");
+    assert_eq!(resp.content_length(), Some(TOTAL));
+});
+
+both_models!(if_range_with_current_etag_gives_206, |model| {
+    let server = TestServer::start(model);
+    let etag = server
+        .get("/ranges.txt")
+        .header("etag")
+        .expect("ETag")
+        .to_string();
+    let resp = range_get(&server, "bytes=0-4", &[("If-Range", &etag)]);
+    assert_partial(&resp, 0, 4);
+});
+
+both_models!(if_range_with_other_etag_gives_full_200, |model| {
+    let server = TestServer::start(model);
+    let resp = range_get(&server, "bytes=0-4", &[("If-Range", "\"stale-etag\"")]);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body, RANGES_TXT.as_bytes());
+});
+
+both_models!(if_range_with_weak_etag_gives_full_200, |model| {
+    let server = TestServer::start(model);
+    let etag = server
+        .get("/ranges.txt")
+        .header("etag")
+        .expect("ETag")
+        .to_string();
+    let weak = format!("W/{etag}");
+    let resp = range_get(&server, "bytes=0-4", &[("If-Range", &weak)]);
+    assert_eq!(resp.status, 200, "If-Range needs a strong match");
+    assert_eq!(resp.body, RANGES_TXT.as_bytes());
+});
+
+both_models!(if_range_with_old_date_gives_full_200, |model| {
+    let server = TestServer::start(model);
+    let resp = range_get(
+        &server,
+        "bytes=0-4",
+        &[("If-Range", "Sat, 01 Jan 2000 00:00:00 GMT")],
+    );
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body, RANGES_TXT.as_bytes());
+});
+
+both_models!(if_none_match_wins_over_range, |model| {
+    let server = TestServer::start(model);
+    let etag = server
+        .get("/ranges.txt")
+        .header("etag")
+        .expect("ETag")
+        .to_string();
+    let resp = range_get(&server, "bytes=0-4", &[("If-None-Match", &etag)]);
+    assert_eq!(resp.status, 304);
+});
+
+both_models!(two_ranges_give_consistent_multipart_or_full, |model| {
+    let server = TestServer::start(model);
+    let resp = range_get(&server, "bytes=0-4,10-14", &[]);
+    assert_standard_headers(&resp, false);
+    match check_range_response(&resp, RANGES_TXT.as_bytes()) {
+        RangeOutcome::Full => {}
+        RangeOutcome::Multi(parts) => assert_eq!(parts, vec![(0, 4), (10, 14)]),
+        RangeOutcome::Single(a, b) => panic!("two disjoint ranges answered as one range {a}-{b}"),
+    }
+});
+
+both_models!(awkward_range_sets_are_never_inconsistent, |model| {
+    let server = TestServer::start(model);
+    let mut stream = server.connect();
+    // Overlapping, out of order, partly unsatisfiable, suffix mixed with absolute.
+    for set in [
+        "bytes=0-5,2-8",
+        "bytes=20-25,0-1",
+        "bytes=0-4,100-200",
+        "bytes=-3,0-0",
+        "bytes=1-1,3-3,5-5",
+    ] {
+        send(
+            &mut stream,
+            &request("GET", "/ranges.txt", &[("Range", set)]),
+        );
+        let resp = read_response(&mut stream, false);
+        assert_standard_headers(&resp, false);
+        let outcome = check_range_response(&resp, RANGES_TXT.as_bytes());
+        if set == "bytes=0-4,100-200"
+            && let RangeOutcome::Single(a, b) = outcome
+        {
+            assert_eq!((a, b), (0, 4), "the only satisfiable range of {set}");
+        }
+    }
+    assert_still_serves(&mut stream);
+});
+
+both_models!(range_of_empty_file_is_never_206, |model| {
+    let server = TestServer::start(model);
+    let resp = server.get_with("/empty.txt", &[("Range", "bytes=0-")]);
+    match resp.status {
+        416 => assert_eq!(resp.header("content-range"), Some("bytes */0")),
+        200 => assert!(resp.body.is_empty()),
+        other => panic!("range of an empty file: got {other}"),
+    }
+});
+
+both_models!(ranges_deep_inside_big_file, |model| {
+    let server = TestServer::start(model);
+    let big = big_bin();
+    let mut stream = server.connect();
+    for (a, b) in [
+        (5_000_000u64, 5_000_099u64),
+        (1000, 8_000_000),
+        (BIG_LEN as u64 - 10, BIG_LEN as u64 - 1),
+    ] {
+        let range = format!("bytes={a}-{b}");
+        send(
+            &mut stream,
+            &request("GET", "/big.bin", &[("Range", &range)]),
+        );
+        let resp = read_response(&mut stream, false);
+        assert_eq!(resp.status, 206, "{range}");
+        assert_eq!(
+            resp.header("content-range"),
+            Some(format!("bytes {a}-{b}/{BIG_LEN}").as_str())
+        );
+        assert!(
+            resp.body == big[a as usize..=b as usize],
+            "bytes of {range} differ"
+        );
+    }
+    assert_still_serves(&mut stream);
+});
