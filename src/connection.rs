@@ -73,6 +73,8 @@ pub struct Connection {
     pub scheduled: Option<Instant>,
     /// Distinguishes this connection from later ones that reuse its slab slot.
     pub id: u64,
+    /// The interest registered with the poller, so it is changed only when the state's differs.
+    pub registered: Interest,
 }
 
 impl Connection {
@@ -90,6 +92,7 @@ impl Connection {
             head_started: Some(now),
             scheduled: None,
             id,
+            registered: Interest::READABLE,
         }
     }
 

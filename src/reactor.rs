@@ -230,7 +230,6 @@ impl Reactor {
         let Some(connection) = self.connections.get_mut(key) else {
             return;
         };
-        let before = connection.interest();
         match connection.drive(&mut self.site, now) {
             Step::Close => self.close(key),
             Step::Yield => {
@@ -239,16 +238,14 @@ impl Reactor {
             }
             Step::Continue => {
                 let interest = connection.interest();
-                if interest != before {
+                if interest != connection.registered {
                     log::trace!("token {key}: interest {interest:?}");
-                    if let Err(e) =
-                        self.poll
-                            .registry()
-                            .reregister(connection.socket(), Token(key), interest)
-                    {
+                    let registry = self.poll.registry();
+                    if let Err(e) = registry.reregister(connection.socket(), Token(key), interest) {
                         log::warn!("{}: reregister: {e}", connection.peer());
                         return self.close(key);
                     }
+                    connection.registered = interest;
                 }
                 self.schedule(key);
             }

@@ -161,11 +161,7 @@ impl Session {
             Some(handler) if !has_body => self.dispatch(head, Vec::new(), &handler, out, site),
             Some(handler) => self.begin_body(head, handler, out, site),
             None => {
-                let response = if head.path() == "*" {
-                    Response::new(204).header("Allow", "GET, HEAD, OPTIONS")
-                } else {
-                    site.files.serve(&head)
-                };
+                let response = site.files.serve(&head);
                 self.answer_then_discard(head, response, out, site);
             }
         }

@@ -117,6 +117,10 @@ fn serve(
     let mut input = ReadBuf::default();
     let mut out = Outbox::default();
     let _ = socket.set_nodelay(true);
+    if let Err(e) = socket.set_nonblocking(false) {
+        log::warn!("{peer}: cannot make the socket blocking: {e}");
+        return stats.connection_closed(phase);
+    }
     let mut head_started = Some(Instant::now());
     let mut last_activity = Instant::now();
     loop {

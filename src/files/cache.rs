@@ -1,5 +1,6 @@
 //! The small-file cache: hot small files kept in memory with their headers encoded, checked
-//! against the file system at most once per revalidation period.
+//! against the file system (one `stat` of the resolved path) at most once per revalidation
+//! period.
 
 use super::representation::Representation;
 use super::resolve::FileIdentity;
@@ -7,6 +8,7 @@ use slab::Slab;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +32,8 @@ pub struct FileCache {
 #[derive(Debug)]
 struct Entry {
     key: String,
+    /// The real path the key resolved to when stored.
+    path: PathBuf,
     rep: Representation,
     identity: FileIdentity,
     checked: Instant,
@@ -64,19 +68,20 @@ impl FileCache {
 
     /// The cached file for `key`, if any and still current.
     ///
-    /// When the entry is due for a check, `current` gives the identity of the file the key
-    /// resolves to now (`None` if it no longer resolves to a regular file); an entry whose
-    /// identity changed is dropped and `None` returned.
+    /// When the entry is due for a check, `current` gives the identity of the file now at
+    /// the stored real path (`None` if it is no longer a regular file); an entry whose
+    /// identity changed is dropped and `None` returned. The identity holds device and inode,
+    /// so a path that now leads elsewhere (a swapped symlink or directory) never matches.
     pub fn lookup(
         &mut self,
         key: &str,
         now: Instant,
-        current: impl FnOnce() -> Option<FileIdentity>,
+        current: impl FnOnce(&Path) -> Option<FileIdentity>,
     ) -> Option<&Representation> {
         let slot = *self.index.get(key)?;
         let entry = self.entries.get_mut(slot)?;
         if now.saturating_duration_since(entry.checked) >= self.revalidate_after {
-            if current() != Some(entry.identity) {
+            if current(&entry.path) != Some(entry.identity) {
                 self.remove(slot);
                 return None;
             }
@@ -90,6 +95,7 @@ impl FileCache {
     pub fn insert(
         &mut self,
         key: &str,
+        path: PathBuf,
         identity: FileIdentity,
         rep: Representation,
         now: Instant,
@@ -110,6 +116,7 @@ impl FileCache {
         self.used += cost;
         let slot = self.entries.insert(Entry {
             key: key.to_string(),
+            path,
             rep,
             identity,
             checked: now,
@@ -176,10 +183,16 @@ mod tests {
         for (elapsed, now_identity, hit, checked) in rows {
             let mut cache = FileCache::new(period);
             let start = Instant::now();
-            cache.insert("/a", same, test_memory(b"hello"), start);
+            cache.insert(
+                "/a",
+                PathBuf::from("/a"),
+                same,
+                test_memory(b"hello"),
+                start,
+            );
             let called = Cell::new(false);
             let got = cache
-                .lookup("/a", start + *elapsed, || {
+                .lookup("/a", start + *elapsed, |_| {
                     called.set(true);
                     *now_identity
                 })
@@ -190,7 +203,7 @@ mod tests {
                 "{elapsed:?} {now_identity:?}"
             );
             // A dropped entry is gone; a kept one stays.
-            assert_eq!(cache.lookup("/a", start, || None).is_some(), *hit);
+            assert_eq!(cache.lookup("/a", start, |_| None).is_some(), *hit);
             assert_eq!(cache.used() > 0, *hit);
         }
     }
@@ -200,13 +213,26 @@ mod tests {
         let mut cache = FileCache::new(Duration::from_secs(1));
         let now = Instant::now();
         let big = vec![b'x'; MAX_FILE as usize];
-        cache.insert("/a", identity(1, 1), test_memory(b"1"), now);
+        cache.insert(
+            "/a",
+            PathBuf::from("/a"),
+            identity(1, 1),
+            test_memory(b"1"),
+            now,
+        );
         let first = cache.used();
-        cache.insert("/a", identity(2, 1), test_memory(b"22"), now);
+        cache.insert(
+            "/a",
+            PathBuf::from("/a"),
+            identity(2, 1),
+            test_memory(b"22"),
+            now,
+        );
         assert_eq!(cache.used(), first + 1, "replaced, not added");
         for i in 0..400 {
             cache.insert(
                 &format!("/big{i}"),
+                PathBuf::from(format!("/big{i}")),
                 identity(MAX_FILE, i),
                 test_memory(&big),
                 now,
@@ -218,7 +244,7 @@ mod tests {
             "budget is used"
         );
         assert!(
-            cache.lookup("/big399", now, || None).is_some(),
+            cache.lookup("/big399", now, |_| None).is_some(),
             "newest entry kept"
         );
         assert!(cache.accepts(MAX_FILE));

@@ -26,8 +26,9 @@ use std::time::{Duration, Instant, SystemTime};
 /// The methods a static file answers, as sent in `Allow`.
 pub const ALLOW: &str = "GET, HEAD, OPTIONS";
 
-/// How long a cached file is trusted before its metadata is checked again.
-pub const DEFAULT_REVALIDATE_AFTER: Duration = Duration::from_secs(1);
+/// How long a cached file is trusted before its metadata is checked again: zero, so an
+/// edited file is served fresh at once; the check is a single `stat`.
+pub const DEFAULT_REVALIDATE_AFTER: Duration = Duration::ZERO;
 
 /// Serves the files under one directory. Each thread owns its own (a clone starts with an
 /// empty cache).
@@ -78,20 +79,26 @@ impl StaticFiles {
     ///
     /// Called only for requests whose `head.error` is `None`. GET and HEAD get the same
     /// response (the caller drops the body for HEAD); OPTIONS gets 204 with `Allow`; other
-    /// methods get 405. Never panics, never touches a socket.
+    /// methods get 405 (404 when nothing is there). Never panics, never touches a socket.
     pub fn serve(&mut self, head: &RequestHead) -> Response {
-        match head.method {
-            Method::Get | Method::Head => self.serve_file(head),
-            Method::Options => Response::new(204).header("Allow", ALLOW),
-            _ => Response::error(405).header("Allow", ALLOW),
+        if matches!(head.method, Method::Get | Method::Head) {
+            return self.serve_file(head);
+        }
+        if head.method == Method::Options && head.path() == "*" {
+            return Response::new(204).header("Allow", ALLOW);
+        }
+        // Other methods are refused only for what exists: a missing file is still 404.
+        match resolve_path(&self.root, head.path()) {
+            Err(refusal) => Response::error(refusal.status()),
+            Ok(_) if head.method == Method::Options => Response::new(204).header("Allow", ALLOW),
+            Ok(_) => Response::error(405).header("Allow", ALLOW),
         }
     }
 
     fn serve_file(&mut self, head: &RequestHead) -> Response {
         let key = head.path();
         let now = Instant::now();
-        let root = &self.root;
-        if let Some(rep) = self.cache.lookup(key, now, || current_identity(root, key)) {
+        if let Some(rep) = self.cache.lookup(key, now, current_identity) {
             return respond(head, rep);
         }
         let (path, index) = match resolve_path(&self.root, key) {
@@ -119,7 +126,7 @@ impl StaticFiles {
             Some(bytes) => {
                 let rep =
                     Representation::new(Source::Memory(bytes), &identity, content_type, wall_clock);
-                respond(head, self.cache.insert(key, identity, rep, now))
+                respond(head, self.cache.insert(key, path, identity, rep, now))
             }
             None => {
                 let source = Source::File(Arc::new(file));
@@ -132,10 +139,10 @@ impl StaticFiles {
     }
 }
 
-/// The identity of the file `key` resolves to now, for revalidating a cache entry.
-fn current_identity(root: &Path, key: &str) -> Option<FileIdentity> {
-    match resolve_path(root, key) {
-        Ok(Resolved::File { identity, .. }) => Some(identity),
+/// The identity of the regular file at `path` now, for revalidating a cache entry.
+fn current_identity(path: &Path) -> Option<FileIdentity> {
+    match fs::metadata(path) {
+        Ok(metadata) if metadata.is_file() => Some(FileIdentity::of(&metadata)),
         _ => None,
     }
 }
@@ -369,13 +376,7 @@ mod tests {
                 405,
                 &["Allow: GET, HEAD, OPTIONS"],
             ),
-            (
-                "DELETE",
-                "/missing",
-                String::new(),
-                405,
-                &["Allow: GET, HEAD, OPTIONS"],
-            ),
+            ("DELETE", "/missing", String::new(), 404, &[]),
             (
                 "GET",
                 "/hello.txt",

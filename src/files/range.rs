@@ -19,9 +19,9 @@ pub struct ByteRange {
 }
 
 impl ByteRange {
-    /// How many bytes the range holds (never zero).
+    /// How many bytes the range holds (at least one).
     pub fn size(self) -> u64 {
-        self.last - self.first + 1
+        self.last.saturating_sub(self.first).saturating_add(1)
     }
 }
 

@@ -17,7 +17,9 @@ use tempfile::TempDir;
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs a test body once per concurrency model: `both_models!(name, |model| { ... })` expands to
-/// `mod name { #[test] fn reactor() {..} #[test] fn threads() {..} }`.
+/// `mod name { #[test] fn reactor() {..} #[test] fn threads() {..} }`. Exported so a test file
+/// can use it with either `#[macro_use] mod common;` or a plain `mod common;`.
+#[macro_export]
 macro_rules! both_models {
     ($name:ident, |$model:ident| $body:block) => {
         mod $name {

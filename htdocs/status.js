@@ -1,0 +1,101 @@
+// margay status page: polls /api/status once a second, fills the table and draws the last
+// minute of active connections and requests per second.
+"use strict";
+
+(() => {
+  const HISTORY = 60; // samples kept, one a second
+  const WIDTH = 300; // the charts' viewBox is 300 x 100
+  const HEIGHT = 100;
+
+  const $ = (id) => document.getElementById(id);
+  const integer = new Intl.NumberFormat("en-US");
+  const oneDecimal = new Intl.NumberFormat("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+
+  const charts = {
+    active: { svg: $("active-chart"), now: $("active-now"), values: [], format: (v) => integer.format(v) },
+    rps: { svg: $("rps-chart"), now: $("rps-now"), values: [], format: (v) => oneDecimal.format(v) },
+  };
+
+  function duration(seconds) {
+    const s = Math.floor(seconds);
+    const parts = [[Math.floor(s / 86400), "d"], [Math.floor(s / 3600) % 24, "h"], [Math.floor(s / 60) % 60, "min"], [s % 60, "s"]];
+    const first = parts.findIndex(([n]) => n > 0);
+    return parts.slice(first < 0 ? 3 : first).map(([n, unit]) => `${n} ${unit}`).join(" ");
+  }
+
+  function bytes(n) {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) {
+      n /= 1024;
+      i += 1;
+    }
+    return i === 0 ? `${Math.round(n)} B` : `${oneDecimal.format(n)} ${units[i]}`;
+  }
+
+  // The smallest of 1, 2, 5, 10, 20, 50, ... that is at least `value`.
+  function niceCeiling(value) {
+    let step = 1;
+    for (;;) {
+      for (const m of [1, 2, 5]) {
+        if (m * step >= value) return m * step;
+      }
+      step *= 10;
+    }
+  }
+
+  function draw(chart, value) {
+    chart.values.push(value);
+    if (chart.values.length > HISTORY) chart.values.shift();
+    const peak = Math.max(...chart.values);
+    const top = niceCeiling(Math.max(peak, 1));
+    const dx = WIDTH / (HISTORY - 1);
+    const start = HISTORY - chart.values.length; // newest sample at the right edge
+    const points = chart.values.map((v, i) => `${((start + i) * dx).toFixed(1)},${(HEIGHT - (v / top) * HEIGHT).toFixed(1)}`);
+    const line = `M${points.join(" L")}`;
+    const area = `${line} L${WIDTH},${HEIGHT} L${(start * dx).toFixed(1)},${HEIGHT} Z`;
+    chart.svg.querySelector(".line").setAttribute("d", line);
+    chart.svg.querySelector(".area").setAttribute("d", area);
+    chart.now.textContent = chart.format(value);
+    chart.svg.parentElement.querySelector(".max").textContent = `peak ${chart.format(peak)}, scale ${integer.format(top)}`;
+  }
+
+  function show(report) {
+    const cells = {
+      uptime: duration(report.uptime_seconds),
+      accepted: integer.format(report.accepted),
+      handled: integer.format(report.handled),
+      active: integer.format(report.active),
+      reading: integer.format(report.reading),
+      writing: integer.format(report.writing),
+      idle: integer.format(report.idle),
+      requests: integer.format(report.requests),
+      requests_per_second: oneDecimal.format(report.requests_per_second),
+      bytes_per_second: `${bytes(report.bytes_per_second)}/s`,
+      bytes_sent: bytes(report.bytes_sent),
+    };
+    for (const [id, text] of Object.entries(cells)) $(id).textContent = text;
+    draw(charts.active, report.active);
+    draw(charts.rps, report.requests_per_second);
+  }
+
+  function setState(live, text) {
+    const state = $("state");
+    state.className = `state ${live ? "live" : "down"}`;
+    state.textContent = text;
+  }
+
+  async function poll() {
+    try {
+      const response = await fetch("/api/status", { cache: "no-store" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      show(await response.json());
+      setState(true, `Live: updated ${new Date().toLocaleTimeString()}`);
+    } catch (error) {
+      setState(false, `Cannot read /api/status (${error.message}); retrying every second.`);
+    }
+    setTimeout(poll, 1000);
+  }
+
+  poll();
+})();
