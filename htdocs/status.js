@@ -1,9 +1,9 @@
-// margay status page: polls /api/status once a second, fills the table and draws the last
-// minute of active connections and requests per second.
+// margay status page: polls /api/status once a second, fills the table and draws up to the
+// last minute of active connections and requests per second.
 "use strict";
 
 (() => {
-  const HISTORY = 60; // samples kept, one a second
+  const HISTORY = 61; // samples kept, one a second: the last minute
   const WIDTH = 300; // the charts' viewBox is 300 x 100
   const HEIGHT = 100;
 
@@ -44,20 +44,23 @@
     }
   }
 
+  // Draws the samples so far across the whole width, the newest at the right edge.
   function draw(chart, value) {
     chart.values.push(value);
     if (chart.values.length > HISTORY) chart.values.shift();
     const peak = Math.max(...chart.values);
     const top = niceCeiling(Math.max(peak, 1));
-    const dx = WIDTH / (HISTORY - 1);
-    const start = HISTORY - chart.values.length; // newest sample at the right edge
-    const points = chart.values.map((v, i) => `${((start + i) * dx).toFixed(1)},${(HEIGHT - (v / top) * HEIGHT).toFixed(1)}`);
+    const span = Math.max(chart.values.length - 1, 1); // seconds shown
+    const x = (i) => ((i / span) * WIDTH).toFixed(1);
+    const y = (v) => (HEIGHT - (v / top) * HEIGHT).toFixed(1);
+    const points = chart.values.length === 1 ? [`0,${y(value)}`, `${WIDTH},${y(value)}`] : chart.values.map((v, i) => `${x(i)},${y(v)}`);
     const line = `M${points.join(" L")}`;
-    const area = `${line} L${WIDTH},${HEIGHT} L${(start * dx).toFixed(1)},${HEIGHT} Z`;
+    const figure = chart.svg.parentElement;
     chart.svg.querySelector(".line").setAttribute("d", line);
-    chart.svg.querySelector(".area").setAttribute("d", area);
+    chart.svg.querySelector(".area").setAttribute("d", `${line} L${WIDTH},${HEIGHT} L0,${HEIGHT} Z`);
     chart.now.textContent = chart.format(value);
-    chart.svg.parentElement.querySelector(".max").textContent = `peak ${chart.format(peak)}, scale ${integer.format(top)}`;
+    figure.querySelector(".since").textContent = span >= 60 ? "1 min ago" : `${span} s ago`;
+    figure.querySelector(".max").textContent = `peak ${chart.format(peak)}, scale ${integer.format(top)}`;
   }
 
   function show(report) {

@@ -2,7 +2,7 @@
 //! bytes between the socket and its [`Session`], and says what it waits for next.
 
 use crate::outbox::{Flush, Outbox};
-use crate::readbuf::ReadBuf;
+use crate::readbuf::{Filled, ReadBuf};
 use crate::session::Session;
 use crate::site::Site;
 use crate::stats::Phase;
@@ -140,15 +140,19 @@ impl Connection {
         self.last_activity
     }
 
-    /// Runs the connection as far as it can go without blocking.
-    pub fn drive(&mut self, site: &mut Site, now: Instant) -> Step {
-        let step = self.run(site, now);
+    /// Runs the connection as far as it can go without blocking. `read_closed` says the
+    /// event reported the peer's end of stream, which must then be read to be seen.
+    pub fn drive(&mut self, site: &mut Site, now: Instant, read_closed: bool) -> Step {
+        let step = self.run(site, now, read_closed);
         self.update_phase(site);
         step
     }
 
-    fn run(&mut self, site: &mut Site, now: Instant) -> Step {
+    fn run(&mut self, site: &mut Site, now: Instant, read_closed: bool) -> Step {
         let mut reads = 0;
+        // A short read empties the socket; a later arrival raises a new edge, so reading again
+        // only to meet `WouldBlock` is a wasted syscall per request.
+        let mut drained = false;
         loop {
             if !self.out.is_empty() {
                 match self.flush(site, now) {
@@ -168,6 +172,10 @@ impl Connection {
             if self.input.is_empty() && !self.session.reading_body() {
                 self.head_started = None;
             }
+            if drained && !read_closed {
+                self.input.release(&mut site.buffers);
+                return Step::Continue;
+            }
             if reads == READ_BUDGET {
                 return Step::Yield;
             }
@@ -177,12 +185,13 @@ impl Connection {
                 .input
                 .read_from(&mut self.socket, &mut site.buffers, max)
             {
-                Ok(0) => self.session.peer_closed(),
-                Ok(usize::MAX) => {
+                Ok(Filled::Eof) => self.session.peer_closed(),
+                Ok(Filled::Full) => {
                     log::warn!("{}: read buffer full without a parse decision", self.peer);
                     return Step::Close;
                 }
-                Ok(_) => {
+                Ok(Filled::Bytes { drained: short, .. }) => {
+                    drained = short;
                     self.last_activity = now;
                     self.head_started.get_or_insert(now);
                 }

@@ -134,11 +134,11 @@ impl Reactor {
                 match event.token() {
                     LISTENER => self.accept(now),
                     WAKER => {}
-                    Token(key) => self.drive(key, now),
+                    Token(key) => self.drive(key, now, event.is_read_closed() || event.is_error()),
                 }
             }
             for key in std::mem::take(&mut self.yielded) {
-                self.drive(key, now);
+                self.drive(key, now, true);
             }
             self.expire(now);
             self.resume_accepting(now);
@@ -221,16 +221,16 @@ impl Reactor {
         self.site.app.stats.connection_opened();
         log::trace!("{peer}: accepted as token {key}");
         // The request often arrives with the connection: serve it without waiting for an event.
-        self.drive(key, now);
+        self.drive(key, now, false);
     }
 
     /// Runs a connection after a readiness event (or its yield), then updates its interest
     /// and timer, or removes it.
-    fn drive(&mut self, key: usize, now: Instant) {
+    fn drive(&mut self, key: usize, now: Instant, read_closed: bool) {
         let Some(connection) = self.connections.get_mut(key) else {
             return;
         };
-        match connection.drive(&mut self.site, now) {
+        match connection.drive(&mut self.site, now, read_closed) {
             Step::Close => self.close(key),
             Step::Yield => {
                 self.yielded.push(key);

@@ -27,6 +27,23 @@ impl BufferPool {
     }
 }
 
+/// What one read brought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filled {
+    /// The peer closed its side.
+    Eof,
+    /// `n` bytes; `drained` when they did not fill the free space, so the socket had no more
+    /// at that moment (a later arrival raises a new readiness edge).
+    Bytes {
+        /// How many bytes arrived.
+        n: usize,
+        /// Whether the read came up short of the space offered.
+        drained: bool,
+    },
+    /// The buffer is at its size limit: parse before reading more.
+    Full,
+}
+
 /// Bytes read from a socket and not yet parsed.
 #[derive(Debug, Default)]
 pub struct ReadBuf {
@@ -56,14 +73,13 @@ impl ReadBuf {
     }
 
     /// Reads once from `source` into free space, making room first (compacting, or growing
-    /// up to `max` bytes). `Ok(0)` means end of stream; a full buffer at `max` reads nothing
-    /// and returns `WouldBlock`-free `Ok(usize::MAX)`, which the caller treats as "parse first".
+    /// up to `max` bytes).
     pub fn read_from(
         &mut self,
         source: &mut impl Read,
         pool: &mut BufferPool,
         max: usize,
-    ) -> io::Result<usize> {
+    ) -> io::Result<Filled> {
         if self.buf.is_empty() {
             self.buf = pool.take();
         }
@@ -76,12 +92,19 @@ impl ReadBuf {
                 let grown = (self.buf.len() * 2).min(max);
                 self.buf.resize(grown, 0);
             } else {
-                return Ok(usize::MAX);
+                return Ok(Filled::Full);
             }
         }
+        let space = self.buf.len() - self.end;
         let n = source.read(&mut self.buf[self.end..])?;
         self.end += n;
-        Ok(n)
+        Ok(match n {
+            0 => Filled::Eof,
+            n => Filled::Bytes {
+                n,
+                drained: n < space,
+            },
+        })
     }
 
     /// Gives the buffer back to the pool if it holds nothing, so an idle connection costs no
@@ -104,7 +127,10 @@ mod tests {
         let mut source: &[u8] = b"GET / HTTP/1.1\r\n\r\nrest";
         assert_eq!(
             buf.read_from(&mut source, &mut pool, 64 * 1024).unwrap(),
-            22
+            Filled::Bytes {
+                n: 22,
+                drained: true
+            }
         );
         buf.consume(18);
         assert_eq!(buf.data(), b"rest");
@@ -125,8 +151,12 @@ mod tests {
         let mut total = 0;
         loop {
             match buf.read_from(&mut source, &mut pool, 16 * 1024).unwrap() {
-                usize::MAX => break,
-                n => total += n,
+                Filled::Full => break,
+                Filled::Bytes { n, drained } => {
+                    assert!(!drained, "the source had more than the space offered");
+                    total += n;
+                }
+                Filled::Eof => panic!("the source is not exhausted"),
             }
         }
         assert_eq!(total, 16 * 1024);

@@ -5,7 +5,7 @@
 use crate::connection::Timeouts;
 use crate::outbox::{Flush, Outbox};
 use crate::reactor::Control;
-use crate::readbuf::ReadBuf;
+use crate::readbuf::{Filled, ReadBuf};
 use crate::session::Session;
 use crate::site::Site;
 use crate::stats::Phase;
@@ -176,9 +176,9 @@ fn serve(
         let _ = socket.set_read_timeout(Some((deadline - now).min(POLL_SLICE)));
         let max = site.app.limits.max_head + 1024;
         match input.read_from(&mut socket, &mut site.buffers, max) {
-            Ok(0) => session.peer_closed(),
-            Ok(usize::MAX) => break,
-            Ok(_) => {
+            Ok(Filled::Eof) => session.peer_closed(),
+            Ok(Filled::Full) => break,
+            Ok(Filled::Bytes { .. }) => {
                 last_activity = Instant::now();
                 head_started.get_or_insert(last_activity);
             }

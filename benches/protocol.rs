@@ -1,0 +1,184 @@
+//! Measures the pure per-request work: parsing request heads, encoding response heads,
+//! decoding request-targets, resolving static-file paths and serving a cached file.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use margay::files::StaticFiles;
+use margay::files::resolve::{Resolved, resolve_path};
+use margay::http::date::DateCache;
+use margay::http::encode::{Persistence, encode_head};
+use margay::http::parse::parse_head;
+use margay::http::target::parse_target;
+use margay::http::{Limits, RequestHead};
+use std::fs;
+use std::hint::black_box;
+use std::time::Duration;
+
+/// What `wrk` sends: the request line and `Host`, nothing else.
+const WRK_REQUEST: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+
+/// A desktop browser navigating to a page: 12 fields, one of them a session cookie.
+const BROWSER_REQUEST: &[u8] = b"GET /docs/guide/getting-started.html?lang=en&ref=nav HTTP/1.1\r\n\
+Host: www.example.com\r\n\
+Connection: keep-alive\r\n\
+Cache-Control: max-age=0\r\n\
+Upgrade-Insecure-Requests: 1\r\n\
+User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36\r\n\
+Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8\r\n\
+Sec-Fetch-Site: same-origin\r\n\
+Sec-Fetch-Mode: navigate\r\n\
+Referer: https://www.example.com/docs/index.html\r\n\
+Accept-Encoding: gzip, deflate, br, zstd\r\n\
+Accept-Language: en-GB,en;q=0.9,de;q=0.8\r\n\
+Cookie: session=9f8e7d6c5b4a39281706f5e4d3c2b1a0; theme=dark; _ga=GA1.2.1234567890.1700000000; consent=analytics%3Dno%26ads%3Dno\r\n\
+\r\n";
+
+/// Requests pipelined in one batch, as `wrk --pipeline 16` or an HTTP benchmark client sends.
+const PIPELINE_DEPTH: usize = 16;
+
+/// A small page standing in for a site's front page.
+const INDEX_HTML: &str = "<!DOCTYPE html>\n<html><head><title>bench</title></head><body>\n";
+
+fn parse_one(input: &[u8], limits: &Limits) -> (RequestHead, usize) {
+    parse_head(input, limits)
+        .expect("request parses")
+        .expect("request is complete")
+}
+
+fn bench_parse_head(c: &mut Criterion) {
+    let limits = Limits::default();
+    let mut group = c.benchmark_group("parse_head");
+    for (name, input) in [("wrk_minimal", WRK_REQUEST), ("browser", BROWSER_REQUEST)] {
+        let (head, len) = parse_one(input, &limits);
+        assert_eq!((head.error, len), (None, input.len()), "{name}");
+        group.throughput(Throughput::Bytes(input.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(name), input, |b, input| {
+            b.iter(|| parse_head(black_box(input), &limits))
+        });
+    }
+
+    let batch = WRK_REQUEST.repeat(PIPELINE_DEPTH);
+    group.throughput(Throughput::Bytes(batch.len() as u64));
+    group.bench_with_input(
+        BenchmarkId::from_parameter("pipelined_16"),
+        batch.as_slice(),
+        |b, batch| {
+            b.iter(|| {
+                let mut rest = black_box(batch);
+                let mut parsed = 0;
+                while !rest.is_empty() {
+                    let (head, len) = parse_one(rest, &limits);
+                    black_box(head);
+                    rest = &rest[len..];
+                    parsed += 1;
+                }
+                assert_eq!(parsed, PIPELINE_DEPTH);
+            })
+        },
+    );
+    group.finish();
+}
+
+/// A temporary document root holding `index.html` (about 1 KiB) and a `docs/` directory.
+fn docroot() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut page = String::from(INDEX_HTML);
+    while page.len() < 1000 {
+        page.push_str("<p>margay serves many clients from one thread.</p>\n");
+    }
+    page.push_str("</body></html>\n");
+    fs::write(dir.path().join("index.html"), page).expect("write index.html");
+    fs::create_dir(dir.path().join("docs")).expect("mkdir docs");
+    fs::write(dir.path().join("docs/index.html"), INDEX_HTML).expect("write docs/index.html");
+    dir
+}
+
+fn bench_encode_head(c: &mut Criterion) {
+    let dir = docroot();
+    let mut files = StaticFiles::new(dir.path()).expect("document root");
+    let (head, _) = parse_one(WRK_REQUEST, &Limits::default());
+    // The second answer comes from the file cache, with its header lines already encoded.
+    files.serve(&head);
+    let response = files.serve(&head);
+    assert_eq!(response.status, 200);
+    assert!(response.encoded_headers.is_some(), "cached headers");
+    let date = DateCache::new();
+    // Reused across iterations, as a connection reuses its write buffer.
+    let mut out = Vec::with_capacity(4096);
+
+    let mut group = c.benchmark_group("encode_head");
+    for (name, persistence) in [
+        ("file_200_keep_alive", Persistence::KeepAlive),
+        ("file_200_close", Persistence::Close),
+    ] {
+        out.clear();
+        encode_head(&response, persistence, date.as_bytes(), &mut out);
+        group.throughput(Throughput::Bytes(out.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                encode_head(black_box(&response), persistence, date.as_bytes(), &mut out);
+                black_box(out.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+fn bench_parse_target(c: &mut Criterion) {
+    // (benchmark id, request-target)
+    let rows = [
+        ("clean", "/static/css/site.min.css?v=20240501"),
+        ("escaped", "/files/Annual%20Report%202024%20%28final%29.pdf"),
+        ("dot_segments", "/docs/./guide/../api//index.html"),
+    ];
+    let mut group = c.benchmark_group("parse_target");
+    for (name, target) in rows {
+        parse_target(target).expect("target is accepted");
+        group.throughput(Throughput::Bytes(target.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(name), target, |b, target| {
+            b.iter(|| parse_target(black_box(target)))
+        });
+    }
+    group.finish();
+}
+
+fn bench_static_files(c: &mut Criterion) {
+    let dir = docroot();
+    let mut files = StaticFiles::new(dir.path()).expect("document root");
+    let root = files.root().to_path_buf();
+    let mut group = c.benchmark_group("static_files");
+    // (benchmark id, decoded path)
+    for (name, path) in [
+        ("resolve_file", "/index.html"),
+        ("resolve_directory_index", "/docs/"),
+    ] {
+        assert!(
+            matches!(resolve_path(&root, path), Ok(Resolved::File { .. })),
+            "{path} resolves to a file"
+        );
+        group.bench_with_input(BenchmarkId::from_parameter(name), path, |b, path| {
+            b.iter(|| resolve_path(&root, black_box(path)))
+        });
+    }
+
+    let (head, _) = parse_one(WRK_REQUEST, &Limits::default());
+    let first = files.serve(&head);
+    assert_eq!(first.status, 200);
+    group.bench_function("serve_cache_hit", |b| {
+        b.iter(|| {
+            let response = files.serve(black_box(&head));
+            debug_assert_eq!(response.status, 200);
+            response
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = bench_parse_head, bench_encode_head, bench_parse_target, bench_static_files
+}
+criterion_main!(benches);

@@ -1,0 +1,308 @@
+#!/usr/bin/env bash
+# bench-peers.sh: margay against nginx, lighttpd and h2o, each on one core,
+# plus a floor server that shows what the kernel alone costs.
+#
+# Usage (from anywhere in a clone):
+#   scripts/bench-peers.sh
+#   DURATION=3s REPS=1 scripts/bench-peers.sh              # a quick run
+#   WORKLOADS="a b" SERVERS="margay nginx floor" scripts/bench-peers.sh
+#
+# Env:
+#   DURATION   wrk run length per measurement (default 10s)
+#   REPS       repetitions; each figure is the median over them (default 3)
+#   WORKLOADS  which of a b c d e f to run (default all)
+#   SERVERS    which of margay nginx lighttpd h2o floor (default all)
+#   IDLE_CONNS connections held open in workload f (default 5000)
+#
+# Servers (each alone while measured, pinned to core 0; clients on core 1;
+# all on 127.0.0.1, serving the same generated docroot):
+#   margay    target/release/margay, one event loop, access log off
+#   nginx     one worker, no master process, sendfile on, access log off
+#   lighttpd  its single process, sendfile backend, no access log
+#   h2o       one thread, no access log (h2o has no sendfile switch)
+#   floor     scripts/floor/floor.c built with gcc -O2: one epoll loop that
+#             answers every "\r\n\r\n" with the canned bytes of index.html and
+#             parses nothing. Not a peer: the cost floor. Left out of (c),
+#             where it would ignore Connection: close, and (d), where it
+#             would not send the large file.
+# A peer that Debian cannot install here is skipped and the output says so.
+#
+# Workloads (wrk -t1):
+#   a  small file GET /index.html, 100 keep-alive connections
+#   b  the same with 16 requests pipelined per write (scripts/pipeline.lua)
+#   c  Connection: close on every request, 50 connections
+#   d  a 1 MiB file, 10 keep-alive connections; throughput in MiB/s
+#   e  9,000 concurrent keep-alive connections: req/s, p99, errors
+#   f  memory per idle kept-alive connection: scripts/idle_conns.py opens
+#      IDLE_CONNS connections, one request each, and holds them; the figure
+#      is (server RSS with them open - RSS before) / connections
+# For a-c it also measures server CPU time per request: utime+stime from
+# /proc/PID/stat over the run divided by the responses wrk counted.
+#
+# Prints a Markdown report (all medians, then margay / best peer for each
+# workload, and margay's CPU per request / floor's for a) and writes it to
+# bench-results/peers.md with the date and machine.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+DURATION=${DURATION:-10s}
+REPS=${REPS:-3}
+WORKLOADS=${WORKLOADS:-"a b c d e f"}
+SERVERS=${SERVERS:-"margay nginx lighttpd h2o floor"}
+IDLE_CONNS=${IDLE_CONNS:-5000}
+secs=$(duration_secs "$DURATION")
+
+need_base_tools
+need gcc gcc
+SKIPPED=""
+ACTIVE=""
+for name in $SERVERS; do
+    case $name in
+        margay | floor) ACTIVE+=" $name" ;;
+        nginx | lighttpd | h2o)
+            if want "$name" "$name"; then
+                ACTIVE+=" $name"
+            else
+                log "skipping $name: Debian has no installable $name package here"
+                SKIPPED+=" $name"
+            fi ;;
+        *) echo "unknown server $name" >&2; exit 2 ;;
+    esac
+done
+build_margay
+raise_limits
+log "open files limit $NOFILE_LIMIT"
+
+FLOOR=$SCRATCH/floor
+gcc -O2 -Wall -o "$FLOOR" scripts/floor/floor.c
+
+DOCROOT=$SCRATCH/bench-docroot
+mkdir -p "$DOCROOT"
+cp htdocs/index.html "$DOCROOT/index.html"
+head -c $((1024 * 1024)) /dev/urandom >"$DOCROOT/big.bin"
+SMALL_BYTES=$(stat -c %s "$DOCROOT/index.html")
+
+RAW=$SCRATCH/raw.txt   # lines: workload server metric value
+: >"$RAW"
+
+start_named() {
+    local name=$1 dir=$SCRATCH/run-$1
+    rm -rf "$dir"
+    PORT=$(free_port)
+    case $name in
+        margay) margay_start "$dir" "$DOCROOT" --keep-alive-timeout 65 --max-connections 20000 ;;
+        nginx) nginx_start "$dir" "$DOCROOT" ;;
+        lighttpd) lighttpd_start "$dir" "$DOCROOT" ;;
+        h2o) h2o_start "$dir" "$DOCROOT" ;;
+        floor) mkdir -p "$dir"; start_server "$dir/stdout.log" "$FLOOR" "$PORT" "$DOCROOT/index.html" ;;
+    esac
+}
+
+runs_on() {   # runs_on WORKLOAD SERVER: whether this pair is measured
+    [[ $2 == floor && ($1 == c || $1 == d) ]] && return 1
+    return 0
+}
+
+record() { echo "$1 $2 $3 $4" >>"$RAW"; }
+
+# wrk_run WORKLOAD SERVER: one wrk measurement against the running server.
+wrk_run() {
+    local w=$1 name=$2 out=$SCRATCH/wrk-$1-$2.txt url="http://127.0.0.1:$PORT"
+    local -a args=(-t1 -d "$DURATION" --latency)
+    case $w in
+        a) args+=(-c100 "$url/index.html") ;;
+        b) args+=(-c100 -s scripts/pipeline.lua "$url") ;;
+        c) args+=(-c50 -H 'Connection: close' "$url/index.html") ;;
+        d) args+=(-c10 "$url/big.bin") ;;
+        e) args+=(-c9000 --timeout 5s "$url/index.html") ;;
+    esac
+    local pid=$SERVER_PID t0 t1
+    t0=$(cpu_ticks "$pid")
+    taskset -c "$CLIENT_CORE" timeout -k 5 $((secs + 60)) wrk "${args[@]}" >"$out" 2>&1 || true
+    t1=$(cpu_ticks "$pid")
+    local req rps p50 p99 err non2xx mib
+    read -r req rps p50 p99 err non2xx mib < <(wrk_summary "$out")
+    record "$w" "$name" rps "$rps"
+    record "$w" "$name" p99 "$p99"
+    record "$w" "$name" errors $((err + non2xx))
+    record "$w" "$name" mibps "$mib"
+    if ((req > 0)); then
+        record "$w" "$name" cpu "$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$req" 'BEGIN { printf "%.3f", d / hz * 1e6 / n }')"
+    else
+        grep -m3 -i 'error\|unable' "$out" >&2 || true
+    fi
+    log "$w $name: $rps req/s, $mib MiB/s, p99 $p99 ms, errors $((err + non2xx)), CPU ticks $((t1 - t0))"
+}
+
+# idle_run SERVER: memory per idle kept-alive connection.
+idle_run() {
+    local name=$1 out=$SCRATCH/idle-$1.txt pid=$SERVER_PID rss0 rss1 client i
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/index.html" || true
+    sleep 0.5
+    rss0=$(status_kb "$pid" VmRSS)
+    taskset -c "$CLIENT_CORE" python3 scripts/idle_conns.py 127.0.0.1 "$PORT" "$IDLE_CONNS" /index.html 180 >"$out" 2>&1 &
+    client=$!
+    for ((i = 0; i < 1500; i++)); do   # at most 150 s
+        grep -q '^ready' "$out" && break
+        kill -0 "$client" 2>/dev/null || break
+        sleep 0.1
+    done
+    sleep 1
+    rss1=$(status_kb "$pid" VmRSS)
+    local opened failed
+    read -r _ opened failed < <(grep '^ready' "$out" || echo "ready 0 $IDLE_CONNS")
+    kill "$client" 2>/dev/null || true
+    wait "$client" 2>/dev/null || true
+    if ((opened > 0)); then
+        record f "$name" bytes_per_conn "$(( (rss1 - rss0) * 1024 / opened ))"
+    fi
+    record f "$name" idle_failed "$failed"
+    log "f $name: RSS $rss0 -> $rss1 KiB with $opened idle connections ($failed failed)"
+}
+
+for ((rep = 1; rep <= REPS; rep++)); do
+    for w in $WORKLOADS; do
+        for name in $ACTIVE; do
+            runs_on "$w" "$name" || continue
+            if ! start_named "$name"; then
+                record "$w" "$name" start_failed 1
+                continue
+            fi
+            if [[ $w == f ]]; then idle_run "$name"; else wrk_run "$w" "$name"; fi
+            if ! server_alive; then
+                log "$name died during workload $w; its last output:"
+                tail -20 "$SCRATCH/run-$name/stdout.log" >&2 || true
+                record "$w" "$name" died 1
+                SERVER_PID=""
+            fi
+            stop_server
+        done
+    done
+    log "repetition $rep of $REPS done"
+done
+
+# med WORKLOAD SERVER METRIC: median over the repetitions, "" if none.
+med() {
+    local v
+    v=$(awk -v w="$1" -v s="$2" -v m="$3" '$1 == w && $2 == s && $3 == m { print $4 }' "$RAW" | median)
+    [[ $v == nan ]] && v=""
+    echo "$v"
+}
+count() { awk -v w="$1" -v s="$2" -v m="$3" '$1 == w && $2 == s && $3 == m { n++ } END { print n + 0 }' "$RAW"; }
+
+# The figure each workload is judged by, and whether higher is better.
+metric_of() { case $1 in d) echo mibps ;; f) echo bytes_per_conn ;; *) echo rps ;; esac; }
+higher_better() { [[ $1 != f ]]; }
+label_of() {
+    case $1 in
+        a) echo "a. small file, 100 keep-alive conns (req/s)" ;;
+        b) echo "b. 16 pipelined requests per write (req/s)" ;;
+        c) echo "c. Connection: close, 50 conns (req/s)" ;;
+        d) echo "d. 1 MiB file, 10 conns (MiB/s)" ;;
+        e) echo "e. 9,000 keep-alive conns (req/s)" ;;
+        f) echo "f. memory per idle kept-alive conn (bytes, lower is better)" ;;
+    esac
+}
+fmt() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { if (v >= 100) printf "%.0f", v; else printf "%.3g", v }'; }
+
+report() {
+    echo "# margay against its peers, one core each"
+    echo
+    echo "$(machine_line). Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+    echo "Each server alone, pinned to core 0; wrk \`-t1\` (and the idle-connection client) pinned to core 1; 127.0.0.1."
+    echo "$DURATION per measurement, median of $REPS repetitions. Small file: index.html, $SMALL_BYTES bytes."
+    echo "Versions: margay $(git describe --always --dirty 2>/dev/null || echo unknown)$(for s in $ACTIVE; do case $s in
+        nginx) printf ', %s' "$( (command -v nginx >/dev/null && nginx -v || /usr/sbin/nginx -v) 2>&1 | sed 's/.*: //')" ;;
+        lighttpd) printf ', %s' "$( (command -v lighttpd >/dev/null && lighttpd -v || /usr/sbin/lighttpd -v) 2>&1 | head -1 | cut -d' ' -f1)" ;;
+        h2o) printf ', h2o %s' "$( (command -v h2o >/dev/null && h2o -v || /usr/sbin/h2o -v) 2>&1 | head -1 | awk '{ print $3 }')" ;;
+        esac; done)."
+    [[ -n $SKIPPED ]] && echo "Skipped (could not be installed):$SKIPPED."
+    echo
+    echo "## Medians"
+    echo
+    local header="| workload |" rule="| --- |" name w
+    for name in $ACTIVE; do header+=" $name |"; rule+=" ---: |"; done
+    echo "$header"; echo "$rule"
+    for w in $WORKLOADS; do
+        local row="| $(label_of "$w") |" m
+        m=$(metric_of "$w")
+        for name in $ACTIVE; do
+            if ! runs_on "$w" "$name"; then row+=" n/a |"; continue; fi
+            local v cell
+            v=$(med "$w" "$name" "$m"); cell=$(fmt "$v")
+            (( $(count "$w" "$name" died) > 0 )) && cell+=" (died $(count "$w" "$name" died)×)"
+            (( $(count "$w" "$name" start_failed) > 0 )) && cell+=" (did not start)"
+            row+=" $cell |"
+        done
+        echo "$row"
+        case $w in
+            a | b | c)
+                row="| ↳ server CPU µs per request |"
+                for name in $ACTIVE; do runs_on "$w" "$name" && row+=" $(fmt "$(med "$w" "$name" cpu)") |" || row+=" n/a |"; done
+                echo "$row" ;;
+        esac
+        case $w in
+            e)
+                row="| ↳ p99 latency ms |"
+                for name in $ACTIVE; do row+=" $(fmt "$(med e "$name" p99)") |"; done
+                echo "$row"
+                row="| ↳ errors (socket + non-2xx/3xx) |"
+                for name in $ACTIVE; do row+=" $(fmt "$(med e "$name" errors)") |"; done
+                echo "$row" ;;
+            f)
+                row="| ↳ connections that failed to open (of $IDLE_CONNS) |"
+                for name in $ACTIVE; do row+=" $(fmt "$(med f "$name" idle_failed)") |"; done
+                echo "$row" ;;
+            *)
+                row="| ↳ errors |"
+                local any=0
+                for name in $ACTIVE; do
+                    local e; e=$(med "$w" "$name" errors); [[ -n $e && $e != 0 ]] && any=1
+                    runs_on "$w" "$name" && row+=" $(fmt "$e") |" || row+=" n/a |"
+                done
+                ((any)) && echo "$row" ;;
+        esac
+    done
+    echo
+    echo "## Ratios"
+    echo
+    echo "margay / best peer: above 1 means margay is ahead, except for memory (f), where below 1 is better."
+    echo
+    echo "| workload | margay | best peer | ratio |"
+    echo "| --- | ---: | --- | ---: |"
+    for w in $WORKLOADS; do
+        local m mv best="" bestv="" v
+        m=$(metric_of "$w")
+        mv=$(med "$w" margay "$m")
+        for name in $ACTIVE; do
+            [[ $name == margay || $name == floor ]] && continue
+            v=$(med "$w" "$name" "$m")
+            [[ -z $v ]] && continue
+            if [[ -z $bestv ]] || { higher_better "$w" && awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a > b) }'; } ||
+                { ! higher_better "$w" && awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a < b) }'; }; then
+                best=$name; bestv=$v
+            fi
+        done
+        local ratio="—"
+        if [[ -n $mv && -n $bestv ]]; then
+            ratio=$(awk -v a="$mv" -v b="$bestv" 'BEGIN { if (b == 0) print "—"; else printf "%.2f", a / b }')
+        fi
+        echo "| $(label_of "$w") | $(fmt "$mv") | ${best:-—} $(fmt "$bestv") | $ratio |"
+    done
+    if [[ " $WORKLOADS " == *" a "* && " $ACTIVE " == *" floor "* ]]; then
+        local mc fc
+        mc=$(med a margay cpu); fc=$(med a floor cpu)
+        if [[ -n $mc && -n $fc ]]; then
+            echo "| a. server CPU per request, margay / floor | $(fmt "$mc") µs | floor $(fmt "$fc") µs | $(awk -v a="$mc" -v b="$fc" 'BEGIN { printf "%.2f", a / b }') |"
+        fi
+    fi
+}
+
+mkdir -p "$RESULTS_DIR"
+report >"$RESULTS_DIR/peers.md"
+echo
+cat "$RESULTS_DIR/peers.md"
+echo
+echo "Wrote $RESULTS_DIR/peers.md"
