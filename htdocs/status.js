@@ -33,12 +33,13 @@
     return i === 0 ? `${Math.round(n)} B` : `${oneDecimal.format(n)} ${units[i]}`;
   }
 
-  // The smallest of 1, 2, 5, 10, 20, 50, ... that is at least `value`.
-  function niceCeiling(value) {
+  // A round number at least 10% above `value`, for the top of a chart's axis.
+  function axisTop(value) {
+    const wanted = Math.max(value * 1.1, 1);
     let step = 1;
     for (;;) {
-      for (const m of [1, 2, 5]) {
-        if (m * step >= value) return m * step;
+      for (const m of [1, 1.5, 2, 3, 4, 5, 6, 8]) {
+        if (m * step >= wanted) return m * step;
       }
       step *= 10;
     }
@@ -49,7 +50,7 @@
     chart.values.push(value);
     if (chart.values.length > HISTORY) chart.values.shift();
     const peak = Math.max(...chart.values);
-    const top = niceCeiling(Math.max(peak, 1));
+    const top = axisTop(peak);
     const span = Math.max(chart.values.length - 1, 1); // seconds shown
     const x = (i) => ((i / span) * WIDTH).toFixed(1);
     const y = (v) => (HEIGHT - (v / top) * HEIGHT).toFixed(1);
@@ -60,7 +61,7 @@
     chart.svg.querySelector(".area").setAttribute("d", `${line} L${WIDTH},${HEIGHT} L0,${HEIGHT} Z`);
     chart.now.textContent = chart.format(value);
     figure.querySelector(".since").textContent = span >= 60 ? "1 min ago" : `${span} s ago`;
-    figure.querySelector(".max").textContent = `peak ${chart.format(peak)}, scale ${integer.format(top)}`;
+    figure.querySelector(".max").textContent = `peak ${chart.format(peak)} · axis 0–${integer.format(top)}`;
   }
 
   function show(report) {

@@ -131,7 +131,8 @@ wrk_run() {
     if ((req > 0)); then
         record "$w" "$name" cpu "$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$req" 'BEGIN { printf "%.3f", d / hz * 1e6 / n }')"
     else
-        grep -m3 -i 'error\|unable' "$out" >&2 || true
+        echo "--- no responses from $name; wrk said:" >&2
+        cat "$out" >&2
     fi
     log "$w $name: $rps req/s, $mib MiB/s, p99 $p99 ms, errors $((err + non2xx)), CPU ticks $((t1 - t0))"
 }
@@ -142,6 +143,7 @@ idle_run() {
     curl -s -o /dev/null "http://127.0.0.1:$PORT/index.html" || true
     sleep 0.5
     rss0=$(status_kb "$pid" VmRSS)
+    : >"$out"
     taskset -c "$CLIENT_CORE" python3 scripts/idle_conns.py 127.0.0.1 "$PORT" "$IDLE_CONNS" /index.html 180 >"$out" 2>&1 &
     client=$!
     for ((i = 0; i < 1500; i++)); do   # at most 150 s

@@ -57,13 +57,19 @@ need() {
     have "$cmd" || { echo "error: $cmd still missing after installing $pkg" >&2; exit 1; }
 }
 
+has_candidate() {   # whether apt has a version of PKG to install
+    local policy
+    policy=$(apt-cache policy "$1" 2>/dev/null || true)
+    [[ $policy =~ Candidate:\ [0-9] ]]
+}
+
 # want CMD PKG: like need, but returns 1 instead of failing (for optional peers).
 want() {
     local cmd=$1 pkg=$2
     if have "$cmd"; then return 0; fi
-    if ! apt-cache policy "$pkg" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    if ! has_candidate "$pkg"; then
         [[ $APT_UPDATED == 1 ]] || { as_root apt-get update -qq; APT_UPDATED=1; }
-        apt-cache policy "$pkg" 2>/dev/null | grep -q 'Candidate: [0-9]' || return 1
+        has_candidate "$pkg" || return 1
     fi
     log "installing $pkg"
     apt_install "$pkg" || return 1
@@ -80,7 +86,9 @@ need_base_tools() {
 build_margay() {
     log "cargo build --release"
     cargo build --release --quiet
-    MARGAY=target/release/margay
+    # A copy, so a rebuild during the run cannot swap the binary under it.
+    MARGAY=$SCRATCH/margay
+    cp target/release/margay "$MARGAY"
 }
 
 # raise_limits: as many open files as allowed (wanted: 65536), and as many

@@ -113,7 +113,8 @@ run_point() {
     else
         cpu=nan
         note="${note:+$note; }no responses"
-        grep -m3 -i 'error\|unable' "$out" >&2 || true
+        echo "--- no responses from $name; wrk said:" >&2
+        cat "$out" >&2
     fi
     log "$name c=$conns: $rps req/s, p99 $p99 ms, errors $errors, RSS ${rss} KiB, peak ${hwm} KiB, threads $threads, ${cpu} us CPU/req${note:+ ($note)}"
     echo "$name,$conns,$req,$rps,$p50,$p99,$err,$non2xx,$errors,$rss,$hwm,$threads,$cpu,$note" >>"$CSV"

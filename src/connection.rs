@@ -69,6 +69,8 @@ pub struct Connection {
     last_activity: Instant,
     /// When the head now being read began (accept, or its first byte).
     head_started: Option<Instant>,
+    /// Responses the session had queued when `head_started` was last set.
+    served_seen: u64,
     /// The earliest deadline the reactor's timer holds for this connection.
     pub scheduled: Option<Instant>,
     /// Distinguishes this connection from later ones that reuse its slab slot.
@@ -90,6 +92,7 @@ impl Connection {
             phase: Phase::Reading,
             last_activity: now,
             head_started: Some(now),
+            served_seen: 0,
             scheduled: None,
             id,
             registered: Interest::READABLE,
@@ -135,6 +138,12 @@ impl Connection {
         self.state() == State::Reading && !self.session.mid_request(&self.input)
     }
 
+    /// Whether it is idle after serving at least one request: the first to close when
+    /// new clients need room.
+    pub fn is_kept_alive_idle(&self) -> bool {
+        self.is_idle() && self.session.served() > 0
+    }
+
     /// When it last moved a byte.
     pub fn last_activity(&self) -> Instant {
         self.last_activity
@@ -169,8 +178,10 @@ impl Connection {
             if !self.out.is_empty() || self.session.is_done() {
                 continue;
             }
-            if self.input.is_empty() && !self.session.reading_body() {
-                self.head_started = None;
+            if self.session.served() != self.served_seen {
+                // A request was answered: the next head's clock starts with its first byte.
+                self.served_seen = self.session.served();
+                self.head_started = (!self.input.is_empty()).then_some(now);
             }
             if drained && !read_closed {
                 self.input.release(&mut site.buffers);

@@ -2,6 +2,7 @@
 //! buffer, large files as windows sent with `sendfile(2)`, flushed with as few syscalls as
 //! possible and never more than a budget per turn.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice, Write};
@@ -51,17 +52,49 @@ pub enum Flush {
     Yielded,
 }
 
-/// Bytes and file windows waiting to be written, in order.
+thread_local! {
+    /// Write buffers kept for reuse by this thread's connections, so a response costs no
+    /// allocation and an idle connection holds no buffer.
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Most spare buffers a thread keeps, and the largest it keeps.
+const SPARE_COUNT: usize = 64;
+const SPARE_CAPACITY: usize = 64 * 1024;
+
+fn take_buffer() -> Vec<u8> {
+    SPARE
+        .with(|spare| spare.borrow_mut().pop())
+        .unwrap_or_else(|| Vec::with_capacity(4096))
+}
+
+fn give_buffer(mut buf: Vec<u8>) {
+    if buf.capacity() > SPARE_CAPACITY {
+        return;
+    }
+    buf.clear();
+    SPARE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if spare.len() < SPARE_COUNT {
+            spare.push(buf);
+        }
+    });
+}
+
+/// Bytes and file windows waiting to be written, in order: `front` first (the usual case,
+/// heads and small bodies, needs nothing else), then `rest`.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    chunks: VecDeque<Chunk>,
+    front: Vec<u8>,
+    front_sent: usize,
+    rest: VecDeque<Chunk>,
     queued: usize,
 }
 
 impl Outbox {
     /// Whether nothing is waiting.
     pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
+        self.front_sent == self.front.len() && self.rest.is_empty()
     }
 
     /// In-memory bytes waiting (file windows count a fixed small amount each), for
@@ -72,13 +105,19 @@ impl Outbox {
 
     /// The byte buffer at the tail, to encode a head straight into.
     pub fn tail(&mut self) -> &mut Vec<u8> {
-        if !matches!(self.chunks.back(), Some(Chunk::Bytes { .. })) {
-            self.chunks.push_back(Chunk::Bytes {
-                buf: Vec::with_capacity(1024),
+        if self.rest.is_empty() {
+            if self.front.capacity() == 0 {
+                self.front = take_buffer();
+            }
+            return &mut self.front;
+        }
+        if !matches!(self.rest.back(), Some(Chunk::Bytes { .. })) {
+            self.rest.push_back(Chunk::Bytes {
+                buf: take_buffer(),
                 sent: 0,
             });
         }
-        match self.chunks.back_mut() {
+        match self.rest.back_mut() {
             Some(Chunk::Bytes { buf, .. }) => buf,
             _ => unreachable!("a byte chunk was just pushed"),
         }
@@ -101,7 +140,7 @@ impl Outbox {
             self.push_bytes(&bytes);
         } else {
             self.queued += bytes.len();
-            self.chunks.push_back(Chunk::Bytes {
+            self.rest.push_back(Chunk::Bytes {
                 buf: bytes,
                 sent: 0,
             });
@@ -114,7 +153,7 @@ impl Outbox {
             self.push_bytes(&bytes);
         } else {
             self.queued += bytes.len();
-            self.chunks.push_back(Chunk::Shared {
+            self.rest.push_back(Chunk::Shared {
                 buf: bytes,
                 sent: 0,
             });
@@ -125,7 +164,7 @@ impl Outbox {
     pub fn push_file(&mut self, file: Arc<File>, offset: u64, len: u64) {
         if len > 0 {
             self.queued += 256;
-            self.chunks.push_back(Chunk::File {
+            self.rest.push_back(Chunk::File {
                 file,
                 offset,
                 left: len,
@@ -135,7 +174,9 @@ impl Outbox {
 
     /// Drops everything queued (the peer is gone).
     pub fn clear(&mut self) {
-        self.chunks = VecDeque::new();
+        self.rest = VecDeque::new();
+        self.front_sent = 0;
+        give_buffer(std::mem::take(&mut self.front));
         self.queued = 0;
     }
 
@@ -147,13 +188,16 @@ impl Outbox {
         budget: usize,
     ) -> io::Result<(Flush, usize)> {
         let mut written = 0;
-        while let Some(front) = self.chunks.front() {
+        while !self.is_empty() {
             if written >= budget {
                 return Ok((Flush::Yielded, written));
             }
-            let result = match front {
-                Chunk::File { .. } => self.send_file(socket, budget - written),
-                _ => self.write_bytes(socket),
+            let result = if self.front_sent == self.front.len()
+                && matches!(self.rest.front(), Some(Chunk::File { .. }))
+            {
+                self.send_file(socket, budget - written)
+            } else {
+                self.write_bytes(socket)
             };
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -165,26 +209,27 @@ impl Outbox {
                 Err(e) => return Err(e),
             }
         }
-        self.queued = 0;
-        if self.chunks.capacity() > 8 {
-            self.chunks = VecDeque::new();
-        }
+        self.clear();
         Ok((Flush::Done, written))
     }
 
-    /// One `writev` of the leading in-memory chunks.
+    /// One `write`/`writev` of the front bytes and the in-memory chunks after them.
     fn write_bytes<S: Write>(&mut self, socket: &mut S) -> io::Result<usize> {
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let mut count = 0;
-        for chunk in self.chunks.iter().take(MAX_SLICES) {
-            if matches!(chunk, Chunk::File { .. }) {
+        if self.front_sent < self.front.len() {
+            slices[0] = IoSlice::new(&self.front[self.front_sent..]);
+            count = 1;
+        }
+        for chunk in &self.rest {
+            if count == MAX_SLICES || matches!(chunk, Chunk::File { .. }) {
                 break;
             }
             slices[count] = IoSlice::new(chunk.remaining());
             count += 1;
         }
         let n = if count == 1 {
-            socket.write(slices[0].as_ref())?
+            socket.write(&slices[0])?
         } else {
             socket.write_vectored(&slices[..count])?
         };
@@ -192,30 +237,34 @@ impl Outbox {
         Ok(n)
     }
 
-    fn advance(&mut self, mut n: usize) {
-        let written = n;
+    /// Marks `n` written bytes as sent: the front first, then whole or partial chunks.
+    fn advance(&mut self, n: usize) {
+        self.queued = self.queued.saturating_sub(n);
+        let from_front = n.min(self.front.len() - self.front_sent);
+        self.front_sent += from_front;
+        let mut n = n - from_front;
         while n > 0 {
-            let Some(front) = self.chunks.front_mut() else {
+            let Some(chunk) = self.rest.front_mut() else {
                 break;
             };
-            let left = front.remaining().len();
-            if n >= left {
-                n -= left;
-                self.chunks.pop_front();
-            } else {
-                match front {
+            let left = chunk.remaining().len();
+            if n < left {
+                match chunk {
                     Chunk::Bytes { sent, .. } | Chunk::Shared { sent, .. } => *sent += n,
                     Chunk::File { .. } => unreachable!("file chunks are not in a writev"),
                 }
-                n = 0;
+                break;
+            }
+            n -= left;
+            if let Some(Chunk::Bytes { buf, .. }) = self.rest.pop_front() {
+                give_buffer(buf);
             }
         }
-        self.queued = self.queued.saturating_sub(written);
     }
 
     /// One bounded `sendfile(2)` from the front file window.
     fn send_file<S: AsRawFd>(&mut self, socket: &mut S, budget: usize) -> io::Result<usize> {
-        let Some(Chunk::File { file, offset, left }) = self.chunks.front_mut() else {
+        let Some(Chunk::File { file, offset, left }) = self.rest.front_mut() else {
             return Ok(0);
         };
         let count = (*left).min(budget.max(1) as u64).min(1 << 30) as usize;
@@ -238,9 +287,74 @@ impl Outbox {
         *offset += sent;
         *left -= sent;
         if *left == 0 {
-            self.chunks.pop_front();
+            self.rest.pop_front();
             self.queued = self.queued.saturating_sub(256);
         }
         Ok(sent as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    fn drain(outbox: &mut Outbox) -> Vec<u8> {
+        let (mut ours, mut theirs) = UnixStream::pair().unwrap();
+        let (flush, written) = outbox.write_to(&mut ours, usize::MAX).unwrap();
+        assert_eq!(flush, Flush::Done);
+        drop(ours);
+        let mut got = Vec::new();
+        theirs.read_to_end(&mut got).unwrap();
+        assert_eq!(got.len(), written);
+        got
+    }
+
+    #[test]
+    fn bytes_shared_and_file_windows_go_out_in_order() {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, b"0123456789").unwrap();
+        let file = Arc::new(file);
+        let big: Vec<u8> = (0..COPY_LIMIT + 10).map(|i| i as u8).collect();
+        let mut outbox = Outbox::default();
+        outbox.push_bytes(b"head1|");
+        outbox.push_shared(Arc::from(&b"small|"[..]));
+        outbox.push_file(file.clone(), 2, 3);
+        outbox.push_bytes(b"|head2|");
+        outbox.push_vec(big.clone());
+        outbox.push_file(file, 0, 10);
+        assert!(!outbox.is_empty());
+        let mut expected = b"head1|small|234|head2|".to_vec();
+        expected.extend_from_slice(&big);
+        expected.extend_from_slice(b"0123456789");
+        assert_eq!(drain(&mut outbox), expected);
+        assert!(outbox.is_empty());
+        assert_eq!(outbox.queued(), 0);
+    }
+
+    #[test]
+    fn a_full_socket_blocks_and_the_rest_follows_later() {
+        let (mut ours, mut theirs) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let payload: Vec<u8> = (0..4 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let mut outbox = Outbox::default();
+        outbox.push_vec(payload.clone());
+        let (flush, first) = outbox.write_to(&mut ours, usize::MAX).unwrap();
+        assert_eq!(flush, Flush::Blocked);
+        assert!(first < payload.len());
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            theirs.read_to_end(&mut got).unwrap();
+            got
+        });
+        loop {
+            match outbox.write_to(&mut ours, 64 * 1024).unwrap() {
+                (Flush::Done, _) => break,
+                _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
+        drop(ours);
+        assert_eq!(reader.join().unwrap(), payload);
     }
 }

@@ -78,6 +78,8 @@ pub struct Reactor {
     poll: Poll,
     listener: Option<TcpListener>,
     accepting: Accepting,
+    /// A client accepted at the cap, served first when a slot frees.
+    waiting: Option<(TcpStream, SocketAddr)>,
     connections: Slab<Connection>,
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     yielded: Vec<usize>,
@@ -106,6 +108,7 @@ impl Reactor {
             poll,
             listener: Some(listener),
             accepting: Accepting::Yes,
+            waiting: None,
             connections: Slab::with_capacity(1024),
             timers: BinaryHeap::new(),
             yielded: Vec::new(),
@@ -165,15 +168,11 @@ impl Reactor {
     /// Accepts until the listener would block, the cap is reached or descriptors run out.
     fn accept(&mut self, now: Instant) {
         while self.accepting == Accepting::Yes {
-            if self.connections.len() >= self.config.max_connections && !self.shed_idle(1) {
-                self.pause(Accepting::Full);
-                return;
-            }
             let Some(listener) = &self.listener else {
                 return;
             };
             match listener.accept() {
-                Ok((socket, peer)) => self.open(socket, peer, now),
+                Ok((socket, peer)) => self.admit(socket, peer, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e)
                     if matches!(
@@ -199,6 +198,21 @@ impl Reactor {
                 }
             }
         }
+    }
+
+    /// Serves a new client, first closing the longest-idle kept-alive connection if the cap
+    /// is reached; with none idle, the client waits (accepting pauses) until a slot frees.
+    fn admit(&mut self, socket: TcpStream, peer: SocketAddr, now: Instant) {
+        if self.connections.len() >= self.config.max_connections && !self.shed_idle(1) {
+            log::debug!(
+                "{peer}: at {} connections; waiting for a slot",
+                self.connections.len()
+            );
+            self.waiting = Some((socket, peer));
+            self.pause(Accepting::Full);
+            return;
+        }
+        self.open(socket, peer, now);
     }
 
     fn open(&mut self, socket: TcpStream, peer: SocketAddr, now: Instant) {
@@ -294,10 +308,6 @@ impl Reactor {
         let _ = self.poll.registry().deregister(connection.socket());
         self.site.app.stats.connection_closed(connection.phase());
         log::trace!("{}: token {key} closed", connection.peer());
-        if self.accepting == Accepting::Full {
-            self.accepting = Accepting::Yes;
-            self.register_listener();
-        }
     }
 
     /// Closes up to `n` of the longest-idle kept-alive connections. Returns whether any was.
@@ -305,7 +315,7 @@ impl Reactor {
         let mut idle: Vec<(Instant, usize)> = self
             .connections
             .iter()
-            .filter(|(_, c)| c.is_idle())
+            .filter(|(_, c)| c.is_kept_alive_idle())
             .map(|(key, c)| (c.last_activity(), key))
             .collect();
         idle.sort_unstable();
@@ -323,14 +333,23 @@ impl Reactor {
         }
     }
 
+    /// Accepts again once the back-off has passed or a slot has freed, serving the client
+    /// that waited first.
     fn resume_accepting(&mut self, now: Instant) {
-        if let Accepting::BackOff(at) = self.accepting
-            && now >= at
-        {
-            self.accepting = Accepting::Yes;
-            self.register_listener();
-            self.accept(now);
+        let ready = match self.accepting {
+            Accepting::Yes => false,
+            Accepting::Full => self.connections.len() < self.config.max_connections,
+            Accepting::BackOff(at) => now >= at,
+        };
+        if !ready || self.listener.is_none() {
+            return;
         }
+        self.accepting = Accepting::Yes;
+        if let Some((socket, peer)) = self.waiting.take() {
+            self.open(socket, peer, now);
+        }
+        self.register_listener();
+        self.accept(now);
     }
 
     fn register_listener(&mut self) {
@@ -353,6 +372,7 @@ impl Reactor {
             if let Some(mut listener) = self.listener.take() {
                 let _ = self.poll.registry().deregister(&mut listener);
             }
+            self.waiting = None;
             log::info!("shutting down: {} connections open", self.connections.len());
         }
         let idle: Vec<usize> = self

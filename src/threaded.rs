@@ -8,12 +8,14 @@ use crate::reactor::Control;
 use crate::readbuf::{Filled, ReadBuf};
 use crate::session::Session;
 use crate::site::Site;
-use crate::stats::Phase;
+use crate::stats::{Phase, Stats};
 use mio::{Events, Interest, Poll, Token, Waker};
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Longest a blocked read waits before looking at the shutdown flag again.
@@ -30,6 +32,70 @@ pub struct ThreadConfig {
     pub shutdown_timeout: Duration,
 }
 
+/// The open connections: counted against the cap, and each one's idle state known so the
+/// acceptor can close the longest-idle one when a new client needs its slot.
+#[derive(Default)]
+struct Registry {
+    open: Mutex<HashMap<u64, Tracked>>,
+    next_id: AtomicU64,
+}
+
+struct Tracked {
+    /// A second handle on the socket, to shut it down from the acceptor.
+    socket: Option<TcpStream>,
+    idle_since: Option<Instant>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Tracked>> {
+        self.open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn add(&self, socket: &TcpStream) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let tracked = Tracked {
+            socket: socket.try_clone().ok(),
+            idle_since: None,
+        };
+        self.lock().insert(id, tracked);
+        id
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    fn set_idle(&self, id: u64, idle: bool) {
+        if let Some(tracked) = self.lock().get_mut(&id) {
+            tracked.idle_since = idle.then(Instant::now);
+        }
+    }
+
+    /// Shuts down the longest-idle kept-alive connection (its thread then sees end of stream
+    /// and exits). Returns whether there was one.
+    fn shed_oldest_idle(&self) -> bool {
+        let mut open = self.lock();
+        let oldest = open
+            .iter_mut()
+            .filter(|(_, t)| t.idle_since.is_some())
+            .min_by_key(|(_, t)| t.idle_since);
+        let Some((_, tracked)) = oldest else {
+            return false;
+        };
+        tracked.idle_since = None;
+        if let Some(socket) = &tracked.socket {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+        true
+    }
+}
+
 /// Accepts on `listener` and serves each client on its own thread until shutdown.
 pub fn run(
     listener: TcpListener,
@@ -43,62 +109,98 @@ pub fn run(
     poll.registry()
         .register(&mut listener, Token(0), Interest::READABLE)?;
     control.add_waker(Arc::new(Waker::new(poll.registry(), Token(1))?));
-    let active = Arc::new(AtomicUsize::new(0));
+    let registry = Arc::new(Registry::default());
+    let mut waiting: Option<(TcpStream, SocketAddr)> = None;
     let mut events = Events::with_capacity(64);
     while !control.is_shutting_down() {
-        if let Err(e) = poll.poll(&mut events, Some(POLL_SLICE))
+        // A client waiting for a slot is looked at often; otherwise sleep until an event.
+        let slice = if waiting.is_some() {
+            Duration::from_millis(10)
+        } else {
+            POLL_SLICE
+        };
+        if let Err(e) = poll.poll(&mut events, Some(slice))
             && e.kind() != io::ErrorKind::Interrupted
         {
             return Err(e);
         }
-        accept_all(&listener, &site, &config, &control, &active);
+        if let Some((socket, peer)) = waiting.take() {
+            if registry.len() < config.max_connections {
+                start(socket, peer, &site, &config, &control, &registry);
+            } else {
+                waiting = Some((socket, peer));
+                continue;
+            }
+        }
+        waiting = accept_all(&listener, &site, &config, &control, &registry);
     }
     drop(listener);
     let deadline = Instant::now() + config.shutdown_timeout;
-    while active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+    while registry.len() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let left = active.load(Ordering::SeqCst);
+    let left = registry.len();
     if left > 0 {
         log::warn!("shutdown cut short {left} connections");
     }
     Ok(())
 }
 
+/// Accepts until the listener would block. At the cap the longest-idle connection is closed
+/// for the newcomer; with none idle, the newcomer is returned to wait for a slot.
 fn accept_all(
     listener: &mio::net::TcpListener,
     site: &Site,
     config: &ThreadConfig,
     control: &Arc<Control>,
-    active: &Arc<AtomicUsize>,
-) {
-    while active.load(Ordering::SeqCst) < config.max_connections {
+    registry: &Arc<Registry>,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
         let (socket, peer) = match listener.accept() {
             Ok(accepted) => accepted,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
             Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
             Err(e) => {
                 log::warn!("accept: {e}");
                 std::thread::sleep(Duration::from_millis(100));
-                return;
+                return None;
             }
         };
-        // mio's stream and std's share the descriptor; take it back as a blocking std socket.
+        // mio's stream and std's share the descriptor; take it back as a std socket.
         let socket = TcpStream::from(std::os::fd::OwnedFd::from(socket));
-        let mut worker_site = Site::new(site.app.clone(), site.files.clone());
-        let (config, control, active) = (*config, control.clone(), active.clone());
-        active.fetch_add(1, Ordering::SeqCst);
-        let spawned = std::thread::Builder::new()
-            .name(format!("margay-conn-{peer}"))
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                serve(socket, peer, &mut worker_site, &config, &control);
-                active.fetch_sub(1, Ordering::SeqCst);
-            });
-        if let Err(e) = spawned {
-            log::warn!("{peer}: cannot start a thread: {e}");
-            std::thread::sleep(Duration::from_millis(100));
+        if registry.len() >= config.max_connections && !registry.shed_oldest_idle() {
+            log::debug!("{peer}: at the connection cap; waiting for a slot");
+            return Some((socket, peer));
         }
+        start(socket, peer, site, config, control, registry);
+    }
+}
+
+/// Starts the thread that serves one client.
+fn start(
+    socket: TcpStream,
+    peer: SocketAddr,
+    site: &Site,
+    config: &ThreadConfig,
+    control: &Arc<Control>,
+    registry: &Arc<Registry>,
+) {
+    let mut worker_site = Site::new(site.app.clone(), site.files.clone());
+    let (config, control, registry) = (*config, control.clone(), registry.clone());
+    let id = registry.add(&socket);
+    let thread_registry = registry.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("margay-conn-{peer}"))
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let idle = |idle: bool| thread_registry.set_idle(id, idle);
+            serve(socket, peer, &mut worker_site, &config, &control, &idle);
+            thread_registry.remove(id);
+        });
+    if let Err(e) = spawned {
+        log::warn!("{peer}: cannot start a thread: {e}");
+        registry.remove(id);
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -109,6 +211,7 @@ fn serve(
     site: &mut Site,
     config: &ThreadConfig,
     control: &Control,
+    idle: &dyn Fn(bool),
 ) {
     let stats = site.app.stats.clone();
     stats.connection_opened();
@@ -122,6 +225,7 @@ fn serve(
         return stats.connection_closed(phase);
     }
     let mut head_started = Some(Instant::now());
+    let mut served_seen = 0;
     let mut last_activity = Instant::now();
     loop {
         site.tick(SystemTime::now());
@@ -129,7 +233,7 @@ fn serve(
             site.draining = true;
         }
         if !out.is_empty() {
-            set_phase(&stats, &mut phase, Phase::Writing);
+            set_phase(&stats, &mut phase, Phase::Writing, idle);
             if let Err(e) = flush(&mut socket, &mut out, site, config) {
                 log::debug!("{peer}: write failed: {e}");
                 break;
@@ -145,21 +249,20 @@ fn serve(
             continue;
         }
         let mid_request = session.mid_request(&input);
-        if !mid_request {
-            head_started = None;
-            if site.draining {
-                break;
-            }
+        if session.served() != served_seen {
+            // A request was answered: the next head's clock starts with its first byte.
+            served_seen = session.served();
+            head_started = mid_request.then(Instant::now);
         }
-        set_phase(
-            &stats,
-            &mut phase,
-            if session.served() > 0 && !mid_request {
-                Phase::Idle
-            } else {
-                Phase::Reading
-            },
-        );
+        if !mid_request && site.draining {
+            break;
+        }
+        let waiting = if session.served() > 0 && !mid_request {
+            Phase::Idle
+        } else {
+            Phase::Reading
+        };
+        set_phase(&stats, &mut phase, waiting, idle);
         let deadline = match head_started {
             _ if session.reading_body() => last_activity + config.timeouts.header,
             Some(started) => started + config.timeouts.header,
@@ -198,9 +301,12 @@ fn serve(
     stats.connection_closed(phase);
 }
 
-fn set_phase(stats: &crate::stats::Stats, phase: &mut Phase, to: Phase) {
-    stats.phase_changed(*phase, to);
-    *phase = to;
+fn set_phase(stats: &Stats, phase: &mut Phase, to: Phase, idle: &dyn Fn(bool)) {
+    if *phase != to {
+        stats.phase_changed(*phase, to);
+        idle(to == Phase::Idle);
+        *phase = to;
+    }
 }
 
 /// Writes everything queued; a send timeout with no progress ends the connection.

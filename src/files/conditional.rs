@@ -87,29 +87,20 @@ pub enum Comparison {
     Weak,
 }
 
-/// Every value of the fields called `name`, as raw bytes.
-pub(crate) fn field_values<'a>(
-    head: &'a RequestHead,
-    name: &'a str,
-) -> impl Iterator<Item = &'a [u8]> + 'a {
-    head.headers()
-        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v)
-}
-
 fn has_field(head: &RequestHead, name: &str) -> bool {
-    field_values(head, name).next().is_some()
+    head.header_values(name).next().is_some()
 }
 
 /// Whether any tag listed in the fields called `name` matches `current`.
 fn any_tag_matches(head: &RequestHead, name: &str, current: &str, how: Comparison) -> bool {
-    field_values(head, name).any(|list| list_matches(list, current, how))
+    head.header_values(name)
+        .any(|list| list_matches(list, current, how))
 }
 
 /// The date in the only field called `name`, in seconds since the epoch; `None` when the
 /// field is absent, repeated or not an HTTP-date (such fields are ignored, RFC 9110 13.1).
 fn single_date(head: &RequestHead, name: &str) -> Option<u64> {
-    let mut values = field_values(head, name);
+    let mut values = head.header_values(name);
     let (Some(value), None) = (values.next(), values.next()) else {
         return None;
     };

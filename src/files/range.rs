@@ -1,7 +1,7 @@
 //! Byte ranges (RFC 9110 section 14): parsing `Range`, honouring `If-Range`, refusing
 //! requests that would amplify the response, and building 206 and 416 responses.
 
-use super::conditional::{Validators, field_values, parse_date};
+use super::conditional::{Validators, parse_date};
 use super::representation::Representation;
 use crate::http::{BodyPart, Method, RequestHead, Response};
 use std::hash::{BuildHasher, RandomState};
@@ -42,7 +42,7 @@ pub fn plan(head: &RequestHead, validators: &Validators, len: u64) -> RangePlan 
     if head.method != Method::Get {
         return RangePlan::Full;
     }
-    let mut values = field_values(head, "range");
+    let mut values = head.header_values("range");
     let (Some(value), None) = (values.next(), values.next()) else {
         return RangePlan::Full;
     };
@@ -55,7 +55,7 @@ pub fn plan(head: &RequestHead, validators: &Validators, len: u64) -> RangePlan 
 /// `If-Range` (RFC 9110 section 13.1.5): absent, or a strong tag equal to ours, or a date
 /// exactly equal to `Last-Modified`. A weak tag or any other value means "send it all".
 fn if_range_holds(head: &RequestHead, validators: &Validators) -> bool {
-    let mut values = field_values(head, "if-range");
+    let mut values = head.header_values("if-range");
     match (values.next(), values.next()) {
         (None, _) => true,
         (Some(tag @ [b'"', ..]), None) => tag == validators.etag.as_bytes(),

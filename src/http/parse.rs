@@ -106,18 +106,24 @@ impl RequestHead {
 
     /// The first field called `name` (case-insensitive), trimmed; `None` if absent or not UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let field = self
-            .fields
-            .iter()
-            .find(|f| self.text(&f.name).eq_ignore_ascii_case(name))?;
+        let field = self.fields.iter().find(|f| self.is_named(f, name))?;
         std::str::from_utf8(self.bytes(&field.value)).ok()
     }
 
     /// Every field called `name` (case-insensitive), in order, skipping values that are not UTF-8.
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+        self.fields
+            .iter()
+            .filter(move |f| self.is_named(f, name))
+            .filter_map(|f| std::str::from_utf8(self.bytes(&f.value)).ok())
+    }
+
+    /// The raw values of every field called `name` (case-insensitive), in order.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.fields
+            .iter()
+            .filter(move |f| self.is_named(f, name))
+            .map(|f| self.bytes(&f.value))
     }
 
     /// All fields in order as (name, raw value).
@@ -125,6 +131,11 @@ impl RequestHead {
         self.fields
             .iter()
             .map(|f| (self.text(&f.name), self.bytes(&f.value)))
+    }
+
+    fn is_named(&self, field: &Field, name: &str) -> bool {
+        self.bytes(&field.name)
+            .eq_ignore_ascii_case(name.as_bytes())
     }
 
     fn bytes(&self, range: &Range<u32>) -> &[u8] {
@@ -180,14 +191,16 @@ pub fn parse_head(
     let raw = &input[..len];
     let offset = |s: &[u8]| (s.as_ptr() as usize - raw.as_ptr() as usize) as u32;
     let span = |s: &[u8]| offset(s)..offset(s) + s.len() as u32;
-    let fields: Vec<Field> = request
-        .headers
-        .iter()
-        .map(|h| Field {
-            name: span(h.name.as_bytes()),
-            value: span(trim(h.value)),
-        })
-        .collect();
+    let mut fields = Vec::with_capacity(request.headers.len());
+    let mut known = Known::default();
+    for header in request.headers.iter() {
+        let value = trim(header.value);
+        known.note(header.name.as_bytes(), value)?;
+        fields.push(Field {
+            name: span(header.name.as_bytes()),
+            value: span(value),
+        });
+    }
     let line_end = raw.iter().position(|&b| b == b'\n').unwrap_or(0);
     let line_end = if line_end > 0 && raw[line_end - 1] == b'\r' {
         line_end - 1
@@ -209,12 +222,10 @@ pub fn parse_head(
         path: String::new(),
         fields,
     };
-    head.framing = framing(&head)?;
-    head.keep_alive = persistence(&head);
-    head.expect_continue = head
-        .header("expect")
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-    head.error = semantics(&mut head, method_token).err();
+    head.framing = known.framing(version)?;
+    head.keep_alive = !known.close && (version == Version::Http11 || known.keep_alive);
+    head.expect_continue = known.expect_continue;
+    head.error = semantics(&mut head, &known, method_token).err();
     Ok(Some((head, start + len)))
 }
 
@@ -272,31 +283,59 @@ fn trim(value: &[u8]) -> &[u8] {
     &value[start..end]
 }
 
-/// Decides the body framing, refusing anything a proxy in front of us could read differently.
-fn framing(head: &RequestHead) -> Result<Framing, RequestError> {
-    let mut length: Option<u64> = None;
-    let mut transfer_encoding: Option<bool> = None;
-    for (name, value) in head.headers() {
-        if name.eq_ignore_ascii_case("content-length") {
+/// What the fields that shape the exchange say, gathered in one pass over the head.
+#[derive(Debug, Default)]
+struct Known {
+    length: Option<u64>,
+    /// `Transfer-Encoding` fields seen, and whether the only one says exactly `chunked`.
+    transfer_encodings: u32,
+    chunked: bool,
+    hosts: u32,
+    host_valid: bool,
+    close: bool,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+impl Known {
+    /// Takes note of one field; a `Content-Length` that is not a number, or disagrees with an
+    /// earlier one, is refused at once.
+    fn note(&mut self, name: &[u8], value: &[u8]) -> Result<(), RequestError> {
+        if name.eq_ignore_ascii_case(b"content-length") {
             for item in value.split(|&b| b == b',') {
                 let n = parse_length(trim(item)).ok_or(RequestError::BadContentLength)?;
-                if length.is_some_and(|seen| seen != n) {
+                if self.length.is_some_and(|seen| seen != n) {
                     return Err(RequestError::BadContentLength);
                 }
-                length = Some(n);
+                self.length = Some(n);
             }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            // Only one field saying exactly `chunked` is accepted.
-            let chunked = transfer_encoding.is_none() && value.eq_ignore_ascii_case(b"chunked");
-            transfer_encoding = Some(chunked);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.transfer_encodings += 1;
+            self.chunked = value.eq_ignore_ascii_case(b"chunked");
+        } else if name.eq_ignore_ascii_case(b"host") {
+            self.hosts += 1;
+            self.host_valid = value.iter().all(|&b| is_host_byte(b));
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',').map(trim) {
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            self.expect_continue = value.eq_ignore_ascii_case(b"100-continue");
         }
+        Ok(())
     }
-    match (transfer_encoding, length) {
-        (Some(_), Some(_)) => Err(RequestError::BadTransferEncoding),
-        (Some(true), None) if head.version == Version::Http11 => Ok(Framing::Chunked),
-        (Some(_), None) => Err(RequestError::BadTransferEncoding),
-        (None, Some(0)) | (None, None) => Ok(Framing::None),
-        (None, Some(n)) => Ok(Framing::Length(n)),
+
+    /// Decides the body framing, refusing anything a proxy in front of us could read
+    /// differently: only one `Transfer-Encoding` saying exactly `chunked`, on HTTP/1.1,
+    /// without `Content-Length`.
+    fn framing(&self, version: Version) -> Result<Framing, RequestError> {
+        match (self.transfer_encodings, self.length) {
+            (0, None | Some(0)) => Ok(Framing::None),
+            (0, Some(n)) => Ok(Framing::Length(n)),
+            (1, None) if self.chunked && version == Version::Http11 => Ok(Framing::Chunked),
+            _ => Err(RequestError::BadTransferEncoding),
+        }
     }
 }
 
@@ -307,30 +346,25 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
     Some(digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
-/// Whether the connection may persist after this request (RFC 9112 section 9.3).
-fn persistence(head: &RequestHead) -> bool {
-    let mut close = false;
-    let mut keep_alive = false;
-    for value in head.headers_named("connection") {
-        for token in value.split(',').map(str::trim) {
-            close |= token.eq_ignore_ascii_case("close");
-            keep_alive |= token.eq_ignore_ascii_case("keep-alive");
-        }
-    }
-    match head.version {
-        _ if close => false,
-        Version::Http11 => true,
-        Version::Http10 => keep_alive,
-    }
-}
-
 /// The checks that do not affect framing: method, `Host`, and the target.
-fn semantics(head: &mut RequestHead, method_token: &str) -> Result<(), RequestError> {
+fn semantics(
+    head: &mut RequestHead,
+    known: &Known,
+    method_token: &str,
+) -> Result<(), RequestError> {
     head.method = match Method::from_token(method_token) {
         Some(Method::Connect) | None => return Err(RequestError::MethodNotImplemented),
         Some(method) => method,
     };
-    check_host(head)?;
+    // `Host` must appear once on HTTP/1.1, at most once on HTTP/1.0, and be a plausible
+    // authority.
+    let host_required = head.version == Version::Http11;
+    if known.hosts > 1
+        || (known.hosts == 0 && host_required)
+        || (known.hosts == 1 && !known.host_valid)
+    {
+        return Err(RequestError::BadHost);
+    }
     let parsed = parse_target(head.target())?;
     if parsed.path == "*" && head.method != Method::Options {
         return Err(RequestError::BadTarget);
@@ -339,21 +373,6 @@ fn semantics(head: &mut RequestHead, method_token: &str) -> Result<(), RequestEr
     head.query = parsed.query.map(|q| q.start as u32..q.end as u32);
     head.path = parsed.path;
     Ok(())
-}
-
-/// `Host` must appear once on HTTP/1.1, at most once on HTTP/1.0, and be a plausible authority.
-fn check_host(head: &RequestHead) -> Result<(), RequestError> {
-    let mut hosts = head
-        .headers()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("host"));
-    match (hosts.next(), hosts.next()) {
-        (None, _) if head.version == Version::Http11 => Err(RequestError::BadHost),
-        (Some(_), Some(_)) => Err(RequestError::BadHost),
-        (Some((_, value)), None) if !value.iter().all(|&b| is_host_byte(b)) => {
-            Err(RequestError::BadHost)
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Bytes allowed in a `Host` value: reg-name, IP literal and port characters (RFC 3986).

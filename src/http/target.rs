@@ -39,10 +39,17 @@ pub fn parse_target(target: &str) -> Result<Target, RequestError> {
     };
     let raw = &target[path_start..path_end];
     let decoded = percent_decode(if raw.is_empty() { "/" } else { raw })?;
+    let path = if decoded.contains("/.") || decoded.contains("//") {
+        remove_dot_segments(&decoded)?
+    } else if decoded.starts_with('/') && !decoded.contains('\0') {
+        decoded
+    } else {
+        return Err(RequestError::BadTarget);
+    };
     Ok(Target {
         raw_path: path_start..path_end,
         query,
-        path: remove_dot_segments(&decoded)?,
+        path,
     })
 }
 

@@ -1,0 +1,536 @@
+//! Fuzzes one connection's protocol state: arbitrary client bytes, cut into arbitrary pieces,
+//! go through `Session::process` the way the event loop feeds it, and what the server would
+//! put on the wire is checked.
+//!
+//! Input layout: byte 0 holds flags (bits 0-2: how many split points follow; bit 3: end the
+//! conversation with the header timeout instead of the client closing; bit 4: the server is
+//! draining for shutdown; bit 5: small limits, at most 3 requests per connection). Then two
+//! bytes (little-endian) per split point, then the bytes the client sends.
+//!
+//! Checked for every input:
+//! - nothing panics, and the session always finishes;
+//! - the output is a sequence of complete, well-formed responses, one per access-log line,
+//!   each body exactly as long as its `Content-Length` says, nothing after `Connection: close`;
+//! - nothing outside the document root or hidden in it is ever sent;
+//! - splitting the input never changes the outcome: the bytes and log lines produced for the
+//!   split input equal those for the same bytes in one piece.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use margay::app::Router;
+use margay::files::StaticFiles;
+use margay::http::Limits;
+use margay::outbox::{Flush, Outbox};
+use margay::readbuf::ReadBuf;
+use margay::session::Session;
+use margay::site::{App, Site};
+use margay::stats::Stats;
+use margay::{Method, Request, Response};
+use std::cell::RefCell;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+/// In a file outside the root (reachable only through a symlink) and in a dotfile inside it:
+/// no response may ever contain it unless the client sent it.
+const SECRET: &[u8] = b"FUZZ-SECRET-3b9d41f0";
+
+fuzz_target!(|data: &[u8]| run(data));
+
+/// The document root and the two applications, built once per process.
+struct World {
+    files: StaticFiles,
+    plain: Arc<App>,
+    strict: Arc<App>,
+    _root: PathBuf,
+}
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        log::set_logger(&ACCESS_LOG).expect("install the access-log capture");
+        log::set_max_level(log::LevelFilter::Info);
+        let dir = tempfile::Builder::new()
+            .prefix("margay-fuzz-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        let root = dir.join("root");
+        make_root(&dir, &root).expect("build the document root");
+        let files = StaticFiles::new(&root).expect("document root");
+        World {
+            files,
+            plain: app(Limits::default(), 0, 1024),
+            strict: app(
+                Limits {
+                    max_head: 1024,
+                    max_headers: 8,
+                    max_target: 128,
+                },
+                3,
+                64,
+            ),
+            _root: root,
+        }
+    })
+}
+
+fn make_root(dir: &std::path::Path, root: &std::path::Path) -> io::Result<()> {
+    use std::fs;
+    fs::create_dir(root)?;
+    fs::write(root.join("index.html"), "<!DOCTYPE html><title>fuzz</title>\n")?;
+    fs::write(root.join("style.css"), "body { color: #333 }\n")?;
+    fs::write(root.join("data.json"), "{\"a\":[1,2,3]}\n")?;
+    fs::write(root.join("empty.txt"), "")?;
+    // Larger than the in-memory cache takes, so it is sent from the file.
+    let big: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    fs::write(root.join("big.txt"), big)?;
+    fs::create_dir(root.join("sub"))?;
+    fs::write(root.join("sub/index.html"), "sub index\n")?;
+    fs::create_dir(root.join("noindex"))?;
+    fs::write(root.join("noindex/a.txt"), "a\n")?;
+    fs::write(root.join(".secret"), SECRET)?;
+    fs::write(dir.join("outside.txt"), SECRET)?;
+    std::os::unix::fs::symlink(dir.join("outside.txt"), root.join("link-out"))?;
+    std::os::unix::fs::symlink(dir, root.join("link-dir"))?;
+    Ok(())
+}
+
+fn app(limits: Limits, max_requests: u64, max_body_size: u64) -> Arc<App> {
+    let mut router = Router::default();
+    router.exact(
+        Method::Post,
+        "/echo",
+        Arc::new(|request: &Request| {
+            Response::bytes("application/octet-stream", request.body().to_vec())
+        }),
+    );
+    router.exact(
+        Method::Get,
+        "/hello",
+        Arc::new(|request: &Request| {
+            Response::text(format!("hello {}", request.query("name").unwrap_or("world")))
+        }),
+    );
+    router.prefix(
+        Method::Get,
+        "/api/",
+        Arc::new(|request: &Request| Response::text(format!("{:?}", request.query_pairs()))),
+    );
+    Arc::new(App {
+        router,
+        limits,
+        max_body_size,
+        max_requests_per_connection: max_requests,
+        access_log: true,
+        stats: Arc::new(Stats::new()),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access-log capture: one line per response, in order, tells the checker each response's
+// status and body length.
+
+struct AccessLog;
+static ACCESS_LOG: AccessLog = AccessLog;
+
+thread_local! {
+    static LINES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+impl log::Log for AccessLog {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.target() == "margay::access"
+    }
+
+    fn log(&self, record: &log::Record) {
+        if record.target() == "margay::access" {
+            LINES.with(|lines| lines.borrow_mut().push(record.args().to_string()));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// An access-log line's request line, status and body length.
+struct Logged {
+    request_line: String,
+    status: u16,
+    body_len: usize,
+}
+
+fn parse_access_line(line: &str) -> Logged {
+    // `IP - - [TIME] "REQUEST LINE" STATUS BYTES "REFERER" "USER-AGENT"`, quotes escaped.
+    let start = line.find("] \"").expect("access line has a request") + 3;
+    let mut end = start;
+    let bytes = line.as_bytes();
+    while bytes[end] != b'"' {
+        end += if bytes[end] == b'\\' { 2 } else { 1 };
+    }
+    let mut rest = line[end + 2..].split(' ');
+    let status = rest.next().and_then(|s| s.parse().ok()).expect("status");
+    let body_len = rest.next().and_then(|s| s.parse().ok()).expect("bytes");
+    Logged {
+        request_line: line[start..end].to_string(),
+        status,
+        body_len,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driving a session the way `Connection::run` does, with a scripted client.
+
+/// The client's bytes, arriving piece by piece: each piece ends in "would block".
+struct Feed<'a> {
+    pieces: Vec<&'a [u8]>,
+    index: usize,
+    pos: usize,
+    closed: bool,
+}
+
+impl Feed<'_> {
+    fn exhausted(&self) -> bool {
+        self.index >= self.pieces.len()
+    }
+}
+
+impl Read for Feed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(piece) = self.pieces.get(self.index) else {
+            return if self.closed {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
+        };
+        if self.pos < piece.len() && !buf.is_empty() {
+            let n = buf.len().min(piece.len() - self.pos);
+            buf[..n].copy_from_slice(&piece[self.pos..self.pos + n]);
+            self.pos += n;
+            return Ok(n);
+        }
+        self.index += 1;
+        self.pos = 0;
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The client closes its side after sending everything.
+    Close,
+    /// The client goes quiet; the header timeout fires.
+    Timeout,
+}
+
+/// What the server did for one conversation.
+#[derive(PartialEq, Eq)]
+struct Outcome {
+    wire: Vec<u8>,
+    log: Vec<String>,
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outcome")
+            .field("wire", &String::from_utf8_lossy(&self.wire))
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+/// Writes everything queued into the socket pair, collecting what arrives at the far end.
+fn flush(out: &mut Outbox, near: &mut UnixStream, far: &mut UnixStream, wire: &mut Vec<u8>) {
+    loop {
+        match out.write_to(near, usize::MAX) {
+            Ok((Flush::Done, _)) => break,
+            Ok((Flush::Blocked, _)) => collect(far, wire),
+            Ok((Flush::Yielded, _)) => {}
+            Err(e) => panic!("writing queued responses failed: {e}"),
+        }
+    }
+    collect(far, wire);
+}
+
+fn collect(far: &mut UnixStream, wire: &mut Vec<u8>) {
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match far.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => wire.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) => panic!("reading the socket pair: {e}"),
+        }
+    }
+}
+
+fn converse(site: &mut Site, pieces: Vec<&[u8]>, ending: Ending) -> Outcome {
+    LINES.with(|lines| lines.borrow_mut().clear());
+    let (mut near, mut far) = UnixStream::pair().expect("socket pair");
+    near.set_nonblocking(true).unwrap();
+    far.set_nonblocking(true).unwrap();
+    let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+    let mut session = Session::new(peer);
+    let mut input = ReadBuf::default();
+    let mut out = Outbox::default();
+    let mut wire = Vec::new();
+    let mut feed = Feed {
+        pieces,
+        index: 0,
+        pos: 0,
+        closed: false,
+    };
+    let max = site.app.limits.max_head + 1024;
+    let mut turns = 0u64;
+    loop {
+        turns += 1;
+        assert!(turns < 10_000_000, "the session makes no progress");
+        flush(&mut out, &mut near, &mut far, &mut wire);
+        if session.is_done() {
+            break;
+        }
+        session.process(&mut input, &mut out, site);
+        if !out.is_empty() || session.is_done() {
+            continue;
+        }
+        match input.read_from(&mut feed, &mut site.buffers, max) {
+            Ok(0) => session.peer_closed(),
+            Ok(usize::MAX) => panic!(
+                "read buffer full ({} bytes) without a parse decision: the connection would \
+                 close without an answer",
+                input.data().len()
+            ),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                input.release(&mut site.buffers);
+                if feed.exhausted() {
+                    match ending {
+                        Ending::Close => feed.closed = true,
+                        Ending::Timeout => {
+                            if session.mid_request(&input) {
+                                session.time_out(&mut out, site);
+                                flush(&mut out, &mut near, &mut far, &mut wire);
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => panic!("the feed only blocks: {e}"),
+        }
+    }
+    let log = LINES.with(|lines| std::mem::take(&mut *lines.borrow_mut()));
+    Outcome { wire, log }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking what went on the wire.
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Header fields margay generates; anything else would have come from the request.
+const KNOWN_FIELDS: &[&str] = &[
+    "date",
+    "server",
+    "content-length",
+    "connection",
+    "content-type",
+    "last-modified",
+    "etag",
+    "accept-ranges",
+    "content-range",
+    "location",
+    "allow",
+    "cache-control",
+    "vary",
+];
+
+fn check_wire(outcome: &Outcome) {
+    let wire = &outcome.wire;
+    let logged: Vec<Logged> = outcome.log.iter().map(|l| parse_access_line(l)).collect();
+    let mut pos = 0;
+    let mut next_log = 0;
+    let mut closed = false;
+    while pos < wire.len() {
+        assert!(!closed, "bytes after a `Connection: close` response");
+        let head_len = find(&wire[pos..], b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("incomplete response head at byte {pos}"));
+        let head = std::str::from_utf8(&wire[pos..pos + head_len]).expect("head is UTF-8");
+        pos += head_len + 4;
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        let status = parse_status_line(status_line);
+        if status == 100 {
+            assert_eq!(status_line, "HTTP/1.1 100 Continue");
+            assert!(lines.next().is_none(), "100 Continue carries no fields");
+            continue;
+        }
+        let mut fields: Vec<(String, &str)> = Vec::new();
+        for line in lines {
+            let (name, value) = line
+                .split_once(':')
+                .unwrap_or_else(|| panic!("field line without a colon: {line:?}"));
+            assert!(
+                !name.is_empty() && name.bytes().all(is_tchar),
+                "bad field name {name:?}"
+            );
+            assert!(
+                value
+                    .bytes()
+                    .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)),
+                "control byte in field value {value:?}"
+            );
+            let name = name.to_ascii_lowercase();
+            assert!(
+                KNOWN_FIELDS.contains(&name.as_str()),
+                "unexpected response field {name:?} (injected from the request?)"
+            );
+            fields.push((name, value.trim()));
+        }
+        let named = |n: &str| fields.iter().filter(move |(f, _)| f == n).map(|(_, v)| *v);
+        assert_eq!(named("date").count(), 1, "exactly one Date: {head}");
+        assert!(named("connection").count() <= 1, "one Connection at most: {head}");
+        for location in named("location") {
+            assert!(
+                location.starts_with('/')
+                    && !location.starts_with("//")
+                    && !location.starts_with("/\\"),
+                "Location must stay on this host: {location:?}"
+            );
+        }
+        let lengths: Vec<&str> = named("content-length").collect();
+        if status == 204 || status == 304 {
+            assert!(lengths.is_empty(), "{status} with Content-Length: {head}");
+        } else {
+            assert_eq!(lengths.len(), 1, "exactly one Content-Length: {head}");
+        }
+        let entry = logged
+            .get(next_log)
+            .unwrap_or_else(|| panic!("a response on the wire without an access-log line: {head}"));
+        next_log += 1;
+        assert_eq!(entry.status, status, "the wire and the access log disagree");
+        let is_head = entry.request_line.starts_with("HEAD ");
+        if is_head {
+            assert_eq!(entry.body_len, 0, "a body logged for HEAD");
+        } else if let Some(length) = lengths.first() {
+            let length: usize = length.parse().expect("Content-Length is a number");
+            assert_eq!(entry.body_len, length, "body length logged vs Content-Length");
+        }
+        pos += entry.body_len;
+        assert!(pos <= wire.len(), "response body cut short: {head}");
+        if named("connection").any(|v| v.eq_ignore_ascii_case("close")) {
+            closed = true;
+        }
+    }
+    assert_eq!(
+        next_log,
+        logged.len(),
+        "access-log lines for responses that never went out"
+    );
+}
+
+fn parse_status_line(line: &str) -> u16 {
+    let rest = line
+        .strip_prefix("HTTP/1.1 ")
+        .unwrap_or_else(|| panic!("bad status line {line:?}"));
+    let (code, reason) = rest
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("status line without a reason {line:?}"));
+    assert!(
+        code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()),
+        "bad status code in {line:?}"
+    );
+    assert!(
+        !reason.is_empty() && reason.bytes().all(|b| b == b' ' || b.is_ascii_graphic()),
+        "bad reason phrase in {line:?}"
+    );
+    code.parse().unwrap()
+}
+
+/// Multipart boundaries are random per response: replace each with zeros of its length.
+fn normalise_boundaries(wire: &mut [u8]) {
+    const MARK: &[u8] = b"multipart/byteranges; boundary=";
+    let mut from = 0;
+    while let Some(at) = find(&wire[from..], MARK) {
+        let start = from + at + MARK.len();
+        let end = start
+            + wire[start..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count();
+        let boundary = wire[start..end].to_vec();
+        from = end;
+        if boundary.is_empty() {
+            continue;
+        }
+        let mut i = 0;
+        while let Some(at) = find(&wire[i..], &boundary) {
+            wire[i + at..i + at + boundary.len()].fill(b'0');
+            i += at + boundary.len();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn run(data: &[u8]) {
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let splits = usize::from(flags & 7);
+    let (points, sent) = if rest.len() >= splits * 2 {
+        rest.split_at(splits * 2)
+    } else {
+        (&rest[..0], rest)
+    };
+    let ending = if flags & 8 != 0 {
+        Ending::Timeout
+    } else {
+        Ending::Close
+    };
+    let world = world();
+    let app = if flags & 32 != 0 {
+        &world.strict
+    } else {
+        &world.plain
+    };
+    let mut site = Site::new(app.clone(), world.files.clone());
+    site.draining = flags & 16 != 0;
+
+    let mut cuts: Vec<usize> = points
+        .chunks_exact(2)
+        .map(|p| usize::from(u16::from_le_bytes([p[0], p[1]])) % (sent.len() + 1))
+        .collect();
+    cuts.sort_unstable();
+    let mut pieces = Vec::new();
+    let mut last = 0;
+    for cut in cuts {
+        pieces.push(&sent[last..cut]);
+        last = cut;
+    }
+    pieces.push(&sent[last..]);
+
+    let mut whole = converse(&mut site, vec![sent], ending);
+    check_wire(&whole);
+    let mut split = converse(&mut site, pieces, ending);
+    check_wire(&split);
+
+    if find(sent, SECRET).is_none() {
+        assert!(
+            find(&whole.wire, SECRET).is_none(),
+            "a hidden or outside file was served"
+        );
+    }
+    normalise_boundaries(&mut whole.wire);
+    normalise_boundaries(&mut split.wire);
+    assert_eq!(whole, split, "splitting the input changed the outcome");
+}

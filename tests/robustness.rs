@@ -1,0 +1,671 @@
+//! Proves the server stays up for everyone under hostile or careless clients: slow heads
+//! (slowloris), idle and silent connections, clients that stop reading, the connection cap,
+//! the per-connection request cap, pipelined floods, oversized garbage and running out of
+//! file descriptors.
+//!
+//! Timeouts are set to a second where a test waits for one; every assertion about time is
+//! either a lower bound (the server must not act early) or a deadline of several seconds.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use margay::{AccessLog, Config, Model, RunningServer, Server};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+// ---------------------------------------------------------------------------------------------
+// Fixture: a server with a tuned configuration over a small document root.
+
+/// A running in-process server whose configuration the test chose.
+struct Tuned {
+    running: Option<RunningServer>,
+    addr: SocketAddr,
+    _root: TempDir,
+}
+
+impl Tuned {
+    /// Starts a server for `model` over a root holding `style.css` and `big.bin`, after
+    /// `tune` adjusted the configuration.
+    fn start(model: Model, tune: impl FnOnce(&mut Config)) -> Tuned {
+        let root = TempDir::new().expect("create temp root");
+        write_root(root.path());
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            root: root.path().to_path_buf(),
+            model,
+            access_log: AccessLog::Off,
+            // Whatever a test leaves behind must not hold up the fixture's shutdown for long.
+            shutdown_timeout: Duration::from_secs(2),
+            ..Config::default()
+        };
+        tune(&mut config);
+        let running = Server::new(config)
+            .expect("Server::new")
+            .spawn()
+            .expect("Server::spawn");
+        let addr = running.addr();
+        Tuned {
+            running: Some(running),
+            addr,
+            _root: root,
+        }
+    }
+
+    fn connect(&self) -> TcpStream {
+        connect(self.addr)
+    }
+
+    /// `GET /style.css` on a fresh connection, checked.
+    fn assert_serves(&self, what: &str) {
+        let mut stream = self.connect();
+        send(&mut stream, &get_req("/style.css"));
+        let resp = try_read_response(&mut stream, false)
+            .unwrap_or_else(|e| panic!("{what}: a normal client was not served: {e}"));
+        assert_eq!(resp.status, 200, "{what}: a normal client was not served");
+        assert_eq!(resp.body, STYLE_CSS.as_bytes(), "{what}");
+    }
+
+    /// The `/api/status` report, fetched on a fresh connection.
+    fn status(&self) -> serde_json::Value {
+        let mut stream = self.connect();
+        send(&mut stream, &get_req("/api/status"));
+        let resp = read_response(&mut stream, false);
+        assert_eq!(resp.status, 200, "/api/status: {}", resp.text());
+        serde_json::from_slice(&resp.body).expect("/api/status is JSON")
+    }
+
+    /// Polls `/api/status` until `active` (which counts the polling connection itself) is
+    /// `want`, or panics after `within`.
+    fn wait_for_active(&self, want: i64, within: Duration, what: &str) {
+        let deadline = Instant::now() + within;
+        loop {
+            let active = self.status()["active"]
+                .as_i64()
+                .expect("active is a number");
+            if active == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: /api/status active stayed at {active}, expected {want} within {within:?}"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tuned {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.shutdown();
+        }
+    }
+}
+
+fn write_root(root: &Path) {
+    std::fs::write(root.join("style.css"), STYLE_CSS).unwrap();
+    std::fs::write(root.join("big.bin"), big_bin()).unwrap();
+}
+
+/// A connection whose kernel buffers are pinned small (no autotuning), so "the client stopped
+/// reading" and "the server stopped reading" become visible within a few hundred KiB instead
+/// of the many MiB loopback buffers can grow to.
+fn connect_small_buffers(addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    socket.set_send_buffer_size(64 * 1024).unwrap();
+    socket
+        .connect(&addr.into())
+        .expect("connect to test server");
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
+/// Waits up to `within` for the server to close `stream`, discarding what arrives; returns
+/// how long it took and the bytes received.
+fn wait_closed(stream: &mut TcpStream, within: Duration) -> (Duration, Vec<u8>) {
+    let started = Instant::now();
+    let deadline = started + within;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "connection still open after {within:?} ({} bytes received)",
+            got.len()
+        );
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return (started.elapsed(), got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return (started.elapsed(), got),
+            Err(e) if is_timeout(&e) => {}
+            Err(e) => panic!("waiting for close: {e}"),
+        }
+    }
+}
+
+/// Asserts that nothing at all arrives on `stream` for `quiet`.
+fn assert_no_response_for(stream: &mut TcpStream, quiet: Duration, what: &str) {
+    stream.set_read_timeout(Some(quiet)).unwrap();
+    let mut buf = [0u8; 1024];
+    match stream.read(&mut buf) {
+        Err(e) if is_timeout(&e) => {}
+        Ok(0) => panic!("{what}: connection closed"),
+        Ok(n) => panic!(
+            "{what}: got a response: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) => panic!("{what}: {e}"),
+    }
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slow and silent clients.
+
+both_models!(slowloris_gets_408_while_others_are_served, |model| {
+    let server = Tuned::start(model, |c| c.header_timeout = Duration::from_secs(1));
+    let head = b"GET /style.css HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let mut slow = server.connect();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut others_served = 0;
+    // One byte, then wait 300 ms for an answer; the read timeout paces the trickle.
+    for &byte in head.iter().take(head.len() - 2) {
+        if slow.write_all(&[byte]).is_err() {
+            break;
+        }
+        if others_served == 0 {
+            server.assert_serves("while a slowloris client trickles its head");
+            others_served += 1;
+        }
+        slow.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        match slow.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(e) if is_timeout(&e) => {}
+            Err(e) => panic!("slowloris read: {e}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no answer to a slow head 10 s after it started (header timeout 1 s)"
+        );
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 408 "),
+        "a head still incomplete at the header timeout must get 408, got {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "408 after {elapsed:?}, before the 1 s header timeout"
+    );
+    // The rest of the 408 and then the close.
+    let (_, rest) = wait_closed(&mut slow, Duration::from_secs(5));
+    answer.extend_from_slice(&rest);
+    let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(
+        text.contains("\r\nconnection: close\r\n"),
+        "the 408 must announce the close: {text:?}"
+    );
+    server.assert_serves("after the slowloris client was cut off");
+});
+
+both_models!(idle_keep_alive_connection_closes_after_timeout, |model| {
+    let server = Tuned::start(model, |c| {
+        c.keep_alive_timeout = Duration::from_secs(1);
+        c.header_timeout = Duration::from_secs(30);
+    });
+    let mut stream = server.connect();
+    send(&mut stream, &get_req("/style.css"));
+    let resp = read_response(&mut stream, false);
+    assert_eq!(resp.status, 200);
+    assert!(!resp.says_close(), "the connection should be kept alive");
+    let (idle, extra) = wait_closed(&mut stream, Duration::from_secs(8));
+    assert!(
+        extra.is_empty(),
+        "nothing may be sent on an idle connection: {:?}",
+        String::from_utf8_lossy(&extra)
+    );
+    assert!(
+        idle >= Duration::from_millis(800),
+        "closed after {idle:?}, before the 1 s keep-alive timeout"
+    );
+});
+
+both_models!(silent_connection_closes_after_header_timeout, |model| {
+    let server = Tuned::start(model, |c| {
+        c.header_timeout = Duration::from_secs(1);
+        c.keep_alive_timeout = Duration::from_secs(30);
+    });
+    let mut stream = server.connect();
+    let (silent, sent) = wait_closed(&mut stream, Duration::from_secs(8));
+    assert!(
+        sent.is_empty() || sent.starts_with(b"HTTP/1.1 408 "),
+        "a connection that sent nothing may at most get a 408: {:?}",
+        String::from_utf8_lossy(&sent)
+    );
+    assert!(
+        silent >= Duration::from_millis(800),
+        "closed after {silent:?}, before the 1 s header timeout"
+    );
+    server.assert_serves("after a silent connection timed out");
+});
+
+both_models!(
+    client_that_stops_reading_is_dropped_after_send_timeout,
+    |model| {
+        let server = Tuned::start(model, |c| c.send_timeout = Duration::from_secs(1));
+        let mut stalled = connect_small_buffers(server.addr);
+        send(&mut stalled, &get_req("/big.bin"));
+        // Let the server fill the buffers and block on the 10 MiB response.
+        thread::sleep(Duration::from_millis(300));
+        let during = server.status();
+        assert_eq!(
+            during["active"], 2,
+            "the stalled download and the status request: {during}"
+        );
+        // No byte moves for the send timeout: the server must give up on the client.
+        server.wait_for_active(1, Duration::from_secs(10), "stalled download");
+        // Reading now yields what was already buffered, then the end, well short of 10 MiB.
+        let (_, received) = wait_closed(&mut stalled, Duration::from_secs(10));
+        assert!(
+            received.starts_with(b"HTTP/1.1 200 "),
+            "the download started with its head"
+        );
+        assert!(
+            received.len() < BIG_LEN,
+            "the dropped client still received {} bytes, the whole file",
+            received.len()
+        );
+        server.assert_serves("after dropping a client that stopped reading");
+    }
+);
+
+// ---------------------------------------------------------------------------------------------
+// The connection cap.
+
+both_models!(
+    at_connection_cap_new_client_waits_for_a_free_slot,
+    |model| {
+        let server = Tuned::start(model, |c| {
+            c.max_connections = 2;
+            c.header_timeout = Duration::from_secs(30);
+        });
+        let partial = b"GET /style.css HTTP/1.1\r\nHost: localhost\r\n";
+        let mut first = server.connect();
+        send(&mut first, partial);
+        thread::sleep(Duration::from_millis(200));
+        let mut second = server.connect();
+        send(&mut second, partial);
+        thread::sleep(Duration::from_millis(200));
+
+        // The kernel completes the handshake from the backlog; the server must not take it up.
+        let mut third = server.connect();
+        send(&mut third, &get_req("/style.css"));
+        assert_no_response_for(
+            &mut third,
+            Duration::from_millis(1500),
+            "a third client while two connections hold the cap of 2",
+        );
+
+        drop(first);
+        let resp = try_read_response(&mut third, false)
+            .unwrap_or_else(|e| panic!("the waiting client was not served once a slot freed: {e}"));
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body, STYLE_CSS.as_bytes());
+
+        // The connection still inside the cap was never disturbed: it finishes its request.
+        send(&mut second, b"\r\n");
+        let resp = try_read_response(&mut second, false)
+            .unwrap_or_else(|e| panic!("the second held connection lost its request: {e}"));
+        assert_eq!(resp.status, 200);
+    }
+);
+
+both_models!(
+    at_connection_cap_oldest_idle_connection_makes_room,
+    |model| {
+        let server = Tuned::start(model, |c| {
+            c.max_connections = 2;
+            c.keep_alive_timeout = Duration::from_secs(60);
+        });
+        let mut oldest = server.connect();
+        assert_still_serves(&mut oldest);
+        thread::sleep(Duration::from_millis(100));
+        let mut newer = server.connect();
+        assert_still_serves(&mut newer);
+        thread::sleep(Duration::from_millis(100));
+
+        // Both slots hold idle kept-alive connections: a new client is served at once, because
+        // the oldest idle one is closed for it (not after the 60 s keep-alive timeout).
+        let mut third = server.connect();
+        send(&mut third, &get_req("/style.css"));
+        let resp = try_read_response(&mut third, false).unwrap_or_else(|e| {
+            panic!("a new client was not served while idle connections held the cap: {e}")
+        });
+        assert_eq!(resp.status, 200);
+
+        let (_, extra) = wait_closed(&mut oldest, Duration::from_secs(5));
+        assert!(extra.is_empty(), "the shed connection gets no bytes");
+        assert_still_serves(&mut newer);
+    }
+);
+
+both_models!(reaching_connection_cap_closes_no_one, |model| {
+    let server = Tuned::start(model, |c| {
+        c.max_connections = 2;
+        c.keep_alive_timeout = Duration::from_secs(60);
+    });
+    // Two clients exactly fill the cap; nobody waits, so neither may be closed.
+    let mut first = server.connect();
+    assert_still_serves(&mut first);
+    thread::sleep(Duration::from_millis(100));
+    let mut second = server.connect();
+    assert_still_serves(&mut second);
+    thread::sleep(Duration::from_millis(200));
+    assert_still_serves(&mut first);
+    assert_still_serves(&mut second);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Per-connection limits.
+
+both_models!(max_requests_per_connection_closes_after_the_last, |model| {
+    let server = Tuned::start(model, |c| c.max_requests_per_connection = 3);
+    let mut stream = server.connect();
+    for n in 1..=3 {
+        send(&mut stream, &get_req("/style.css"));
+        let resp = read_response(&mut stream, false);
+        assert_eq!(resp.status, 200, "request {n}");
+        assert_eq!(resp.body, STYLE_CSS.as_bytes(), "request {n}");
+        assert_eq!(
+            resp.says_close(),
+            n == 3,
+            "request {n} of 3: Connection: close only on the last: {:?}",
+            resp.headers
+        );
+    }
+    assert_closed(&mut stream);
+});
+
+both_models!(pipelined_flood_without_reading_is_not_buffered, |model| {
+    let server = Tuned::start(model, |c| c.send_timeout = Duration::from_secs(60));
+    // 20,000 small requests (840 KB) in one write. Each asks for the 10 MiB file, so the
+    // server cannot answer them faster than the client (which never reads) takes them: it
+    // must stop reading requests rather than queue 20,000 responses.
+    let one = get_req("/big.bin");
+    let flood: Vec<u8> = one
+        .iter()
+        .copied()
+        .cycle()
+        .take(one.len() * 20_000)
+        .collect();
+    let mut client = connect_small_buffers(server.addr);
+    client
+        .set_write_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut written = 0;
+    let stalled = loop {
+        match client.write(&flood[written..]) {
+            Ok(0) => break None,
+            Ok(n) => {
+                written += n;
+                if written == flood.len() {
+                    break None;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => break Some(e),
+        }
+    };
+    match stalled {
+        Some(e) if is_timeout(&e) => {}
+        Some(e) => panic!("flood write failed instead of blocking: {e}"),
+        None => panic!(
+            "the server took all {} bytes of 20,000 pipelined requests without answering them",
+            flood.len()
+        ),
+    }
+    assert!(written < flood.len());
+    server.assert_serves("while a pipelining client refuses to read");
+    // The flood connection is still held, not dropped: it plus the status request.
+    server.wait_for_active(2, Duration::from_secs(5), "flood client held");
+    drop(client);
+    server.wait_for_active(1, Duration::from_secs(10), "flood client gone");
+});
+
+both_models!(huge_head_is_refused_with_431_and_closed, |model| {
+    let server = Tuned::start(model, |_| {});
+    let mut stream = server.connect();
+    let mut head = b"GET /style.css HTTP/1.1\r\nHost: localhost\r\nX-Huge: ".to_vec();
+    head.resize(100 * 1024, b'a');
+    send_lenient(&mut stream, &head);
+    let resp = try_read_response(&mut stream, false)
+        .unwrap_or_else(|e| panic!("no answer to a 100 KiB head: {e}"));
+    assert_eq!(resp.status, 431, "{}", resp.text());
+    assert!(resp.says_close(), "431 must close: {:?}", resp.headers);
+    assert_closed(&mut stream);
+    server.assert_serves("after a 100 KiB head");
+});
+
+both_models!(huge_garbage_is_refused_and_closed, |model| {
+    let server = Tuned::start(model, |_| {});
+    let mut stream = server.connect();
+    // 100 KiB of binary noise: no request line, no line ends to speak of.
+    let mut state: u32 = 0x1234_5678;
+    let garbage: Vec<u8> = (0..100 * 1024)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 24) as u8
+        })
+        .collect();
+    send_lenient(&mut stream, &garbage);
+    let resp = try_read_response(&mut stream, false)
+        .unwrap_or_else(|e| panic!("no answer to 100 KiB of garbage: {e}"));
+    assert_status_in(&resp, &[400, 431], "100 KiB of garbage");
+    assert!(
+        resp.says_close(),
+        "refusing garbage must close: {:?}",
+        resp.headers
+    );
+    assert_closed(&mut stream);
+    server.assert_serves("after 100 KiB of garbage");
+});
+
+// ---------------------------------------------------------------------------------------------
+// Running out of file descriptors (the real binary under `ulimit -n 64`).
+
+/// The margay binary started under a shell that lowered its descriptor limit; killed on drop.
+struct LimitedServer {
+    child: Child,
+    addr: SocketAddr,
+    dir: TempDir,
+}
+
+impl LimitedServer {
+    fn start(model: &str) -> LimitedServer {
+        let dir = TempDir::new().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("style.css"), STYLE_CSS).unwrap();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let port = {
+            let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(r#"ulimit -n 64 && exec "$0" "$@""#)
+            .arg(env!("CARGO_BIN_EXE_margay"))
+            .args(["--listen", &addr.to_string(), "--root"])
+            .arg(&root)
+            .args([
+                "--access-log",
+                "off",
+                "--log-level",
+                "warn",
+                "--model",
+                model,
+            ])
+            // Flood connections must stay put while the CPU is measured.
+            .args(["--header-timeout", "60"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn margay");
+        let mut server = LimitedServer { child, addr, dir };
+        server.wait_until_serving(Duration::from_secs(20));
+        server
+    }
+
+    fn log(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(20).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    fn assert_alive(&mut self, what: &str) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("{what}: margay exited with {status}; log:\n{}", self.log());
+        }
+    }
+
+    /// One `GET /style.css` with short timeouts.
+    fn try_get(&self) -> Result<Resp, String> {
+        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))
+            .map_err(|e| format!("connect: {e}"))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        stream
+            .write_all(&get_req("/style.css"))
+            .map_err(|e| format!("write: {e}"))?;
+        try_read_response(&mut stream, false)
+    }
+
+    fn wait_until_serving(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            self.assert_alive("starting");
+            match self.try_get() {
+                Ok(resp) if resp.status == 200 && resp.body == STYLE_CSS.as_bytes() => return,
+                Ok(resp) => panic!("unexpected answer {}: {}", resp.status, resp.text()),
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("not serving within {within:?}: {e}; log:\n{}", self.log()),
+            }
+        }
+    }
+
+    /// User plus system CPU time the process has used.
+    fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("read /proc/PID/stat");
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let after = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf only reads a configuration value.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Duration::from_millis(ticks * 1000 / per_second)
+    }
+}
+
+impl Drop for LimitedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn descriptor_exhaustion(model: &str) {
+    let mut server = LimitedServer::start(model);
+    // Far more connections than 64 descriptors allow, opened as fast as possible. Half send
+    // the start of a head (so they cannot be shed as idle), half send nothing.
+    let mut flood = Vec::new();
+    for n in 0..200 {
+        if let Ok(mut stream) = TcpStream::connect_timeout(&server.addr, Duration::from_secs(2)) {
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+            if n % 2 == 0 {
+                let _ = stream.write_all(b"GET /style.css HTTP/1.1\r\n");
+            }
+            flood.push(stream);
+        }
+    }
+    assert!(
+        flood.len() > 64,
+        "only {} connections opened; the test needs more than the server's descriptors",
+        flood.len()
+    );
+    thread::sleep(Duration::from_millis(500));
+    server.assert_alive("flooded past its descriptor limit");
+
+    let before = server.cpu_time();
+    thread::sleep(Duration::from_secs(2));
+    let used = server.cpu_time().saturating_sub(before);
+    server.assert_alive("held at its descriptor limit");
+    assert!(
+        used < Duration::from_secs(1),
+        "margay used {used:?} of CPU in 2 s while out of descriptors: it spins; log:\n{}",
+        server.log()
+    );
+
+    drop(flood);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match server.try_get() {
+            Ok(resp) if resp.status == 200 => break,
+            Ok(resp) => panic!("after the flood: {} {}", resp.status, resp.text()),
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "not serving again 15 s after the flood ended: {e}; log:\n{}",
+                server.log()
+            ),
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    server.assert_alive("after the flood");
+}
+
+#[test]
+fn descriptor_exhaustion_does_not_spin_and_recovers_reactor() {
+    descriptor_exhaustion("reactor");
+}
+
+#[test]
+fn descriptor_exhaustion_does_not_spin_and_recovers_threads() {
+    descriptor_exhaustion("threads");
+}

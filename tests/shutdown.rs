@@ -1,0 +1,320 @@
+//! Proves graceful shutdown: on SIGTERM the binary stops accepting, closes idle connections,
+//! lets an in-flight download finish and exits 0; a second signal exits at once; and an
+//! embedded server's `RunningServer::shutdown` returns and frees the port.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use margay::{AccessLog, Config, Server};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// The margay binary serving a root with `style.css` and `big.bin`; killed on drop.
+struct Binary {
+    child: Child,
+    addr: SocketAddr,
+    dir: TempDir,
+}
+
+impl Binary {
+    fn start(model: &str, extra: &[&str]) -> Binary {
+        let dir = TempDir::new().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("style.css"), STYLE_CSS).unwrap();
+        std::fs::write(root.join("big.bin"), big_bin()).unwrap();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let port = {
+            let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_margay"))
+            .args(["--listen", &addr.to_string(), "--root"])
+            .arg(&root)
+            .args([
+                "--access-log",
+                "off",
+                "--log-level",
+                "info",
+                "--model",
+                model,
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn margay");
+        let mut binary = Binary { child, addr, dir };
+        binary.wait_until_serving();
+        binary
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn wait_until_serving(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("margay exited at start with {status}; log:\n{}", self.log());
+            }
+            if let Ok(mut stream) = TcpStream::connect(self.addr) {
+                stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                send(&mut stream, &get_req("/style.css"));
+                let resp = read_response(&mut stream, false);
+                assert_eq!(resp.status, 200);
+                return;
+            }
+            assert!(Instant::now() < deadline, "margay did not start listening");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill only sends a signal to our own child, which has not been reaped.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
+    /// Waits for the process to exit, or panics after `within`.
+    fn wait_exit(&mut self, within: Duration, what: &str) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: margay still running after {within:?}; log:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A connection with a small, fixed receive buffer, so a 10 MiB download cannot be parked in
+/// kernel buffers: the server really has to keep sending while the client reads.
+fn connect_small_receive_buffer(addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    socket.connect(&addr.into()).expect("connect");
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream
+}
+
+/// Reads a response head a byte at a time and returns it as text.
+fn read_head_text(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            Ok(_) => panic!("closed inside the response head"),
+            Err(e) => panic!("reading the response head: {e}"),
+        }
+    }
+    String::from_utf8(head).expect("head is text")
+}
+
+/// Reads exactly `n` body bytes, 64 KiB at a time with a pause after each read.
+fn read_slowly(stream: &mut TcpStream, n: usize, into: &mut Vec<u8>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let target = into.len() + n;
+    while into.len() < target {
+        let want = buf.len().min(target - into.len());
+        match stream.read(&mut buf[..want]) {
+            Ok(0) => panic!("download cut off after {} of {BIG_LEN} bytes", into.len()),
+            Ok(got) => into.extend_from_slice(&buf[..got]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("download failed after {} bytes: {e}", into.len()),
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Asserts a connection attempt is refused, or accepted by nobody: closed without a byte.
+fn assert_not_served(addr: SocketAddr, what: &str) {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return;
+    };
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let _ = stream.write_all(&get_req("/style.css"));
+    let mut buf = [0u8; 1024];
+    match stream.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        Ok(n) => panic!(
+            "{what}: a new connection was served: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) => panic!("{what}: a new connection hangs instead of being refused: {e}"),
+    }
+}
+
+fn sigterm_finishes_download_then_exits(model: &str) {
+    let mut server = Binary::start(
+        model,
+        &[
+            "--shutdown-timeout",
+            "20",
+            "--keep-alive-timeout",
+            "60",
+            "--send-timeout",
+            "60",
+        ],
+    );
+    // An idle kept-alive connection, served once.
+    let mut idle = connect(server.addr);
+    assert_still_serves(&mut idle);
+
+    // A download under way: the head and the first MiB read, the rest still to come.
+    let mut download = connect_small_receive_buffer(server.addr);
+    send(&mut download, &get_req("/big.bin"));
+    let head = read_head_text(&mut download);
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("\r\ncontent-length: {BIG_LEN}\r\n")),
+        "{head}"
+    );
+    let mut body = Vec::with_capacity(BIG_LEN);
+    read_slowly(&mut download, 1024 * 1024, &mut body);
+
+    server.signal(libc::SIGTERM);
+    let signalled = Instant::now();
+
+    // Idle connections are closed at once rather than kept for the keep-alive timeout.
+    assert_closed(&mut idle);
+    // The listener is gone: a new client is refused (or closed unanswered).
+    assert_not_served(server.addr, "after SIGTERM");
+    assert!(server.is_running(), "exited before the download finished");
+
+    read_slowly(&mut download, BIG_LEN - body.len(), &mut body);
+    assert!(
+        body == big_bin(),
+        "the download's bytes differ from the file"
+    );
+    let status = server.wait_exit(Duration::from_secs(25), "after the download finished");
+    assert!(
+        status.success(),
+        "graceful shutdown must exit 0, got {status}; log:\n{}",
+        server.log()
+    );
+    assert!(
+        signalled.elapsed() < Duration::from_secs(25),
+        "shutdown took {:?}",
+        signalled.elapsed()
+    );
+}
+
+#[test]
+fn sigterm_finishes_download_then_exits_reactor() {
+    sigterm_finishes_download_then_exits("reactor");
+}
+
+#[test]
+fn sigterm_finishes_download_then_exits_threads() {
+    sigterm_finishes_download_then_exits("threads");
+}
+
+fn second_signal_exits_at_once(model: &str) {
+    let mut server = Binary::start(model, &["--shutdown-timeout", "30", "--send-timeout", "60"]);
+    // A download whose client never reads: graceful shutdown would wait the full 30 s.
+    let mut stalled = connect_small_receive_buffer(server.addr);
+    send(&mut stalled, &get_req("/big.bin"));
+    thread::sleep(Duration::from_millis(300));
+
+    server.signal(libc::SIGTERM);
+    thread::sleep(Duration::from_millis(1500));
+    assert!(
+        server.is_running(),
+        "the first signal must wait for the stalled download, not exit; log:\n{}",
+        server.log()
+    );
+
+    server.signal(libc::SIGINT);
+    let status = server.wait_exit(
+        Duration::from_secs(10),
+        "a second signal with a stalled download (shutdown timeout 30 s)",
+    );
+    assert!(
+        status.code().is_some(),
+        "margay should exit by itself on the second signal, not die of it: {status}"
+    );
+    drop(stalled);
+}
+
+#[test]
+fn second_signal_exits_at_once_reactor() {
+    second_signal_exits_at_once("reactor");
+}
+
+#[test]
+fn second_signal_exits_at_once_threads() {
+    second_signal_exits_at_once("threads");
+}
+
+both_models!(
+    running_server_shutdown_returns_and_stops_accepting,
+    |model| {
+        let root = TempDir::new().unwrap();
+        std::fs::write(root.path().join("style.css"), STYLE_CSS).unwrap();
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            root: root.path().to_path_buf(),
+            model,
+            access_log: AccessLog::Off,
+            keep_alive_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(30),
+            ..Config::default()
+        };
+        let running = Server::new(config).unwrap().spawn().unwrap();
+        let addr = running.addr();
+        let mut idle = connect(addr);
+        assert_still_serves(&mut idle);
+
+        // shutdown() must not wait for the idle connection's keep-alive timeout.
+        let (done, result) = mpsc::channel();
+        let started = Instant::now();
+        thread::spawn(move || done.send(running.shutdown()).unwrap());
+        let outcome = result
+            .recv_timeout(Duration::from_secs(10))
+            .expect("RunningServer::shutdown did not return within 10 s");
+        outcome.expect("shutdown reports success");
+        assert!(started.elapsed() < Duration::from_secs(10));
+
+        assert_closed(&mut idle);
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Err(e) => assert_eq!(
+                e.kind(),
+                ErrorKind::ConnectionRefused,
+                "connecting after shutdown: {e}"
+            ),
+            Ok(_) => panic!("the port still accepts connections after shutdown returned"),
+        }
+    }
+);
