@@ -70,7 +70,7 @@ fn main() -> io::Result<()> {
         }
         for event in events.iter() {
             if event.token() == LISTENER {
-                accept_all(&listener, &poll, &mut connections)?;
+                accept_all(&listener, &poll, &mut connections);
                 continue;
             }
             let key = event.token().0;
@@ -91,25 +91,34 @@ fn main() -> io::Result<()> {
 }
 
 /// Accepts every waiting client, until `WouldBlock`.
-fn accept_all(
-    listener: &TcpListener,
-    poll: &Poll,
-    connections: &mut Slab<Connection>,
-) -> io::Result<()> {
+fn accept_all(listener: &TcpListener, poll: &Poll, connections: &mut Slab<Connection>) {
     loop {
         let (mut stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            // A client that gave up while queued: the next one may be fine.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::Interrupted | ErrorKind::ConnectionAborted
+                ) =>
+            {
+                continue;
+            }
             Err(e) => {
                 // Out of file descriptors, say: keep serving the clients we have.
                 warn!("accept failed: {e}");
-                return Ok(());
+                return;
             }
         };
         let entry = connections.vacant_entry();
-        poll.registry()
-            .register(&mut stream, Token(entry.key()), Interest::READABLE)?;
+        if let Err(e) =
+            poll.registry()
+                .register(&mut stream, Token(entry.key()), Interest::READABLE)
+        {
+            warn!("{peer}: cannot register: {e}");
+            continue;
+        }
         entry.insert(Connection {
             stream,
             peer,

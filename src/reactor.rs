@@ -4,6 +4,7 @@
 use crate::connection::{Connection, Step, Timeouts};
 use crate::site::Site;
 use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use std::cmp::Reverse;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
+const FILE_CHANGES: Token = Token(usize::MAX - 3);
 /// How long accepting pauses after the process ran out of file descriptors.
 const FD_BACKOFF: Duration = Duration::from_millis(100);
 /// The loop wakes at least this often to refresh its clocks and check shutdown.
@@ -104,6 +106,16 @@ impl Reactor {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         control.add_waker(Arc::new(Waker::new(poll.registry(), WAKER)?));
+        let mut site = site;
+        match site.files.watch_changes() {
+            Ok(fd) => {
+                poll.registry()
+                    .register(&mut SourceFd(&fd), FILE_CHANGES, Interest::READABLE)?
+            }
+            Err(e) => log::warn!(
+                "file changes cannot be watched ({e}); cached files are checked with stat"
+            ),
+        }
         Ok(Reactor {
             poll,
             listener: Some(listener),
@@ -133,10 +145,14 @@ impl Reactor {
             }
             let now = Instant::now();
             self.site.tick(SystemTime::now());
+            // Changed files first, so no request in this batch is served a stale copy.
+            if events.iter().any(|e| e.token() == FILE_CHANGES) {
+                self.site.files.apply_changes();
+            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(now),
-                    WAKER => {}
+                    WAKER | FILE_CHANGES => {}
                     Token(key) => self.drive(key, now, event.is_read_closed() || event.is_error()),
                 }
             }

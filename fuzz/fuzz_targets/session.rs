@@ -22,7 +22,7 @@ use margay::app::Router;
 use margay::files::StaticFiles;
 use margay::http::Limits;
 use margay::outbox::{Flush, Outbox};
-use margay::readbuf::ReadBuf;
+use margay::readbuf::{Filled, ReadBuf};
 use margay::session::Session;
 use margay::site::{App, Site};
 use margay::stats::Stats;
@@ -297,13 +297,13 @@ fn converse(site: &mut Site, pieces: Vec<&[u8]>, ending: Ending) -> Outcome {
             continue;
         }
         match input.read_from(&mut feed, &mut site.buffers, max) {
-            Ok(0) => session.peer_closed(),
-            Ok(usize::MAX) => panic!(
+            Ok(Filled::Eof) => session.peer_closed(),
+            Ok(Filled::Full) => panic!(
                 "read buffer full ({} bytes) without a parse decision: the connection would \
                  close without an answer",
                 input.data().len()
             ),
-            Ok(_) => {}
+            Ok(Filled::Bytes { .. }) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 input.release(&mut site.buffers);
                 if feed.exhausted() {
@@ -396,7 +396,12 @@ fn check_wire(outcome: &Outcome) {
             );
             fields.push((name, value.trim()));
         }
-        let named = |n: &str| fields.iter().filter(move |(f, _)| f == n).map(|(_, v)| *v);
+        let named = |n: &'static str| {
+            fields
+                .iter()
+                .filter(move |(f, _)| f == n)
+                .map(|(_, v)| *v)
+        };
         assert_eq!(named("date").count(), 1, "exactly one Date: {head}");
         assert!(named("connection").count() <= 1, "one Connection at most: {head}");
         for location in named("location") {

@@ -1,9 +1,11 @@
-//! The small-file cache: hot small files kept in memory with their headers encoded, checked
-//! against the file system (one `stat` of the resolved path) at most once per revalidation
-//! period.
+//! The small-file cache: hot small files kept in memory with their headers encoded. With a
+//! [`Watcher`], entries are dropped when the kernel reports a change and a hit costs no
+//! syscall; without one (or where a watch could not be added) an entry is checked with one
+//! `stat` of its resolved path at most once per revalidation period.
 
 use super::representation::Representation;
 use super::resolve::FileIdentity;
+use super::watch::Watcher;
 use slab::Slab;
 use std::collections::HashMap;
 use std::fs::File;
@@ -27,6 +29,7 @@ pub struct FileCache {
     entries: Slab<Entry>,
     used: usize,
     revalidate_after: Duration,
+    watcher: Option<Watcher>,
 }
 
 #[derive(Debug)]
@@ -34,6 +37,8 @@ struct Entry {
     key: String,
     /// The real path the key resolved to when stored.
     path: PathBuf,
+    /// Whether every directory it was reached through is watched: no `stat` needed.
+    watched: bool,
     rep: Representation,
     identity: FileIdentity,
     checked: Instant,
@@ -48,7 +53,58 @@ impl FileCache {
             entries: Slab::new(),
             used: 0,
             revalidate_after,
+            watcher: None,
         }
+    }
+
+    /// Starts watching for changes; returns the descriptor to poll. Existing entries are
+    /// dropped, since nothing watched them being read.
+    pub fn watch_changes(&mut self) -> std::io::Result<std::os::fd::RawFd> {
+        let watcher = Watcher::new()?;
+        let fd = watcher.fd();
+        self.watcher = Some(watcher);
+        self.clear();
+        Ok(fd)
+    }
+
+    /// Whether a watcher reports changes.
+    pub fn is_watching(&self) -> bool {
+        self.watcher.is_some()
+    }
+
+    /// Watches the directories a file about to be read is reached through. Call before
+    /// opening it, so any change after the read is reported. Returns whether all are watched.
+    pub fn watch(&mut self, dirs: &[&Path]) -> bool {
+        let Some(watcher) = &mut self.watcher else {
+            return false;
+        };
+        dirs.iter().all(|dir| watcher.watch(dir))
+    }
+
+    /// Drops the entries that reported changes invalidate.
+    pub fn apply_changes(&mut self) {
+        let Some(watcher) = &mut self.watcher else {
+            return;
+        };
+        let changes = watcher.changes();
+        if changes.everything {
+            return self.clear();
+        }
+        let stale: Vec<usize> = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| changes.files.contains(&entry.path))
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in stale {
+            self.remove(slot);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.index.clear();
+        self.entries.clear();
+        self.used = 0;
     }
 
     /// How long an entry is trusted without looking at the file system.
@@ -80,7 +136,7 @@ impl FileCache {
     ) -> Option<&Representation> {
         let slot = *self.index.get(key)?;
         let entry = self.entries.get_mut(slot)?;
-        if now.saturating_duration_since(entry.checked) >= self.revalidate_after {
+        if !entry.watched && now.saturating_duration_since(entry.checked) >= self.revalidate_after {
             if current(&entry.path) != Some(entry.identity) {
                 self.remove(slot);
                 return None;
@@ -91,11 +147,13 @@ impl FileCache {
     }
 
     /// Stores `rep` (read when the file had `identity`) under `key`, evicting entries to stay
-    /// within [`MAX_TOTAL`], and returns the stored copy.
+    /// within [`MAX_TOTAL`], and returns the stored copy. `watched` says whether
+    /// [`FileCache::watch`] covered it before it was read.
     pub fn insert(
         &mut self,
         key: &str,
         path: PathBuf,
+        watched: bool,
         identity: FileIdentity,
         rep: Representation,
         now: Instant,
@@ -117,6 +175,7 @@ impl FileCache {
         let slot = self.entries.insert(Entry {
             key: key.to_string(),
             path,
+            watched,
             rep,
             identity,
             checked: now,
@@ -186,6 +245,7 @@ mod tests {
             cache.insert(
                 "/a",
                 PathBuf::from("/a"),
+                false,
                 same,
                 test_memory(b"hello"),
                 start,
@@ -216,6 +276,7 @@ mod tests {
         cache.insert(
             "/a",
             PathBuf::from("/a"),
+            false,
             identity(1, 1),
             test_memory(b"1"),
             now,
@@ -224,6 +285,7 @@ mod tests {
         cache.insert(
             "/a",
             PathBuf::from("/a"),
+            false,
             identity(2, 1),
             test_memory(b"22"),
             now,
@@ -233,6 +295,7 @@ mod tests {
             cache.insert(
                 &format!("/big{i}"),
                 PathBuf::from(format!("/big{i}")),
+                false,
                 identity(MAX_FILE, i),
                 test_memory(&big),
                 now,

@@ -10,6 +10,7 @@ pub mod mime;
 pub mod range;
 pub mod representation;
 pub mod resolve;
+pub mod watch;
 
 use crate::http::{Method, RequestHead, Response};
 use cache::{FileCache, read_whole};
@@ -106,6 +107,8 @@ impl StaticFiles {
             Ok(Resolved::Redirect) => return redirect_to_directory(head),
             Err(refusal) => return Response::error(refusal.status()),
         };
+        // Watched before it is opened, so a change after the read below is always reported.
+        let watched = self.watch_dirs(key, &path);
         let (file, identity) = match open_file(&path) {
             Ok(opened) => opened,
             Err(refusal) => return Response::error(refusal.status()),
@@ -126,7 +129,10 @@ impl StaticFiles {
             Some(bytes) => {
                 let rep =
                     Representation::new(Source::Memory(bytes), &identity, content_type, wall_clock);
-                respond(head, self.cache.insert(key, path, identity, rep, now))
+                respond(
+                    head,
+                    self.cache.insert(key, path, watched, identity, rep, now),
+                )
             }
             None => {
                 let source = Source::File(Arc::new(file));
@@ -136,6 +142,39 @@ impl StaticFiles {
                 )
             }
         }
+    }
+}
+
+impl StaticFiles {
+    /// Starts watching for changes to cached files (inotify): cache hits then need no
+    /// syscall. Returns the descriptor the event loop polls; when it is readable, call
+    /// [`StaticFiles::apply_changes`].
+    pub fn watch_changes(&mut self) -> io::Result<std::os::fd::RawFd> {
+        self.cache.watch_changes()
+    }
+
+    /// Drops cached files that changed, as reported since the last call.
+    pub fn apply_changes(&mut self) {
+        self.cache.apply_changes();
+    }
+
+    /// Watches every directory the request path passes through, and the real file's own.
+    fn watch_dirs(&mut self, key: &str, real: &Path) -> bool {
+        if !self.cache.is_watching() {
+            return false;
+        }
+        let mut dirs = vec![self.root.clone()];
+        let mut segments: Vec<&str> = key.trim_start_matches('/').split('/').collect();
+        segments.pop();
+        for segment in segments {
+            let next = dirs[dirs.len() - 1].join(segment);
+            dirs.push(next);
+        }
+        if let Some(parent) = real.parent() {
+            dirs.push(parent.to_path_buf());
+        }
+        let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+        self.cache.watch(&dirs)
     }
 }
 
