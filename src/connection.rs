@@ -59,7 +59,6 @@ pub struct Timeouts {
 /// One accepted client.
 pub struct Connection {
     socket: TcpStream,
-    peer: SocketAddr,
     session: Session,
     input: ReadBuf,
     out: Outbox,
@@ -84,7 +83,6 @@ impl Connection {
     pub fn new(socket: TcpStream, peer: SocketAddr, id: u64, now: Instant) -> Connection {
         Connection {
             socket,
-            peer,
             session: Session::new(peer),
             input: ReadBuf::default(),
             out: Outbox::default(),
@@ -106,7 +104,7 @@ impl Connection {
 
     /// The peer's address.
     pub fn peer(&self) -> SocketAddr {
-        self.peer
+        self.session.peer()
     }
 
     /// The current state.
@@ -172,7 +170,15 @@ impl Connection {
                 }
             }
             if self.session.is_done() {
-                return self.linger(now);
+                // Nothing unread and the socket was found empty: a plain close cannot reset
+                // the connection under the response, so skip the staged close.
+                let quiet = self.input.is_empty()
+                    && !self.session.peer_may_send()
+                    && (drained || self.session.saw_end());
+                if self.closing || !quiet {
+                    return self.linger(now);
+                }
+                return Step::Close;
             }
             self.session.process(&mut self.input, &mut self.out, site);
             if !self.out.is_empty() || self.session.is_done() {
@@ -198,7 +204,7 @@ impl Connection {
             {
                 Ok(Filled::Eof) => self.session.peer_closed(),
                 Ok(Filled::Full) => {
-                    log::warn!("{}: read buffer full without a parse decision", self.peer);
+                    log::warn!("{}: read buffer full without a parse decision", self.peer());
                     return Step::Close;
                 }
                 Ok(Filled::Bytes { drained: short, .. }) => {
@@ -258,9 +264,9 @@ impl Connection {
             io::ErrorKind::ConnectionReset
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::ConnectionAborted => {
-                log::debug!("{}: peer went away: {e}", self.peer);
+                log::debug!("{}: peer went away: {e}", self.peer());
             }
-            _ => log::warn!("{}: connection failed: {e}", self.peer),
+            _ => log::warn!("{}: connection failed: {e}", self.peer()),
         }
         self.out.clear();
         Step::Close
@@ -296,13 +302,13 @@ impl Connection {
             return Step::Continue;
         }
         if self.state() == State::Reading && self.session.mid_request(&self.input) {
-            log::debug!("{}: request timed out", self.peer);
+            log::debug!("{}: request timed out", self.peer());
             self.session.time_out(&mut self.out, site);
             let _ = self.flush(site, now);
         } else {
             log::debug!(
                 "{}: closed after {:?} in state {:?}",
-                self.peer,
+                self.peer(),
                 timeouts,
                 self.state()
             );

@@ -232,9 +232,6 @@ impl Reactor {
     }
 
     fn open(&mut self, socket: TcpStream, peer: SocketAddr, now: Instant) {
-        if let Err(e) = socket.set_nodelay(true) {
-            log::debug!("{peer}: TCP_NODELAY: {e}");
-        }
         self.next_id += 1;
         let entry = self.connections.vacant_entry();
         let key = entry.key();
@@ -320,8 +317,8 @@ impl Reactor {
         if !self.connections.contains(key) {
             return;
         }
-        let mut connection = self.connections.remove(key);
-        let _ = self.poll.registry().deregister(connection.socket());
+        // Closing the descriptor takes it out of the epoll set: no deregister call needed.
+        let connection = self.connections.remove(key);
         self.site.app.stats.connection_closed(connection.phase());
         log::trace!("{}: token {key} closed", connection.peer());
     }

@@ -46,6 +46,8 @@ pub struct Session {
     inbound: Inbound,
     served: u64,
     peer_closed: bool,
+    /// The request being answered still has bytes on the way (see `peer_may_send`).
+    request_unread: bool,
 }
 
 impl Session {
@@ -56,7 +58,13 @@ impl Session {
             inbound: Inbound::Head,
             served: 0,
             peer_closed: false,
+            request_unread: false,
         }
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
     }
 
     /// Whether no more requests will be read: close once the outbox is flushed.
@@ -87,6 +95,17 @@ impl Session {
     /// session ends.
     pub fn peer_closed(&mut self) {
         self.peer_closed = true;
+    }
+
+    /// Whether the peer may still be sending: its end of stream is unseen and the last
+    /// request was not read to its end (a refused head, or a body cut short).
+    pub fn peer_may_send(&self) -> bool {
+        !self.peer_closed && self.request_unread
+    }
+
+    /// Whether the peer's end of stream has been read.
+    pub fn saw_end(&self) -> bool {
+        self.peer_closed
     }
 
     /// Stops reading further requests (shutdown, or a connection to shed).
@@ -124,6 +143,7 @@ impl Session {
                     }
                     Err(error) => {
                         log::debug!("{}: refused request: {error:?}", self.peer);
+                        self.request_unread = true;
                         self.answer(None, Response::error(error.status()), out, site);
                         self.inbound = Inbound::Done;
                     }
@@ -144,6 +164,7 @@ impl Session {
     fn begin(&mut self, head: RequestHead, out: &mut Outbox, site: &mut Site) {
         log::debug!("{}: {}", self.peer, head.request_line());
         let has_body = head.framing != Framing::None;
+        self.request_unread = has_body;
         if let Some(error) = head.error {
             let mut response = Response::error(error.status());
             response.close = error.closes() || (has_body && head.expect_continue);
@@ -268,6 +289,7 @@ impl Session {
         if !finished {
             return false;
         }
+        self.request_unread = false;
         let Inbound::Body(state) = std::mem::replace(&mut self.inbound, Inbound::Head) else {
             return true;
         };

@@ -219,7 +219,6 @@ fn serve(
     let mut session = Session::new(peer);
     let mut input = ReadBuf::default();
     let mut out = Outbox::default();
-    let _ = socket.set_nodelay(true);
     if let Err(e) = socket.set_nonblocking(false) {
         log::warn!("{peer}: cannot make the socket blocking: {e}");
         return stats.connection_closed(phase);

@@ -81,7 +81,10 @@ fn world() -> &'static World {
 fn make_root(dir: &std::path::Path, root: &std::path::Path) -> io::Result<()> {
     use std::fs;
     fs::create_dir(root)?;
-    fs::write(root.join("index.html"), "<!DOCTYPE html><title>fuzz</title>\n")?;
+    fs::write(
+        root.join("index.html"),
+        "<!DOCTYPE html><title>fuzz</title>\n",
+    )?;
     fs::write(root.join("style.css"), "body { color: #333 }\n")?;
     fs::write(root.join("data.json"), "{\"a\":[1,2,3]}\n")?;
     fs::write(root.join("empty.txt"), "")?;
@@ -112,7 +115,10 @@ fn app(limits: Limits, max_requests: u64, max_body_size: u64) -> Arc<App> {
         Method::Get,
         "/hello",
         Arc::new(|request: &Request| {
-            Response::text(format!("hello {}", request.query("name").unwrap_or("world")))
+            Response::text(format!(
+                "hello {}",
+                request.query("name").unwrap_or("world")
+            ))
         }),
     );
     router.prefix(
@@ -396,14 +402,12 @@ fn check_wire(outcome: &Outcome) {
             );
             fields.push((name, value.trim()));
         }
-        let named = |n: &'static str| {
-            fields
-                .iter()
-                .filter(move |(f, _)| f == n)
-                .map(|(_, v)| *v)
-        };
+        let named = |n: &'static str| fields.iter().filter(move |(f, _)| f == n).map(|(_, v)| *v);
         assert_eq!(named("date").count(), 1, "exactly one Date: {head}");
-        assert!(named("connection").count() <= 1, "one Connection at most: {head}");
+        assert!(
+            named("connection").count() <= 1,
+            "one Connection at most: {head}"
+        );
         for location in named("location") {
             assert!(
                 location.starts_with('/')
@@ -428,7 +432,10 @@ fn check_wire(outcome: &Outcome) {
             assert_eq!(entry.body_len, 0, "a body logged for HEAD");
         } else if let Some(length) = lengths.first() {
             let length: usize = length.parse().expect("Content-Length is a number");
-            assert_eq!(entry.body_len, length, "body length logged vs Content-Length");
+            assert_eq!(
+                entry.body_len, length,
+                "body length logged vs Content-Length"
+            );
         }
         pos += entry.body_len;
         assert!(pos <= wire.len(), "response body cut short: {head}");
