@@ -117,6 +117,11 @@ pub struct TestServer {
 impl TestServer {
     /// Builds the document root and starts the server with the given concurrency model.
     pub fn start(model: Model) -> TestServer {
+        TestServer::start_with(model, |_| {})
+    }
+
+    /// Like [`TestServer::start`], with the configuration adjusted by `tune` first.
+    pub fn start_with(model: Model, tune: impl FnOnce(&mut margay::Config)) -> TestServer {
         let root = TempDir::new().expect("create temp root");
         let outside = TempDir::new().expect("create temp outside dir");
         populate_root(root.path(), outside.path()).expect("populate root");
@@ -128,6 +133,8 @@ impl TestServer {
             access_log: margay::AccessLog::Off,
             ..Default::default()
         };
+        let mut config = config;
+        tune(&mut config);
         let running = margay::Server::new(config)
             .expect("Server::new")
             .spawn()
