@@ -166,17 +166,24 @@ pub fn parse_head(
             Ok(None)
         };
     }
+    // Limits are judged at fixed points of the byte stream (the target's first byte past its
+    // limit, the head's first byte past its limit), so how the bytes were split across reads
+    // never changes the answer: httparse sees nothing beyond the first such point.
+    let target_cut = target_overflow(input, limits.max_target);
+    let cut = target_cut.unwrap_or(usize::MAX).min(limits.max_head);
+    let window = &input[..input.len().min(cut)];
     let mut slots = [const { MaybeUninit::<httparse::Header>::uninit() }; FIELD_SLOTS];
     let slots = &mut slots[..limits.max_headers.min(FIELD_SLOTS)];
     let mut request = httparse::Request::new(&mut []);
-    let len = match request.parse_with_uninit_headers(input, slots) {
-        Ok(httparse::Status::Complete(len)) if len <= limits.max_head => len,
-        Ok(httparse::Status::Complete(_)) => return Err(RequestError::HeadTooLarge),
-        Ok(httparse::Status::Partial) => return partial(input, limits).map(|()| None),
-        Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeadTooLarge),
-        Err(httparse::Error::Version) if has_http_version_syntax(input) => {
-            return Err(RequestError::VersionNotSupported);
+    let len = match request.parse_with_uninit_headers(window, slots) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if input.len() <= cut => return Ok(None),
+        Ok(httparse::Status::Partial) if target_cut == Some(cut) => {
+            return Err(RequestError::TargetTooLong);
         }
+        Ok(httparse::Status::Partial) => return Err(RequestError::HeadTooLarge),
+        Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeadTooLarge),
+        Err(httparse::Error::Version) => return version_error(window, input.len() <= cut),
         Err(_) => return Err(RequestError::Malformed),
     };
     let version = match request.version {
@@ -185,9 +192,6 @@ pub fn parse_head(
     };
     let method_token = request.method.unwrap_or("");
     let target = request.path.unwrap_or("");
-    if target.len() > limits.max_target {
-        return Err(RequestError::TargetTooLong);
-    }
     let raw = &input[..len];
     let offset = |s: &[u8]| (s.as_ptr() as usize - raw.as_ptr() as usize) as u32;
     let span = |s: &[u8]| offset(s)..offset(s) + s.len() as u32;
@@ -243,34 +247,40 @@ fn leading_empty_lines(buf: &[u8]) -> usize {
     }
 }
 
-/// Decides whether an incomplete head has already broken a limit.
-fn partial(input: &[u8], limits: &Limits) -> Result<(), RequestError> {
-    let line_done = input.contains(&b'\n');
-    if !line_done && input.len() > limits.max_target + 32 {
-        return Err(RequestError::TargetTooLong);
-    }
-    if input.len() > limits.max_head {
-        return Err(RequestError::HeadTooLarge);
-    }
-    Ok(())
+/// Where the request-target's first byte past `max_target` lies, if the target (from the
+/// first space to the next space or line end) runs that long.
+fn target_overflow(input: &[u8], max_target: usize) -> Option<usize> {
+    let start = input.iter().position(|&b| b == b' ')? + 1;
+    let limit = start + max_target;
+    let end = input.len().min(limit + 1);
+    let terminated = input[start.min(end)..end]
+        .iter()
+        .any(|&b| matches!(b, b' ' | b'\r' | b'\n'));
+    (!terminated && input.len() > limit).then_some(limit)
 }
 
-/// Whether the request line ends in a well-formed `HTTP/d.d` that httparse did not accept.
-fn has_http_version_syntax(input: &[u8]) -> bool {
-    let line_end = input.iter().position(|&b| b == b'\r' || b == b'\n');
-    let Some(line_end) = line_end else {
-        return false;
+/// Maps httparse's version error: `HTTP/d.d` other than 1.0 and 1.1 is 505, anything else
+/// 400; a line that is not finished and could still become `HTTP/d.d` waits for more bytes.
+fn version_error(
+    window: &[u8],
+    may_grow: bool,
+) -> Result<Option<(RequestHead, usize)>, RequestError> {
+    let line_end = window.iter().position(|&b| b == b'\r' || b == b'\n');
+    let line = &window[..line_end.unwrap_or(window.len())];
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+    let pattern = b"HTTP/0.0";
+    let fits = |(i, &b): (usize, &u8)| match pattern[i] {
+        b'0' => b.is_ascii_digit(),
+        expected => b == expected,
     };
-    let line = &input[..line_end];
-    let version = match line.iter().rposition(|&b| b == b' ') {
-        Some(space) => &line[space + 1..],
-        None => return false,
-    };
-    version.len() == 8
-        && version.starts_with(b"HTTP/")
-        && version[5].is_ascii_digit()
-        && version[6] == b'.'
-        && version[7].is_ascii_digit()
+    let prefix_fits = version.len() <= pattern.len() && version.iter().enumerate().all(fits);
+    match line_end {
+        None if may_grow && prefix_fits => Ok(None),
+        Some(_) if prefix_fits && version.len() == pattern.len() => {
+            Err(RequestError::VersionNotSupported)
+        }
+        _ => Err(RequestError::Malformed),
+    }
 }
 
 fn trim(value: &[u8]) -> &[u8] {
@@ -625,6 +635,41 @@ mod tests {
             "c".repeat(12 * 1024)
         );
         assert_eq!(complete(&cookie).error, None);
+    }
+
+    #[test]
+    fn the_answer_does_not_depend_on_where_the_bytes_were_split() {
+        let long = "a".repeat(9000);
+        let rows: Vec<String> = vec![
+            "GET / HTTP/2.0\r\nHost: a\r\n\r\n".into(),
+            "GET / HTTP/2.0 \r\n\r\n".into(),
+            "GET / HTTP/1.1x\r\n\r\n".into(),
+            format!("GET /{long} HTTP/1.1\r\nHost: a\r\n\r\n"),
+            format!("GET /{long}\0 HTTP/1.1\r\n\r\n"),
+            format!("GET /a\0{long} HTTP/1.1\r\n\r\n"),
+            format!("{long}{long}{long}{long} / HTTP/1.1\r\n\r\n"),
+            format!("GET / HTTP/1.1\r\nX: {long}{long}{long}{long}\x01\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\n".into(),
+        ];
+        let outcome =
+            |bytes: &[u8]| parse_head(bytes, &Limits::default()).map(|o| o.map(|(_, n)| n));
+        for row in &rows {
+            let whole = outcome(row.as_bytes());
+            assert_ne!(whole, Ok(None), "{row:?} is decided when whole");
+            // Fed in growing prefixes, the first decision must be the whole one. Every
+            // prefix near the start, the end and the limits; every 37th elsewhere.
+            let near = |end: usize, at: usize| end.abs_diff(at) < 80;
+            let first = (1..=row.len())
+                .filter(|&end| {
+                    end % 37 == 0
+                        || [0, 8198, 32 * 1024, row.len()]
+                            .iter()
+                            .any(|&at| near(end, at))
+                })
+                .map(|end| outcome(&row.as_bytes()[..end]))
+                .find(|o| *o != Ok(None));
+            assert_eq!(first, Some(whole), "{:?}", &row[..row.len().min(40)]);
+        }
     }
 
     #[test]
