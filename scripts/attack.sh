@@ -65,7 +65,7 @@ case $SERVER in
     nginx) need nginx nginx ;;
     *) echo "SERVER must be margay or nginx" >&2; exit 2 ;;
 esac
-build_margay
+if [[ $SERVER == margay ]]; then build_margay; fi
 raise_limits
 
 DOCROOT=$SCRATCH/docroot
@@ -85,13 +85,16 @@ start_target() {
 }
 start_target
 
-# measure NAME: wrk -t1 -c50 on /index.html; prints "rps errors".
+# measure NAME: wrk -t1 -c50 on /index.html; prints "rps errors busy%", where
+# busy% is how much of its core the server used meanwhile.
 measure() {
-    local out=$SCRATCH/wrk-$1.txt req rps p50 p99 err non2xx mib
+    local out=$SCRATCH/wrk-$1.txt rps err non2xx t0 t1 started=$EPOCHREALTIME
+    t0=$(cpu_ticks "$SERVER_PID")
     taskset -c "$CLIENT_CORE" timeout -k 5 $((secs + 60)) \
         wrk -t1 -c50 -d "$DURATION" --latency "$BASE/index.html" >"$out" 2>&1 || true
-    read -r req rps p50 p99 err non2xx mib < <(wrk_summary "$out")
-    echo "$rps $((err + non2xx))"
+    t1=$(cpu_ticks "$SERVER_PID")
+    read -r _ rps _ _ err non2xx _ < <(wrk_summary "$out")
+    echo "$rps $((err + non2xx)) $(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", d / hz / (b - a) * 100 }')"
 }
 
 attack_args() {
@@ -105,8 +108,8 @@ attack_args() {
 }
 
 log "baseline: wrk -c50 for $DURATION"
-read -r BASELINE BASELINE_ERR < <(measure baseline)
-log "baseline $BASELINE req/s ($BASELINE_ERR errors)"
+read -r BASELINE BASELINE_ERR BASELINE_BUSY < <(measure baseline)
+log "baseline $BASELINE req/s ($BASELINE_ERR errors, server core ${BASELINE_BUSY}% busy)"
 
 ROWS=()
 for attack in $ATTACKS; do
@@ -118,12 +121,13 @@ for attack in $ATTACKS; do
         >"$prefix.log" 2>&1 </dev/null &
     slow_pid=$!
     sleep "$RAMP"
-    read -r rps errs < <(measure "$attack")
+    read -r rps errs busy < <(measure "$attack")
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$BASE/index.html" || true)
     wait "$slow_pid" || true
 
-    # slowhttptest's probe: the CSV's last column is 1 while its probe
-    # request was answered within -p seconds, 0 when it was not.
+    # slowhttptest's probe: the CSV's last column ("Service Available") is
+    # non-zero while its probe request was answered within -p seconds, 0
+    # when it was not.
     probe_total=0 probe_down=0
     if [[ -s $prefix.csv ]]; then
         read -r probe_total probe_down < <(awk -F, 'NR > 1 && NF >= 5 { n++; if ($NF + 0 == 0) d++ } END { print n + 0, d + 0 }' "$prefix.csv")
@@ -149,8 +153,8 @@ for attack in $ATTACKS; do
     connected=$(awk -F, 'NR > 1 && NF >= 5 { if ($4 + 0 > m) m = $4 + 0 } END { print m + 0 }' "$prefix.csv" 2>/dev/null || echo "?")
     note=$(printf '%s; ' "${why[@]}")
     note=${note%; }
-    ROWS+=("| $attack | $connected | $(printf '%.0f' "$BASELINE") | $(printf '%.0f' "$rps") | $ratio | $errs | $available | ${note:-} |")
-    log "$attack: $rps req/s under attack (ratio $ratio), curl $code, probe down ${probe_down}/${probe_total} s, verdict ${verdict:-?}, server alive $alive"
+    ROWS+=("| $attack | $connected | $(printf '%.0f' "$BASELINE") | $(printf '%.0f' "$rps") | $ratio | $errs | $busy | $available | ${note:-} |")
+    log "$attack: $rps req/s under attack (ratio $ratio, server core ${busy}% busy), curl $code, probe down ${probe_down}/${probe_total} s, verdict ${verdict:-?}, server alive $alive"
 
     if [[ $alive == no ]]; then start_target; fi
     sleep 2   # let the attack's sockets drain before the next one
@@ -164,8 +168,10 @@ done
     echo "Each attack: slowhttptest aiming for $ATTACK_CONNS connections for $ATTACK_SECONDS s; after $RAMP s, wrk \`-t1 -c50\` for $DURATION on /index.html; then curl must get 200 within 2 s."
     echo "Baseline: the same wrk run with no attack."
     echo
-    echo "| attack | attack connections held (peak) | baseline req/s | req/s under attack | ratio | wrk errors | available | notes |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"
+    echo "Server core busy %: the server's CPU time during the measurement over its wall time (baseline: $BASELINE_BUSY %). With only two cores, slowhttptest shares core 1 with wrk, so part of a drop in req/s is the client's, not the server's: a server core far from 100 % busy says the server had time to spare."
+    echo
+    echo "| attack | attack connections held (peak) | baseline req/s | req/s under attack | ratio | wrk errors | server core busy % | available | notes |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"
     printf '%s\n' "${ROWS[@]}"
 } >"$SCRATCH/attack.md"
 

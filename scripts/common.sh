@@ -6,11 +6,13 @@
 # trap calls `cleanup`, which stops whatever `start_server` started and removes
 # the scratch directory.
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."   # every path below is relative to the repo root
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1   # every path below is relative to the repo root
 
 SERVER_CORE=${SERVER_CORE:-0}
 CLIENT_CORE=${CLIENT_CORE:-1}
+# shellcheck disable=SC2034   # used by the scripts that source this file
 RESULTS_DIR=bench-results
+# shellcheck disable=SC2034
 CLK_TCK=$(getconf CLK_TCK)
 
 SCRATCH=$(mktemp -d -t margay-bench.XXXXXX)

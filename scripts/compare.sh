@@ -27,7 +27,10 @@
 # (VmHWM), its thread count mid-run, and its CPU time (utime+stime from
 # /proc/PID/stat) over the run divided by the requests served. A point where
 # the server cannot keep up (10,000 threads refused, the server dies) is
-# recorded with a note instead of stopping the script.
+# recorded with a note instead of stopping the script. wrk opens all its
+# connections before it counts anything, so a server that accepts slowly (the
+# thread model spawning 10,000 threads on a busy core) can leave a short run
+# with no responses at all; the note says so, and a longer DURATION helps.
 #
 # Writes bench-results/compare.csv, bench-results/compare.md (Markdown table)
 # and bench-results/compare.svg (req/s and RSS against connections), and
@@ -63,7 +66,7 @@ mkdir -p "$RESULTS_DIR"
 CSV=$RESULTS_DIR/compare.csv
 MD=$RESULTS_DIR/compare.md
 SVG=$RESULTS_DIR/compare.svg
-echo "server,connections,requests,req_per_s,p50_ms,p99_ms,socket_errors,non2xx,errors,rss_mid_kib,hwm_kib,threads_mid,cpu_us_per_req,note" >"$CSV"
+echo "server,connections,requests,req_per_s,p50_ms,p99_ms,socket_errors,non2xx,errors,rss_mid_kib,hwm_kib,threads_mid,cpu_us_per_req,cpu_busy_pct,note" >"$CSV"
 
 secs=$(duration_secs "$DURATION")
 half=$(( secs / 2 > 0 ? secs / 2 : 1 ))
@@ -82,10 +85,10 @@ start_named() {
 run_point() {
     local name=$1 conns=$2 out=$SCRATCH/wrk-$1-$2.txt note=""
     if ! start_named "$name"; then
-        echo "$name,$conns,0,0,nan,nan,0,0,0,0,0,0,nan,server did not start" >>"$CSV"
+        echo "$name,$conns,0,0,nan,nan,0,0,0,0,0,0,nan,0,server did not start" >>"$CSV"
         return
     fi
-    local pid=$SERVER_PID t0 t1 rss threads hwm
+    local pid=$SERVER_PID t0 t1 rss threads hwm started=$EPOCHREALTIME
     t0=$(cpu_ticks "$pid")
     taskset -c "$CLIENT_CORE" timeout -k 5 $((secs + 60)) \
         wrk -t1 -c "$conns" -d "$DURATION" --timeout "$WRK_TIMEOUT" --latency \
@@ -96,6 +99,8 @@ run_point() {
     threads=$(threads_of "$pid")
     wait "$wrk_pid" || note="wrk exited with status $?"
     t1=$(cpu_ticks "$pid")
+    local busy
+    busy=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", d / hz / (b - a) * 100 }')
     hwm=$(status_kb "$pid" VmHWM)
     if ! server_alive; then
         note="${note:+$note; }server died (see below)"
@@ -105,19 +110,27 @@ run_point() {
     fi
     stop_server
 
-    local req rps p50 p99 err non2xx tput errors cpu
-    read -r req rps p50 p99 err non2xx tput < <(wrk_summary "$out")
+    local req rps p50 p99 err non2xx errors cpu
+    read -r req rps p50 p99 err non2xx _ < <(wrk_summary "$out")
     errors=$((err + non2xx))
     if ((req > 0)); then
         cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$req" 'BEGIN { printf "%.2f", d / hz * 1e6 / n }')
     else
         cpu=nan
-        note="${note:+$note; }no responses"
+        local elapsed
+        elapsed=$(awk '/ requests in / { sub(/s,$/, "", $4); print $4 }' "$out")
+        if awk -v e="${elapsed:-0}" -v d="$secs" 'BEGIN { exit !(e > d + 1) }'; then
+            # wrk opens every connection before its clock starts counting
+            # requests; a server that accepts slowly makes that outlast the run.
+            note="${note:+$note; }no responses: wrk's connecting took the whole run (${elapsed}s for $DURATION); try a longer DURATION"
+        else
+            note="${note:+$note; }no responses"
+        fi
         echo "--- no responses from $name; wrk said:" >&2
         cat "$out" >&2
     fi
-    log "$name c=$conns: $rps req/s, p99 $p99 ms, errors $errors, RSS ${rss} KiB, peak ${hwm} KiB, threads $threads, ${cpu} us CPU/req${note:+ ($note)}"
-    echo "$name,$conns,$req,$rps,$p50,$p99,$err,$non2xx,$errors,$rss,$hwm,$threads,$cpu,$note" >>"$CSV"
+    log "$name c=$conns: $rps req/s, p99 $p99 ms, errors $errors, RSS ${rss} KiB, peak ${hwm} KiB, threads $threads, ${cpu} us CPU/req, core ${busy}% busy${note:+ ($note)}"
+    echo "$name,$conns,$req,$rps,$p50,$p99,$err,$non2xx,$errors,$rss,$hwm,$threads,$cpu,$busy,$note" >>"$CSV"
 }
 
 for name in $SERVERS; do
@@ -130,13 +143,13 @@ done
     echo "# Thread per connection vs event loop (and nginx)"
     echo
     echo "$(machine_line). Server pinned to core 0, wrk (\`-t1 --latency\`, $DURATION per point) to core 1, loopback; GET /index.html ($(stat -c %s "$DOCROOT$TARGET_PATH") bytes), keep-alive."
-    echo "RSS is sampled mid-run with all connections open; peak is VmHWM. CPU/req is the server's utime+stime over the run divided by responses. Errors are wrk's socket errors plus non-2xx/3xx responses."
+    echo "RSS is sampled mid-run with all connections open; peak is VmHWM. CPU/req is the server's utime+stime over the run divided by responses; busy is that CPU time over the run's wall time (below ~90 %, wrk or the machine was the limit, not the server). Errors are wrk's socket errors plus non-2xx/3xx responses."
     echo
-    echo "| server | connections | req/s | p50 ms | p99 ms | errors | RSS MiB | peak RSS MiB | threads | CPU µs/req | note |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    echo "| server | connections | req/s | p50 ms | p99 ms | errors | RSS MiB | peak RSS MiB | threads | CPU µs/req | busy % | note |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     tail -n +2 "$CSV" | awk -F, '{
-        printf "| %s | %s | %.0f | %s | %s | %s | %.1f | %.1f | %s | %s | %s |\n",
-            $1, $2, $4, $5, $6, $9, $10 / 1024, $11 / 1024, $12, $13, $14 }'
+        printf "| %s | %s | %.0f | %s | %s | %s | %.1f | %.1f | %s | %s | %s | %s |\n",
+            $1, $2, $4, $5, $6, $9, $10 / 1024, $11 / 1024, $12, $13, $14, $15 }'
 } >"$MD"
 
 if ! "$PYTHON" scripts/plot_compare.py "$CSV" "$SVG"; then

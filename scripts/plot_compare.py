@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import LogLocator, ScalarFormatter  # noqa: E402
 
 
 def main() -> int:
@@ -38,15 +39,19 @@ def main() -> int:
     rss_ax.set_title("Resident memory with the connections open")
     rss_ax.set_ylabel("RSS (MiB)")
     rss_ax.set_yscale("log")
+    rss_ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    rss_ax.yaxis.set_major_formatter(ScalarFormatter())
+    all_conns = sorted({p[0] for points in series.values() for p in points})
     for ax in (rps_ax, rss_ax):
         ax.set_xscale("log")
+        ax.set_xticks(all_conns, [f"{c:,}" for c in all_conns])
         ax.set_xlabel("concurrent keep-alive connections")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     rps_ax.set_ylim(bottom=0)
     fig.suptitle("GET /index.html, server on one core, wrk on the other")
     fig.tight_layout()
-    fig.savefig(target, format="svg")
+    fig.savefig(target)  # the format follows the extension (.svg, .png)
     return 0
 
 

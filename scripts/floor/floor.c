@@ -99,7 +99,13 @@ static int flush_out(struct conn *c) {
             return -1;
         }
     }
-    if (c->out_off == c->out_len) c->out_off = c->out_len = 0;
+    if (c->out_off == c->out_len) {
+        /* Drained: give the buffer back, so an idle connection holds only
+         * its struct conn (the floor for memory per idle connection too). */
+        free(c->out);
+        c->out = NULL;
+        c->out_off = c->out_len = c->out_cap = 0;
+    }
     int want_write = c->out_len > 0;
     if (want_write != c->want_write) {
         struct epoll_event ev = {.events = EPOLLIN | (want_write ? EPOLLOUT : 0), .data.ptr = c};

@@ -267,7 +267,8 @@ fn version_error(
 ) -> Result<Option<(RequestHead, usize)>, RequestError> {
     let line_end = window.iter().position(|&b| b == b'\r' || b == b'\n');
     let line = &window[..line_end.unwrap_or(window.len())];
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+    // The token httparse rejected: everything after the target.
+    let version = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or(b"");
     let pattern = b"HTTP/0.0";
     let fits = |(i, &b): (usize, &u8)| match pattern[i] {
         b'0' => b.is_ascii_digit(),
@@ -644,6 +645,8 @@ mod tests {
             "GET / HTTP/2.0\r\nHost: a\r\n\r\n".into(),
             "GET / HTTP/2.0 \r\n\r\n".into(),
             "GET / HTTP/1.1x\r\n\r\n".into(),
+            "GET / HT\0 HTTP/1.1\r\nHost: a\r\n\r\n".into(),
+            "GET / HT%\u{fe} / HT".into(),
             format!("GET /{long} HTTP/1.1\r\nHost: a\r\n\r\n"),
             format!("GET /{long}\0 HTTP/1.1\r\n\r\n"),
             format!("GET /a\0{long} HTTP/1.1\r\n\r\n"),
