@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 
 /// Bodies up to this size are copied next to their head so a response is one write.
@@ -182,7 +182,7 @@ impl Outbox {
 
     /// Writes queued data to `socket`, at most about `budget` bytes this turn. Returns how
     /// the flush ended and how many bytes went out.
-    pub fn write_to<S: Write + AsRawFd>(
+    pub fn write_to<S: Write + AsFd>(
         &mut self,
         socket: &mut S,
         budget: usize,
@@ -263,7 +263,7 @@ impl Outbox {
     }
 
     /// One bounded `sendfile(2)` from the front file window.
-    fn send_file<S: AsRawFd>(&mut self, socket: &mut S, budget: usize) -> io::Result<usize> {
+    fn send_file<S: AsFd>(&mut self, socket: &mut S, budget: usize) -> io::Result<usize> {
         let Some(Chunk::File { file, offset, left }) = self.rest.front_mut() else {
             return Ok(0);
         };
@@ -272,7 +272,14 @@ impl Outbox {
         // SAFETY: both descriptors are open for the duration of the call (the socket is
         // borrowed, the file is held by the Arc), and `off` is a valid, exclusively borrowed
         // offset; sendfile neither keeps nor frees either.
-        let sent = unsafe { libc::sendfile(socket.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
+        let sent = unsafe {
+            libc::sendfile(
+                socket.as_fd().as_raw_fd(),
+                file.as_raw_fd(),
+                &mut off,
+                count,
+            )
+        };
         if sent < 0 {
             return Err(io::Error::last_os_error());
         }

@@ -41,8 +41,9 @@ struct Registry {
 }
 
 struct Tracked {
-    /// A second handle on the socket, to shut it down from the acceptor.
-    socket: Option<TcpStream>,
+    /// The connection's socket, shared with its thread (one descriptor), to shut it down
+    /// from the acceptor.
+    socket: Arc<TcpStream>,
     idle_since: Option<Instant>,
 }
 
@@ -57,10 +58,10 @@ impl Registry {
         self.lock().len()
     }
 
-    fn add(&self, socket: &TcpStream) -> u64 {
+    fn add(&self, socket: &Arc<TcpStream>) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let tracked = Tracked {
-            socket: socket.try_clone().ok(),
+            socket: socket.clone(),
             idle_since: None,
         };
         self.lock().insert(id, tracked);
@@ -89,9 +90,7 @@ impl Registry {
             return false;
         };
         tracked.idle_since = None;
-        if let Some(socket) = &tracked.socket {
-            let _ = socket.shutdown(Shutdown::Both);
-        }
+        let _ = tracked.socket.shutdown(Shutdown::Both);
         true
     }
 }
@@ -187,6 +186,7 @@ fn start(
 ) {
     let mut worker_site = Site::new(site.app.clone(), site.files.clone());
     let (config, control, registry) = (*config, control.clone(), registry.clone());
+    let socket = Arc::new(socket);
     let id = registry.add(&socket);
     let thread_registry = registry.clone();
     let spawned = std::thread::Builder::new()
@@ -206,7 +206,7 @@ fn start(
 
 /// Serves one client with blocking reads and writes until the session ends.
 fn serve(
-    mut socket: TcpStream,
+    socket: Arc<TcpStream>,
     peer: SocketAddr,
     site: &mut Site,
     config: &ThreadConfig,
@@ -219,6 +219,7 @@ fn serve(
     let mut session = Session::new(peer);
     let mut input = ReadBuf::default();
     let mut out = Outbox::default();
+    let mut socket: &TcpStream = &socket;
     if let Err(e) = socket.set_nonblocking(false) {
         log::warn!("{peer}: cannot make the socket blocking: {e}");
         return stats.connection_closed(phase);
@@ -310,7 +311,7 @@ fn set_phase(stats: &Stats, phase: &mut Phase, to: Phase, idle: &dyn Fn(bool)) {
 
 /// Writes everything queued; a send timeout with no progress ends the connection.
 fn flush(
-    socket: &mut TcpStream,
+    socket: &mut &TcpStream,
     out: &mut Outbox,
     site: &Site,
     config: &ThreadConfig,
@@ -330,7 +331,7 @@ fn flush(
 
 /// Shuts our side and reads until the peer closes (bounded), so our last response is not
 /// destroyed by a reset.
-fn linger(socket: &mut TcpStream) {
+fn linger(socket: &mut &TcpStream) {
     if socket.shutdown(Shutdown::Write).is_err() {
         return;
     }
