@@ -214,21 +214,28 @@ impl Outbox {
     }
 
     /// One `write`/`writev` of the front bytes and the in-memory chunks after them.
-    fn write_bytes<S: Write>(&mut self, socket: &mut S) -> io::Result<usize> {
+    fn write_bytes<S: Write + AsFd>(&mut self, socket: &mut S) -> io::Result<usize> {
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let mut count = 0;
         if self.front_sent < self.front.len() {
             slices[0] = IoSlice::new(&self.front[self.front_sent..]);
             count = 1;
         }
+        let mut file_follows = false;
         for chunk in &self.rest {
-            if count == MAX_SLICES || matches!(chunk, Chunk::File { .. }) {
+            file_follows = matches!(chunk, Chunk::File { .. });
+            if count == MAX_SLICES || file_follows {
                 break;
             }
             slices[count] = IoSlice::new(chunk.remaining());
             count += 1;
         }
-        let n = if count == 1 {
+        let n = if file_follows {
+            // MSG_MORE: the head waits for the file's first bytes and leaves in the same
+            // segment, rather than as a tiny packet of its own.
+            let flags = libc::MSG_MORE | libc::MSG_NOSIGNAL;
+            socket2::SockRef::from(&*socket).send_vectored_with_flags(&slices[..count], flags)?
+        } else if count == 1 {
             socket.write(&slices[0])?
         } else {
             socket.write_vectored(&slices[..count])?

@@ -3,7 +3,7 @@
 //! syscall; without one (or where a watch could not be added) an entry is checked with one
 //! `stat` of its resolved path at most once per revalidation period.
 
-use super::representation::Representation;
+use super::representation::{Representation, Source};
 use super::resolve::FileIdentity;
 use super::watch::Watcher;
 use slab::Slab;
@@ -14,10 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Largest file the cache holds.
+/// Largest file the cache holds in memory.
 pub const MAX_FILE: u64 = 64 * 1024;
 /// Most bytes the cache holds in all, bookkeeping included.
 pub const MAX_TOTAL: usize = 16 * 1024 * 1024;
+/// What an entry holding an open large file (sent with `sendfile`) is charged, which bounds
+/// how many descriptors the cache keeps open: a hit then skips resolving and opening.
+const OPEN_FILE_COST: usize = 64 * 1024;
 /// Bytes charged per entry on top of its body and key, for its encoded headers and
 /// bookkeeping, so that many empty files still fill the budget.
 const ENTRY_OVERHEAD: usize = 512;
@@ -112,7 +115,7 @@ impl FileCache {
         self.revalidate_after
     }
 
-    /// Whether a file of `len` bytes belongs in the cache.
+    /// Whether a file of `len` bytes is kept in memory; larger ones are kept as open files.
     pub fn accepts(&self, len: u64) -> bool {
         len <= MAX_FILE
     }
@@ -161,9 +164,11 @@ impl FileCache {
         if let Some(slot) = self.index.get(key).copied() {
             self.remove(slot);
         }
-        let cost = usize::try_from(rep.len())
-            .unwrap_or(usize::MAX)
-            .saturating_add(2 * key.len() + ENTRY_OVERHEAD);
+        let held = match &rep.source {
+            Source::Memory(bytes) => bytes.len(),
+            Source::File(_) => OPEN_FILE_COST,
+        };
+        let cost = held.saturating_add(2 * key.len() + ENTRY_OVERHEAD);
         while self.used + cost > MAX_TOTAL {
             // Any entry will do: the cache is a speed-up, not a promise.
             let Some(victim) = self.entries.iter().next().map(|(slot, _)| slot) else {

@@ -136,9 +136,10 @@ impl StaticFiles {
             }
             None => {
                 let source = Source::File(Arc::new(file));
+                let rep = Representation::new(source, &identity, content_type, wall_clock);
                 respond(
                     head,
-                    &Representation::new(source, &identity, content_type, wall_clock),
+                    self.cache.insert(key, path, watched, identity, rep, now),
                 )
             }
         }
