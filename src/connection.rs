@@ -74,8 +74,9 @@ pub struct Connection {
     pub scheduled: Option<Instant>,
     /// Distinguishes this connection from later ones that reuse its slab slot.
     pub id: u64,
-    /// The interest registered with the poller, so it is changed only when the state's differs.
-    pub registered: Interest,
+    /// The interest registered with the poller (none before the first wait), so it is
+    /// changed only when the state's differs.
+    pub registered: Option<Interest>,
 }
 
 impl Connection {
@@ -93,7 +94,7 @@ impl Connection {
             served_seen: 0,
             scheduled: None,
             id,
-            registered: Interest::READABLE,
+            registered: None,
         }
     }
 

@@ -235,19 +235,11 @@ impl Reactor {
         self.next_id += 1;
         let entry = self.connections.vacant_entry();
         let key = entry.key();
-        let connection = entry.insert(Connection::new(socket, peer, self.next_id, now));
-        if let Err(e) =
-            self.poll
-                .registry()
-                .register(connection.socket(), Token(key), Interest::READABLE)
-        {
-            log::warn!("{peer}: register: {e}");
-            self.connections.remove(key);
-            return;
-        }
+        entry.insert(Connection::new(socket, peer, self.next_id, now));
         self.site.app.stats.connection_opened();
         log::trace!("{peer}: accepted as token {key}");
-        // The request often arrives with the connection: serve it without waiting for an event.
+        // The request often arrives with the connection: serve it at once, and register only
+        // a connection that has to wait (one that is answered and closed never is).
         self.drive(key, now, false);
     }
 
@@ -265,14 +257,20 @@ impl Reactor {
             }
             Step::Continue => {
                 let interest = connection.interest();
-                if interest != connection.registered {
+                if connection.registered != Some(interest) {
                     log::trace!("token {key}: interest {interest:?}");
                     let registry = self.poll.registry();
-                    if let Err(e) = registry.reregister(connection.socket(), Token(key), interest) {
-                        log::warn!("{}: reregister: {e}", connection.peer());
+                    let registered = connection.registered;
+                    let socket = connection.socket();
+                    let done = match registered {
+                        None => registry.register(socket, Token(key), interest),
+                        Some(_) => registry.reregister(socket, Token(key), interest),
+                    };
+                    if let Err(e) = done {
+                        log::warn!("{}: (re)register: {e}", connection.peer());
                         return self.close(key);
                     }
-                    connection.registered = interest;
+                    connection.registered = Some(interest);
                 }
                 self.schedule(key);
             }
