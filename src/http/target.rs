@@ -25,30 +25,45 @@ pub fn parse_target(target: &str) -> Result<Target, RequestError> {
             path: "*".to_string(),
         });
     }
-    if target.contains('#') {
-        return Err(RequestError::BadTarget);
-    }
     let path_start = if target.starts_with('/') {
         0
     } else {
         authority_end(target).ok_or(RequestError::BadTarget)?
     };
-    let (path_end, query) = match target[path_start..].find('?') {
-        Some(q) => (path_start + q, Some(path_start + q + 1..target.len())),
-        None => (target.len(), None),
+    // One pass: where the query starts, and whether the path needs decoding or dot-segment
+    // removal at all (most do not).
+    let (mut query_at, mut escaped, mut dotted, mut previous) = (None, false, false, 0u8);
+    for (i, &byte) in target.as_bytes().iter().enumerate().skip(path_start) {
+        match byte {
+            b'#' => return Err(RequestError::BadTarget),
+            b'?' if query_at.is_none() => query_at = Some(i),
+            _ if query_at.is_some() => {}
+            b'%' => escaped = true,
+            b'.' | b'/' if previous == b'/' => dotted = true,
+            _ => {}
+        }
+        previous = byte;
+    }
+    let path_end = query_at.unwrap_or(target.len());
+    let raw = match &target[path_start..path_end] {
+        "" => "/",
+        raw => raw,
     };
-    let raw = &target[path_start..path_end];
-    let decoded = percent_decode(if raw.is_empty() { "/" } else { raw })?;
-    let path = if decoded.contains("/.") || decoded.contains("//") {
-        remove_dot_segments(&decoded)?
-    } else if decoded.starts_with('/') && !decoded.contains('\0') {
-        decoded
+    let (decoded, dotted) = if escaped {
+        let decoded = percent_decode(raw)?;
+        let dotted = decoded.contains("/.") || decoded.contains("//");
+        (decoded, dotted)
     } else {
-        return Err(RequestError::BadTarget);
+        (raw.to_string(), dotted)
+    };
+    let path = match dotted {
+        true => remove_dot_segments(&decoded)?,
+        false if decoded.starts_with('/') => decoded,
+        false => return Err(RequestError::BadTarget),
     };
     Ok(Target {
         raw_path: path_start..path_end,
-        query,
+        query: query_at.map(|q| q + 1..target.len()),
         path,
     })
 }
