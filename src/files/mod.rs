@@ -27,8 +27,8 @@ use std::time::{Duration, Instant, SystemTime};
 /// The methods a static file answers, as sent in `Allow`.
 pub const ALLOW: &str = "GET, HEAD, OPTIONS";
 
-/// How long a cached file is trusted before its metadata is checked again: zero, so an
-/// edited file is served fresh at once; the check is a single `stat`.
+/// How long a cached file that is not watched for changes is trusted before its metadata
+/// is checked again: zero, so an edit is seen on the next request; the check is one `stat`.
 pub const DEFAULT_REVALIDATE_AFTER: Duration = Duration::ZERO;
 
 /// Serves the files under one directory. Each thread owns its own (a clone starts with an

@@ -1,6 +1,7 @@
 //! Change notification for the small-file cache: inotify watches on the directories that
 //! cached files are reached through, so a cache hit needs no `stat` and an edit, a rename
-//! or a deletion is seen as soon as the kernel reports it.
+//! or a deletion is seen as soon as the kernel reports it (the report can trail the write
+//! by a moment).
 
 use inotify::{EventMask, Inotify, WatchMask};
 use std::collections::{HashMap, HashSet};
