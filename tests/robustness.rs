@@ -12,9 +12,8 @@ mod common;
 use common::*;
 use margay::{AccessLog, Config, Model, RunningServer, Server};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -509,66 +508,35 @@ both_models!(huge_garbage_is_refused_and_closed, |model| {
 // ---------------------------------------------------------------------------------------------
 // Running out of file descriptors (the real binary under `ulimit -n 64`).
 
-/// The margay binary started under a shell that lowered its descriptor limit; killed on drop.
+/// The margay binary started under a shell that lowered its descriptor limit.
 struct LimitedServer {
-    child: Child,
-    addr: SocketAddr,
-    dir: TempDir,
+    process: ServerProcess,
 }
 
 impl LimitedServer {
     fn start(model: &str) -> LimitedServer {
-        let dir = TempDir::new().unwrap();
-        let root = dir.path().join("root");
-        std::fs::create_dir(&root).unwrap();
-        std::fs::write(root.join("style.css"), STYLE_CSS).unwrap();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let port = {
-            let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(r#"ulimit -n 64 && exec "$0" "$@""#)
-            .arg(env!("CARGO_BIN_EXE_margay"))
-            .args(["--listen", &addr.to_string(), "--root"])
-            .arg(&root)
-            .args([
-                "--access-log",
-                "off",
-                "--log-level",
-                "warn",
-                "--model",
-                model,
-            ])
-            // Flood connections must stay put while the CPU is measured.
-            .args(["--header-timeout", "60"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn margay");
-        let mut server = LimitedServer { child, addr, dir };
+        // Flood connections must stay put while the CPU is measured.
+        let process = ServerProcess::spawn(model, &["--header-timeout", "60"], Some(64));
+        let mut server = LimitedServer { process };
         server.wait_until_serving(Duration::from_secs(20));
         server
     }
 
     fn log(&self) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let text = self.process.log();
         let tail: Vec<&str> = text.lines().rev().take(20).collect();
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
     fn assert_alive(&mut self, what: &str) {
-        if let Some(status) = self.child.try_wait().unwrap() {
+        if let Some(status) = self.process.child.try_wait().unwrap() {
             panic!("{what}: margay exited with {status}; log:\n{}", self.log());
         }
     }
 
     /// One `GET /style.css` with short timeouts.
     fn try_get(&self) -> Result<Resp, String> {
-        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))
+        let mut stream = TcpStream::connect_timeout(&self.process.addr, Duration::from_secs(2))
             .map_err(|e| format!("connect: {e}"))?;
         stream
             .set_read_timeout(Some(Duration::from_secs(2)))
@@ -600,7 +568,7 @@ impl LimitedServer {
 
     /// User plus system CPU time the process has used.
     fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.process.child.id()))
             .expect("read /proc/PID/stat");
         // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
         let after = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
@@ -612,20 +580,15 @@ impl LimitedServer {
     }
 }
 
-impl Drop for LimitedServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn descriptor_exhaustion(model: &str) {
     let mut server = LimitedServer::start(model);
     // Far more connections than 64 descriptors allow, opened as fast as possible. Half send
     // the start of a head (so they cannot be shed as idle), half send nothing.
     let mut flood = Vec::new();
     for n in 0..200 {
-        if let Ok(mut stream) = TcpStream::connect_timeout(&server.addr, Duration::from_secs(2)) {
+        if let Ok(mut stream) =
+            TcpStream::connect_timeout(&server.process.addr, Duration::from_secs(2))
+        {
             let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
             if n % 2 == 0 {
                 let _ = stream.write_all(b"GET /style.css HTTP/1.1\r\n");

@@ -8,66 +8,38 @@ mod common;
 use common::*;
 use margay::{AccessLog, Config, Server};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::net::{SocketAddr, TcpStream};
+use std::process::ExitStatus;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-/// The margay binary serving a root with `style.css` and `big.bin`; killed on drop.
+/// The margay binary serving a root with `style.css` and `big.bin`.
 struct Binary {
-    child: Child,
-    addr: SocketAddr,
-    dir: TempDir,
+    process: ServerProcess,
 }
 
 impl Binary {
     fn start(model: &str, extra: &[&str]) -> Binary {
-        let dir = TempDir::new().unwrap();
-        let root = dir.path().join("root");
-        std::fs::create_dir(&root).unwrap();
-        std::fs::write(root.join("style.css"), STYLE_CSS).unwrap();
-        std::fs::write(root.join("big.bin"), big_bin()).unwrap();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let port = {
-            let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
+        let mut binary = Binary {
+            process: ServerProcess::spawn(model, extra, None),
         };
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_margay"))
-            .args(["--listen", &addr.to_string(), "--root"])
-            .arg(&root)
-            .args([
-                "--access-log",
-                "off",
-                "--log-level",
-                "info",
-                "--model",
-                model,
-            ])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn margay");
-        let mut binary = Binary { child, addr, dir };
         binary.wait_until_serving();
         binary
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        self.process.log()
     }
 
     fn wait_until_serving(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.process.child.try_wait().unwrap() {
                 panic!("margay exited at start with {status}; log:\n{}", self.log());
             }
-            if let Ok(mut stream) = TcpStream::connect(self.addr) {
+            if let Ok(mut stream) = TcpStream::connect(self.process.addr) {
                 stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
                 send(&mut stream, &get_req("/style.css"));
                 let resp = read_response(&mut stream, false);
@@ -81,7 +53,7 @@ impl Binary {
 
     fn signal(&self, signal: libc::c_int) {
         // SAFETY: kill only sends a signal to our own child, which has not been reaped.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        let rc = unsafe { libc::kill(self.process.child.id() as libc::pid_t, signal) };
         assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
     }
 
@@ -89,7 +61,7 @@ impl Binary {
     fn wait_exit(&mut self, within: Duration, what: &str) -> ExitStatus {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.process.child.try_wait().unwrap() {
                 return status;
             }
             assert!(
@@ -102,14 +74,7 @@ impl Binary {
     }
 
     fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.child.try_wait().unwrap().is_none()
     }
 }
 
@@ -188,11 +153,11 @@ fn sigterm_finishes_download_then_exits(model: &str) {
         ],
     );
     // An idle kept-alive connection, served once.
-    let mut idle = connect(server.addr);
+    let mut idle = connect(server.process.addr);
     assert_still_serves(&mut idle);
 
     // A download under way: the head and the first MiB read, the rest still to come.
-    let mut download = connect_small_receive_buffer(server.addr);
+    let mut download = connect_small_receive_buffer(server.process.addr);
     send(&mut download, &get_req("/big.bin"));
     let head = read_head_text(&mut download);
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
@@ -210,7 +175,7 @@ fn sigterm_finishes_download_then_exits(model: &str) {
     // Idle connections are closed at once rather than kept for the keep-alive timeout.
     assert_closed(&mut idle);
     // The listener is gone: a new client is refused (or closed unanswered).
-    assert_not_served(server.addr, "after SIGTERM");
+    assert_not_served(server.process.addr, "after SIGTERM");
     assert!(server.is_running(), "exited before the download finished");
 
     read_slowly(&mut download, BIG_LEN - body.len(), &mut body);
@@ -244,7 +209,7 @@ fn sigterm_finishes_download_then_exits_threads() {
 fn second_signal_exits_at_once(model: &str) {
     let mut server = Binary::start(model, &["--shutdown-timeout", "30", "--send-timeout", "60"]);
     // A download whose client never reads: graceful shutdown would wait the full 30 s.
-    let mut stalled = connect_small_receive_buffer(server.addr);
+    let mut stalled = connect_small_receive_buffer(server.process.addr);
     send(&mut stalled, &get_req("/big.bin"));
     thread::sleep(Duration::from_millis(300));
 

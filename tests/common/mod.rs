@@ -869,3 +869,74 @@ pub fn parse_multipart(body: &[u8], boundary: &str) -> Vec<Part> {
 pub fn disk_path(server: &TestServer, rel: &str) -> PathBuf {
     server.root().join(rel)
 }
+
+// ---------------------------------------------------------------------------------------------
+// The real binary as a child process.
+
+/// The margay binary running as a child process over a temporary root holding `style.css`
+/// and `big.bin`, its log in a file; killed on drop.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    dir: TempDir,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `--model model`, the access log off and `extra` arguments; with
+    /// `fd_limit`, under a shell that first lowers its descriptor limit (`ulimit -n`). Returns
+    /// at once: callers wait for it to serve in their own way.
+    pub fn spawn(model: &str, extra: &[&str], fd_limit: Option<u32>) -> ServerProcess {
+        use std::process::{Command, Stdio};
+        let dir = TempDir::new().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("style.css"), STYLE_CSS).unwrap();
+        std::fs::write(root.join("big.bin"), big_bin()).unwrap();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let binary = env!("CARGO_BIN_EXE_margay");
+        let mut command = match fd_limit {
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                let script = format!(r#"ulimit -n {limit} && exec "$0" "$@""#);
+                shell.arg("-c").arg(script).arg(binary);
+                shell
+            }
+            None => Command::new(binary),
+        };
+        let child = command
+            .args(["--listen", &addr.to_string(), "--root"])
+            .arg(&root)
+            .args([
+                "--access-log",
+                "off",
+                "--log-level",
+                "info",
+                "--model",
+                model,
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn margay");
+        ServerProcess { child, addr, dir }
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
