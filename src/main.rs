@@ -75,7 +75,17 @@ fn parse_workers(text: &str) -> Result<usize, String> {
 }
 
 fn main() {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => e.exit(), // --help and --version
+        Err(e) => {
+            // clap's message, first line only: a bad option is a one-line error.
+            let rendered = e.render().to_string();
+            let message = rendered.lines().next().unwrap_or_default();
+            eprintln!("margay: {}", message.trim_start_matches("error: "));
+            std::process::exit(2);
+        }
+    };
     if let Err(e) = run(args) {
         eprintln!("margay: {e}");
         std::process::exit(1);

@@ -1,0 +1,189 @@
+//! The `margay` binary as a user meets it: `--help`, one-line errors with a non-zero exit
+//! for bad options, a missing root or a port in use, IPv6 listening, and the access log in
+//! Combined Log Format.
+
+mod common;
+
+use common::*;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn margay(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_margay"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run margay")
+}
+
+/// The one line a failed start printed to standard error.
+fn error_line(output: &Output) -> String {
+    let text = String::from_utf8_lossy(&output.stderr).into_owned();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "an error is printed");
+    assert!(!text.contains("panicked"), "no panic: {text}");
+    lines[lines.len() - 1].to_string()
+}
+
+#[test]
+fn help_explains_every_option_and_its_default() {
+    let output = margay(&["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for (option, default) in [
+        ("--listen", "127.0.0.1:8080"),
+        ("--root", "htdocs"),
+        ("--access-log", "stdout"),
+        ("--log-level", "info"),
+        ("--model", "reactor"),
+        ("--workers", "1"),
+        ("--header-timeout", "10"),
+        ("--keep-alive-timeout", "15"),
+        ("--send-timeout", "30"),
+        ("--shutdown-timeout", "10"),
+        ("--max-connections", "10000"),
+        ("--max-requests-per-connection", "0"),
+        ("--max-body-size", "1048576"),
+    ] {
+        // Each option's entry runs from its name to the next option's.
+        let line = help
+            .split("\n      --")
+            .find(|entry| entry.starts_with(&option[2..]))
+            .unwrap_or_else(|| panic!("{option} is not in --help:\n{help}"));
+        assert!(
+            line.contains(&format!("[default: {default}]")),
+            "{option} shows its default {default}: {line}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_option_is_an_error_not_a_panic() {
+    for args in [
+        &["--bogus"][..],
+        &["--listen", "not-an-address"],
+        &["--model", "fibers"],
+        &["--workers", "0"],
+    ] {
+        let output = margay(args);
+        assert!(!output.status.success(), "{args:?} must fail");
+        let text = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(text.trim().lines().count(), 1, "{args:?}: one line: {text}");
+        assert!(error_line(&output).contains("margay:"), "{args:?}: {text}");
+    }
+}
+
+#[test]
+fn a_missing_root_is_a_one_line_error() {
+    let output = margay(&["--listen", "127.0.0.1:0", "--root", "/no/such/directory"]);
+    assert_eq!(output.status.code(), Some(1));
+    let line = error_line(&output);
+    assert!(line.contains("/no/such/directory"), "{line}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr)
+            .trim()
+            .lines()
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_port_in_use_is_a_one_line_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = margay(&["--listen", &addr, "--root", "htdocs"]);
+    assert_eq!(output.status.code(), Some(1));
+    let line = error_line(&output);
+    assert!(line.contains(&addr) && line.contains("in use"), "{line}");
+}
+
+/// Starts the binary with `args` on a free port of `ip` and waits until it answers.
+fn serving(ip: &str, args: &[&str]) -> (std::process::Child, SocketAddr) {
+    let port = TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = SocketAddr::new(ip.parse().unwrap(), port);
+    let child = Command::new(env!("CARGO_BIN_EXE_margay"))
+        .args(["--listen", &addr.to_string(), "--root", "htdocs"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn margay");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "margay did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, addr)
+}
+
+#[test]
+fn listens_on_ipv6() {
+    if TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; nothing to test");
+        return;
+    }
+    let (mut child, addr) = serving("::1", &["--access-log", "off"]);
+    let mut stream = connect(addr);
+    send(&mut stream, &get_req("/index.html"));
+    let resp = read_response(&mut stream, false);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(resp.status, 200);
+    assert!(resp.text().contains("margay"));
+}
+
+#[test]
+fn access_log_has_one_combined_format_line_per_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let (mut child, addr) = serving("127.0.0.1", &["--access-log", log.to_str().unwrap()]);
+    let mut stream = connect(addr);
+    let request = request(
+        "GET",
+        "/index.html?x=1",
+        &[
+            ("Referer", "http://example.com/"),
+            ("User-Agent", "test \"agent\""),
+        ],
+    );
+    send(&mut stream, &request);
+    assert_eq!(read_response(&mut stream, false).status, 200);
+    send(&mut stream, &get_req("/missing"));
+    let missing = read_response(&mut stream, false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().filter(|l| l.contains("GET /")).count() >= 2 || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("\"GET /")).collect();
+    assert_eq!(lines.len(), 2, "one line per response:\n{text}");
+    let first = lines[0];
+    // host ident user [time] "request line" status bytes "referer" "user agent"
+    assert!(first.starts_with("127.0.0.1 - - ["), "{first}");
+    assert!(
+        first.contains(" +0000] \"GET /index.html?x=1 HTTP/1.1\" 200 "),
+        "{first}"
+    );
+    assert!(
+        first.ends_with("\"http://example.com/\" \"test \\\"agent\\\"\""),
+        "quotes in a field are escaped: {first}"
+    );
+    let bytes = missing.body.len().to_string();
+    assert!(
+        lines[1].contains(&format!("\"GET /missing HTTP/1.1\" 404 {bytes} \"-\"")),
+        "{}",
+        lines[1]
+    );
+}
