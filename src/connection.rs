@@ -316,9 +316,4 @@ impl Connection {
         }
         Step::Close
     }
-
-    /// Ends a connection that is idle (shutdown, or room needed for new clients).
-    pub fn stop_reading(&mut self) {
-        self.session.finish();
-    }
 }

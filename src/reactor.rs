@@ -322,19 +322,23 @@ impl Reactor {
     }
 
     /// Closes up to `n` of the longest-idle kept-alive connections. Returns whether any was.
+    /// One pass per connection closed, and no allocation: this runs for every client that
+    /// arrives while the server is at its cap.
     fn shed_idle(&mut self, n: usize) -> bool {
-        let mut idle: Vec<(Instant, usize)> = self
-            .connections
-            .iter()
-            .filter(|(_, c)| c.is_kept_alive_idle())
-            .map(|(key, c)| (c.last_activity(), key))
-            .collect();
-        idle.sort_unstable();
-        for &(_, key) in idle.iter().take(n) {
+        let mut shed = 0;
+        while shed < n {
+            let oldest = self
+                .connections
+                .iter()
+                .filter(|(_, c)| c.is_kept_alive_idle())
+                .min_by_key(|(_, c)| c.last_activity())
+                .map(|(key, _)| key);
+            let Some(key) = oldest else { break };
             log::debug!("closing idle token {key} to make room");
             self.close(key);
+            shed += 1;
         }
-        !idle.is_empty()
+        shed > 0
     }
 
     fn pause(&mut self, why: Accepting) {

@@ -108,11 +108,6 @@ impl Session {
         self.peer_closed
     }
 
-    /// Stops reading further requests (shutdown, or a connection to shed).
-    pub fn finish(&mut self) {
-        self.inbound = Inbound::Done;
-    }
-
     /// Answers a request that took too long with 408 and ends the session.
     pub fn time_out(&mut self, out: &mut Outbox, site: &mut Site) {
         self.answer(
