@@ -371,4 +371,36 @@ mod tests {
         drop(ours);
         assert_eq!(reader.join().unwrap(), payload);
     }
+
+    #[test]
+    fn a_large_file_goes_out_in_pieces_no_bigger_than_the_budget() {
+        let mut file = tempfile::tempfile().unwrap();
+        let content: Vec<u8> = (0..2 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
+        std::io::Write::write_all(&mut file, &content).unwrap();
+        let (mut ours, mut theirs) = UnixStream::pair().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            theirs.read_to_end(&mut got).unwrap();
+            got
+        });
+        let mut outbox = Outbox::default();
+        outbox.push_bytes(b"head|");
+        outbox.push_file(Arc::new(file), 0, content.len() as u64);
+        let budget = 64 * 1024;
+        let mut turns = 0;
+        loop {
+            let (flush, written) = outbox.write_to(&mut ours, budget).unwrap();
+            // A turn may finish the piece it started, never run on past the budget.
+            assert!(written <= budget + 5, "turn {turns} wrote {written}");
+            turns += 1;
+            if flush == Flush::Done {
+                break;
+            }
+        }
+        drop(ours);
+        assert!(turns >= content.len() / budget, "{turns} turns");
+        let mut expected = b"head|".to_vec();
+        expected.extend_from_slice(&content);
+        assert_eq!(reader.join().unwrap(), expected);
+    }
 }
