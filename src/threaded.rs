@@ -38,7 +38,12 @@ pub struct ThreadConfig {
 struct Registry {
     open: Mutex<HashMap<u64, Tracked>>,
     next_id: AtomicU64,
+    /// Sites (with their warm file caches) left by finished connections, for the next ones.
+    spare_sites: Mutex<Vec<Site>>,
 }
+
+/// Most sites kept for reuse; each holds a file cache.
+const SPARE_SITES: usize = 64;
 
 struct Tracked {
     /// The connection's socket, shared with its thread (one descriptor), to shut it down
@@ -75,6 +80,27 @@ impl Registry {
     fn set_idle(&self, id: u64, idle: bool) {
         if let Some(tracked) = self.lock().get_mut(&id) {
             tracked.idle_since = idle.then(Instant::now);
+        }
+    }
+
+    /// A site for a new connection: a spare one whose file cache is warm, or a fresh one.
+    fn take_site(&self, template: &Site) -> Site {
+        let spare = self
+            .spare_sites
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop();
+        spare.unwrap_or_else(|| Site::new(template.app.clone(), template.files.clone()))
+    }
+
+    /// Keeps a finished connection's site for a later one.
+    fn give_site(&self, site: Site) {
+        let mut spare = self
+            .spare_sites
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if spare.len() < SPARE_SITES {
+            spare.push(site);
         }
     }
 
@@ -184,7 +210,8 @@ fn start(
     control: &Arc<Control>,
     registry: &Arc<Registry>,
 ) {
-    let mut worker_site = Site::new(site.app.clone(), site.files.clone());
+    // Reusing a finished connection's site saves resolving and reading every file anew.
+    let mut worker_site = registry.take_site(site);
     let (config, control, registry) = (*config, control.clone(), registry.clone());
     let socket = Arc::new(socket);
     let id = registry.add(&socket);
@@ -196,6 +223,7 @@ fn start(
             let idle = |idle: bool| thread_registry.set_idle(id, idle);
             serve(socket, peer, &mut worker_site, &config, &control, &idle);
             thread_registry.remove(id);
+            thread_registry.give_site(worker_site);
         });
     if let Err(e) = spawned {
         log::warn!("{peer}: cannot start a thread: {e}");
