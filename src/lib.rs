@@ -87,6 +87,12 @@ pub struct Config {
     pub access_log: AccessLog,
     /// A request head must arrive within this, from its first byte (or from accept).
     pub header_timeout: Duration,
+    /// A new connection is handed to the server only once its first bytes arrive, or after
+    /// about this long if they do not (Linux `TCP_DEFER_ACCEPT`, as h2o and nginx's
+    /// `deferred` use it). A client that connects and says nothing costs the server nothing
+    /// meanwhile, and the one that speaks at once is read without a wasted wake-up. Zero
+    /// accepts every connection at once.
+    pub defer_accept: Duration,
     /// An idle kept-alive connection is closed after this.
     pub keep_alive_timeout: Duration,
     /// A response that makes no progress for this long is abandoned.
@@ -115,6 +121,7 @@ impl Default for Config {
             model: Model::Reactor,
             access_log: AccessLog::Stdout,
             header_timeout: Duration::from_secs(10),
+            defer_accept: Duration::from_secs(1),
             keep_alive_timeout: Duration::from_secs(15),
             send_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
@@ -145,11 +152,11 @@ impl Server {
             (_, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
             (_, n) => n,
         };
-        let first = bind(config.listen, workers > 1)?;
+        let first = bind(config.listen, workers > 1, config.defer_accept)?;
         let addr = first.local_addr()?;
         let mut listeners = vec![first];
         for _ in 1..workers {
-            listeners.push(bind(addr, true)?);
+            listeners.push(bind(addr, true, config.defer_accept)?);
         }
         Ok(Server {
             config,
@@ -300,7 +307,11 @@ impl Server {
 }
 
 /// Binds a listening TCP socket with a deep backlog.
-fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+fn bind(
+    addr: SocketAddr,
+    reuse_port: bool,
+    defer_accept: Duration,
+) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
@@ -312,11 +323,42 @@ fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener>
     }
     // Accepted sockets inherit it: responses leave at once, with no syscall per connection.
     socket.set_tcp_nodelay(true)?;
+    set_defer_accept(&socket, defer_accept)?;
     socket
         .bind(&addr.into())
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     socket.listen(4096)?;
     Ok(socket.into())
+}
+
+/// Sets `TCP_DEFER_ACCEPT` (whole seconds, rounded up); socket2 has no call for it.
+#[cfg(target_os = "linux")]
+fn set_defer_accept(socket: &socket2::Socket, wait: Duration) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let secs = libc::c_int::try_from(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+        .unwrap_or(libc::c_int::MAX);
+    // SAFETY: the descriptor is open for the duration of the call, and the option value is a
+    // c_int passed with its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Other systems accept at once.
+#[cfg(not(target_os = "linux"))]
+fn set_defer_accept(_socket: &socket2::Socket, _wait: Duration) -> io::Result<()> {
+    Ok(())
 }
 
 /// `GET /api/status` (counters as JSON) and `POST /api/echo` (the request as JSON).
@@ -415,7 +457,7 @@ mod tests {
 
     #[test]
     fn accepted_sockets_inherit_no_delay_from_the_listener() {
-        let listener = bind("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        let listener = bind("127.0.0.1:0".parse().unwrap(), false, Duration::ZERO).unwrap();
         let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (accepted, _) = listener.accept().unwrap();
         assert!(accepted.nodelay().unwrap());

@@ -33,6 +33,10 @@ struct Args {
     /// Seconds a request head may take to arrive, from its first byte.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     header_timeout: u64,
+    /// Seconds a new connection may wait in the kernel for its first bytes before the server
+    /// takes it up anyway (TCP_DEFER_ACCEPT; 0 = take every connection up at once).
+    #[arg(long, default_value_t = 1, value_name = "SECS")]
+    defer_accept: u64,
     /// Seconds an idle kept-alive connection is kept.
     #[arg(long, default_value_t = 15, value_name = "SECS")]
     keep_alive_timeout: u64,
@@ -105,6 +109,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         model: args.model,
         access_log,
         header_timeout: Duration::from_secs(args.header_timeout),
+        defer_accept: Duration::from_secs(args.defer_accept),
         keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
         send_timeout: Duration::from_secs(args.send_timeout),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),

@@ -285,6 +285,45 @@ both_models!(silent_connection_closes_after_header_timeout, |model| {
 });
 
 both_models!(
+    deferred_accept_keeps_a_silent_connection_out_of_the_server,
+    |model| {
+        let server = Tuned::start(model, |c| {
+            c.defer_accept = Duration::from_secs(30);
+            c.max_connections = 1;
+        });
+        let mut silent = server.connect();
+        thread::sleep(Duration::from_millis(300));
+        // With a cap of 1, a silent connection the server had taken up would hold the only
+        // slot for the whole header timeout; deferred, it costs no slot at all.
+        server.assert_serves("while a connected client has said nothing");
+        let status = server.status();
+        assert_eq!(
+            status["active"], 1,
+            "only the status request itself is in the server: {status}"
+        );
+        // Once it speaks it is taken up and served like anyone else.
+        send(&mut silent, &get_req("/style.css"));
+        let resp = try_read_response(&mut silent, false)
+            .unwrap_or_else(|e| panic!("the late speaker was not served: {e}"));
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body, STYLE_CSS.as_bytes());
+    }
+);
+
+both_models!(
+    without_deferred_accept_a_silent_connection_is_taken_up,
+    |model| {
+        let server = Tuned::start(model, |c| c.defer_accept = Duration::ZERO);
+        let _silent = server.connect();
+        server.wait_for_active(
+            2,
+            Duration::from_secs(5),
+            "a silent connection accepted at once",
+        );
+    }
+);
+
+both_models!(
     client_that_stops_reading_is_dropped_after_send_timeout,
     |model| {
         let server = Tuned::start(model, |c| c.send_timeout = Duration::from_secs(1));
