@@ -103,6 +103,12 @@ impl Connection {
         &mut self.socket
     }
 
+    /// Ends the connection: its read buffer goes back to the site's pool, then the socket
+    /// closes.
+    pub fn retire(self, site: &mut Site) {
+        self.input.recycle(&mut site.buffers);
+    }
+
     /// The peer's address.
     pub fn peer(&self) -> SocketAddr {
         self.session.peer()

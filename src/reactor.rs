@@ -319,6 +319,7 @@ impl Reactor {
         let connection = self.connections.remove(key);
         self.site.app.stats.connection_closed(connection.phase());
         log::trace!("{}: token {key} closed", connection.peer());
+        connection.retire(&mut self.site);
     }
 
     /// Closes up to `n` of the longest-idle kept-alive connections. Returns whether any was.

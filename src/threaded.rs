@@ -326,6 +326,7 @@ fn serve(
             }
         }
     }
+    input.recycle(&mut site.buffers);
     stats.connection_closed(phase);
 }
 
