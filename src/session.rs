@@ -6,7 +6,7 @@ use crate::app::Handler;
 use crate::app::{Request, RouteMatch};
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::encode::{Persistence, encode_head, status_forbids_body};
-use crate::http::parse::parse_head;
+use crate::http::parse::parse_head_reusing;
 use crate::http::{Body, BodyPart, Framing, Method, RequestError, RequestHead, Response, Version};
 use crate::outbox::Outbox;
 use crate::readbuf::ReadBuf;
@@ -125,24 +125,26 @@ impl Session {
         while out.queued() < OUTBOX_HIGH_WATER {
             match &mut self.inbound {
                 Inbound::Done => return,
-                Inbound::Head => match parse_head(input.data(), &site.app.limits) {
-                    Ok(Some((head, len))) => {
-                        input.consume(len);
-                        self.begin(head, out, site);
-                    }
-                    Ok(None) => {
-                        if self.peer_closed {
+                Inbound::Head => {
+                    match parse_head_reusing(input.data(), &site.app.limits, &mut site.spare_head) {
+                        Ok(Some((head, len))) => {
+                            input.consume(len);
+                            self.begin(head, out, site);
+                        }
+                        Ok(None) => {
+                            if self.peer_closed {
+                                self.inbound = Inbound::Done;
+                            }
+                            return;
+                        }
+                        Err(error) => {
+                            log::debug!("{}: refused request: {error:?}", self.peer);
+                            self.request_unread = true;
+                            self.answer(None, Response::error(error.status()), out, site);
                             self.inbound = Inbound::Done;
                         }
-                        return;
                     }
-                    Err(error) => {
-                        log::debug!("{}: refused request: {error:?}", self.peer);
-                        self.request_unread = true;
-                        self.answer(None, Response::error(error.status()), out, site);
-                        self.inbound = Inbound::Done;
-                    }
-                },
+                }
                 Inbound::Body(_) => {
                     if !self.read_body(input, out, site) {
                         if self.peer_closed {
@@ -234,6 +236,8 @@ impl Session {
                 collected: None,
                 handler: None,
             }));
+        } else {
+            site.spare_head = head.into_storage();
         }
     }
 
@@ -328,6 +332,7 @@ impl Session {
         };
         let head = request.into_head();
         self.answer(Some(&head), response, out, site);
+        site.spare_head = head.into_storage();
     }
 
     /// Encodes a response into the outbox and logs it; ends the session if the connection

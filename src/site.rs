@@ -5,6 +5,7 @@ use crate::app::Router;
 use crate::files::StaticFiles;
 use crate::http::Limits;
 use crate::http::date::DateCache;
+use crate::http::parse::HeadStorage;
 use crate::readbuf::BufferPool;
 use crate::stats::Stats;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct Site {
     pub log_time: LogTime,
     /// Read buffers for reuse.
     pub buffers: BufferPool,
+    /// The allocations of the last answered request's head, for the next head.
+    pub spare_head: HeadStorage,
     /// Set during a graceful shutdown: every response closes its connection.
     pub draining: bool,
 }
@@ -51,6 +54,7 @@ impl Site {
             date: DateCache::new(),
             log_time: LogTime::default(),
             buffers: BufferPool::default(),
+            spare_head: HeadStorage::default(),
             draining: false,
         }
     }

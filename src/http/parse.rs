@@ -2,7 +2,7 @@
 //! `Host`, body framing, persistence) decided once, here.
 
 use super::error::RequestError;
-use super::target::parse_target;
+use super::target::parse_target_into;
 use super::{Method, Version};
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -148,6 +148,32 @@ impl RequestHead {
     }
 }
 
+/// The allocations a head keeps its bytes, fields and decoded path in. A head whose request
+/// was answered gives them back ([`RequestHead::into_storage`]) for the next head to fill, so
+/// a request costs no allocation for its head.
+#[derive(Debug, Default)]
+pub struct HeadStorage {
+    raw: Vec<u8>,
+    fields: Vec<Field>,
+    path: String,
+}
+
+impl RequestHead {
+    /// Gives up the head's allocations for reuse, unless an unusually large head made them
+    /// too big to be worth keeping.
+    pub fn into_storage(self) -> HeadStorage {
+        const KEEP_BYTES: usize = 4096;
+        if self.raw.capacity() > KEEP_BYTES || self.path.capacity() > KEEP_BYTES {
+            return HeadStorage::default();
+        }
+        HeadStorage {
+            raw: self.raw,
+            fields: self.fields,
+            path: self.path,
+        }
+    }
+}
+
 /// Parses a request head at the start of `buf`.
 ///
 /// `Ok(None)`: more bytes are needed. `Ok(Some((head, n)))`: the head took `n` bytes (any
@@ -156,6 +182,16 @@ impl RequestHead {
 pub fn parse_head(
     buf: &[u8],
     limits: &Limits,
+) -> Result<Option<(RequestHead, usize)>, RequestError> {
+    parse_head_reusing(buf, limits, &mut HeadStorage::default())
+}
+
+/// [`parse_head`], filling the allocations in `storage` (taken from it only when a head is
+/// complete).
+pub fn parse_head_reusing(
+    buf: &[u8],
+    limits: &Limits,
+    storage: &mut HeadStorage,
 ) -> Result<Option<(RequestHead, usize)>, RequestError> {
     let start = leading_empty_lines(buf);
     let input = &buf[start..];
@@ -195,7 +231,14 @@ pub fn parse_head(
     let raw = &input[..len];
     let offset = |s: &[u8]| (s.as_ptr() as usize - raw.as_ptr() as usize) as u32;
     let span = |s: &[u8]| offset(s)..offset(s) + s.len() as u32;
-    let mut fields = Vec::with_capacity(request.headers.len());
+    let HeadStorage {
+        raw: mut raw_copy,
+        mut fields,
+        path,
+    } = std::mem::take(storage);
+    raw_copy.clear();
+    raw_copy.extend_from_slice(raw);
+    fields.clear();
     let mut known = Known::default();
     for header in request.headers.iter() {
         let value = trim(header.value);
@@ -218,12 +261,12 @@ pub fn parse_head(
         keep_alive: false,
         expect_continue: false,
         error: None,
-        raw: raw.to_vec(),
+        raw: raw_copy,
         request_line: 0..line_end as u32,
         target: span(target.as_bytes()),
         raw_path: 0..0,
         query: None,
-        path: String::new(),
+        path,
         fields,
     };
     head.framing = known.framing(version)?;
@@ -376,7 +419,8 @@ fn semantics(
     {
         return Err(RequestError::BadHost);
     }
-    let parsed = parse_target(head.target())?;
+    let path = std::mem::take(&mut head.path);
+    let parsed = parse_target_into(head.target(), path)?;
     if parsed.path == "*" && head.method != Method::Options {
         return Err(RequestError::BadTarget);
     }
@@ -388,7 +432,11 @@ fn semantics(
 
 /// Bytes allowed in a `Host` value: reg-name, IP literal and port characters (RFC 3986).
 fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b)
+    // A match, not a search of a byte list: this runs for every byte of every `Host` value.
+    matches!(b,
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
+        | b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')'
+        | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'[' | b']' | b'%')
 }
 
 #[cfg(test)]
@@ -401,6 +449,44 @@ mod tests {
 
     fn complete(text: &str) -> RequestHead {
         parse(text).expect("parses").expect("complete").0
+    }
+
+    #[test]
+    fn a_reused_head_shows_nothing_of_the_one_before() {
+        let limits = Limits::default();
+        let mut storage = HeadStorage::default();
+        let first = "GET /first/long/path/name.html?x=1 HTTP/1.1\r\nHost: a\r\nCookie: secret\r\nX-One: 1\r\n\r\n";
+        let (head, _) = parse_head_reusing(first.as_bytes(), &limits, &mut storage)
+            .unwrap()
+            .unwrap();
+        let raw_at = head.raw.as_ptr();
+        storage = head.into_storage();
+
+        let second = "GET /b HTTP/1.1\r\nHost: b\r\n\r\n";
+        let (head, n) = parse_head_reusing(second.as_bytes(), &limits, &mut storage)
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, second.len());
+        assert_eq!(
+            head.raw.as_ptr(),
+            raw_at,
+            "the first head's allocation is reused"
+        );
+        assert_eq!(head.path(), "/b");
+        assert_eq!(head.query(), None);
+        assert_eq!(head.request_line(), "GET /b HTTP/1.1");
+        assert_eq!(head.header("cookie"), None);
+        let fields: Vec<_> = head.headers().map(|(name, _)| name).collect();
+        assert_eq!(fields, ["Host"]);
+
+        // An incomplete head leaves the storage where it was.
+        let mut storage = head.into_storage();
+        assert!(
+            parse_head_reusing(b"GET /c HTTP/1.1\r\n", &limits, &mut storage)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(storage.raw.as_ptr(), raw_at);
     }
 
     #[test]
@@ -524,6 +610,23 @@ mod tests {
                 Some(RequestError::BadHost),
             ),
             ("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", None),
+            (
+                "GET / HTTP/1.1\r\nHost: Sub.example-1.com:8080\r\n\r\n",
+                None,
+            ),
+            ("GET / HTTP/1.1\r\nHost: a~b_c!$&'()*+,;=%41\r\n\r\n", None),
+            (
+                "GET / HTTP/1.1\r\nHost: user@a\r\n\r\n",
+                Some(RequestError::BadHost),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\\b\r\n\r\n",
+                Some(RequestError::BadHost),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\"b\r\n\r\n",
+                Some(RequestError::BadHost),
+            ),
             (
                 "BREW / HTTP/1.1\r\nHost: a\r\n\r\n",
                 Some(RequestError::MethodNotImplemented),

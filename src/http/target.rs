@@ -18,6 +18,12 @@ pub struct Target {
 /// Splits and decodes a request-target in origin form (`/a?b`), absolute form
 /// (`http://host/a?b`) or asterisk form (`*`).
 pub fn parse_target(target: &str) -> Result<Target, RequestError> {
+    parse_target_into(target, String::new())
+}
+
+/// [`parse_target`], building the path in `path`'s allocation (its contents are discarded)
+/// when the path needs no decoding, as nearly every path does.
+pub fn parse_target_into(target: &str, mut path: String) -> Result<Target, RequestError> {
     if target == "*" {
         return Ok(Target {
             raw_path: 0..1,
@@ -54,7 +60,9 @@ pub fn parse_target(target: &str) -> Result<Target, RequestError> {
         let dotted = decoded.contains("/.") || decoded.contains("//");
         (decoded, dotted)
     } else {
-        (raw.to_string(), dotted)
+        path.clear();
+        path.push_str(raw);
+        (path, dotted)
     };
     let path = match dotted {
         true => remove_dot_segments(&decoded)?,
