@@ -11,7 +11,9 @@
 #   DURATION   wrk run length per measurement (default 10s)
 #   REPS       repetitions; each figure is the median over them (default 3)
 #   WORKLOADS  which of a b c d e f to run (default all)
-#   SERVERS    which of margay nginx lighttpd h2o floor (default all)
+#   SERVERS    which of margay floor nginx lighttpd h2o, run in that order (default
+#              all; margay and the floor run back to back, so their CPU figures
+#              are compared under the same machine conditions)
 #   IDLE_CONNS connections held open in workload f (default 5000)
 #
 # Servers (each alone while measured, pinned to core 0; clients on core 1;
@@ -37,7 +39,10 @@
 #      IDLE_CONNS connections, one request each, and holds them; the figure
 #      is (server RSS with them open - RSS before) / connections
 # For a-c it also measures server CPU time per request: utime+stime from
-# /proc/PID/stat over the run divided by the responses wrk counted.
+# /proc/PID/stat over the run divided by the responses wrk counted. margay's
+# CPU per request against the floor's is the median of the ratios of each
+# repetition's back-to-back pair, which cancels drift in the machine's speed
+# between repetitions.
 #
 # Prints a Markdown report (all medians, then margay / best peer for each
 # workload, and margay's CPU per request / floor's for a) and writes it to
@@ -50,7 +55,7 @@ trap 'exit 130' INT TERM
 DURATION=${DURATION:-10s}
 REPS=${REPS:-3}
 WORKLOADS=${WORKLOADS:-"a b c d e f"}
-SERVERS=${SERVERS:-"margay nginx lighttpd h2o floor"}
+SERVERS=${SERVERS:-"margay floor nginx lighttpd h2o"}
 IDLE_CONNS=${IDLE_CONNS:-5000}
 secs=$(duration_secs "$DURATION")
 
@@ -196,6 +201,17 @@ med() {
     [[ $v == nan ]] && v=""
     echo "$v"
 }
+# paired_ratio WORKLOAD A B METRIC: the median over repetitions of A's figure
+# divided by B's in the same repetition, "" if there is no pair.
+paired_ratio() {
+    local v
+    v=$(awk -v w="$1" -v a="$2" -v b="$3" -v m="$4" '
+        $1 == w && $3 == m && $2 == a { x[++na] = $4 }
+        $1 == w && $3 == m && $2 == b { y[++nb] = $4 }
+        END { for (i = 1; i <= na && i <= nb; i++) if (y[i] > 0) print x[i] / y[i] }' "$RAW" | median)
+    [[ $v == nan ]] && v=""
+    echo "$v"
+}
 count() { awk -v w="$1" -v s="$2" -v m="$3" '$1 == w && $2 == s && $3 == m { n++ } END { print n + 0 }' "$RAW"; }
 
 # The figure each workload is judged by, and whether higher is better.
@@ -306,10 +322,25 @@ report() {
         echo "| $(label_of "$w") | $(fmt "$mv") | ${best:-—} $(fmt "$bestv") | $ratio |"
     done
     if [[ " $WORKLOADS " == *" a "* && " $ACTIVE " == *" floor "* ]]; then
-        local mc fc
-        mc=$(med a margay cpu); fc=$(med a floor cpu)
-        if [[ -n $mc && -n $fc ]]; then
-            echo "| a. server CPU per request, margay / floor | $(fmt "$mc") µs | floor $(fmt "$fc") µs | $(awk -v a="$mc" -v b="$fc" 'BEGIN { printf "%.2f", a / b }') |"
+        local mc fc pr
+        mc=$(med a margay cpu); fc=$(med a floor cpu); pr=$(paired_ratio a margay floor cpu)
+        if [[ -n $mc && -n $fc && -n $pr ]]; then
+            echo "| a. server CPU per request, margay / floor (median of paired runs) | $(fmt "$mc") µs | floor $(fmt "$fc") µs | $(awk -v r="$pr" 'BEGIN { printf "%.2f", r }') |"
+        fi
+    fi
+    if [[ " $WORKLOADS " == *" c "* ]]; then
+        local mc best="" bestv="" v name
+        mc=$(med c margay cpu)
+        for name in $ACTIVE; do
+            [[ $name == margay || $name == floor ]] && continue
+            v=$(med c "$name" cpu)
+            [[ -z $v ]] && continue
+            if [[ -z $bestv ]] || awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a < b) }'; then
+                best=$name; bestv=$v
+            fi
+        done
+        if [[ -n $mc && -n $bestv ]]; then
+            echo "| c. server CPU per request, margay / thriftiest peer (lower is better) | $(fmt "$mc") µs | $best $(fmt "$bestv") µs | $(awk -v a="$mc" -v b="$bestv" 'BEGIN { printf "%.2f", a / b }') |"
         fi
     fi
 }

@@ -230,7 +230,9 @@ impl Connection {
     }
 
     fn flush(&mut self, site: &mut Site, now: Instant) -> io::Result<Flush> {
-        let (flush, written) = self.out.write_to(&mut self.socket, WRITE_BUDGET)?;
+        let (flush, written) =
+            self.out
+                .write_to(&mut self.socket, WRITE_BUDGET, self.session.is_done())?;
         if written > 0 {
             self.last_activity = now;
             site.app.stats.bytes_sent(written as u64);

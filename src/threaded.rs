@@ -262,7 +262,7 @@ fn serve(
         }
         if !out.is_empty() {
             set_phase(&stats, &mut phase, Phase::Writing, idle);
-            if let Err(e) = flush(&mut socket, &mut out, site, config) {
+            if let Err(e) = flush(&mut socket, &mut out, session.is_done(), site, config) {
                 log::debug!("{peer}: write failed: {e}");
                 break;
             }
@@ -338,16 +338,18 @@ fn set_phase(stats: &Stats, phase: &mut Phase, to: Phase, idle: &dyn Fn(bool)) {
     }
 }
 
-/// Writes everything queued; a send timeout with no progress ends the connection.
+/// Writes everything queued (`then_close`: the connection closes right after); a send
+/// timeout with no progress ends the connection.
 fn flush(
     socket: &mut &TcpStream,
     out: &mut Outbox,
+    then_close: bool,
     site: &Site,
     config: &ThreadConfig,
 ) -> io::Result<()> {
     socket.set_write_timeout(Some(config.timeouts.send))?;
     loop {
-        let (flush, written) = out.write_to(socket, usize::MAX)?;
+        let (flush, written) = out.write_to(socket, usize::MAX, then_close)?;
         site.app.stats.bytes_sent(written as u64);
         match flush {
             Flush::Done => return Ok(()),

@@ -251,7 +251,7 @@ impl std::fmt::Debug for Outcome {
 /// Writes everything queued into the socket pair, collecting what arrives at the far end.
 fn flush(out: &mut Outbox, near: &mut UnixStream, far: &mut UnixStream, wire: &mut Vec<u8>) {
     loop {
-        match out.write_to(near, usize::MAX) {
+        match out.write_to(near, usize::MAX, false) {
             Ok((Flush::Done, _)) => break,
             Ok((Flush::Blocked, _)) => collect(far, wire),
             Ok((Flush::Yielded, _)) => {}
