@@ -15,6 +15,8 @@
 #              all; margay and the floor run back to back, so their CPU figures
 #              are compared under the same machine conditions)
 #   IDLE_CONNS connections held open in workload f (default 5000)
+#   REPORT_NAME  the report's file name under bench-results/, without .md
+#              (default peers)
 #
 # Servers (each alone while measured, pinned to core 0; clients on core 1;
 # all on 127.0.0.1, serving the same generated docroot):
@@ -346,8 +348,12 @@ report() {
 }
 
 mkdir -p "$RESULTS_DIR"
-report >"$RESULTS_DIR/peers.md"
+OUT=$RESULTS_DIR/${REPORT_NAME:-peers}.md
+# Written aside first: opening the report for writing would make the tree look modified
+# to the `git describe --dirty` in its header.
+report >"$SCRATCH/report.md"
+mv "$SCRATCH/report.md" "$OUT"
 echo
-cat "$RESULTS_DIR/peers.md"
+cat "$OUT"
 echo
-echo "Wrote $RESULTS_DIR/peers.md"
+echo "Wrote $OUT"
