@@ -6,7 +6,7 @@ use margay::files::StaticFiles;
 use margay::files::resolve::{Resolved, resolve_path};
 use margay::http::date::DateCache;
 use margay::http::encode::{Persistence, encode_head};
-use margay::http::parse::parse_head;
+use margay::http::parse::{HeadStorage, parse_head_reusing};
 use margay::http::target::parse_target;
 use margay::http::{Body, Limits, RequestHead};
 use std::fs;
@@ -38,8 +38,10 @@ const PIPELINE_DEPTH: usize = 16;
 /// A small page standing in for a site's front page.
 const INDEX_HTML: &str = "<!DOCTYPE html>\n<html><head><title>bench</title></head><body>\n";
 
-fn parse_one(input: &[u8], limits: &Limits) -> (RequestHead, usize) {
-    parse_head(input, limits)
+/// Parses one head the way a connection does: into the allocations the last answered head
+/// handed back.
+fn parse_one(input: &[u8], limits: &Limits, storage: &mut HeadStorage) -> (RequestHead, usize) {
+    parse_head_reusing(input, limits, storage)
         .expect("request parses")
         .expect("request is complete")
 }
@@ -48,11 +50,16 @@ fn bench_parse_head(c: &mut Criterion) {
     let limits = Limits::default();
     let mut group = c.benchmark_group("parse_head");
     for (name, input) in [("wrk_minimal", WRK_REQUEST), ("browser", BROWSER_REQUEST)] {
-        let (head, len) = parse_one(input, &limits);
+        let mut storage = HeadStorage::default();
+        let (head, len) = parse_one(input, &limits, &mut storage);
         assert_eq!((head.error, len), (None, input.len()), "{name}");
+        storage = head.into_storage();
         group.throughput(Throughput::Bytes(input.len() as u64));
         group.bench_with_input(BenchmarkId::from_parameter(name), input, |b, input| {
-            b.iter(|| parse_head(black_box(input), &limits))
+            b.iter(|| {
+                let (head, _) = parse_one(black_box(input), &limits, &mut storage);
+                storage = black_box(head).into_storage();
+            })
         });
     }
 
@@ -62,12 +69,13 @@ fn bench_parse_head(c: &mut Criterion) {
         BenchmarkId::from_parameter("pipelined_16"),
         batch.as_slice(),
         |b, batch| {
+            let mut storage = HeadStorage::default();
             b.iter(|| {
                 let mut rest = black_box(batch);
                 let mut parsed = 0;
                 while !rest.is_empty() {
-                    let (head, len) = parse_one(rest, &limits);
-                    black_box(head);
+                    let (head, len) = parse_one(rest, &limits, &mut storage);
+                    storage = black_box(head).into_storage();
                     rest = &rest[len..];
                     parsed += 1;
                 }
@@ -95,7 +103,7 @@ fn docroot() -> tempfile::TempDir {
 fn bench_encode_head(c: &mut Criterion) {
     let dir = docroot();
     let mut files = StaticFiles::new(dir.path()).expect("document root");
-    let (head, _) = parse_one(WRK_REQUEST, &Limits::default());
+    let (head, _) = parse_one(WRK_REQUEST, &Limits::default(), &mut HeadStorage::default());
     // The second answer comes from the file cache, with its header lines already encoded.
     files.serve(&head);
     let response = files.serve(&head);
@@ -161,7 +169,7 @@ fn bench_static_files(c: &mut Criterion) {
         });
     }
 
-    let (head, _) = parse_one(WRK_REQUEST, &Limits::default());
+    let (head, _) = parse_one(WRK_REQUEST, &Limits::default(), &mut HeadStorage::default());
     files.serve(&head);
     let hit = files.serve(&head);
     assert_eq!(hit.status, 200);

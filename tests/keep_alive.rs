@@ -95,28 +95,31 @@ both_models!(
     }
 );
 
-both_models!(closing_connection_delivers_all_it_queued_before_its_end, |model| {
-    // The output of a connection that is about to close leaves with MSG_MORE, so that its
-    // last bytes travel with the FIN: nothing of it may be held back or lost, even when
-    // the client reads late and the writes block many times.
-    let server = TestServer::start(model);
-    let mut stream = server.connect();
-    let count = 1500;
-    let mut batch: Vec<u8> = (1..count).flat_map(|_| get_req("/style.css")).collect();
-    batch.extend_from_slice(&request("GET", "/app.js", &[("Connection", "close")]));
-    send(&mut stream, &batch);
-    thread::sleep(Duration::from_millis(300));
-    for i in 1..count {
-        let resp = read_response(&mut stream, false);
-        assert_eq!(resp.status, 200, "response {i}");
-        assert_eq!(resp.body, STYLE_CSS.as_bytes(), "response {i}");
+both_models!(
+    closing_connection_delivers_all_it_queued_before_its_end,
+    |model| {
+        // The output of a connection that is about to close leaves with MSG_MORE, so that its
+        // last bytes travel with the FIN: nothing of it may be held back or lost, even when
+        // the client reads late and the writes block many times.
+        let server = TestServer::start(model);
+        let mut stream = server.connect();
+        let count = 1500;
+        let mut batch: Vec<u8> = (1..count).flat_map(|_| get_req("/style.css")).collect();
+        batch.extend_from_slice(&request("GET", "/app.js", &[("Connection", "close")]));
+        send(&mut stream, &batch);
+        thread::sleep(Duration::from_millis(300));
+        for i in 1..count {
+            let resp = read_response(&mut stream, false);
+            assert_eq!(resp.status, 200, "response {i}");
+            assert_eq!(resp.body, STYLE_CSS.as_bytes(), "response {i}");
+        }
+        let last = read_response(&mut stream, false);
+        assert_eq!(last.status, 200);
+        assert_eq!(last.body, APP_JS.as_bytes());
+        assert!(last.says_close(), "the last response says close: {last:?}");
+        assert_closed(&mut stream);
     }
-    let last = read_response(&mut stream, false);
-    assert_eq!(last.status, 200);
-    assert_eq!(last.body, APP_JS.as_bytes());
-    assert!(last.says_close(), "the last response says close: {last:?}");
-    assert_closed(&mut stream);
-});
+);
 
 both_models!(connection_close_found_in_option_list_any_case, |model| {
     let server = TestServer::start(model);
