@@ -121,6 +121,51 @@ both_models!(
     }
 );
 
+/// Segments the kernel has received on `stream` (Linux `TCP_INFO`).
+#[cfg(target_os = "linux")]
+fn segments_received(stream: &std::net::TcpStream) -> u32 {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain integers, for which all-zero bytes are a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: the descriptor is open, and `info` is writable for the `len` bytes passed.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_INFO: {}", std::io::Error::last_os_error());
+    info.tcpi_segs_in
+}
+
+#[cfg(target_os = "linux")]
+both_models!(
+    closing_response_and_its_fin_arrive_in_one_segment,
+    |model| {
+        let server = TestServer::start(model);
+        let mut stream = server.connect();
+        send(
+            &mut stream,
+            &request("GET", "/style.css", &[("Connection", "close")]),
+        );
+        let resp = read_response(&mut stream, false);
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body, STYLE_CSS.as_bytes());
+        assert_closed(&mut stream);
+        // The handshake's SYN-ACK, at most one bare ACK of the request, then the response with
+        // the FIN on it; a FIN in a segment of its own would make four.
+        let segments = segments_received(&stream);
+        assert!(
+            segments <= 3,
+            "the client received {segments} segments for one closing exchange"
+        );
+    }
+);
+
 both_models!(connection_close_found_in_option_list_any_case, |model| {
     let server = TestServer::start(model);
     let mut stream = server.connect();
