@@ -15,6 +15,8 @@
 #              all; margay and the floor run back to back, so their CPU figures
 #              are compared under the same machine conditions)
 #   IDLE_CONNS connections held open in workload f (default 5000)
+#   ROUNDS     alternations of the interleaved margay/floor CPU measurement
+#              (default 15; 0 skips it)
 #   REPORT_NAME  the report's file name under bench-results/, without .md
 #              (default peers)
 #
@@ -41,10 +43,12 @@
 #      IDLE_CONNS connections, one request each, and holds them; the figure
 #      is (server RSS with them open - RSS before) / connections
 # For a-c it also measures server CPU time per request: utime+stime from
-# /proc/PID/stat over the run divided by the responses wrk counted. margay's
-# CPU per request against the floor's is the median of the ratios of each
-# repetition's back-to-back pair, which cancels drift in the machine's speed
-# between repetitions.
+# /proc/PID/stat over the run divided by the responses wrk counted.
+# margay's CPU per request against the floor's (workload a) is measured apart
+# as well, interleaved: both run at once on core 0 and wrk alternates between
+# them, 2 s each, ROUNDS times, so that the machine's drift (which moves single
+# 10 s figures by 20 % here) falls on both alike; the figure is the total CPU
+# time over the total responses of each.
 #
 # Prints a Markdown report (all medians, then margay / best peer for each
 # workload, and margay's CPU per request / floor's for a) and writes it to
@@ -59,6 +63,7 @@ REPS=${REPS:-3}
 WORKLOADS=${WORKLOADS:-"a b c d e f"}
 SERVERS=${SERVERS:-"margay floor nginx lighttpd h2o"}
 IDLE_CONNS=${IDLE_CONNS:-5000}
+ROUNDS=${ROUNDS:-15}
 secs=$(duration_secs "$DURATION")
 
 need_base_tools
@@ -175,6 +180,33 @@ idle_run() {
     log "f $name: RSS $rss0 -> $rss1 KiB with $opened idle connections ($failed failed)"
 }
 
+# interleaved_cpu: margay's and the floor's CPU per request on workload a, the
+# two servers up at once and wrk alternating between them (see above).
+interleaved_cpu() {
+    local -A port pid ticks reqs
+    local name i t0 t1 req out=$SCRATCH/wrk-interleaved.txt
+    for name in margay floor; do
+        start_named "$name" || return 0
+        port[$name]=$PORT; pid[$name]=$SERVER_PID; ticks[$name]=0; reqs[$name]=0
+        EXTRA_PIDS+=" $SERVER_PID"; SERVER_PID=""
+    done
+    for ((i = 0; i < ROUNDS; i++)); do
+        for name in margay floor; do
+            t0=$(cpu_ticks "${pid[$name]}")
+            taskset -c "$CLIENT_CORE" wrk -t1 -c100 -d2s "http://127.0.0.1:${port[$name]}/index.html" >"$out" 2>&1 || true
+            t1=$(cpu_ticks "${pid[$name]}")
+            read -r req _ < <(wrk_summary "$out")
+            ticks[$name]=$((ticks[$name] + t1 - t0)); reqs[$name]=$((reqs[$name] + req))
+        done
+    done
+    for name in margay floor; do
+        SERVER_PID=${pid[$name]}; stop_server
+        ((reqs[$name] > 0)) && record a "$name" icpu "$(awk -v d="${ticks[$name]}" -v hz="$CLK_TCK" -v n="${reqs[$name]}" 'BEGIN { printf "%.3f", d / hz * 1e6 / n }')"
+    done
+    EXTRA_PIDS=""
+    log "interleaved a: margay ${ticks[margay]} ticks for ${reqs[margay]} responses, floor ${ticks[floor]} ticks for ${reqs[floor]}"
+}
+
 for ((rep = 1; rep <= REPS; rep++)); do
     for w in $WORKLOADS; do
         for name in $ACTIVE; do
@@ -195,6 +227,10 @@ for ((rep = 1; rep <= REPS; rep++)); do
     done
     log "repetition $rep of $REPS done"
 done
+
+if [[ " $WORKLOADS " == *" a "* && " $ACTIVE " == *" margay "* && " $ACTIVE " == *" floor "* ]] && ((ROUNDS > 0)); then
+    interleaved_cpu
+fi
 
 # med WORKLOAD SERVER METRIC: median over the repetitions, "" if none.
 med() {
@@ -328,6 +364,10 @@ report() {
         mc=$(med a margay cpu); fc=$(med a floor cpu); pr=$(paired_ratio a margay floor cpu)
         if [[ -n $mc && -n $fc && -n $pr ]]; then
             echo "| a. server CPU per request, margay / floor (median of paired runs) | $(fmt "$mc") µs | floor $(fmt "$fc") µs | $(awk -v r="$pr" 'BEGIN { printf "%.2f", r }') |"
+        fi
+        mc=$(med a margay icpu); fc=$(med a floor icpu)
+        if [[ -n $mc && -n $fc ]]; then
+            echo "| a. server CPU per request, margay / floor (interleaved, $ROUNDS × 2 s each) | $(fmt "$mc") µs | floor $(fmt "$fc") µs | $(awk -v a="$mc" -v b="$fc" 'BEGIN { printf "%.2f", a / b }') |"
         fi
     fi
     if [[ " $WORKLOADS " == *" c "* ]]; then

@@ -17,6 +17,7 @@ CLK_TCK=$(getconf CLK_TCK)
 
 SCRATCH=$(mktemp -d -t margay-bench.XXXXXX)
 SERVER_PID=""
+EXTRA_PIDS=""   # servers a script keeps running beside SERVER_PID
 APT_UPDATED=0
 POLICY_RC_CREATED=0
 
@@ -24,6 +25,8 @@ log() { printf '== %s\n' "$*" >&2; }
 
 cleanup() {
     stop_server
+    local pid
+    for pid in $EXTRA_PIDS; do kill -KILL "$pid" 2>/dev/null || true; done
     if [[ $POLICY_RC_CREATED == 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi
     rm -rf "$SCRATCH"
 }
