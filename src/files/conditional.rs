@@ -51,6 +51,9 @@ pub enum Precondition {
 /// Evaluates `If-Match`, `If-Unmodified-Since`, `If-None-Match` and `If-Modified-Since` in
 /// the order RFC 9110 section 13.2.2 prescribes.
 pub fn evaluate(head: &RequestHead, validators: &Validators) -> Precondition {
+    if !head.has_preconditions() {
+        return Precondition::Proceed;
+    }
     let safe = matches!(head.method, Method::Get | Method::Head);
     if has_field(head, "if-match") {
         if !any_tag_matches(head, "if-match", &validators.etag, Comparison::Strong) {

@@ -64,6 +64,7 @@ pub struct RequestHead {
     /// A problem found once the framing was known: the request must be answered with this
     /// error, but the connection may carry on after its body.
     pub error: Option<RequestError>,
+    preconditions: bool,
     raw: Vec<u8>,
     request_line: Range<u32>,
     target: Range<u32>,
@@ -102,6 +103,12 @@ impl RequestHead {
     /// The request line, e.g. `GET / HTTP/1.1`, for the access log.
     pub fn request_line(&self) -> &str {
         self.text(&self.request_line)
+    }
+
+    /// Whether any `If-*` field came with the request: without one, no precondition needs
+    /// looking up.
+    pub fn has_preconditions(&self) -> bool {
+        self.preconditions
     }
 
     /// The first field called `name` (case-insensitive), trimmed; `None` if absent or not UTF-8.
@@ -261,6 +268,7 @@ pub fn parse_head_reusing(
         keep_alive: false,
         expect_continue: false,
         error: None,
+        preconditions: known.preconditions,
         raw: raw_copy,
         request_line: 0..line_end as u32,
         target: span(target.as_bytes()),
@@ -272,7 +280,7 @@ pub fn parse_head_reusing(
     head.framing = known.framing(version)?;
     head.keep_alive = !known.close && (version == Version::Http11 || known.keep_alive);
     head.expect_continue = known.expect_continue;
-    head.error = semantics(&mut head, &known, method_token).err();
+    head.error = semantics(&mut head, &known, method_token, target).err();
     Ok(Some((head, start + len)))
 }
 
@@ -349,6 +357,8 @@ struct Known {
     close: bool,
     keep_alive: bool,
     expect_continue: bool,
+    /// A field named `If-...` was seen.
+    preconditions: bool,
 }
 
 impl Known {
@@ -376,6 +386,8 @@ impl Known {
             }
         } else if name.eq_ignore_ascii_case(b"expect") {
             self.expect_continue = value.eq_ignore_ascii_case(b"100-continue");
+        } else if name.len() > 3 && name[..3].eq_ignore_ascii_case(b"if-") {
+            self.preconditions = true;
         }
         Ok(())
     }
@@ -400,11 +412,13 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
     Some(digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
-/// The checks that do not affect framing: method, `Host`, and the target.
+/// The checks that do not affect framing: method, `Host`, and the target (`target` as httparse
+/// returned it, which `head.target()` would only decode again).
 fn semantics(
     head: &mut RequestHead,
     known: &Known,
     method_token: &str,
+    target: &str,
 ) -> Result<(), RequestError> {
     head.method = match Method::from_token(method_token) {
         Some(Method::Connect) | None => return Err(RequestError::MethodNotImplemented),
@@ -419,8 +433,7 @@ fn semantics(
     {
         return Err(RequestError::BadHost);
     }
-    let path = std::mem::take(&mut head.path);
-    let parsed = parse_target_into(head.target(), path)?;
+    let parsed = parse_target_into(target, std::mem::take(&mut head.path))?;
     if parsed.path == "*" && head.method != Method::Options {
         return Err(RequestError::BadTarget);
     }
@@ -487,6 +500,24 @@ mod tests {
                 .is_none()
         );
         assert_eq!(storage.raw.as_ptr(), raw_at);
+    }
+
+    #[test]
+    fn preconditions_are_noticed_in_any_case() {
+        // (field line, whether it may carry a precondition)
+        let rows = [
+            ("If-None-Match: \"a\"", true),
+            ("IF-MODIFIED-SINCE: Sun, 06 Nov 1994 08:49:37 GMT", true),
+            ("if-range: \"a\"", true),
+            ("If-Match: *", true),
+            ("Iffy: 1", false),
+            ("X-If-Match: *", false),
+            ("Accept: */*", false),
+        ];
+        for (field, expected) in rows {
+            let head = complete(&format!("GET / HTTP/1.1\r\nHost: a\r\n{field}\r\n\r\n"));
+            assert_eq!(head.has_preconditions(), expected, "{field}");
+        }
     }
 
     #[test]
