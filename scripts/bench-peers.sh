@@ -42,8 +42,10 @@
 #   f  memory per idle kept-alive connection: scripts/idle_conns.py opens
 #      IDLE_CONNS connections, one request each, and holds them; the figure
 #      is (server RSS with them open - RSS before) / connections
-# For a-c it also measures server CPU time per request: utime+stime from
-# /proc/PID/stat over the run divided by the responses wrk counted.
+# For a-e it also measures server CPU time per request (per 1 MiB response in
+# d): utime+stime from /proc/PID/stat over the run divided by the responses wrk
+# counted. Where wrk's one core is the limit (c, d and e here), this is the
+# fairer figure: req/s then says more about the client than the server.
 # margay's CPU per request against the floor's (workload a) is measured apart
 # as well, interleaved: both run at once on core 0 and wrk alternates between
 # them, 2 s each, ROUNDS times, so that the machine's drift (which moves single
@@ -299,7 +301,7 @@ report() {
         done
         echo "$row"
         case $w in
-            a | b | c)
+            a | b | c | d | e)
                 row="| ↳ server CPU µs per request |"
                 for name in $ACTIVE; do runs_on "$w" "$name" && row+=" $(fmt "$(med "$w" "$name" cpu)") |" || row+=" n/a |"; done
                 echo "$row" ;;
