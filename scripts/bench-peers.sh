@@ -269,6 +269,15 @@ label_of() {
 }
 fmt() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { if (v >= 100) printf "%.0f", v; else printf "%.3g", v }'; }
 
+# metric_row WORKLOAD METRIC LABEL: a "↳ LABEL" row of each server's median.
+metric_row() {
+    local row="| ↳ $3 |" name
+    for name in $ACTIVE; do
+        if runs_on "$1" "$name"; then row+=" $(fmt "$(med "$1" "$name" "$2")") |"; else row+=" n/a |"; fi
+    done
+    echo "$row"
+}
+
 report() {
     echo "# margay against its peers, one core each"
     echo
@@ -300,30 +309,16 @@ report() {
             row+=" $cell |"
         done
         echo "$row"
-        case $w in
-            a | b | c | d | e)
-                row="| ↳ server CPU µs per request |"
-                for name in $ACTIVE; do runs_on "$w" "$name" && row+=" $(fmt "$(med "$w" "$name" cpu)") |" || row+=" n/a |"; done
-                echo "$row" ;;
-        esac
-        case $w in
-            a | b | c | d | e)
-                row="| ↳ server core busy % |"
-                for name in $ACTIVE; do runs_on "$w" "$name" && row+=" $(fmt "$(med "$w" "$name" busy)") |" || row+=" n/a |"; done
-                echo "$row" ;;
-        esac
+        if [[ $w != f ]]; then
+            metric_row "$w" cpu "server CPU µs per request"
+            metric_row "$w" busy "server core busy %"
+        fi
         case $w in
             e)
-                row="| ↳ p99 latency ms |"
-                for name in $ACTIVE; do row+=" $(fmt "$(med e "$name" p99)") |"; done
-                echo "$row"
-                row="| ↳ errors (socket + non-2xx/3xx) |"
-                for name in $ACTIVE; do row+=" $(fmt "$(med e "$name" errors)") |"; done
-                echo "$row" ;;
+                metric_row e p99 "p99 latency ms"
+                metric_row e errors "errors (socket + non-2xx/3xx)" ;;
             f)
-                row="| ↳ connections that failed to open (of $IDLE_CONNS) |"
-                for name in $ACTIVE; do row+=" $(fmt "$(med f "$name" idle_failed)") |"; done
-                echo "$row" ;;
+                metric_row f idle_failed "connections that failed to open (of $IDLE_CONNS)" ;;
             *)
                 row="| ↳ errors |"
                 local any=0
