@@ -44,9 +44,7 @@
 # available yes/no and why) and writes it to bench-results/attack.md
 # (attack-nginx.md for SERVER=nginx).
 set -euo pipefail
-source "$(dirname "$0")/common.sh"
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source "$(dirname "$0")/common.sh"   # also sets the cleanup traps
 
 DURATION=${DURATION:-10s}
 ATTACKS=${ATTACKS:-"slowloris slow-body slow-read range"}

@@ -56,9 +56,7 @@
 # workload, and margay's CPU per request / floor's for a) and writes it to
 # bench-results/peers.md with the date and machine.
 set -euo pipefail
-source "$(dirname "$0")/common.sh"
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source "$(dirname "$0")/common.sh"   # also sets the cleanup traps
 
 DURATION=${DURATION:-10s}
 REPS=${REPS:-3}

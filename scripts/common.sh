@@ -1,10 +1,11 @@
 # shellcheck shell=bash
-# Helpers shared by compare.sh, bench-peers.sh and attack.sh. Sourced, not run.
+# Helpers shared by compare.sh, bench-peers.sh, attack.sh and workers.sh. Sourced, not run.
 #
 # Conventions: every server runs pinned to core 0 (`taskset -c 0`), every load
-# generator to core 1 (`taskset -c 1`), on 127.0.0.1 only. The caller's EXIT
-# trap calls `cleanup`, which stops whatever `start_server` started and removes
-# the scratch directory.
+# generator to core 1 (`taskset -c 1`), on 127.0.0.1 only. Sourcing it creates
+# a scratch directory and sets the traps: on exit, `cleanup` stops whatever
+# `start_server` started and removes the scratch directory; an interrupt exits
+# with 130 (and so runs it too).
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1   # every path below is relative to the repo root
 
@@ -30,6 +31,8 @@ cleanup() {
     if [[ $POLICY_RC_CREATED == 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi
     rm -rf "$SCRATCH"
 }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 as_root() {
     if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi

@@ -36,9 +36,7 @@
 # and bench-results/compare.svg (req/s and RSS against connections), and
 # prints the table with the date, kernel, CPU model and core count.
 set -euo pipefail
-source "$(dirname "$0")/common.sh"
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source "$(dirname "$0")/common.sh"   # also sets the cleanup traps
 
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-"1 10 100 1000 10000"}

@@ -10,9 +10,7 @@
 # The second worker can only use what wrk leaves of core 1; the table shows
 # what that buys. Writes bench-results/workers.md.
 set -euo pipefail
-source "$(dirname "$0")/common.sh"
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source "$(dirname "$0")/common.sh"   # also sets the cleanup traps
 
 DURATION=${DURATION:-10s}
 REPS=${REPS:-3}
