@@ -1,6 +1,6 @@
 //! The `margay` binary as a user meets it: `--help`, one-line errors with a non-zero exit
-//! for bad options, a missing root or a port in use, IPv6 listening, and the access log in
-//! Combined Log Format.
+//! for bad options, a missing root or a port in use, IPv6 listening, the access log in
+//! Combined Log Format, and `--defer-accept` reaching the listening socket.
 
 mod common;
 
@@ -39,6 +39,7 @@ fn help_explains_every_option_and_its_default() {
         ("--model", "reactor"),
         ("--workers", "1"),
         ("--header-timeout", "10"),
+        ("--defer-accept", "1"),
         ("--keep-alive-timeout", "15"),
         ("--send-timeout", "30"),
         ("--shutdown-timeout", "10"),
@@ -186,4 +187,39 @@ fn access_log_has_one_combined_format_line_per_response() {
         "{}",
         lines[1]
     );
+}
+
+/// `/api/status`'s count of open connections (the asking one included).
+fn active_connections(addr: SocketAddr) -> i64 {
+    let mut stream = connect(addr);
+    send(&mut stream, &get_req("/api/status"));
+    let resp = read_response(&mut stream, false);
+    let status: serde_json::Value = serde_json::from_slice(&resp.body).expect("status is JSON");
+    status["active"].as_i64().expect("active is a number")
+}
+
+#[test]
+fn defer_accept_option_decides_when_a_silent_connection_is_taken_up() {
+    // Deferred (the default, 1 s): the kernel keeps a connection that has said nothing, and
+    // it cannot hand it over before its first SYN-ACK retransmission, a second later.
+    let (mut child, addr) = serving("127.0.0.1", &["--access-log", "off"]);
+    let _silent = connect(addr);
+    std::thread::sleep(Duration::from_millis(300));
+    let deferred = active_connections(addr);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(deferred, 1, "only the status request is in the server");
+
+    // `--defer-accept 0`: taken up at once.
+    let (mut child, addr) = serving("127.0.0.1", &["--access-log", "off", "--defer-accept", "0"]);
+    let _silent = connect(addr);
+    let deadline = Instant::now() + Duration::from_millis(800);
+    let mut active = active_connections(addr);
+    while active != 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        active = active_connections(addr);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(active, 2, "the silent connection and the status request");
 }
