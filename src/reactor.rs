@@ -145,7 +145,9 @@ impl Reactor {
             }
             let now = Instant::now();
             self.site.tick(SystemTime::now());
-            // Changed files first, so no request in this batch is served a stale copy.
+            // Changed files first: no request that was waiting when the poll returned is served
+            // a copy the kernel has already reported stale. One that arrives later in this turn
+            // (read by the accept loop or a continued read) may be, until the next turn.
             if events.iter().any(|e| e.token() == FILE_CHANGES) {
                 self.site.files.apply_changes();
             }

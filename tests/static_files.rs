@@ -162,7 +162,8 @@ both_models!(empty_file_has_zero_length, |model| {
 });
 
 /// Requests `path` until `done` accepts the response or a second has passed: the event loop
-/// learns of a change from the kernel's notification, which can trail the write by a moment.
+/// applies change notifications at the start of each turn, so a request it reads later in the
+/// turn during which the file changed can still get the old copy.
 fn settles(server: &TestServer, path: &str, done: impl Fn(&Resp) -> bool) -> Resp {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
