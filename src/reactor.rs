@@ -20,6 +20,8 @@ const WAKER: Token = Token(usize::MAX - 2);
 const FILE_CHANGES: Token = Token(usize::MAX - 3);
 /// How long accepting pauses after the process ran out of file descriptors.
 const FD_BACKOFF: Duration = Duration::from_millis(100);
+/// Most connections accepted before the ones accepted so far are served.
+const ACCEPT_ROUND: usize = 64;
 /// The loop wakes at least this often to refresh its clocks and check shutdown.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
@@ -85,6 +87,8 @@ pub struct Reactor {
     connections: Slab<Connection>,
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     yielded: Vec<usize>,
+    /// Connections accepted in the current round, kept to reuse its allocation.
+    accepted: Vec<(TcpStream, SocketAddr)>,
     next_id: u64,
     site: Site,
     config: ReactorConfig,
@@ -124,6 +128,7 @@ impl Reactor {
             connections: Slab::with_capacity(1024),
             timers: BinaryHeap::new(),
             yielded: Vec::new(),
+            accepted: Vec::new(),
             next_id: 0,
             site,
             config,
@@ -146,8 +151,8 @@ impl Reactor {
             let now = Instant::now();
             self.site.tick(SystemTime::now());
             // Changed files first: no request that was waiting when the poll returned is served
-            // a copy the kernel has already reported stale. One that arrives later in this turn
-            // (read by the accept loop or a continued read) may be, until the next turn.
+            // a copy the kernel has already reported stale. The accept loop and the yielded
+            // connections read past the poll, and check again themselves.
             if events.iter().any(|e| e.token() == FILE_CHANGES) {
                 self.site.files.apply_changes();
             }
@@ -157,6 +162,10 @@ impl Reactor {
                     WAKER | FILE_CHANGES => {}
                     Token(key) => self.drive(key, now, event.is_read_closed() || event.is_error()),
                 }
+            }
+            if !self.yielded.is_empty() {
+                // They read on past the poll too: the same check as for new connections.
+                self.site.files.apply_changes();
             }
             for key in std::mem::take(&mut self.yielded) {
                 self.drive(key, now, true);
@@ -184,14 +193,49 @@ impl Reactor {
     }
 
     /// Accepts until the listener would block, the cap is reached or descriptors run out.
+    ///
+    /// Connections are taken in rounds: accept up to [`ACCEPT_ROUND`], then read the file
+    /// change notifications, then serve. A connection that reached the listener during this
+    /// turn (after the poll returned) carries a request sent after any change the kernel had
+    /// reported by then, so the check after the round keeps such a request from getting a
+    /// copy that is already known to be stale.
     fn accept(&mut self, now: Instant) {
-        while self.accepting == Accepting::Yes {
+        let mut round = std::mem::take(&mut self.accepted);
+        loop {
+            let room = self
+                .config
+                .max_connections
+                .saturating_sub(self.connections.len())
+                .clamp(1, ACCEPT_ROUND);
+            let more = self.accept_round(&mut round, room, now);
+            if !round.is_empty() {
+                self.site.files.apply_changes();
+            }
+            for (socket, peer) in round.drain(..) {
+                self.admit(socket, peer, now);
+            }
+            if !more || self.accepting != Accepting::Yes {
+                break;
+            }
+        }
+        self.accepted = round;
+    }
+
+    /// Accepts up to `limit` connections into `round`. Returns whether the listener may hold
+    /// more (the limit was reached); false once it would block, or accepting must pause.
+    fn accept_round(
+        &mut self,
+        round: &mut Vec<(TcpStream, SocketAddr)>,
+        limit: usize,
+        now: Instant,
+    ) -> bool {
+        while round.len() < limit {
             let Some(listener) = &self.listener else {
-                return;
+                return false;
             };
             match listener.accept() {
-                Ok((socket, peer)) => self.admit(socket, peer, now),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Ok(pair) => round.push(pair),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e)
                     if matches!(
                         e.raw_os_error(),
@@ -203,7 +247,7 @@ impl Reactor {
                     );
                     self.shed_idle(16);
                     self.pause(Accepting::BackOff(now + FD_BACKOFF));
-                    return;
+                    return false;
                 }
                 Err(e)
                     if matches!(
@@ -212,10 +256,11 @@ impl Reactor {
                     ) => {}
                 Err(e) => {
                     log::warn!("accept: {e}");
-                    return;
+                    return false;
                 }
             }
         }
+        true
     }
 
     /// Serves a new client, first closing the longest-idle kept-alive connection if the cap

@@ -161,20 +161,6 @@ both_models!(empty_file_has_zero_length, |model| {
     assert_still_serves(&mut stream);
 });
 
-/// Requests `path` until `done` accepts the response or a second has passed: the event loop
-/// applies change notifications at the start of each turn, so a request it reads later in the
-/// turn during which the file changed can still get the old copy.
-fn settles(server: &TestServer, path: &str, done: impl Fn(&Resp) -> bool) -> Resp {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    loop {
-        let resp = server.get(path);
-        if done(&resp) || std::time::Instant::now() > deadline {
-            return resp;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
 both_models!(changed_file_is_served_fresh, |model| {
     let server = TestServer::start(model);
     let path = disk_path(&server, "mutable.txt");
@@ -186,7 +172,7 @@ both_models!(changed_file_is_served_fresh, |model| {
 
     // A different size, so even a cache that checks only size and mtime must notice.
     std::fs::write(&path, "second, longer version\n").unwrap();
-    let second = settles(&server, "/mutable.txt", |r| r.body != first.body);
+    let second = server.get("/mutable.txt");
     assert_eq!(second.status, 200);
     assert_eq!(second.body, b"second, longer version\n");
     assert_ne!(
@@ -199,10 +185,66 @@ both_models!(changed_file_is_served_fresh, |model| {
     let staged = disk_path(&server, "mutable.tmp");
     std::fs::write(&staged, "third, longer version!\n").unwrap();
     std::fs::rename(&staged, &path).unwrap();
-    let third = settles(&server, "/mutable.txt", |r| r.body != second.body);
+    let third = server.get("/mutable.txt");
     assert_eq!(third.body, b"third, longer version!\n");
 
     std::fs::remove_file(&path).unwrap();
-    let gone = settles(&server, "/mutable.txt", |r| r.status == 404);
+    let gone = server.get("/mutable.txt");
     assert_eq!(gone.status, 404, "a deleted file is gone");
+});
+
+// Each request below is sent after the change's system call has returned, when the kernel has
+// already queued the change notification: the server must never answer with the old copy, over
+// a new connection or a kept-alive one, for edits in place and for renames over the name.
+both_models!(every_request_after_a_change_sees_it, |model| {
+    let server = TestServer::start(model);
+    let path = disk_path(&server, "changing.txt");
+    let staged = disk_path(&server, "changing.tmp");
+    std::fs::write(&path, "version start\n").unwrap();
+    let mut kept = server.connect();
+    for i in 0..300 {
+        let body = format!("version {i}\n");
+        if i % 3 == 0 {
+            std::fs::write(&staged, &body).unwrap();
+            std::fs::rename(&staged, &path).unwrap();
+        } else {
+            std::fs::write(&path, &body).unwrap();
+        }
+        let resp = if i % 2 == 0 {
+            server.get("/changing.txt")
+        } else {
+            send(&mut kept, &get_req("/changing.txt"));
+            read_response(&mut kept, false)
+        };
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.text(), body, "request {i} got an old copy");
+    }
+});
+
+// The widest window for an old copy: the server is still taking a burst of new connections
+// (each a download it starts at once) when the file changes and one more client asks for it.
+// That client's request came after the change, so it must get the new content.
+both_models!(a_client_queued_behind_a_burst_sees_a_change, |model| {
+    let server = TestServer::start(model);
+    let path = disk_path(&server, "burst.txt");
+    for i in 0..10 {
+        std::fs::write(&path, format!("before {i}\n")).unwrap();
+        assert_eq!(server.get("/burst.txt").text(), format!("before {i}\n"));
+
+        let mut burst: Vec<_> = (0..30).map(|_| server.connect()).collect();
+        for stream in &mut burst {
+            send(stream, &get_req("/big.bin"));
+        }
+        let mut first = [0u8; 1];
+        std::io::Read::read_exact(&mut burst[0], &mut first).unwrap();
+
+        std::fs::write(&path, format!("after {i}\n")).unwrap();
+        let resp = server.get("/burst.txt");
+        assert_eq!(resp.status, 200);
+        assert_eq!(
+            resp.text(),
+            format!("after {i}\n"),
+            "round {i} got the old copy"
+        );
+    }
 });

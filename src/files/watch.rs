@@ -1,8 +1,8 @@
 //! Change notification for the small-file cache: inotify watches on the directories that
 //! cached files are reached through, so a cache hit needs no `stat` and an edit, a rename
 //! or a deletion is seen as soon as the event loop reads the notification: the kernel
-//! queues it before the change's system call returns, and the loop reads the queue at the
-//! start of each turn.
+//! queues it before the change's system call returns, and the loop reads the queue before
+//! it serves requests that may have been sent after the change.
 
 use inotify::{EventMask, Inotify, WatchMask};
 use std::collections::{HashMap, HashSet};
