@@ -327,7 +327,9 @@ fn bind(
     socket
         .bind(&addr.into())
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    socket.listen(4096)?;
+    // As deep as the system allows: the kernel caps it at `net.core.somaxconn` (4096 by
+    // default), so raising that is all a site expecting large bursts of clients needs.
+    socket.listen(i32::MAX)?;
     Ok(socket.into())
 }
 
