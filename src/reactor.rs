@@ -20,7 +20,7 @@ const WAKER: Token = Token(usize::MAX - 2);
 const FILE_CHANGES: Token = Token(usize::MAX - 3);
 /// How long accepting pauses after the process ran out of file descriptors.
 const FD_BACKOFF: Duration = Duration::from_millis(100);
-/// Most connections accepted before the ones accepted so far are served.
+/// The most connections one accept round takes before it serves them.
 const ACCEPT_ROUND: usize = 64;
 /// The loop wakes at least this often to refresh its clocks and check shutdown.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -200,6 +200,9 @@ impl Reactor {
     /// reported by then, so the check after the round keeps such a request from getting a
     /// copy that is already known to be stale.
     fn accept(&mut self, now: Instant) {
+        if self.accepting != Accepting::Yes {
+            return;
+        }
         let mut round = std::mem::take(&mut self.accepted);
         loop {
             let room = self
