@@ -93,6 +93,14 @@ pub struct Config {
     /// meanwhile, and the one that speaks at once is read without a wasted wake-up. Zero
     /// accepts every connection at once.
     pub defer_accept: Duration,
+    /// The kernel send buffer of every connection, in bytes (`SO_SNDBUF`, set once on the
+    /// listener and inherited by each accepted socket; Linux doubles it for bookkeeping).
+    /// `None` leaves the kernel's automatic sizing, which lets a socket hold up to
+    /// `net.ipv4.tcp_wmem`'s maximum (4 MiB by default) of unsent response, and on loopback
+    /// starts it above 1 MiB. A cap bounds what clients that read slowly (or not at all) can
+    /// pin in kernel memory, like nginx's `sndbuf`, at the cost of throughput for a fast
+    /// download over a long, fast path.
+    pub send_buffer: Option<usize>,
     /// An idle kept-alive connection is closed after this.
     pub keep_alive_timeout: Duration,
     /// A response that makes no progress for this long is abandoned.
@@ -122,6 +130,7 @@ impl Default for Config {
             access_log: AccessLog::Stdout,
             header_timeout: Duration::from_secs(10),
             defer_accept: Duration::from_secs(1),
+            send_buffer: None,
             keep_alive_timeout: Duration::from_secs(15),
             send_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
@@ -152,11 +161,11 @@ impl Server {
             (_, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
             (_, n) => n,
         };
-        let first = bind(config.listen, workers > 1, config.defer_accept)?;
+        let first = bind(config.listen, workers > 1, &config)?;
         let addr = first.local_addr()?;
         let mut listeners = vec![first];
         for _ in 1..workers {
-            listeners.push(bind(addr, true, config.defer_accept)?);
+            listeners.push(bind(addr, true, &config)?);
         }
         Ok(Server {
             config,
@@ -306,12 +315,9 @@ impl Server {
     }
 }
 
-/// Binds a listening TCP socket with a deep backlog.
-fn bind(
-    addr: SocketAddr,
-    reuse_port: bool,
-    defer_accept: Duration,
-) -> io::Result<std::net::TcpListener> {
+/// Binds a listening TCP socket with a deep backlog and the options every accepted
+/// connection inherits.
+fn bind(addr: SocketAddr, reuse_port: bool, config: &Config) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
@@ -323,7 +329,10 @@ fn bind(
     }
     // Accepted sockets inherit it: responses leave at once, with no syscall per connection.
     socket.set_tcp_nodelay(true)?;
-    set_defer_accept(&socket, defer_accept)?;
+    set_defer_accept(&socket, config.defer_accept)?;
+    if let Some(bytes) = config.send_buffer {
+        socket.set_send_buffer_size(bytes)?;
+    }
     socket
         .bind(&addr.into())
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
@@ -458,10 +467,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accepted_sockets_inherit_no_delay_from_the_listener() {
-        let listener = bind("127.0.0.1:0".parse().unwrap(), false, Duration::ZERO).unwrap();
+    fn accepted_sockets_inherit_the_listeners_options() {
+        let config = Config {
+            defer_accept: Duration::ZERO,
+            send_buffer: Some(50_000),
+            ..Config::default()
+        };
+        let listener = bind("127.0.0.1:0".parse().unwrap(), false, &config).unwrap();
         let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (accepted, _) = listener.accept().unwrap();
         assert!(accepted.nodelay().unwrap());
+        let send_buffer = socket2::SockRef::from(&accepted)
+            .send_buffer_size()
+            .unwrap();
+        // Linux reports twice the size asked for (it counts its bookkeeping too).
+        assert!(
+            (50_000..=100_000).contains(&send_buffer),
+            "accepted socket's send buffer: {send_buffer}"
+        );
     }
 }

@@ -37,6 +37,10 @@ struct Args {
     /// takes it up anyway (TCP_DEFER_ACCEPT; 0 = take every connection up at once).
     #[arg(long, default_value_t = 1, value_name = "SECS")]
     defer_accept: u64,
+    /// Kernel send buffer per connection in bytes (SO_SNDBUF), bounding what a client that
+    /// reads slowly can hold in kernel memory; 0 = the kernel's automatic sizing.
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    send_buffer: usize,
     /// Seconds an idle kept-alive connection is kept.
     #[arg(long, default_value_t = 15, value_name = "SECS")]
     keep_alive_timeout: u64,
@@ -110,6 +114,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         access_log,
         header_timeout: Duration::from_secs(args.header_timeout),
         defer_accept: Duration::from_secs(args.defer_accept),
+        send_buffer: (args.send_buffer > 0).then_some(args.send_buffer),
         keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
         send_timeout: Duration::from_secs(args.send_timeout),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),

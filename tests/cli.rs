@@ -40,6 +40,7 @@ fn help_explains_every_option_and_its_default() {
         ("--workers", "1"),
         ("--header-timeout", "10"),
         ("--defer-accept", "1"),
+        ("--send-buffer", "0"),
         ("--keep-alive-timeout", "15"),
         ("--send-timeout", "30"),
         ("--shutdown-timeout", "10"),

@@ -323,6 +323,66 @@ both_models!(
     }
 );
 
+/// What the kernel holds unacknowledged in the server's socket of the connection whose client
+/// end is `client` (the `tx_queue` column of `/proc/net/tcp`), if that socket is listed.
+fn server_send_queue(server: SocketAddr, client: SocketAddr) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let (local, remote) = (
+        format!(":{:04X}", server.port()),
+        format!(":{:04X}", client.port()),
+    );
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() > 4 && fields[1].ends_with(&local) && fields[2].ends_with(&remote) {
+            let tx_queue = fields[4].split(':').next()?;
+            u64::from_str_radix(tx_queue, 16).ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// The most a client that asks for `/big.bin` and then reads nothing gets the server's kernel
+/// to hold for it, once the server has stopped making progress.
+fn held_for_a_client_that_reads_nothing(server: &Tuned) -> u64 {
+    let mut stalled = connect_small_buffers(server.addr);
+    send(&mut stalled, &get_req("/big.bin"));
+    let client = stalled.local_addr().unwrap();
+    let (mut most, mut unchanged) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while unchanged < 5 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+        let now = server_send_queue(server.addr, client).unwrap_or(0);
+        unchanged = if now == most { unchanged + 1 } else { 0 };
+        most = most.max(now);
+    }
+    most
+}
+
+both_models!(
+    send_buffer_caps_what_a_client_that_reads_nothing_holds,
+    |model| {
+        const CAP: usize = 16 * 1024;
+        let capped = Tuned::start(model, |c| c.send_buffer = Some(CAP));
+        let held = held_for_a_client_that_reads_nothing(&capped);
+        assert!(held > 0, "the download never started");
+        // Linux doubles the value for its bookkeeping and lets one write overshoot a little.
+        assert!(
+            held <= 4 * CAP as u64,
+            "with a {CAP}-byte send buffer the kernel held {held} bytes for the client"
+        );
+        capped.assert_serves("while a client with a capped buffer reads nothing");
+
+        // The control: without a cap, the kernel sizes the buffer itself and holds far more.
+        let automatic = Tuned::start(model, |c| c.send_buffer = None);
+        let held_automatic = held_for_a_client_that_reads_nothing(&automatic);
+        assert!(
+            held_automatic > 4 * held,
+            "automatic sizing held {held_automatic} bytes, the cap {held}: the cap made no difference"
+        );
+    }
+);
+
 both_models!(
     client_that_stops_reading_is_dropped_after_send_timeout,
     |model| {
