@@ -482,6 +482,25 @@ both_models!(
     }
 );
 
+// Clients that all connect at once, more than the server takes in one round of accepts: every
+// one of them is served, none is left in the listen queue until some later client arrives.
+both_models!(
+    a_burst_of_clients_larger_than_one_accept_round_is_all_served,
+    |model| {
+        let server = Tuned::start(model, |_| {});
+        let mut clients: Vec<TcpStream> = (0..200).map(|_| server.connect()).collect();
+        for stream in &mut clients {
+            send(stream, &get_req("/style.css"));
+        }
+        for (i, stream) in clients.iter_mut().enumerate() {
+            let resp = try_read_response(stream, false)
+                .unwrap_or_else(|e| panic!("client {i} of the burst was not served: {e}"));
+            assert_eq!(resp.status, 200, "client {i}");
+            assert_eq!(resp.body, STYLE_CSS.as_bytes(), "client {i}");
+        }
+    }
+);
+
 both_models!(reaching_connection_cap_closes_no_one, |model| {
     let server = Tuned::start(model, |c| {
         c.max_connections = 2;
