@@ -15,8 +15,9 @@
 #              all; margay and the floor run back to back, so their CPU figures
 #              are compared under the same machine conditions)
 #   IDLE_CONNS connections held open in workload f (default 5000)
-#   ROUNDS     alternations of the interleaved margay/floor CPU measurement
-#              (default 15; 0 skips it)
+#   INTERLEAVE which workloads to measure interleaved as well (default "a c d e")
+#   ROUNDS     rounds of each interleaved measurement (default 15; 0 skips them)
+#   SLICE      wrk run length per server and round when interleaved (default 2s)
 #   REPORT_NAME  the report's file name under bench-results/, without .md
 #              (default peers)
 #
@@ -46,15 +47,19 @@
 # d): utime+stime from /proc/PID/stat over the run divided by the responses wrk
 # counted. Where wrk's one core is the limit (c, d and e here), this is the
 # fairer figure: req/s then says more about the client than the server.
-# margay's CPU per request against the floor's (workload a) is measured apart
-# as well, interleaved: both run at once on core 0 and wrk alternates between
-# them, 2 s each, ROUNDS times, so that the machine's drift (which moves single
-# 10 s figures by 20 % here) falls on both alike; the figure is the total CPU
-# time over the total responses of each.
 #
-# Prints a Markdown report (all medians, then margay / best peer for each
-# workload, and margay's CPU per request / floor's for a) and writes it to
-# bench-results/peers.md with the date and machine.
+# The workloads in INTERLEAVE are then measured a second way, interleaved:
+# every server is up at once on core 0 and wrk alternates between them, SLICE
+# each, for ROUNDS rounds, each round starting with the next server. The
+# machine's drift comes in phases of tens of seconds that move back-to-back
+# 10 s figures by 5 to 20 % here; interleaved, it falls on every server alike.
+# Each figure is a total over all of a server's slices (responses over wrk's
+# run time, CPU time over responses).
+#
+# Prints a Markdown report (all medians, the interleaved totals, then margay /
+# best peer for each workload both ways, and margay's CPU per request / the
+# floor's for a) and writes it to bench-results/peers.md with the date and
+# machine.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"   # also sets the cleanup traps
 
@@ -64,7 +69,10 @@ WORKLOADS=${WORKLOADS:-"a b c d e f"}
 SERVERS=${SERVERS:-"margay floor nginx lighttpd h2o"}
 IDLE_CONNS=${IDLE_CONNS:-5000}
 ROUNDS=${ROUNDS:-15}
+INTERLEAVE=${INTERLEAVE:-"a c d e"}
+SLICE=${SLICE:-2s}
 secs=$(duration_secs "$DURATION")
+slice_secs=$(duration_secs "$SLICE")
 
 need_base_tools
 need gcc gcc
@@ -119,17 +127,23 @@ runs_on() {   # runs_on WORKLOAD SERVER: whether this pair is measured
 
 record() { echo "$1 $2 $3 $4" >>"$RAW"; }
 
+# workload_args WORKLOAD URL: sets WRK_ARGS to wrk's connections, script and
+# target for WORKLOAD (without -t and -d).
+workload_args() {
+    case $1 in
+        a) WRK_ARGS=(-c100 "$2/index.html") ;;
+        b) WRK_ARGS=(-c100 -s scripts/pipeline.lua "$2") ;;
+        c) WRK_ARGS=(-c50 -H 'Connection: close' "$2/index.html") ;;
+        d) WRK_ARGS=(-c10 "$2/big.bin") ;;
+        e) WRK_ARGS=(-c9000 --timeout 5s "$2/index.html") ;;
+    esac
+}
+
 # wrk_run WORKLOAD SERVER: one wrk measurement against the running server.
 wrk_run() {
     local w=$1 name=$2 out=$SCRATCH/wrk-$1-$2.txt url="http://127.0.0.1:$PORT"
-    local -a args=(-t1 -d "$DURATION" --latency)
-    case $w in
-        a) args+=(-c100 "$url/index.html") ;;
-        b) args+=(-c100 -s scripts/pipeline.lua "$url") ;;
-        c) args+=(-c50 -H 'Connection: close' "$url/index.html") ;;
-        d) args+=(-c10 "$url/big.bin") ;;
-        e) args+=(-c9000 --timeout 5s "$url/index.html") ;;
-    esac
+    workload_args "$w" "$url"
+    local -a args=(-t1 -d "$DURATION" --latency "${WRK_ARGS[@]}")
     local pid=$SERVER_PID t0 t1 started=$EPOCHREALTIME
     t0=$(cpu_ticks "$pid")
     taskset -c "$CLIENT_CORE" timeout -k 5 $((secs + 60)) wrk "${args[@]}" >"$out" 2>&1 || true
@@ -180,31 +194,52 @@ idle_run() {
     log "f $name: RSS $rss0 -> $rss1 KiB with $opened idle connections ($failed failed)"
 }
 
-# interleaved_cpu: margay's and the floor's CPU per request on workload a, the
-# two servers up at once and wrk alternating between them (see above).
-interleaved_cpu() {
-    local -A port pid ticks reqs
-    local name i t0 t1 req out=$SCRATCH/wrk-interleaved.txt
-    for name in margay floor; do
-        start_named "$name" || return 0
-        port[$name]=$PORT; pid[$name]=$SERVER_PID; ticks[$name]=0; reqs[$name]=0
+# interleaved WORKLOAD: every server that runs WORKLOAD up at once, and wrk
+# alternating between them, SLICE each, ROUNDS times, each round starting one
+# server later than the one before (see above). Records each server's totals
+# over its slices: req/s, MiB/s, CPU per request and errors.
+interleaved() {
+    local w=$1 name i j n t0 t1 req rps mib err non2xx out=$SCRATCH/wrk-interleaved.txt
+    local -a names=()
+    local -A port pid ticks reqs ran mibs errs
+    for name in $ACTIVE; do
+        runs_on "$w" "$name" || continue
+        start_named "$name" || { record "$w" "$name" start_failed 1; continue; }
+        names+=("$name"); port[$name]=$PORT; pid[$name]=$SERVER_PID
+        ticks[$name]=0; reqs[$name]=0; ran[$name]=0; mibs[$name]=0; errs[$name]=0
         EXTRA_PIDS+=" $SERVER_PID"; SERVER_PID=""
     done
-    for ((i = 0; i < ROUNDS; i++)); do
-        for name in margay floor; do
+    n=${#names[@]}
+    for ((i = 0; i < ROUNDS && n > 0; i++)); do
+        for ((j = 0; j < n; j++)); do
+            name=${names[(i + j) % n]}
+            workload_args "$w" "http://127.0.0.1:${port[$name]}"
             t0=$(cpu_ticks "${pid[$name]}")
-            taskset -c "$CLIENT_CORE" wrk -t1 -c100 -d2s "http://127.0.0.1:${port[$name]}/index.html" >"$out" 2>&1 || true
+            taskset -c "$CLIENT_CORE" timeout -k 5 $((slice_secs + 60)) wrk -t1 -d "$SLICE" "${WRK_ARGS[@]}" >"$out" 2>&1 || true
             t1=$(cpu_ticks "${pid[$name]}")
-            read -r req _ < <(wrk_summary "$out")
+            read -r req rps _ _ err non2xx mib < <(wrk_summary "$out")
+            ((req > 0)) || continue
+            # wrk's own run time, req / (req/s), weighs each slice by how long it ran.
             ticks[$name]=$((ticks[$name] + t1 - t0)); reqs[$name]=$((reqs[$name] + req))
+            errs[$name]=$((errs[$name] + err + non2xx))
+            read -r "ran[$name]" "mibs[$name]" < <(awk -v s="${ran[$name]}" -v m="${mibs[$name]}" -v q="$req" -v r="$rps" -v b="$mib" \
+                'BEGIN { t = q / r; printf "%.6f %.6f\n", s + t, m + b * t }')
         done
     done
-    for name in margay floor; do
+    for name in "${names[@]}"; do
+        if ! kill -0 "${pid[$name]}" 2>/dev/null; then
+            log "$name died during the interleaved workload $w"
+            record "$w" "$name" died 1
+        fi
         SERVER_PID=${pid[$name]}; stop_server
-        ((reqs[$name] > 0)) && record a "$name" icpu "$(awk -v d="${ticks[$name]}" -v hz="$CLK_TCK" -v n="${reqs[$name]}" 'BEGIN { printf "%.3f", d / hz * 1e6 / n }')"
+        ((reqs[$name] > 0)) || continue
+        record "$w" "$name" irps "$(awk -v q="${reqs[$name]}" -v s="${ran[$name]}" 'BEGIN { printf "%.2f", q / s }')"
+        record "$w" "$name" imibps "$(awk -v m="${mibs[$name]}" -v s="${ran[$name]}" 'BEGIN { printf "%.2f", m / s }')"
+        record "$w" "$name" icpu "$(awk -v d="${ticks[$name]}" -v hz="$CLK_TCK" -v n="${reqs[$name]}" 'BEGIN { printf "%.3f", d / hz * 1e6 / n }')"
+        record "$w" "$name" ierrors "${errs[$name]}"
+        log "interleaved $w $name: ${reqs[$name]} responses in ${ran[$name]} s, ${ticks[$name]} CPU ticks, ${errs[$name]} errors"
     done
     EXTRA_PIDS=""
-    log "interleaved a: margay ${ticks[margay]} ticks for ${reqs[margay]} responses, floor ${ticks[floor]} ticks for ${reqs[floor]}"
 }
 
 for ((rep = 1; rep <= REPS; rep++)); do
@@ -228,9 +263,9 @@ for ((rep = 1; rep <= REPS; rep++)); do
     log "repetition $rep of $REPS done"
 done
 
-if [[ " $WORKLOADS " == *" a "* && " $ACTIVE " == *" margay "* && " $ACTIVE " == *" floor "* ]] && ((ROUNDS > 0)); then
-    interleaved_cpu
-fi
+for w in $INTERLEAVE; do
+    [[ " $WORKLOADS " == *" $w "* && $w != f ]] && ((ROUNDS > 0)) && interleaved "$w"
+done
 
 # med WORKLOAD SERVER METRIC: median over the repetitions, "" if none.
 med() {
@@ -274,6 +309,62 @@ metric_row() {
         if runs_on "$1" "$name"; then row+=" $(fmt "$(med "$1" "$name" "$2")") |"; else row+=" n/a |"; fi
     done
     echo "$row"
+}
+
+# ratio_row WORKLOAD METRIC LABEL: margay's median METRIC against the best
+# peer's, as a row of the ratios table.
+ratio_row() {
+    local w=$1 m=$2 mv best="" bestv="" v name ratio="—"
+    mv=$(med "$w" margay "$m")
+    for name in $ACTIVE; do
+        [[ $name == margay || $name == floor ]] && continue
+        v=$(med "$w" "$name" "$m")
+        [[ -z $v ]] && continue
+        if [[ -z $bestv ]] || { higher_better "$w" && awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a > b) }'; } ||
+            { ! higher_better "$w" && awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a < b) }'; }; then
+            best=$name; bestv=$v
+        fi
+    done
+    if [[ -n $mv && -n $bestv ]]; then
+        ratio=$(awk -v a="$mv" -v b="$bestv" 'BEGIN { if (b == 0) print "—"; else printf "%.2f", a / b }')
+    fi
+    echo "| $3 | $(fmt "$mv") | ${best:-—} $(fmt "$bestv") | $ratio |"
+}
+
+# thrift_row WORKLOAD METRIC LABEL: margay's CPU per request (METRIC) against
+# the peer that spent least, as a row of the ratios table; nothing if unmeasured.
+thrift_row() {
+    local mc best="" bestv="" v name
+    mc=$(med "$1" margay "$2")
+    for name in $ACTIVE; do
+        [[ $name == margay || $name == floor ]] && continue
+        v=$(med "$1" "$name" "$2")
+        [[ -z $v ]] && continue
+        if [[ -z $bestv ]] || awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a < b) }'; then
+            best=$name; bestv=$v
+        fi
+    done
+    if [[ -n $mc && -n $bestv ]]; then
+        echo "| $3 | $(fmt "$mc") µs | $best $(fmt "$bestv") µs | $(awk -v a="$mc" -v b="$bestv" 'BEGIN { printf "%.2f", a / b }') |"
+    fi
+}
+
+# interleaved_table: each server's totals over its interleaved slices.
+interleaved_table() {
+    local header="| workload |" rule="| --- |" name w m row
+    for name in $ACTIVE; do header+=" $name |"; rule+=" ---: |"; done
+    echo "$header"; echo "$rule"
+    for w in $INTERLEAVE; do
+        [[ " $WORKLOADS " == *" $w "* && $w != f ]] || continue
+        m=i$(metric_of "$w")
+        row="| $(label_of "$w") |"
+        for name in $ACTIVE; do
+            if runs_on "$w" "$name"; then row+=" $(fmt "$(med "$w" "$name" "$m")") |"; else row+=" n/a |"; fi
+        done
+        echo "$row"
+        metric_row "$w" icpu "server CPU µs per request"
+        metric_row "$w" ierrors "errors (socket + non-2xx/3xx)"
+    done
 }
 
 report() {
@@ -327,6 +418,14 @@ report() {
                 ((any)) && echo "$row" ;;
         esac
     done
+    if [[ -n $(awk '$3 ~ /^i/' "$RAW") ]]; then
+        echo
+        echo "## Interleaved"
+        echo
+        echo "Every server up at once, wrk alternating between them, $SLICE each, $ROUNDS rounds, each round starting with the next server: totals over each server's slices."
+        echo
+        interleaved_table
+    fi
     echo
     echo "## Ratios"
     echo
@@ -336,23 +435,11 @@ report() {
     echo "| workload | margay | best peer | ratio |"
     echo "| --- | ---: | --- | ---: |"
     for w in $WORKLOADS; do
-        local m mv best="" bestv="" v
-        m=$(metric_of "$w")
-        mv=$(med "$w" margay "$m")
-        for name in $ACTIVE; do
-            [[ $name == margay || $name == floor ]] && continue
-            v=$(med "$w" "$name" "$m")
-            [[ -z $v ]] && continue
-            if [[ -z $bestv ]] || { higher_better "$w" && awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a > b) }'; } ||
-                { ! higher_better "$w" && awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a < b) }'; }; then
-                best=$name; bestv=$v
-            fi
-        done
-        local ratio="—"
-        if [[ -n $mv && -n $bestv ]]; then
-            ratio=$(awk -v a="$mv" -v b="$bestv" 'BEGIN { if (b == 0) print "—"; else printf "%.2f", a / b }')
-        fi
-        echo "| $(label_of "$w") | $(fmt "$mv") | ${best:-—} $(fmt "$bestv") | $ratio |"
+        ratio_row "$w" "$(metric_of "$w")" "$(label_of "$w")"
+    done
+    for w in $INTERLEAVE; do
+        [[ -n $(med "$w" margay "i$(metric_of "$w")") ]] || continue
+        ratio_row "$w" "i$(metric_of "$w")" "$(label_of "$w"), interleaved"
     done
     if [[ " $WORKLOADS " == *" a "* && " $ACTIVE " == *" floor "* ]]; then
         local mc fc pr
@@ -362,23 +449,12 @@ report() {
         fi
         mc=$(med a margay icpu); fc=$(med a floor icpu)
         if [[ -n $mc && -n $fc ]]; then
-            echo "| a. server CPU per request, margay / floor (interleaved, $ROUNDS × 2 s each) | $(fmt "$mc") µs | floor $(fmt "$fc") µs | $(awk -v a="$mc" -v b="$fc" 'BEGIN { printf "%.2f", a / b }') |"
+            echo "| a. server CPU per request, margay / floor (interleaved, $ROUNDS × $SLICE each) | $(fmt "$mc") µs | floor $(fmt "$fc") µs | $(awk -v a="$mc" -v b="$fc" 'BEGIN { printf "%.2f", a / b }') |"
         fi
     fi
     if [[ " $WORKLOADS " == *" c "* ]]; then
-        local mc best="" bestv="" v name
-        mc=$(med c margay cpu)
-        for name in $ACTIVE; do
-            [[ $name == margay || $name == floor ]] && continue
-            v=$(med c "$name" cpu)
-            [[ -z $v ]] && continue
-            if [[ -z $bestv ]] || awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a < b) }'; then
-                best=$name; bestv=$v
-            fi
-        done
-        if [[ -n $mc && -n $bestv ]]; then
-            echo "| c. server CPU per request, margay / thriftiest peer (lower is better) | $(fmt "$mc") µs | $best $(fmt "$bestv") µs | $(awk -v a="$mc" -v b="$bestv" 'BEGIN { printf "%.2f", a / b }') |"
-        fi
+        thrift_row c cpu "c. server CPU per request, margay / thriftiest peer (lower is better)"
+        thrift_row c icpu "c. server CPU per request, margay / thriftiest peer, interleaved (lower is better)"
     fi
 }
 
