@@ -59,7 +59,10 @@
 # Prints a Markdown report (all medians, the interleaved totals, then margay /
 # best peer for each workload both ways, and margay's CPU per request / the
 # floor's for a) and writes it to bench-results/peers.md with the date and
-# machine.
+# machine. Back-to-back ratios come two ways: the ratio of the medians, and the
+# median of the ratios within each repetition ("paired"); the second does not
+# set a figure from a slow phase of the machine against one from a fast phase.
+# Every measurement goes to bench-results/peers.raw beside it.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"   # also sets the cleanup traps
 
@@ -328,7 +331,12 @@ ratio_row() {
     if [[ -n $mv && -n $bestv ]]; then
         ratio=$(awk -v a="$mv" -v b="$bestv" 'BEGIN { if (b == 0) print "—"; else printf "%.2f", a / b }')
     fi
-    echo "| $3 | $(fmt "$mv") | ${best:-—} $(fmt "$bestv") | $ratio |"
+    local paired="—"
+    if [[ -n $best && $m != i* ]]; then
+        paired=$(paired_ratio "$w" margay "$best" "$m")
+        [[ -n $paired ]] && paired=$(awk -v r="$paired" 'BEGIN { printf "%.2f", r }') || paired="—"
+    fi
+    echo "| $3 | $(fmt "$mv") | ${best:-—} $(fmt "$bestv") | $ratio | $paired |"
 }
 
 # thrift_row WORKLOAD METRIC LABEL: margay's CPU per request (METRIC) against
@@ -345,7 +353,12 @@ thrift_row() {
         fi
     done
     if [[ -n $mc && -n $bestv ]]; then
-        echo "| $3 | $(fmt "$mc") µs | $best $(fmt "$bestv") µs | $(awk -v a="$mc" -v b="$bestv" 'BEGIN { printf "%.2f", a / b }') |"
+        local paired="—"
+        if [[ $2 != i* ]]; then
+            paired=$(paired_ratio "$1" margay "$best" "$2")
+            [[ -n $paired ]] && paired=$(awk -v r="$paired" 'BEGIN { printf "%.2f", r }') || paired="—"
+        fi
+        echo "| $3 | $(fmt "$mc") µs | $best $(fmt "$bestv") µs | $(awk -v a="$mc" -v b="$bestv" 'BEGIN { printf "%.2f", a / b }') | $paired |"
     fi
 }
 
@@ -432,8 +445,10 @@ report() {
     echo "margay / best peer: above 1 means margay is ahead, except for memory (f), where below 1 is better."
     echo "Where a server kept its core less than ~90 % busy, wrk or the machine was the limit: read its CPU per request instead."
     echo
-    echo "| workload | margay | best peer | ratio |"
-    echo "| --- | ---: | --- | ---: |"
+    echo "Paired: the median over repetitions of margay's figure over that peer's in the same repetition, which ran a minute or less apart."
+    echo
+    echo "| workload | margay | best peer | ratio | paired |"
+    echo "| --- | ---: | --- | ---: | ---: |"
     for w in $WORKLOADS; do
         ratio_row "$w" "$(metric_of "$w")" "$(label_of "$w")"
     done
@@ -445,11 +460,11 @@ report() {
         local mc fc pr
         mc=$(med a margay cpu); fc=$(med a floor cpu); pr=$(paired_ratio a margay floor cpu)
         if [[ -n $mc && -n $fc && -n $pr ]]; then
-            echo "| a. server CPU per request, margay / floor (median of paired runs) | $(fmt "$mc") µs | floor $(fmt "$fc") µs | $(awk -v r="$pr" 'BEGIN { printf "%.2f", r }') |"
+            echo "| a. server CPU per request, margay / floor | $(fmt "$mc") µs | floor $(fmt "$fc") µs | $(awk -v a="$mc" -v b="$fc" 'BEGIN { printf "%.2f", a / b }') | $(awk -v r="$pr" 'BEGIN { printf "%.2f", r }') |"
         fi
         mc=$(med a margay icpu); fc=$(med a floor icpu)
         if [[ -n $mc && -n $fc ]]; then
-            echo "| a. server CPU per request, margay / floor (interleaved, $ROUNDS × $SLICE each) | $(fmt "$mc") µs | floor $(fmt "$fc") µs | $(awk -v a="$mc" -v b="$fc" 'BEGIN { printf "%.2f", a / b }') |"
+            echo "| a. server CPU per request, margay / floor (interleaved, $ROUNDS × $SLICE each) | $(fmt "$mc") µs | floor $(fmt "$fc") µs | $(awk -v a="$mc" -v b="$fc" 'BEGIN { printf "%.2f", a / b }') | — |"
         fi
     fi
     if [[ " $WORKLOADS " == *" c "* ]]; then
@@ -464,6 +479,8 @@ OUT=$RESULTS_DIR/${REPORT_NAME:-peers}.md
 # to the `git describe --dirty` in its header.
 report >"$SCRATCH/report.md"
 mv "$SCRATCH/report.md" "$OUT"
+# Every measurement behind the report, one per line: workload server metric value.
+cp "$RAW" "${OUT%.md}.raw"
 echo
 cat "$OUT"
 echo
