@@ -314,51 +314,52 @@ metric_row() {
     echo "$row"
 }
 
-# ratio_row WORKLOAD METRIC LABEL: margay's median METRIC against the best
-# peer's, as a row of the ratios table.
-ratio_row() {
-    local w=$1 m=$2 mv best="" bestv="" v name ratio="—"
-    mv=$(med "$w" margay "$m")
+# best_peer WORKLOAD METRIC high|low: "name median" of the peer with the highest
+# (or lowest) median METRIC; nothing if no peer has one.
+best_peer() {
+    local best="" bestv="" v name
     for name in $ACTIVE; do
         [[ $name == margay || $name == floor ]] && continue
-        v=$(med "$w" "$name" "$m")
+        v=$(med "$1" "$name" "$2")
         [[ -z $v ]] && continue
-        if [[ -z $bestv ]] || { higher_better "$w" && awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a > b) }'; } ||
-            { ! higher_better "$w" && awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a < b) }'; }; then
+        if [[ -z $bestv ]] || awk -v a="$v" -v b="$bestv" -v hi="$([[ $3 == high ]] && echo 1 || echo 0)" \
+            'BEGIN { exit !(hi ? a > b : a < b) }'; then
             best=$name; bestv=$v
         fi
     done
+    [[ -n $best ]] && echo "$best $bestv"
+    return 0
+}
+
+# paired_cell WORKLOAD PEER METRIC: margay / PEER paired over repetitions, to two
+# decimals; "—" for an interleaved metric (one total, nothing to pair) or no pair.
+paired_cell() {
+    local r=""
+    [[ $3 != i* ]] && r=$(paired_ratio "$1" margay "$2" "$3")
+    if [[ -n $r ]]; then awk -v r="$r" 'BEGIN { printf "%.2f", r }'; else echo "—"; fi
+}
+
+# ratio_row WORKLOAD METRIC LABEL: margay's median METRIC against the best
+# peer's, as a row of the ratios table.
+ratio_row() {
+    local w=$1 m=$2 mv best bestv ratio="—" paired="—"
+    mv=$(med "$w" margay "$m")
+    read -r best bestv < <(best_peer "$w" "$m" "$(higher_better "$w" && echo high || echo low)") || true
     if [[ -n $mv && -n $bestv ]]; then
         ratio=$(awk -v a="$mv" -v b="$bestv" 'BEGIN { if (b == 0) print "—"; else printf "%.2f", a / b }')
     fi
-    local paired="—"
-    if [[ -n $best && $m != i* ]]; then
-        paired=$(paired_ratio "$w" margay "$best" "$m")
-        [[ -n $paired ]] && paired=$(awk -v r="$paired" 'BEGIN { printf "%.2f", r }') || paired="—"
-    fi
+    [[ -n $best ]] && paired=$(paired_cell "$w" "$best" "$m")
     echo "| $3 | $(fmt "$mv") | ${best:-—} $(fmt "$bestv") | $ratio | $paired |"
 }
 
 # thrift_row WORKLOAD METRIC LABEL: margay's CPU per request (METRIC) against
 # the peer that spent least, as a row of the ratios table; nothing if unmeasured.
 thrift_row() {
-    local mc best="" bestv="" v name
+    local mc best bestv
     mc=$(med "$1" margay "$2")
-    for name in $ACTIVE; do
-        [[ $name == margay || $name == floor ]] && continue
-        v=$(med "$1" "$name" "$2")
-        [[ -z $v ]] && continue
-        if [[ -z $bestv ]] || awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a < b) }'; then
-            best=$name; bestv=$v
-        fi
-    done
+    read -r best bestv < <(best_peer "$1" "$2" low) || true
     if [[ -n $mc && -n $bestv ]]; then
-        local paired="—"
-        if [[ $2 != i* ]]; then
-            paired=$(paired_ratio "$1" margay "$best" "$2")
-            [[ -n $paired ]] && paired=$(awk -v r="$paired" 'BEGIN { printf "%.2f", r }') || paired="—"
-        fi
-        echo "| $3 | $(fmt "$mc") µs | $best $(fmt "$bestv") µs | $(awk -v a="$mc" -v b="$bestv" 'BEGIN { printf "%.2f", a / b }') | $paired |"
+        echo "| $3 | $(fmt "$mc") µs | $best $(fmt "$bestv") µs | $(awk -v a="$mc" -v b="$bestv" 'BEGIN { printf "%.2f", a / b }') | $(paired_cell "$1" "$best" "$2") |"
     fi
 }
 
@@ -431,7 +432,7 @@ report() {
                 ((any)) && echo "$row" ;;
         esac
     done
-    if [[ -n $(awk '$3 ~ /^i/' "$RAW") ]]; then
+    if [[ -n $(awk '$3 == "irps"' "$RAW") ]]; then
         echo
         echo "## Interleaved"
         echo
