@@ -52,13 +52,11 @@ impl Fixture {
         }
         page.push_str("</html>\n");
         fs::write(root.path().join("index.html"), page).expect("write index.html");
-        let config = Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            root: root.path().to_path_buf(),
-            model,
-            access_log: AccessLog::Off,
-            ..Config::default()
-        };
+        let config = Config::default()
+            .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .root(root.path())
+            .model(model)
+            .access_log(AccessLog::Off);
         let server = Server::new(config)
             .and_then(Server::spawn)
             .expect("server starts");

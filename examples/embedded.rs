@@ -19,7 +19,7 @@
 //! Handlers run on the event-loop thread, so they only touch memory: the lock is held for
 //! microseconds and nothing waits on disk or network.
 
-use margay::{Config, Method, Request, Response, Server};
+use margay::{Config, Method, Request, Response, Server, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -54,11 +54,9 @@ fn main() -> std::io::Result<()> {
         .with_level(log::LevelFilter::Info)
         .init()
         .map_err(std::io::Error::other)?;
-    let config = Config {
-        listen: listen_addr()?,
-        root: Path::new(env!("CARGO_MANIFEST_DIR")).join("htdocs"),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .listen(listen_addr()?)
+        .root(Path::new(env!("CARGO_MANIFEST_DIR")).join("htdocs"));
     let store = Store::default();
     let (list, create, show, delete) = (store.clone(), store.clone(), store.clone(), store);
     Server::new(config)?
@@ -81,7 +79,7 @@ fn main() -> std::io::Result<()> {
             let id = todo_id(request);
             todos.items.retain(|t| Some(t.id) != id);
             if todos.items.len() < before {
-                Response::new(204)
+                Response::new(StatusCode::NO_CONTENT)
             } else {
                 not_found()
             }
@@ -93,10 +91,15 @@ fn main() -> std::io::Result<()> {
 fn create_todo(store: &Store, request: &Request) -> Response {
     let new: NewTodo = match request.json() {
         Ok(new) => new,
-        Err(e) => return error(400, &format!("expected {{\"title\": \"...\"}}: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("expected {{\"title\": \"...\"}}: {e}"),
+            );
+        }
     };
     if new.title.trim().is_empty() {
-        return error(400, "the title is empty");
+        return error(StatusCode::BAD_REQUEST, "the title is empty");
     }
     let mut todos = lock(store);
     todos.last_id += 1;
@@ -107,7 +110,7 @@ fn create_todo(store: &Store, request: &Request) -> Response {
     };
     todos.items.push(todo.clone());
     Response::json(&todo)
-        .status(201)
+        .with_status(StatusCode::CREATED)
         .header("Location", format!("/api/todos/{}", todo.id))
 }
 
@@ -122,11 +125,11 @@ fn lock(store: &Store) -> MutexGuard<'_, Todos> {
 }
 
 fn not_found() -> Response {
-    error(404, "no such to-do")
+    error(StatusCode::NOT_FOUND, "no such to-do")
 }
 
-fn error(status: u16, message: &str) -> Response {
-    Response::json(&json!({ "error": message })).status(status)
+fn error(status: StatusCode, message: &str) -> Response {
+    Response::json(&json!({ "error": message })).with_status(status)
 }
 
 /// `--listen ADDR` as the first argument, else `MARGAY_LISTEN`, else 127.0.0.1:8080.

@@ -107,27 +107,25 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         path => AccessLog::File(PathBuf::from(path)),
     };
     install_logger(args.log_level, &access_log)?;
-    let config = Config {
-        listen: args.listen,
-        root: args.root,
-        model: args.model,
-        access_log,
-        header_timeout: Duration::from_secs(args.header_timeout),
-        defer_accept: Duration::from_secs(args.defer_accept),
-        send_buffer: (args.send_buffer > 0).then_some(args.send_buffer),
-        keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
-        send_timeout: Duration::from_secs(args.send_timeout),
-        shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
-        max_connections: args.max_connections.max(1),
-        max_requests_per_connection: args.max_requests_per_connection,
-        max_body_size: args.max_body_size,
-        workers: args.workers,
-        builtin_endpoints: !args.no_builtin_endpoints,
-        ..Config::default()
-    };
-    if !config.root.is_dir() {
-        return Err(format!("document root {} is not a directory", config.root.display()).into());
+    if !args.root.is_dir() {
+        return Err(format!("document root {} is not a directory", args.root.display()).into());
     }
+    let config = Config::default()
+        .listen(args.listen)
+        .root(args.root)
+        .model(args.model)
+        .access_log(access_log)
+        .header_timeout(Duration::from_secs(args.header_timeout))
+        .defer_accept(Duration::from_secs(args.defer_accept))
+        .send_buffer((args.send_buffer > 0).then_some(args.send_buffer))
+        .keep_alive_timeout(Duration::from_secs(args.keep_alive_timeout))
+        .send_timeout(Duration::from_secs(args.send_timeout))
+        .shutdown_timeout(Duration::from_secs(args.shutdown_timeout))
+        .max_connections(args.max_connections)
+        .max_requests_per_connection(args.max_requests_per_connection)
+        .max_body_size(args.max_body_size)
+        .workers(args.workers)
+        .builtin_endpoints(!args.no_builtin_endpoints);
     Server::new(config)?.run()?;
     log::info!("stopped");
     Ok(())

@@ -1,8 +1,11 @@
-//! The event loop: one `mio::Poll`, a `Slab` of connections indexed by token, the accept loop,
-//! the timers and shutdown. It knows no HTTP: connections do that.
+//! The event loop: one `mio::Poll`, a `Slab` of client sockets indexed by token, the accept
+//! loop, the timers and shutdown. It knows no HTTP and no files: each socket's connection core
+//! decides what is said on it, and the worker behind them keeps the caches.
 
-use crate::connection::{Connection, Step, Timeouts};
-use crate::site::Site;
+use crate::connection::{Connection, State, Step};
+use crate::control::Control;
+use crate::transport::{Plain, Transport, expire, pump};
+use crate::worker::Worker;
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -12,12 +15,12 @@ use std::collections::BinaryHeap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
-const FILE_CHANGES: Token = Token(usize::MAX - 3);
+/// Readable when something the worker caches has changed.
+const CHANGES: Token = Token(usize::MAX - 3);
 /// How long accepting pauses after the process ran out of file descriptors.
 const FD_BACKOFF: Duration = Duration::from_millis(100);
 /// The most connections one accept round takes before it serves them.
@@ -25,46 +28,39 @@ const ACCEPT_ROUND: usize = 64;
 /// The loop wakes at least this often to refresh its clocks and check shutdown.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
-/// Asks running workers to shut down gracefully.
-#[derive(Debug, Default)]
-pub struct Control {
-    shutdown: AtomicBool,
-    wakers: std::sync::Mutex<Vec<Arc<Waker>>>,
-}
-
-impl Control {
-    /// Registers a worker's waker so [`Control::shutdown`] can reach it.
-    pub fn add_waker(&self, waker: Arc<Waker>) {
-        if let Ok(mut wakers) = self.wakers.lock() {
-            wakers.push(waker);
-        }
-    }
-
-    /// Starts a graceful shutdown of every worker.
-    pub fn shutdown(&self) {
-        self.shutdown.store(true, Ordering::SeqCst);
-        if let Ok(wakers) = self.wakers.lock() {
-            for waker in wakers.iter() {
-                let _ = waker.wake();
-            }
-        }
-    }
-
-    /// Whether shutdown was asked for.
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutdown.load(Ordering::SeqCst)
-    }
-}
-
 /// Limits the reactor enforces.
 #[derive(Debug, Clone, Copy)]
-pub struct ReactorConfig {
-    /// Per-connection timeouts.
-    pub timeouts: Timeouts,
+pub(crate) struct ReactorConfig {
     /// Most connections open at once.
     pub max_connections: usize,
     /// How long in-flight responses may run after shutdown starts.
     pub shutdown_timeout: Duration,
+}
+
+/// A client socket in the slab: its transport and connection core, and the loop's own
+/// bookkeeping for it.
+struct Client {
+    io: Plain<TcpStream>,
+    conn: Connection,
+    /// The earliest deadline the timer heap holds for it.
+    scheduled: Option<Instant>,
+    /// Distinguishes it from later clients that reuse its slab slot.
+    id: u64,
+    /// The interest registered with the poller (none before the first wait), so it is
+    /// changed only when the connection's differs.
+    registered: Option<Interest>,
+}
+
+impl Client {
+    /// The readiness it waits for: writability while output (its own or the transport's)
+    /// waits, readability otherwise.
+    fn interest(&self) -> Interest {
+        if self.conn.has_output() || self.io.has_pending() {
+            Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        }
+    }
 }
 
 /// Why accepting is paused.
@@ -78,29 +74,29 @@ enum Accepting {
 }
 
 /// One event loop.
-pub struct Reactor {
+pub(crate) struct Reactor {
     poll: Poll,
     listener: Option<TcpListener>,
     accepting: Accepting,
     /// A client accepted at the cap, served first when a slot frees.
     waiting: Option<(TcpStream, SocketAddr)>,
-    connections: Slab<Connection>,
+    clients: Slab<Client>,
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     yielded: Vec<usize>,
     /// Connections accepted in the current round, kept to reuse its allocation.
     accepted: Vec<(TcpStream, SocketAddr)>,
     next_id: u64,
-    site: Site,
+    worker: Worker,
     config: ReactorConfig,
     control: Arc<Control>,
     drain_deadline: Option<Instant>,
 }
 
 impl Reactor {
-    /// A loop serving `listener` with `site`.
+    /// A loop serving `listener` with `worker`.
     pub fn new(
         listener: std::net::TcpListener,
-        site: Site,
+        mut worker: Worker,
         config: ReactorConfig,
         control: Arc<Control>,
     ) -> io::Result<Reactor> {
@@ -110,27 +106,25 @@ impl Reactor {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         control.add_waker(Arc::new(Waker::new(poll.registry(), WAKER)?));
-        let mut site = site;
-        match site.files.watch_changes() {
-            Ok(fd) => {
-                poll.registry()
-                    .register(&mut SourceFd(&fd), FILE_CHANGES, Interest::READABLE)?
+        match worker.watch_changes() {
+            Ok(fd) => poll
+                .registry()
+                .register(&mut SourceFd(&fd), CHANGES, Interest::READABLE)?,
+            Err(e) => {
+                log::warn!("changes cannot be watched ({e}); cached files are checked with stat")
             }
-            Err(e) => log::warn!(
-                "file changes cannot be watched ({e}); cached files are checked with stat"
-            ),
         }
         Ok(Reactor {
             poll,
             listener: Some(listener),
             accepting: Accepting::Yes,
             waiting: None,
-            connections: Slab::with_capacity(1024),
+            clients: Slab::with_capacity(1024),
             timers: BinaryHeap::new(),
             yielded: Vec::new(),
             accepted: Vec::new(),
             next_id: 0,
-            site,
+            worker,
             config,
             control,
             drain_deadline: None,
@@ -149,23 +143,23 @@ impl Reactor {
                 return Err(e);
             }
             let now = Instant::now();
-            self.site.tick(SystemTime::now());
-            // Changed files first: no request that was waiting when the poll returned is served
-            // a copy the kernel has already reported stale. The accept loop and the yielded
-            // connections read past the poll, and check again themselves.
-            if events.iter().any(|e| e.token() == FILE_CHANGES) {
-                self.site.files.apply_changes();
+            self.worker.tick(SystemTime::now());
+            // Changes first: no request that was waiting when the poll returned is served from
+            // a cache the kernel has already reported stale. The accept loop and the yielded
+            // connections read past the poll, and refresh again themselves.
+            if events.iter().any(|e| e.token() == CHANGES) {
+                self.worker.refresh();
             }
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(now),
-                    WAKER | FILE_CHANGES => {}
+                    WAKER | CHANGES => {}
                     Token(key) => self.drive(key, now, event.is_read_closed() || event.is_error()),
                 }
             }
             if !self.yielded.is_empty() {
-                // They read on past the poll too: the same check as for new connections.
-                self.site.files.apply_changes();
+                // They read on past the poll too: the same refresh as for new connections.
+                self.worker.refresh();
             }
             for key in std::mem::take(&mut self.yielded) {
                 self.drive(key, now, true);
@@ -194,10 +188,10 @@ impl Reactor {
 
     /// Accepts until the listener would block, the cap is reached or descriptors run out.
     ///
-    /// Connections are taken in rounds: accept up to [`ACCEPT_ROUND`], then read the file
-    /// change notifications, then serve. A connection that reached the listener during this
-    /// turn (after the poll returned) carries a request sent after any change the kernel had
-    /// reported by then, so the check after the round keeps such a request from getting a
+    /// Connections are taken in rounds: accept up to [`ACCEPT_ROUND`], then refresh the
+    /// worker's caches, then serve. A connection that reached the listener during this turn
+    /// (after the poll returned) carries a request sent after any change the kernel had
+    /// reported by then, so the refresh after the round keeps such a request from getting a
     /// copy that is already known to be stale.
     fn accept(&mut self, now: Instant) {
         if self.accepting != Accepting::Yes {
@@ -208,11 +202,11 @@ impl Reactor {
             let room = self
                 .config
                 .max_connections
-                .saturating_sub(self.connections.len())
+                .saturating_sub(self.clients.len())
                 .clamp(1, ACCEPT_ROUND);
             let more = self.accept_round(&mut round, room, now);
             if !round.is_empty() {
-                self.site.files.apply_changes();
+                self.worker.refresh();
             }
             for (socket, peer) in round.drain(..) {
                 self.admit(socket, peer, now);
@@ -269,10 +263,10 @@ impl Reactor {
     /// Serves a new client, first closing the longest-idle kept-alive connection if the cap
     /// is reached; with none idle, the client waits (accepting pauses) until a slot frees.
     fn admit(&mut self, socket: TcpStream, peer: SocketAddr, now: Instant) {
-        if self.connections.len() >= self.config.max_connections && !self.shed_idle(1) {
+        if self.clients.len() >= self.config.max_connections && !self.shed_idle(1) {
             log::debug!(
                 "{peer}: at {} connections; waiting for a slot",
-                self.connections.len()
+                self.clients.len()
             );
             self.waiting = Some((socket, peer));
             self.pause(Accepting::Full);
@@ -283,10 +277,15 @@ impl Reactor {
 
     fn open(&mut self, socket: TcpStream, peer: SocketAddr, now: Instant) {
         self.next_id += 1;
-        let entry = self.connections.vacant_entry();
+        let entry = self.clients.vacant_entry();
         let key = entry.key();
-        entry.insert(Connection::new(socket, peer, self.next_id, now));
-        self.site.app.stats.connection_opened();
+        entry.insert(Client {
+            io: Plain(socket),
+            conn: Connection::open(peer, now, self.worker.stats()),
+            scheduled: None,
+            id: self.next_id,
+            registered: None,
+        });
         log::trace!("{peer}: accepted as token {key}");
         // The request often arrives with the connection: serve it at once, and register only
         // a connection that has to wait (one that is answered and closed never is).
@@ -296,31 +295,36 @@ impl Reactor {
     /// Runs a connection after a readiness event (or its yield), then updates its interest
     /// and timer, or removes it.
     fn drive(&mut self, key: usize, now: Instant, read_closed: bool) {
-        let Some(connection) = self.connections.get_mut(key) else {
+        let Some(client) = self.clients.get_mut(key) else {
             return;
         };
-        match connection.drive(&mut self.site, now, read_closed) {
+        match pump(
+            &mut client.conn,
+            &mut client.io,
+            &mut self.worker,
+            now,
+            read_closed,
+        ) {
             Step::Close => self.close(key),
             Step::Yield => {
                 self.yielded.push(key);
                 self.schedule(key);
             }
             Step::Continue => {
-                let interest = connection.interest();
-                if connection.registered != Some(interest) {
+                let interest = client.interest();
+                if client.registered != Some(interest) {
                     log::trace!("token {key}: interest {interest:?}");
                     let registry = self.poll.registry();
-                    let registered = connection.registered;
-                    let socket = connection.socket();
-                    let done = match registered {
+                    let socket = &mut client.io.0;
+                    let done = match client.registered {
                         None => registry.register(socket, Token(key), interest),
                         Some(_) => registry.reregister(socket, Token(key), interest),
                     };
                     if let Err(e) = done {
-                        log::warn!("{}: (re)register: {e}", connection.peer());
+                        log::warn!("{}: (re)register: {e}", client.conn.peer());
                         return self.close(key);
                     }
-                    connection.registered = Some(interest);
+                    client.registered = Some(interest);
                 }
                 self.schedule(key);
             }
@@ -329,13 +333,13 @@ impl Reactor {
 
     /// Makes sure the timer will look at the connection by its deadline.
     fn schedule(&mut self, key: usize) {
-        let Some(connection) = self.connections.get_mut(key) else {
+        let Some(client) = self.clients.get_mut(key) else {
             return;
         };
-        let deadline = connection.deadline(&self.config.timeouts);
-        if connection.scheduled.is_none_or(|at| deadline < at) {
-            connection.scheduled = Some(deadline);
-            self.timers.push(Reverse((deadline, key, connection.id)));
+        let deadline = client.conn.deadline(&self.worker.site().timeouts);
+        if client.scheduled.is_none_or(|at| deadline < at) {
+            client.scheduled = Some(deadline);
+            self.timers.push(Reverse((deadline, key, client.id)));
         }
     }
 
@@ -347,14 +351,14 @@ impl Reactor {
                 return;
             }
             self.timers.pop();
-            let Some(connection) = self.connections.get_mut(key) else {
+            let Some(client) = self.clients.get_mut(key) else {
                 continue;
             };
-            if connection.id != id || connection.scheduled != Some(at) {
+            if client.id != id || client.scheduled != Some(at) {
                 continue;
             }
-            connection.scheduled = None;
-            match connection.on_deadline(&mut self.site, &self.config.timeouts, now) {
+            client.scheduled = None;
+            match expire(&mut client.conn, &mut client.io, &mut self.worker, now) {
                 Step::Close => self.close(key),
                 _ => self.schedule(key),
             }
@@ -362,14 +366,13 @@ impl Reactor {
     }
 
     fn close(&mut self, key: usize) {
-        if !self.connections.contains(key) {
+        if !self.clients.contains(key) {
             return;
         }
         // Closing the descriptor takes it out of the epoll set: no deregister call needed.
-        let connection = self.connections.remove(key);
-        self.site.app.stats.connection_closed(connection.phase());
-        log::trace!("{}: token {key} closed", connection.peer());
-        connection.retire(&mut self.site);
+        let client = self.clients.remove(key);
+        log::trace!("{}: token {key} closed", client.conn.peer());
+        client.conn.close(&mut self.worker);
     }
 
     /// Closes up to `n` of the longest-idle kept-alive connections. Returns whether any was.
@@ -379,10 +382,10 @@ impl Reactor {
         let mut shed = 0;
         while shed < n {
             let oldest = self
-                .connections
+                .clients
                 .iter()
-                .filter(|(_, c)| c.is_kept_alive_idle())
-                .min_by_key(|(_, c)| c.last_activity())
+                .filter(|(_, c)| c.conn.state() == State::Idle)
+                .min_by_key(|(_, c)| c.conn.last_activity())
                 .map(|(key, _)| key);
             let Some(key) = oldest else { break };
             log::debug!("closing idle token {key} to make room");
@@ -404,7 +407,7 @@ impl Reactor {
     fn resume_accepting(&mut self, now: Instant) {
         let ready = match self.accepting {
             Accepting::Yes => false,
-            Accepting::Full => self.connections.len() < self.config.max_connections,
+            Accepting::Full => self.clients.len() < self.config.max_connections,
             Accepting::BackOff(at) => now >= at,
         };
         if !ready || self.listener.is_none() {
@@ -434,31 +437,31 @@ impl Reactor {
     fn drain(&mut self, now: Instant) -> bool {
         if self.drain_deadline.is_none() {
             self.drain_deadline = Some(now + self.config.shutdown_timeout);
-            self.site.draining = true;
+            self.worker.drain();
             if let Some(mut listener) = self.listener.take() {
                 let _ = self.poll.registry().deregister(&mut listener);
             }
             self.waiting = None;
-            log::info!("shutting down: {} connections open", self.connections.len());
+            log::info!("shutting down: {} connections open", self.clients.len());
         }
         let idle: Vec<usize> = self
-            .connections
+            .clients
             .iter()
-            .filter(|(_, c)| c.is_idle())
+            .filter(|(_, c)| c.conn.awaits_request())
             .map(|(key, _)| key)
             .collect();
         for key in idle {
             self.close(key);
         }
-        if self.connections.is_empty() {
+        if self.clients.is_empty() {
             return true;
         }
         if self.drain_deadline.is_some_and(|at| now >= at) {
-            for (_, connection) in &self.connections {
+            for (_, client) in &self.clients {
                 log::warn!(
                     "shutdown cut short a response to {} ({:?})",
-                    connection.peer(),
-                    connection.state()
+                    client.conn.peer(),
+                    client.conn.state()
                 );
             }
             return true;

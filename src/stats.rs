@@ -1,20 +1,10 @@
 //! Counters about the running server, shared by every worker and read by `/api/status`.
 
+use crate::connection::State;
 use serde::Serialize;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
-
-/// What a connection is doing, for the `reading`/`writing`/`idle` gauges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Waiting for the first byte of a request on a kept-alive connection.
-    Idle,
-    /// Reading a request head or body.
-    Reading,
-    /// Sending a response.
-    Writing,
-}
 
 /// Server-wide counters. Updated with relaxed atomics: each is exact, together they are a
 /// snapshot that may be a few operations apart.
@@ -28,6 +18,9 @@ pub struct Stats {
     idle: AtomicI64,
     reading: AtomicI64,
     writing: AtomicI64,
+    closing: AtomicI64,
+    /// Responses each worker (event loop, or the thread model's acceptor) has sent.
+    per_worker: Box<[AtomicU64]>,
     samples: Mutex<Vec<Sample>>,
 }
 
@@ -56,6 +49,8 @@ pub struct StatusReport {
     pub writing: i64,
     /// Kept-alive connections waiting for a request now.
     pub idle: i64,
+    /// Connections whose responses are sent, waiting for the client to close.
+    pub closing: i64,
     /// Responses sent since start.
     pub requests: u64,
     /// Bytes sent since start (heads and bodies).
@@ -64,19 +59,22 @@ pub struct StatusReport {
     pub requests_per_second: f64,
     /// Bytes per second over the last few seconds.
     pub bytes_per_second: f64,
+    /// Responses sent by each worker since start, in worker order: how evenly the kernel
+    /// spreads connections over event loops sharing the port.
+    pub requests_per_worker: Vec<u64>,
     /// Connections accepted per second over the last few seconds.
     pub accepted_per_second: f64,
 }
 
 impl Default for Stats {
     fn default() -> Self {
-        Stats::new()
+        Stats::new(1)
     }
 }
 
 impl Stats {
-    /// Counters at zero, the clock starting now.
-    pub fn new() -> Stats {
+    /// Counters at zero for a server of `workers` workers, the clock starting now.
+    pub fn new(workers: usize) -> Stats {
         Stats {
             started: Instant::now(),
             accepted: AtomicU64::new(0),
@@ -86,6 +84,8 @@ impl Stats {
             idle: AtomicI64::new(0),
             reading: AtomicI64::new(0),
             writing: AtomicI64::new(0),
+            closing: AtomicI64::new(0),
+            per_worker: (0..workers.max(1)).map(|_| AtomicU64::new(0)).collect(),
             samples: Mutex::new(Vec::new()),
         }
     }
@@ -93,26 +93,29 @@ impl Stats {
     /// A connection was accepted; it starts out reading.
     pub fn connection_opened(&self) {
         self.accepted.fetch_add(1, Relaxed);
-        self.gauge(Phase::Reading).fetch_add(1, Relaxed);
+        self.gauge(State::Reading).fetch_add(1, Relaxed);
     }
 
-    /// A connection in `phase` was closed.
-    pub fn connection_closed(&self, phase: Phase) {
+    /// A connection in `state` was closed.
+    pub fn connection_closed(&self, state: State) {
         self.closed.fetch_add(1, Relaxed);
-        self.gauge(phase).fetch_sub(1, Relaxed);
+        self.gauge(state).fetch_sub(1, Relaxed);
     }
 
-    /// A connection moved from one phase to another.
-    pub fn phase_changed(&self, from: Phase, to: Phase) {
+    /// A connection moved from one state to another.
+    pub fn state_changed(&self, from: State, to: State) {
         if from != to {
             self.gauge(from).fetch_sub(1, Relaxed);
             self.gauge(to).fetch_add(1, Relaxed);
         }
     }
 
-    /// A response was queued.
-    pub fn request_served(&self) {
+    /// Worker `worker` queued a response.
+    pub fn request_served(&self, worker: usize) {
         self.requests.fetch_add(1, Relaxed);
+        if let Some(count) = self.per_worker.get(worker) {
+            count.fetch_add(1, Relaxed);
+        }
     }
 
     /// Bytes went out on a socket.
@@ -120,11 +123,12 @@ impl Stats {
         self.bytes_sent.fetch_add(n, Relaxed);
     }
 
-    fn gauge(&self, phase: Phase) -> &AtomicI64 {
-        match phase {
-            Phase::Idle => &self.idle,
-            Phase::Reading => &self.reading,
-            Phase::Writing => &self.writing,
+    fn gauge(&self, state: State) -> &AtomicI64 {
+        match state {
+            State::Idle => &self.idle,
+            State::Reading => &self.reading,
+            State::Writing => &self.writing,
+            State::Closing => &self.closing,
         }
     }
 
@@ -140,23 +144,26 @@ impl Stats {
         let base = self.rate_base(current);
         let seconds = now.duration_since(base.at).as_secs_f64().max(1e-3);
         let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / seconds;
-        let (idle, reading, writing) = (
+        let (idle, reading, writing, closing) = (
             self.idle.load(Relaxed),
             self.reading.load(Relaxed),
             self.writing.load(Relaxed),
+            self.closing.load(Relaxed),
         );
         StatusReport {
             uptime_seconds: now.duration_since(self.started).as_secs_f64(),
             accepted: current.accepted,
             handled: self.closed.load(Relaxed),
-            active: idle + reading + writing,
+            active: idle + reading + writing + closing,
             reading,
             writing,
             idle,
+            closing,
             requests: current.requests,
             bytes_sent: current.bytes_sent,
             requests_per_second: rate(current.requests, base.requests),
             bytes_per_second: rate(current.bytes_sent, base.bytes_sent),
+            requests_per_worker: self.per_worker.iter().map(|n| n.load(Relaxed)).collect(),
             accepted_per_second: rate(current.accepted, base.accepted),
         }
     }
@@ -196,14 +203,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gauges_follow_connections_through_their_phases() {
-        let stats = Stats::new();
+    fn gauges_follow_connections_through_their_states() {
+        let stats = Stats::new(2);
         stats.connection_opened();
         stats.connection_opened();
-        stats.phase_changed(Phase::Reading, Phase::Writing);
-        stats.request_served();
+        stats.state_changed(State::Reading, State::Writing);
+        stats.request_served(1);
         stats.bytes_sent(100);
-        stats.phase_changed(Phase::Writing, Phase::Idle);
+        stats.state_changed(State::Writing, State::Idle);
         let report = stats.report();
         assert_eq!(
             (report.active, report.reading, report.writing, report.idle),
@@ -213,7 +220,8 @@ mod tests {
             (report.accepted, report.requests, report.bytes_sent),
             (2, 1, 100)
         );
-        stats.connection_closed(Phase::Idle);
+        assert_eq!(report.requests_per_worker, [0, 1]);
+        stats.connection_closed(State::Idle);
         let report = stats.report();
         assert_eq!((report.active, report.handled), (1, 1));
         assert!(report.requests_per_second > 0.0);

@@ -1,17 +1,16 @@
 //! The classic model beside the event loop: a thread accepts, and each client gets a thread
-//! of its own with blocking `std::net` I/O. It drives the same [`Session`] as the reactor, so
-//! every protocol decision is the same code.
+//! of its own with blocking `std::net` I/O. Each thread pumps the same
+//! [`Connection`](crate::connection::Connection) core as the event loop, through the same
+//! transport, so every protocol decision (and every timeout and linger rule) is the same code;
+//! only the waiting differs: a blocked read or write instead of a readiness event.
 
-use crate::connection::Timeouts;
-use crate::outbox::{Flush, Outbox};
-use crate::reactor::Control;
-use crate::readbuf::{Filled, ReadBuf};
-use crate::session::Session;
-use crate::site::Site;
-use crate::stats::{Phase, Stats};
+use crate::connection::{Connection, State, Step};
+use crate::control::Control;
+use crate::transport::{Plain, expire, pump};
+use crate::worker::Worker;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -23,9 +22,7 @@ const POLL_SLICE: Duration = Duration::from_millis(250);
 
 /// Settings for the thread model.
 #[derive(Debug, Clone, Copy)]
-pub struct ThreadConfig {
-    /// Per-connection timeouts.
-    pub timeouts: Timeouts,
+pub(crate) struct ThreadConfig {
     /// Most connection threads at once.
     pub max_connections: usize,
     /// How long in-flight responses may run after shutdown starts.
@@ -38,12 +35,12 @@ pub struct ThreadConfig {
 struct Registry {
     open: Mutex<HashMap<u64, Tracked>>,
     next_id: AtomicU64,
-    /// Sites (with their warm file caches) left by finished connections, for the next ones.
-    spare_sites: Mutex<Vec<Site>>,
+    /// Workers (with their warm file caches) left by finished connections, for the next ones.
+    spare_workers: Mutex<Vec<Worker>>,
 }
 
-/// Most sites kept for reuse; each holds a file cache.
-const SPARE_SITES: usize = 64;
+/// Most workers kept for reuse; each holds a file cache.
+const SPARE_WORKERS: usize = 64;
 
 struct Tracked {
     /// The connection's socket, shared with its thread (one descriptor), to shut it down
@@ -83,24 +80,24 @@ impl Registry {
         }
     }
 
-    /// A site for a new connection: a spare one whose file cache is warm, or a fresh one.
-    fn take_site(&self, template: &Site) -> Site {
+    /// A worker for a new connection: a spare one whose file cache is warm, or a fresh one.
+    fn take_worker(&self, template: &Worker) -> Worker {
         let spare = self
-            .spare_sites
+            .spare_workers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .pop();
-        spare.unwrap_or_else(|| Site::new(template.app.clone(), template.files.clone()))
+        spare.unwrap_or_else(|| template.sibling())
     }
 
-    /// Keeps a finished connection's site for a later one.
-    fn give_site(&self, site: Site) {
+    /// Keeps a finished connection's worker for a later one.
+    fn give_worker(&self, worker: Worker) {
         let mut spare = self
-            .spare_sites
+            .spare_workers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if spare.len() < SPARE_SITES {
-            spare.push(site);
+        if spare.len() < SPARE_WORKERS {
+            spare.push(worker);
         }
     }
 
@@ -122,9 +119,9 @@ impl Registry {
 }
 
 /// Accepts on `listener` and serves each client on its own thread until shutdown.
-pub fn run(
+pub(crate) fn run(
     listener: TcpListener,
-    site: Site,
+    worker: Worker,
     config: ThreadConfig,
     control: Arc<Control>,
 ) -> io::Result<()> {
@@ -151,13 +148,13 @@ pub fn run(
         }
         if let Some((socket, peer)) = waiting.take() {
             if registry.len() < config.max_connections {
-                start(socket, peer, &site, &config, &control, &registry);
+                start(socket, peer, &worker, &control, &registry);
             } else {
                 waiting = Some((socket, peer));
                 continue;
             }
         }
-        waiting = accept_all(&listener, &site, &config, &control, &registry);
+        waiting = accept_all(&listener, &worker, &config, &control, &registry);
     }
     drop(listener);
     let deadline = Instant::now() + config.shutdown_timeout;
@@ -175,7 +172,7 @@ pub fn run(
 /// for the newcomer; with none idle, the newcomer is returned to wait for a slot.
 fn accept_all(
     listener: &mio::net::TcpListener,
-    site: &Site,
+    worker: &Worker,
     config: &ThreadConfig,
     control: &Arc<Control>,
     registry: &Arc<Registry>,
@@ -197,7 +194,7 @@ fn accept_all(
             log::debug!("{peer}: at the connection cap; waiting for a slot");
             return Some((socket, peer));
         }
-        start(socket, peer, site, config, control, registry);
+        start(socket, peer, worker, control, registry);
     }
 }
 
@@ -205,14 +202,13 @@ fn accept_all(
 fn start(
     socket: TcpStream,
     peer: SocketAddr,
-    site: &Site,
-    config: &ThreadConfig,
+    worker: &Worker,
     control: &Arc<Control>,
     registry: &Arc<Registry>,
 ) {
-    // Reusing a finished connection's site saves resolving and reading every file anew.
-    let mut worker_site = registry.take_site(site);
-    let (config, control, registry) = (*config, control.clone(), registry.clone());
+    // Reusing a finished connection's worker saves resolving and reading every file anew.
+    let mut own = registry.take_worker(worker);
+    let (control, registry) = (control.clone(), registry.clone());
     let socket = Arc::new(socket);
     let id = registry.add(&socket);
     let thread_registry = registry.clone();
@@ -221,9 +217,9 @@ fn start(
         .stack_size(256 * 1024)
         .spawn(move || {
             let idle = |idle: bool| thread_registry.set_idle(id, idle);
-            serve(socket, peer, &mut worker_site, &config, &control, &idle);
+            serve(&socket, peer, &mut own, &control, &idle);
             thread_registry.remove(id);
-            thread_registry.give_site(worker_site);
+            thread_registry.give_worker(own);
         });
     if let Err(e) = spawned {
         log::warn!("{peer}: cannot start a thread: {e}");
@@ -232,147 +228,53 @@ fn start(
     }
 }
 
-/// Serves one client with blocking reads and writes until the session ends.
+/// Serves one client with blocking reads and writes until its connection ends: pumps the
+/// connection core, and where the event loop would wait for readiness, blocks in the socket
+/// instead (for at most [`POLL_SLICE`], so shutdown and deadlines are seen).
 fn serve(
-    socket: Arc<TcpStream>,
+    socket: &TcpStream,
     peer: SocketAddr,
-    site: &mut Site,
-    config: &ThreadConfig,
+    worker: &mut Worker,
     control: &Control,
     idle: &dyn Fn(bool),
 ) {
-    let stats = site.app.stats.clone();
-    stats.connection_opened();
-    let mut phase = Phase::Reading;
-    let mut session = Session::new(peer);
-    let mut input = ReadBuf::default();
-    let mut out = Outbox::default();
-    let mut socket: &TcpStream = &socket;
+    let now = Instant::now();
+    let mut conn = Connection::open(peer, now, worker.stats());
+    let mut io = Plain(socket);
     if let Err(e) = socket.set_nonblocking(false) {
         log::warn!("{peer}: cannot make the socket blocking: {e}");
-        return stats.connection_closed(phase);
+        return conn.close(worker);
     }
-    let mut head_started = Some(Instant::now());
-    let mut served_seen = 0;
-    let mut last_activity = Instant::now();
+    let mut was_idle = false;
     loop {
-        site.tick(SystemTime::now());
+        let now = Instant::now();
+        worker.tick(SystemTime::now());
         if control.is_shutting_down() {
-            site.draining = true;
-        }
-        if !out.is_empty() {
-            set_phase(&stats, &mut phase, Phase::Writing, idle);
-            if let Err(e) = flush(&mut socket, &mut out, session.is_done(), site, config) {
-                log::debug!("{peer}: write failed: {e}");
+            worker.drain();
+            if conn.awaits_request() {
                 break;
             }
-            last_activity = Instant::now();
         }
-        if session.is_done() {
-            linger(&mut socket);
-            break;
-        }
-        session.process(&mut input, &mut out, site);
-        if !out.is_empty() || session.is_done() {
+        // Each blocking call waits no longer than the deadline (or a slice of it).
+        let deadline = conn.deadline(&worker.site().timeouts);
+        if now >= deadline {
+            if expire(&mut conn, &mut io, worker, now) == Step::Close {
+                break;
+            }
             continue;
         }
-        let mid_request = session.mid_request(&input);
-        if session.served() != served_seen {
-            // A request was answered: the next head's clock starts with its first byte.
-            served_seen = session.served();
-            head_started = mid_request.then(Instant::now);
+        let wait = Some((deadline - now).min(POLL_SLICE));
+        let _ = socket.set_read_timeout(wait);
+        let _ = socket.set_write_timeout(wait);
+        let step = pump(&mut conn, &mut io, worker, now, false);
+        let is_idle = conn.state() == State::Idle;
+        if is_idle != was_idle {
+            idle(is_idle);
+            was_idle = is_idle;
         }
-        if !mid_request && site.draining {
-            break;
-        }
-        let waiting = if session.served() > 0 && !mid_request {
-            Phase::Idle
-        } else {
-            Phase::Reading
-        };
-        set_phase(&stats, &mut phase, waiting, idle);
-        let deadline = match head_started {
-            _ if session.reading_body() => last_activity + config.timeouts.header,
-            Some(started) => started + config.timeouts.header,
-            None => last_activity + config.timeouts.keep_alive,
-        };
-        let now = Instant::now();
-        if now >= deadline {
-            if mid_request {
-                session.time_out(&mut out, site);
-                continue;
-            }
-            break;
-        }
-        let _ = socket.set_read_timeout(Some((deadline - now).min(POLL_SLICE)));
-        let max = site.app.limits.max_head + 1024;
-        match input.read_from(&mut socket, &mut site.buffers, max) {
-            Ok(Filled::Eof) => session.peer_closed(),
-            Ok(Filled::Full) => break,
-            Ok(Filled::Bytes { .. }) => {
-                last_activity = Instant::now();
-                head_started.get_or_insert(last_activity);
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => {
-                log::debug!("{peer}: read failed: {e}");
-                break;
-            }
-        }
-    }
-    input.recycle(&mut site.buffers);
-    stats.connection_closed(phase);
-}
-
-fn set_phase(stats: &Stats, phase: &mut Phase, to: Phase, idle: &dyn Fn(bool)) {
-    if *phase != to {
-        stats.phase_changed(*phase, to);
-        idle(to == Phase::Idle);
-        *phase = to;
-    }
-}
-
-/// Writes everything queued (`then_close`: the connection closes right after); a send
-/// timeout with no progress ends the connection.
-fn flush(
-    socket: &mut &TcpStream,
-    out: &mut Outbox,
-    then_close: bool,
-    site: &Site,
-    config: &ThreadConfig,
-) -> io::Result<()> {
-    socket.set_write_timeout(Some(config.timeouts.send))?;
-    loop {
-        let (flush, written) = out.write_to(socket, usize::MAX, then_close)?;
-        site.app.stats.bytes_sent(written as u64);
-        match flush {
-            Flush::Done => return Ok(()),
-            Flush::Yielded => {}
-            Flush::Blocked if written > 0 => {}
-            Flush::Blocked => return Err(io::ErrorKind::TimedOut.into()),
-        }
-    }
-}
-
-/// Shuts our side and reads until the peer closes (bounded), so our last response is not
-/// destroyed by a reset.
-fn linger(socket: &mut &TcpStream) {
-    if socket.shutdown(Shutdown::Write).is_err() {
-        return;
-    }
-    let _ = socket.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut scratch = [0u8; 4096];
-    let mut total = 0;
-    while let Ok(n) = socket.read(&mut scratch) {
-        total += n;
-        if n == 0 || total > 256 * 1024 {
+        if step == Step::Close {
             break;
         }
     }
+    conn.close(worker);
 }

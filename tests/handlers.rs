@@ -28,25 +28,23 @@ struct Fixture {
 
 impl Fixture {
     fn start(model: Model) -> Fixture {
-        Fixture::with(model, |_| {})
+        Fixture::with(model, |c| c)
     }
 
     fn small_bodies(model: Model) -> Fixture {
-        Fixture::with(model, |config| config.max_body_size = SMALL_LIMIT)
+        Fixture::with(model, |config| config.max_body_size(SMALL_LIMIT))
     }
 
-    fn with(model: Model, adjust: impl FnOnce(&mut Config)) -> Fixture {
+    fn with(model: Model, adjust: impl FnOnce(Config) -> Config) -> Fixture {
         let root = TempDir::new().expect("temp root");
         std::fs::write(root.path().join("page.html"), STATIC_PAGE).unwrap();
         std::fs::write(root.path().join("other.html"), STATIC_OTHER).unwrap();
-        let mut config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            root: root.path().to_path_buf(),
-            model,
-            access_log: AccessLog::Off,
-            ..Config::default()
-        };
-        adjust(&mut config);
+        let config = Config::default()
+            .listen("127.0.0.1:0".parse().unwrap())
+            .root(root.path())
+            .model(model)
+            .access_log(AccessLog::Off);
+        let config = adjust(config);
         let running = with_test_routes(Server::new(config).expect("Server::new"))
             .spawn()
             .expect("spawn");
@@ -513,7 +511,7 @@ both_models!(echo_reflects_body_and_headers, |model| {
 });
 
 both_models!(builtin_endpoints_can_be_turned_off, |model| {
-    let server = Fixture::with(model, |config| config.builtin_endpoints = false);
+    let server = Fixture::with(model, |config| config.builtin_endpoints(false));
     assert_eq!(server.get("/api/status").status, 404);
     let echo = server.exchange(&post("/api/echo", &[], b"ping"));
     assert_ne!(

@@ -31,19 +31,17 @@ struct Tuned {
 impl Tuned {
     /// Starts a server for `model` over a root holding `style.css` and `big.bin`, after
     /// `tune` adjusted the configuration.
-    fn start(model: Model, tune: impl FnOnce(&mut Config)) -> Tuned {
+    fn start(model: Model, tune: impl FnOnce(Config) -> Config) -> Tuned {
         let root = TempDir::new().expect("create temp root");
         write_root(root.path());
-        let mut config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            root: root.path().to_path_buf(),
-            model,
-            access_log: AccessLog::Off,
+        let config = Config::default()
+            .listen("127.0.0.1:0".parse().unwrap())
+            .root(root.path())
+            .model(model)
+            .access_log(AccessLog::Off)
             // Whatever a test leaves behind must not hold up the fixture's shutdown for long.
-            shutdown_timeout: Duration::from_secs(2),
-            ..Config::default()
-        };
-        tune(&mut config);
+            .shutdown_timeout(Duration::from_secs(2));
+        let config = tune(config);
         let running = Server::new(config)
             .expect("Server::new")
             .spawn()
@@ -180,7 +178,7 @@ fn assert_no_response_for(stream: &mut TcpStream, quiet: Duration, what: &str) {
 // Slow and silent clients.
 
 both_models!(slowloris_gets_408_while_others_are_served, |model| {
-    let server = Tuned::start(model, |c| c.header_timeout = Duration::from_secs(1));
+    let server = Tuned::start(model, |c| c.header_timeout(Duration::from_secs(1)));
     let head = b"GET /style.css HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
     let mut slow = server.connect();
     let started = Instant::now();
@@ -245,8 +243,8 @@ both_models!(slowloris_gets_408_while_others_are_served, |model| {
 
 both_models!(idle_keep_alive_connection_closes_after_timeout, |model| {
     let server = Tuned::start(model, |c| {
-        c.keep_alive_timeout = Duration::from_secs(1);
-        c.header_timeout = Duration::from_secs(30);
+        c.keep_alive_timeout(Duration::from_secs(1))
+            .header_timeout(Duration::from_secs(30))
     });
     let mut stream = server.connect();
     send(&mut stream, &get_req("/style.css"));
@@ -267,8 +265,8 @@ both_models!(idle_keep_alive_connection_closes_after_timeout, |model| {
 
 both_models!(silent_connection_closes_after_header_timeout, |model| {
     let server = Tuned::start(model, |c| {
-        c.header_timeout = Duration::from_secs(1);
-        c.keep_alive_timeout = Duration::from_secs(30);
+        c.header_timeout(Duration::from_secs(1))
+            .keep_alive_timeout(Duration::from_secs(30))
     });
     let mut stream = server.connect();
     let (silent, sent) = wait_closed(&mut stream, Duration::from_secs(8));
@@ -288,8 +286,7 @@ both_models!(
     deferred_accept_keeps_a_silent_connection_out_of_the_server,
     |model| {
         let server = Tuned::start(model, |c| {
-            c.defer_accept = Duration::from_secs(30);
-            c.max_connections = 1;
+            c.defer_accept(Duration::from_secs(30)).max_connections(1)
         });
         let mut silent = server.connect();
         thread::sleep(Duration::from_millis(300));
@@ -313,7 +310,7 @@ both_models!(
 both_models!(
     without_deferred_accept_a_silent_connection_is_taken_up,
     |model| {
-        let server = Tuned::start(model, |c| c.defer_accept = Duration::ZERO);
+        let server = Tuned::start(model, |c| c.defer_accept(Duration::ZERO));
         let _silent = server.connect();
         server.wait_for_active(
             2,
@@ -364,7 +361,7 @@ both_models!(
     send_buffer_caps_what_a_client_that_reads_nothing_holds,
     |model| {
         const CAP: usize = 16 * 1024;
-        let capped = Tuned::start(model, |c| c.send_buffer = Some(CAP));
+        let capped = Tuned::start(model, |c| c.send_buffer(Some(CAP)));
         let held = held_for_a_client_that_reads_nothing(&capped);
         assert!(held > 0, "the download never started");
         // Linux doubles the value for its bookkeeping and lets one write overshoot a little.
@@ -375,7 +372,7 @@ both_models!(
         capped.assert_serves("while a client with a capped buffer reads nothing");
 
         // The control: without a cap, the kernel sizes the buffer itself and holds far more.
-        let automatic = Tuned::start(model, |c| c.send_buffer = None);
+        let automatic = Tuned::start(model, |c| c.send_buffer(None));
         let held_automatic = held_for_a_client_that_reads_nothing(&automatic);
         assert!(
             held_automatic > 4 * held,
@@ -387,7 +384,7 @@ both_models!(
 both_models!(
     client_that_stops_reading_is_dropped_after_send_timeout,
     |model| {
-        let server = Tuned::start(model, |c| c.send_timeout = Duration::from_secs(1));
+        let server = Tuned::start(model, |c| c.send_timeout(Duration::from_secs(1)));
         let mut stalled = connect_small_buffers(server.addr);
         send(&mut stalled, &get_req("/big.bin"));
         // The download has started; from here on the client reads nothing.
@@ -419,8 +416,7 @@ both_models!(
     at_connection_cap_new_client_waits_for_a_free_slot,
     |model| {
         let server = Tuned::start(model, |c| {
-            c.max_connections = 2;
-            c.header_timeout = Duration::from_secs(30);
+            c.max_connections(2).header_timeout(Duration::from_secs(30))
         });
         let partial = b"GET /style.css HTTP/1.1\r\nHost: localhost\r\n";
         let mut first = server.connect();
@@ -457,8 +453,8 @@ both_models!(
     at_connection_cap_oldest_idle_connection_makes_room,
     |model| {
         let server = Tuned::start(model, |c| {
-            c.max_connections = 2;
-            c.keep_alive_timeout = Duration::from_secs(60);
+            c.max_connections(2)
+                .keep_alive_timeout(Duration::from_secs(60))
         });
         let mut oldest = server.connect();
         assert_still_serves(&mut oldest);
@@ -487,7 +483,7 @@ both_models!(
 both_models!(
     a_burst_of_clients_larger_than_one_accept_round_is_all_served,
     |model| {
-        let server = Tuned::start(model, |_| {});
+        let server = Tuned::start(model, |c| c);
         let mut clients: Vec<TcpStream> = (0..200).map(|_| server.connect()).collect();
         for stream in &mut clients {
             send(stream, &get_req("/style.css"));
@@ -503,8 +499,8 @@ both_models!(
 
 both_models!(reaching_connection_cap_closes_no_one, |model| {
     let server = Tuned::start(model, |c| {
-        c.max_connections = 2;
-        c.keep_alive_timeout = Duration::from_secs(60);
+        c.max_connections(2)
+            .keep_alive_timeout(Duration::from_secs(60))
     });
     // Two clients exactly fill the cap; nobody waits, so neither may be closed.
     let mut first = server.connect();
@@ -521,7 +517,7 @@ both_models!(reaching_connection_cap_closes_no_one, |model| {
 // Per-connection limits.
 
 both_models!(max_requests_per_connection_closes_after_the_last, |model| {
-    let server = Tuned::start(model, |c| c.max_requests_per_connection = 3);
+    let server = Tuned::start(model, |c| c.max_requests_per_connection(3));
     let mut stream = server.connect();
     for n in 1..=3 {
         send(&mut stream, &get_req("/style.css"));
@@ -539,7 +535,7 @@ both_models!(max_requests_per_connection_closes_after_the_last, |model| {
 });
 
 both_models!(pipelined_flood_without_reading_is_not_buffered, |model| {
-    let server = Tuned::start(model, |c| c.send_timeout = Duration::from_secs(60));
+    let server = Tuned::start(model, |c| c.send_timeout(Duration::from_secs(60)));
     // 20,000 small requests (840 KB) in one write. Each asks for the 10 MiB file, so the
     // server cannot answer them faster than the client (which never reads) takes them: it
     // must stop reading requests rather than queue 20,000 responses.
@@ -585,7 +581,7 @@ both_models!(pipelined_flood_without_reading_is_not_buffered, |model| {
 });
 
 both_models!(huge_head_is_refused_with_431_and_closed, |model| {
-    let server = Tuned::start(model, |_| {});
+    let server = Tuned::start(model, |c| c);
     let mut stream = server.connect();
     let mut head = b"GET /style.css HTTP/1.1\r\nHost: localhost\r\nX-Huge: ".to_vec();
     head.resize(100 * 1024, b'a');
@@ -599,7 +595,7 @@ both_models!(huge_head_is_refused_with_431_and_closed, |model| {
 });
 
 both_models!(huge_garbage_is_refused_and_closed, |model| {
-    let server = Tuned::start(model, |_| {});
+    let server = Tuned::start(model, |c| c);
     let mut stream = server.connect();
     // 100 KiB of binary noise: no request line, no line ends to speak of.
     let mut state: u32 = 0x1234_5678;

@@ -248,15 +248,13 @@ both_models!(
     |model| {
         let root = TempDir::new().unwrap();
         std::fs::write(root.path().join("style.css"), STYLE_CSS).unwrap();
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            root: root.path().to_path_buf(),
-            model,
-            access_log: AccessLog::Off,
-            keep_alive_timeout: Duration::from_secs(60),
-            shutdown_timeout: Duration::from_secs(30),
-            ..Config::default()
-        };
+        let config = Config::default()
+            .listen("127.0.0.1:0".parse().unwrap())
+            .root(root.path())
+            .model(model)
+            .access_log(AccessLog::Off)
+            .keep_alive_timeout(Duration::from_secs(60))
+            .shutdown_timeout(Duration::from_secs(30));
         let running = Server::new(config).unwrap().spawn().unwrap();
         let addr = running.addr();
         let mut idle = connect(addr);

@@ -8,7 +8,7 @@ use margay::Model;
 
 #[test]
 fn two_workers_share_the_port_and_serve_every_client() {
-    let server = TestServer::start_with(Model::Reactor, |config| config.workers = 2);
+    let server = TestServer::start_with(Model::Reactor, |config| config.workers(2));
     let clients: Vec<_> = (0..40)
         .map(|_| {
             let addr = server.addr();

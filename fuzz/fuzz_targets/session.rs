@@ -1,6 +1,6 @@
-//! Fuzzes one connection's protocol state: arbitrary client bytes, cut into arbitrary pieces,
-//! go through `Session::process` the way the event loop feeds it, and what the server would
-//! put on the wire is checked.
+//! Fuzzes one connection's core: arbitrary client bytes, cut into arbitrary pieces, reach a
+//! `Connection` through the same `pump` the event loop and the thread model use, over an
+//! in-memory transport, and what the server would put on the wire is checked.
 //!
 //! Input layout: byte 0 holds flags (bits 0-2: how many split points follow; bit 3: end the
 //! conversation with the header timeout instead of the client closing; bit 4: the server is
@@ -18,21 +18,19 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use margay::app::Router;
-use margay::files::StaticFiles;
-use margay::http::Limits;
-use margay::outbox::{Flush, Outbox};
-use margay::readbuf::{Filled, ReadBuf};
-use margay::session::Session;
-use margay::site::{App, Site};
-use margay::stats::Stats;
+use margay::internals::{
+    Connection, Limits, Router, Site, StaticFiles, Stats, Step, Timeouts, Transport, Worker,
+    expire, pump,
+};
 use margay::{Method, Request, Response};
 use std::cell::RefCell;
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
-use std::os::unix::net::UnixStream;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 /// In a file outside the root (reachable only through a symlink) and in a dotfile inside it:
 /// no response may ever contain it unless the client sent it.
@@ -40,11 +38,11 @@ const SECRET: &[u8] = b"FUZZ-SECRET-3b9d41f0";
 
 fuzz_target!(|data: &[u8]| run(data));
 
-/// The document root and the two applications, built once per process.
+/// The document root and the two sites, built once per process.
 struct World {
     files: StaticFiles,
-    plain: Arc<App>,
-    strict: Arc<App>,
+    plain: Arc<Site>,
+    strict: Arc<Site>,
     _root: PathBuf,
 }
 
@@ -63,8 +61,8 @@ fn world() -> &'static World {
         let files = StaticFiles::new(&root).expect("document root");
         World {
             files,
-            plain: app(Limits::default(), 0, 1024),
-            strict: app(
+            plain: site(Limits::default(), 0, 1024),
+            strict: site(
                 Limits {
                     max_head: 1024,
                     max_headers: 8,
@@ -102,7 +100,7 @@ fn make_root(dir: &std::path::Path, root: &std::path::Path) -> io::Result<()> {
     Ok(())
 }
 
-fn app(limits: Limits, max_requests: u64, max_body_size: u64) -> Arc<App> {
+fn site(limits: Limits, max_requests: u64, max_body_size: u64) -> Arc<Site> {
     let mut router = Router::default();
     router.exact(
         Method::Post,
@@ -126,13 +124,18 @@ fn app(limits: Limits, max_requests: u64, max_body_size: u64) -> Arc<App> {
         "/api/",
         Arc::new(|request: &Request| Response::text(format!("{:?}", request.query_pairs()))),
     );
-    Arc::new(App {
+    Arc::new(Site {
         router,
         limits,
         max_body_size,
         max_requests_per_connection: max_requests,
         access_log: true,
-        stats: Arc::new(Stats::new()),
+        timeouts: Timeouts {
+            header: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(15),
+            send: Duration::from_secs(30),
+        },
+        stats: Arc::new(Stats::new(1)),
     })
 }
 
@@ -187,23 +190,26 @@ fn parse_access_line(line: &str) -> Logged {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Driving a session the way `Connection::run` does, with a scripted client.
+// Driving a connection the way the event loop does, with a scripted client.
 
-/// The client's bytes, arriving piece by piece: each piece ends in "would block".
-struct Feed<'a> {
+/// An in-memory transport: the client's bytes arrive piece by piece (each piece ends in "would
+/// block"), and everything the server writes or sends from a file lands in `wire`.
+struct Script<'a> {
     pieces: Vec<&'a [u8]>,
     index: usize,
     pos: usize,
     closed: bool,
+    wire: Vec<u8>,
+    shut: bool,
 }
 
-impl Feed<'_> {
+impl Script<'_> {
     fn exhausted(&self) -> bool {
         self.index >= self.pieces.len()
     }
 }
 
-impl Read for Feed<'_> {
+impl Transport for Script<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let Some(piece) = self.pieces.get(self.index) else {
             return if self.closed {
@@ -221,6 +227,29 @@ impl Read for Feed<'_> {
         self.index += 1;
         self.pos = 0;
         Err(io::ErrorKind::WouldBlock.into())
+    }
+
+    fn write(&mut self, bufs: &[IoSlice<'_>], _more: bool) -> io::Result<usize> {
+        assert!(!self.shut, "a write after our side was shut");
+        let mut n = 0;
+        for buf in bufs {
+            self.wire.extend_from_slice(buf);
+            n += buf.len();
+        }
+        Ok(n)
+    }
+
+    fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        assert!(!self.shut, "a file sent after our side was shut");
+        let mut buf = vec![0; len];
+        let n = file.read_at(&mut buf, offset)?;
+        self.wire.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shut = true;
+        Ok(())
     }
 }
 
@@ -248,88 +277,41 @@ impl std::fmt::Debug for Outcome {
     }
 }
 
-/// Writes everything queued into the socket pair, collecting what arrives at the far end.
-fn flush(out: &mut Outbox, near: &mut UnixStream, far: &mut UnixStream, wire: &mut Vec<u8>) {
-    loop {
-        match out.write_to(near, usize::MAX, false) {
-            Ok((Flush::Done, _)) => break,
-            Ok((Flush::Blocked, _)) => collect(far, wire),
-            Ok((Flush::Yielded, _)) => {}
-            Err(e) => panic!("writing queued responses failed: {e}"),
-        }
-    }
-    collect(far, wire);
-}
-
-fn collect(far: &mut UnixStream, wire: &mut Vec<u8>) {
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        match far.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => wire.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) => panic!("reading the socket pair: {e}"),
-        }
-    }
-}
-
-fn converse(site: &mut Site, pieces: Vec<&[u8]>, ending: Ending) -> Outcome {
+fn converse(worker: &mut Worker, pieces: Vec<&[u8]>, ending: Ending) -> Outcome {
     LINES.with(|lines| lines.borrow_mut().clear());
-    let (mut near, mut far) = UnixStream::pair().expect("socket pair");
-    near.set_nonblocking(true).unwrap();
-    far.set_nonblocking(true).unwrap();
     let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
-    let mut session = Session::new(peer);
-    let mut input = ReadBuf::default();
-    let mut out = Outbox::default();
-    let mut wire = Vec::new();
-    let mut feed = Feed {
+    let now = Instant::now();
+    let mut conn = Connection::open(peer, now, worker.stats());
+    let mut io = Script {
         pieces,
         index: 0,
         pos: 0,
         closed: false,
+        wire: Vec::new(),
+        shut: false,
     };
-    let max = site.app.limits.max_head + 1024;
     let mut turns = 0u64;
     loop {
         turns += 1;
-        assert!(turns < 10_000_000, "the session makes no progress");
-        flush(&mut out, &mut near, &mut far, &mut wire);
-        if session.is_done() {
-            break;
-        }
-        session.process(&mut input, &mut out, site);
-        if !out.is_empty() || session.is_done() {
-            continue;
-        }
-        match input.read_from(&mut feed, &mut site.buffers, max) {
-            Ok(Filled::Eof) => session.peer_closed(),
-            Ok(Filled::Full) => panic!(
-                "read buffer full ({} bytes) without a parse decision: the connection would \
-                 close without an answer",
-                input.data().len()
-            ),
-            Ok(Filled::Bytes { .. }) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                input.release(&mut site.buffers);
-                if feed.exhausted() {
-                    match ending {
-                        Ending::Close => feed.closed = true,
-                        Ending::Timeout => {
-                            if session.mid_request(&input) {
-                                session.time_out(&mut out, site);
-                                flush(&mut out, &mut near, &mut far, &mut wire);
-                            }
-                            break;
-                        }
-                    }
+        assert!(turns < 10_000_000, "the connection makes no progress");
+        match pump(&mut conn, &mut io, worker, now, false) {
+            Step::Close => break,
+            Step::Yield => {}
+            Step::Continue if !io.exhausted() => {}
+            Step::Continue => match ending {
+                Ending::Close if !io.closed => io.closed = true,
+                Ending::Close => panic!("the connection waits after the client closed"),
+                Ending::Timeout => {
+                    let late = now + Duration::from_secs(3600);
+                    assert_eq!(expire(&mut conn, &mut io, worker, late), Step::Close);
+                    break;
                 }
-            }
-            Err(e) => panic!("the feed only blocks: {e}"),
+            },
         }
     }
+    conn.close(worker);
     let log = LINES.with(|lines| std::mem::take(&mut *lines.borrow_mut()));
-    Outcome { wire, log }
+    Outcome { wire: io.wire, log }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -510,13 +492,15 @@ fn run(data: &[u8]) {
         Ending::Close
     };
     let world = world();
-    let app = if flags & 32 != 0 {
+    let site = if flags & 32 != 0 {
         &world.strict
     } else {
         &world.plain
     };
-    let mut site = Site::new(app.clone(), world.files.clone());
-    site.draining = flags & 16 != 0;
+    let mut worker = Worker::new(site.clone(), 0, world.files.clone());
+    if flags & 16 != 0 {
+        worker.drain();
+    }
 
     let mut cuts: Vec<usize> = points
         .chunks_exact(2)
@@ -531,9 +515,9 @@ fn run(data: &[u8]) {
     }
     pieces.push(&sent[last..]);
 
-    let mut whole = converse(&mut site, vec![sent], ending);
+    let mut whole = converse(&mut worker, vec![sent], ending);
     check_wire(&whole);
-    let mut split = converse(&mut site, pieces, ending);
+    let mut split = converse(&mut worker, pieces, ending);
     check_wire(&split);
 
     if find(sent, SECRET).is_none() {

@@ -145,6 +145,7 @@ impl FileCache {
     }
 
     /// Bytes charged to the entries held now.
+    #[cfg(test)]
     pub fn used(&self) -> usize {
         self.used
     }

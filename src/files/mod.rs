@@ -12,7 +12,7 @@ pub mod representation;
 pub mod resolve;
 pub mod watch;
 
-use crate::http::{Method, RequestHead, Response};
+use crate::http::{Method, RequestHead, Response, StatusCode};
 use cache::{FileCache, read_whole};
 use conditional::Precondition;
 use range::RangePlan;
@@ -86,13 +86,15 @@ impl StaticFiles {
             return self.serve_file(head);
         }
         if head.method == Method::Options && head.path() == "*" {
-            return Response::new(204).header("Allow", ALLOW);
+            return Response::new(StatusCode::NO_CONTENT).header("Allow", ALLOW);
         }
         // Other methods are refused only for what exists: a missing file is still 404.
         match resolve_path(&self.root, head.path()) {
             Err(refusal) => Response::error(refusal.status()),
-            Ok(_) if head.method == Method::Options => Response::new(204).header("Allow", ALLOW),
-            Ok(_) => Response::error(405).header("Allow", ALLOW),
+            Ok(_) if head.method == Method::Options => {
+                Response::new(StatusCode::NO_CONTENT).header("Allow", ALLOW)
+            }
+            Ok(_) => Response::error(StatusCode::METHOD_NOT_ALLOWED).header("Allow", ALLOW),
         }
     }
 
@@ -190,7 +192,7 @@ fn current_identity(path: &Path) -> Option<FileIdentity> {
 /// Preconditions, then ranges, then the whole file (RFC 9110 section 13.2.2).
 fn respond(head: &RequestHead, rep: &Representation) -> Response {
     match conditional::evaluate(head, &rep.validators) {
-        Precondition::Failed => Response::error(412),
+        Precondition::Failed => Response::error(StatusCode::PRECONDITION_FAILED),
         Precondition::NotModified => rep.not_modified(),
         Precondition::Proceed => match range::plan(head, &rep.validators, rep.len()) {
             RangePlan::Full => rep.full(),
@@ -202,7 +204,7 @@ fn respond(head: &RequestHead, rep: &Representation) -> Response {
 
 /// 301 to the directory's name with a trailing slash.
 fn redirect_to_directory(head: &RequestHead) -> Response {
-    Response::error(301).header(
+    Response::error(StatusCode::MOVED_PERMANENTLY).header(
         "Location",
         directory_location(head.raw_path(), head.query()),
     )
@@ -307,7 +309,7 @@ mod tests {
         let first = files.serve(&get);
         assert_eq!(
             (first.status, body_bytes(&first)),
-            (200, b"hello world".to_vec())
+            (StatusCode::OK, b"hello world".to_vec())
         );
         let second = files.serve(&get);
         assert_eq!(header_text(&second), header_text(&first));
@@ -526,7 +528,10 @@ mod tests {
             "/hello.txt",
             "If-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT\r\n",
         ));
-        assert_eq!((not_modified.status, not_modified.body.len()), (304, 0));
+        assert_eq!(
+            (not_modified.status, not_modified.body.len()),
+            (StatusCode::NOT_MODIFIED, 0)
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::conditional::{Validators, parse_date};
 use super::representation::Representation;
-use crate::http::{BodyPart, Method, RequestHead, Response};
+use crate::http::{BodyPart, Method, RequestHead, Response, StatusCode};
 use std::hash::{BuildHasher, RandomState};
 
 /// Most range specs honoured in one request; more and the whole file is sent instead.
@@ -101,7 +101,8 @@ pub fn parse_ranges(value: &[u8], len: u64) -> RangePlan {
 
 /// 416 with the `Content-Range: bytes */LEN` that tells the client the real length.
 pub fn unsatisfiable(len: u64) -> Response {
-    Response::error(416).header("Content-Range", format!("bytes */{len}"))
+    Response::error(StatusCode::RANGE_NOT_SATISFIABLE)
+        .header("Content-Range", format!("bytes */{len}"))
 }
 
 /// 206 for the given ranges: a single part, or `multipart/byteranges`; the whole file (200)

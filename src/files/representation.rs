@@ -4,7 +4,7 @@
 use super::conditional::Validators;
 use super::range::ByteRange;
 use super::resolve::FileIdentity;
-use crate::http::{Body, BodyPart, Response};
+use crate::http::{Body, BodyPart, Response, StatusCode};
 use std::borrow::Cow;
 use std::fs::File;
 use std::sync::Arc;
@@ -80,32 +80,39 @@ impl Representation {
         self.len
     }
 
-    /// Whether the file is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// 200 with the whole file.
     pub fn full(&self) -> Response {
-        self.with_headers(200, self.full_headers.clone(), self.body(0, self.len))
+        self.with_headers(
+            StatusCode::OK,
+            self.full_headers.clone(),
+            self.body(0, self.len),
+        )
     }
 
     /// 206 with one range; `content_range` is the `Content-Range` value.
     pub fn single_range(&self, range: ByteRange, content_range: String) -> Response {
         let body = self.body(range.first, range.size());
-        self.with_headers(206, self.full_headers.clone(), body)
+        self.with_headers(StatusCode::PARTIAL_CONTENT, self.full_headers.clone(), body)
             .header("Content-Range", content_range)
     }
 
     /// 304 Not Modified: the validators and no body.
     pub fn not_modified(&self) -> Response {
-        self.with_headers(304, self.validator_headers.clone(), Body::Empty)
+        self.with_headers(
+            StatusCode::NOT_MODIFIED,
+            self.validator_headers.clone(),
+            Body::Empty,
+        )
     }
 
     /// 206 with a multipart body whose parts are already built.
     pub fn multipart(&self, content_type: String, parts: Vec<BodyPart>) -> Response {
-        self.with_headers(206, self.validator_headers.clone(), Body::Parts(parts))
-            .header("Content-Type", content_type)
+        self.with_headers(
+            StatusCode::PARTIAL_CONTENT,
+            self.validator_headers.clone(),
+            Body::Parts(parts),
+        )
+        .header("Content-Type", content_type)
     }
 
     /// One range of the file as a piece of a multipart body.
@@ -134,8 +141,8 @@ impl Representation {
         }
     }
 
-    fn with_headers(&self, status: u16, encoded: Arc<[u8]>, body: Body) -> Response {
-        let mut response = Response::new(status).body(body);
+    fn with_headers(&self, status: StatusCode, encoded: Arc<[u8]>, body: Body) -> Response {
+        let mut response = Response::new(status).with_body(body);
         response.encoded_headers = Some(encoded);
         response
     }

@@ -1,6 +1,7 @@
 //! Maps a decoded request path to a regular file under the root, refusing anything that
 //! would leave the root, reveal a dotfile, or open something that is not a regular file.
 
+use crate::http::StatusCode;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -71,11 +72,11 @@ pub enum Refusal {
 
 impl Refusal {
     /// The status code that answers this refusal.
-    pub fn status(self) -> u16 {
+    pub fn status(self) -> StatusCode {
         match self {
-            Refusal::NotFound => 404,
-            Refusal::Forbidden => 403,
-            Refusal::Failed => 500,
+            Refusal::NotFound => StatusCode::NOT_FOUND,
+            Refusal::Forbidden => StatusCode::FORBIDDEN,
+            Refusal::Failed => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -16,56 +16,6 @@ pub enum Persistence {
     Close,
 }
 
-/// The standard reason phrase for a status code.
-pub fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        101 => "Switching Protocols",
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        206 => "Partial Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        304 => "Not Modified",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        406 => "Not Acceptable",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        410 => "Gone",
-        411 => "Length Required",
-        412 => "Precondition Failed",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        415 => "Unsupported Media Type",
-        416 => "Range Not Satisfiable",
-        417 => "Expectation Failed",
-        422 => "Unprocessable Content",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        _ => "Unknown",
-    }
-}
-
-/// Whether a response with this status never carries a body (RFC 9110 section 6.4.1).
-pub fn status_forbids_body(status: u16) -> bool {
-    (100..200).contains(&status) || status == 204 || status == 304
-}
-
 /// Appends the encoded head of `response` to `out`.
 ///
 /// `date` is the cached IMF-fixdate. `Content-Length` is the body's length, also for HEAD;
@@ -73,15 +23,15 @@ pub fn status_forbids_body(status: u16) -> bool {
 pub fn encode_head(response: &Response, persistence: Persistence, date: &[u8], out: &mut Vec<u8>) {
     let mut status = itoa::Buffer::new();
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.format(response.status).as_bytes());
+    out.extend_from_slice(status.format(response.status.as_u16()).as_bytes());
     out.push(b' ');
-    out.extend_from_slice(reason_phrase(response.status).as_bytes());
+    out.extend_from_slice(response.status.reason().as_bytes());
     out.extend_from_slice(b"\r\nServer: ");
     out.extend_from_slice(SERVER.as_bytes());
     out.extend_from_slice(b"\r\nDate: ");
     out.extend_from_slice(date);
     out.extend_from_slice(b"\r\n");
-    if !status_forbids_body(response.status) {
+    if response.status.allows_body() {
         let mut len = itoa::Buffer::new();
         out.extend_from_slice(b"Content-Length: ");
         out.extend_from_slice(len.format(response.body.len()).as_bytes());
@@ -107,7 +57,7 @@ pub fn encode_head(response: &Response, persistence: Persistence, date: &[u8], o
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::Body;
+    use crate::http::{Body, StatusCode};
 
     const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
 
@@ -119,9 +69,9 @@ mod tests {
 
     #[test]
     fn head_rows() {
-        let ok = Response::new(200)
+        let ok = Response::new(StatusCode::OK)
             .header("Content-Type", "text/plain; charset=utf-8")
-            .body(Body::Bytes(b"hello".to_vec()));
+            .with_body(Body::Bytes(b"hello".to_vec()));
         let rows: &[(&Response, Persistence, &str)] = &[
             (
                 &ok,
@@ -141,18 +91,25 @@ mod tests {
 
     #[test]
     fn no_content_length_where_the_status_forbids_a_body() {
-        for status in [100, 204, 304] {
+        for status in [
+            StatusCode::CONTINUE,
+            StatusCode::NO_CONTENT,
+            StatusCode::NOT_MODIFIED,
+        ] {
             let text = encoded(&Response::new(status), Persistence::KeepAlive);
             assert!(!text.contains("Content-Length"), "{status}: {text}");
         }
-        let text = encoded(&Response::new(404), Persistence::KeepAliveExplicit);
+        let text = encoded(
+            &Response::new(StatusCode::NOT_FOUND),
+            Persistence::KeepAliveExplicit,
+        );
         assert!(text.contains("Content-Length: 0\r\n"));
         assert!(text.contains("Connection: keep-alive\r\n"));
     }
 
     #[test]
     fn encoded_headers_follow_the_named_ones() {
-        let mut response = Response::new(200).header("A", "1");
+        let mut response = Response::new(StatusCode::OK).header("A", "1");
         response.encoded_headers = Some(b"B: 2\r\n".to_vec().into());
         let text = encoded(&response, Persistence::KeepAlive);
         assert!(text.ends_with("A: 1\r\nB: 2\r\n\r\n"), "{text}");

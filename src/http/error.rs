@@ -1,5 +1,7 @@
 //! Why a request is refused, and the one place that maps each reason to a status code.
 
+use super::status::StatusCode;
+
 /// A problem with a request found while parsing or framing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestError {
@@ -31,20 +33,20 @@ pub enum RequestError {
 
 impl RequestError {
     /// The status code that answers this problem.
-    pub fn status(self) -> u16 {
+    pub fn status(self) -> StatusCode {
         match self {
             RequestError::Malformed
             | RequestError::BadHost
             | RequestError::BadContentLength
             | RequestError::BadTransferEncoding
             | RequestError::BadChunk
-            | RequestError::BadTarget => 400,
-            RequestError::Timeout => 408,
-            RequestError::BodyTooLarge => 413,
-            RequestError::TargetTooLong => 414,
-            RequestError::HeadTooLarge => 431,
-            RequestError::MethodNotImplemented => 501,
-            RequestError::VersionNotSupported => 505,
+            | RequestError::BadTarget => StatusCode::BAD_REQUEST,
+            RequestError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            RequestError::BodyTooLarge => StatusCode::CONTENT_TOO_LARGE,
+            RequestError::TargetTooLong => StatusCode::URI_TOO_LONG,
+            RequestError::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            RequestError::MethodNotImplemented => StatusCode::NOT_IMPLEMENTED,
+            RequestError::VersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
         }
     }
 

@@ -1,5 +1,6 @@
 //! A response as handlers and the file server build it: status, headers, and a body source.
 
+use super::status::StatusCode;
 use std::borrow::Cow;
 use std::fs::File;
 use std::sync::Arc;
@@ -82,22 +83,20 @@ impl Body {
 /// them here.
 #[derive(Debug, Clone)]
 pub struct Response {
-    /// The status code, e.g. 200.
-    pub status: u16,
+    pub(crate) status: StatusCode,
     /// Header fields in the order they are sent.
-    pub headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    pub(crate) headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     /// Header lines already encoded (each ending in CRLF), sent after `headers`: the file
     /// cache keeps these ready so a hot file costs no formatting per request.
-    pub encoded_headers: Option<Arc<[u8]>>,
-    /// The body source.
-    pub body: Body,
+    pub(crate) encoded_headers: Option<Arc<[u8]>>,
+    pub(crate) body: Body,
     /// Set when the connection must close after this response (e.g. a framing error).
-    pub close: bool,
+    pub(crate) close: bool,
 }
 
 impl Response {
     /// A response with the given status, no headers and no body.
-    pub fn new(status: u16) -> Response {
+    pub fn new(status: StatusCode) -> Response {
         Response {
             status,
             headers: Vec::new(),
@@ -118,9 +117,24 @@ impl Response {
     }
 
     /// Replaces the body.
-    pub fn body(mut self, body: Body) -> Response {
+    pub fn with_body(mut self, body: Body) -> Response {
         self.body = body;
         self
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The header fields set so far, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Body {
+        &self.body
     }
 
     /// The value of the first header field called `name` (case-insensitive).
@@ -131,17 +145,18 @@ impl Response {
             .map(|(_, v)| v.as_ref())
     }
 
-    /// A small HTML page explaining an error status, e.g. `Response::error(404)`.
-    pub fn error(status: u16) -> Response {
-        let reason = super::encode::reason_phrase(status);
+    /// A small HTML page explaining an error status, e.g.
+    /// `Response::error(StatusCode::NOT_FOUND)`.
+    pub fn error(status: StatusCode) -> Response {
+        let reason = status.reason();
         let mut html = Vec::with_capacity(160);
         for piece in [
             "<!DOCTYPE html>\n<html><head><title>",
-            itoa::Buffer::new().format(status),
+            itoa::Buffer::new().format(status.as_u16()),
             " ",
             reason,
             "</title></head>\n<body><h1>",
-            itoa::Buffer::new().format(status),
+            itoa::Buffer::new().format(status.as_u16()),
             " ",
             reason,
             "</h1><hr><p>margay</p></body></html>\n",
@@ -150,7 +165,7 @@ impl Response {
         }
         Response::new(status)
             .header("Content-Type", "text/html; charset=utf-8")
-            .body(Body::Bytes(html))
+            .with_body(Body::Bytes(html))
     }
 }
 
@@ -158,20 +173,20 @@ impl Response {
 impl Response {
     /// `200 OK` with no body.
     pub fn ok() -> Response {
-        Response::new(200)
+        Response::new(StatusCode::OK)
     }
 
     /// Sets the status code.
-    pub fn status(mut self, status: u16) -> Response {
+    pub fn with_status(mut self, status: StatusCode) -> Response {
         self.status = status;
         self
     }
 
     /// `200 OK` with a body of the given content type.
     pub fn bytes(content_type: impl Into<Cow<'static, str>>, body: impl Into<Vec<u8>>) -> Response {
-        Response::new(200)
+        Response::new(StatusCode::OK)
             .header("Content-Type", content_type)
-            .body(Body::Bytes(body.into()))
+            .with_body(Body::Bytes(body.into()))
     }
 
     /// `200 OK` with a UTF-8 plain-text body.
@@ -190,13 +205,13 @@ impl Response {
             Ok(body) => Response::bytes("application/json", body),
             Err(e) => {
                 log::error!("response could not be serialised as JSON: {e}");
-                Response::error(500)
+                Response::error(StatusCode::INTERNAL_SERVER_ERROR)
             }
         }
     }
 
     /// A redirect (`301`, `302`, `303`, `307` or `308`) to `location`, with a short HTML body.
-    pub fn redirect(status: u16, location: impl Into<Cow<'static, str>>) -> Response {
+    pub fn redirect(status: StatusCode, location: impl Into<Cow<'static, str>>) -> Response {
         let location = location.into();
         let mut page = Response::error(status);
         page.headers.push(("Location".into(), location));

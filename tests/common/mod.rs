@@ -117,24 +117,24 @@ pub struct TestServer {
 impl TestServer {
     /// Builds the document root and starts the server with the given concurrency model.
     pub fn start(model: Model) -> TestServer {
-        TestServer::start_with(model, |_| {})
+        TestServer::start_with(model, |config| config)
     }
 
     /// Like [`TestServer::start`], with the configuration adjusted by `tune` first.
-    pub fn start_with(model: Model, tune: impl FnOnce(&mut margay::Config)) -> TestServer {
+    pub fn start_with(
+        model: Model,
+        tune: impl FnOnce(margay::Config) -> margay::Config,
+    ) -> TestServer {
         let root = TempDir::new().expect("create temp root");
         let outside = TempDir::new().expect("create temp outside dir");
         populate_root(root.path(), outside.path()).expect("populate root");
 
-        let config = margay::Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            root: root.path().to_path_buf(),
-            model,
-            access_log: margay::AccessLog::Off,
-            ..Default::default()
-        };
-        let mut config = config;
-        tune(&mut config);
+        let config = margay::Config::default()
+            .listen("127.0.0.1:0".parse().unwrap())
+            .root(root.path())
+            .model(model)
+            .access_log(margay::AccessLog::Off);
+        let config = tune(config);
         let running = margay::Server::new(config)
             .expect("Server::new")
             .spawn()

@@ -1,23 +1,24 @@
-//! One connection's protocol state, without its socket: takes the bytes read so far, turns
-//! complete requests into responses queued in an [`Outbox`]. The event loop and the thread
-//! model both drive a `Session`, so they share every protocol decision.
+//! The request/response exchange on one connection: turns the bytes read so far into
+//! requests (head, then body), routes each to a handler or the static files, and queues the
+//! encoded responses in order in an [`Outbox`]. Pure protocol: no socket, no clock.
 
+use super::outbox::Outbox;
+use super::readbuf::ReadBuf;
 use crate::app::Handler;
 use crate::app::{Request, RouteMatch};
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::encode::{Persistence, encode_head, status_forbids_body};
-use crate::http::parse::parse_head_reusing;
-use crate::http::{Body, BodyPart, Framing, Method, RequestError, RequestHead, Response, Version};
-use crate::outbox::Outbox;
-use crate::readbuf::ReadBuf;
-use crate::site::Site;
+use crate::http::encode::{Persistence, encode_head};
+use crate::http::{
+    Body, BodyPart, Framing, Method, RequestError, RequestHead, Response, StatusCode, Version,
+};
+use crate::worker::Worker;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Stop parsing pipelined requests once this many response bytes wait to be written.
 pub const OUTBOX_HIGH_WATER: usize = 256 * 1024;
 
-/// What the session is reading.
+/// What the exchange is reading.
 enum Inbound {
     /// The next request head.
     Head,
@@ -40,8 +41,8 @@ enum BodyReader {
     Chunked(ChunkedDecoder),
 }
 
-/// The protocol state of one connection.
-pub struct Session {
+/// The request/response state of one connection.
+pub struct Exchange {
     peer: SocketAddr,
     inbound: Inbound,
     served: u64,
@@ -50,10 +51,10 @@ pub struct Session {
     request_unread: bool,
 }
 
-impl Session {
-    /// A session for a newly accepted connection from `peer`.
-    pub fn new(peer: SocketAddr) -> Session {
-        Session {
+impl Exchange {
+    /// An exchange for a newly accepted connection from `peer`.
+    pub fn new(peer: SocketAddr) -> Exchange {
+        Exchange {
             peer,
             inbound: Inbound::Head,
             served: 0,
@@ -81,7 +82,7 @@ impl Session {
         }
     }
 
-    /// Whether the session is reading a body rather than a head.
+    /// Whether the exchange is reading a body rather than a head.
     pub fn reading_body(&self) -> bool {
         matches!(self.inbound, Inbound::Body(_))
     }
@@ -92,7 +93,7 @@ impl Session {
     }
 
     /// The peer closed its side: buffered complete requests are still answered, then the
-    /// session ends.
+    /// exchange ends.
     pub fn peer_closed(&mut self) {
         self.peer_closed = true;
     }
@@ -108,45 +109,43 @@ impl Session {
         self.peer_closed
     }
 
-    /// Answers a request that took too long with 408 and ends the session.
-    pub fn time_out(&mut self, out: &mut Outbox, site: &mut Site) {
+    /// Answers a request that took too long with 408 and ends the exchange.
+    pub fn time_out(&mut self, out: &mut Outbox, worker: &mut Worker) {
         self.answer(
             None,
             Response::error(RequestError::Timeout.status()),
             out,
-            site,
+            worker,
         );
         self.inbound = Inbound::Done;
     }
 
     /// Parses what `input` holds and queues responses, until input runs out, the outbox is
-    /// full enough, or the session ends.
-    pub fn process(&mut self, input: &mut ReadBuf, out: &mut Outbox, site: &mut Site) {
+    /// full enough, or the exchange ends.
+    pub fn process(&mut self, input: &mut ReadBuf, out: &mut Outbox, worker: &mut Worker) {
         while out.queued() < OUTBOX_HIGH_WATER {
             match &mut self.inbound {
                 Inbound::Done => return,
-                Inbound::Head => {
-                    match parse_head_reusing(input.data(), &site.app.limits, &mut site.spare_head) {
-                        Ok(Some((head, len))) => {
-                            input.consume(len);
-                            self.begin(head, out, site);
-                        }
-                        Ok(None) => {
-                            if self.peer_closed {
-                                self.inbound = Inbound::Done;
-                            }
-                            return;
-                        }
-                        Err(error) => {
-                            log::debug!("{}: refused request: {error:?}", self.peer);
-                            self.request_unread = true;
-                            self.answer(None, Response::error(error.status()), out, site);
+                Inbound::Head => match worker.parse_head(input.data()) {
+                    Ok(Some((head, len))) => {
+                        input.consume(len);
+                        self.begin(head, out, worker);
+                    }
+                    Ok(None) => {
+                        if self.peer_closed {
                             self.inbound = Inbound::Done;
                         }
+                        return;
                     }
-                }
+                    Err(error) => {
+                        log::debug!("{}: refused request: {error:?}", self.peer);
+                        self.request_unread = true;
+                        self.answer(None, Response::error(error.status()), out, worker);
+                        self.inbound = Inbound::Done;
+                    }
+                },
                 Inbound::Body(_) => {
-                    if !self.read_body(input, out, site) {
+                    if !self.read_body(input, out, worker) {
                         if self.peer_closed {
                             self.inbound = Inbound::Done;
                         }
@@ -158,29 +157,30 @@ impl Session {
     }
 
     /// Decides what to do with a freshly parsed head.
-    fn begin(&mut self, head: RequestHead, out: &mut Outbox, site: &mut Site) {
+    fn begin(&mut self, head: RequestHead, out: &mut Outbox, worker: &mut Worker) {
         log::debug!("{}: {}", self.peer, head.request_line());
         let has_body = head.framing != Framing::None;
         self.request_unread = has_body;
         if let Some(error) = head.error {
             let mut response = Response::error(error.status());
             response.close = error.closes() || (has_body && head.expect_continue);
-            return self.answer_then_discard(head, response, out, site);
+            return self.answer_then_discard(head, response, out, worker);
         }
-        let route = match site.app.router.find(head.method, head.path()) {
+        let route = match worker.site().router.find(head.method, head.path()) {
             RouteMatch::Handler(handler) => Some(handler.clone()),
             RouteMatch::WrongMethod(allow) => {
-                let response = Response::error(405).header("Allow", allow);
-                return self.answer_then_discard(head, response, out, site);
+                let response =
+                    Response::error(StatusCode::METHOD_NOT_ALLOWED).header("Allow", allow);
+                return self.answer_then_discard(head, response, out, worker);
             }
             RouteMatch::NoRoute => None,
         };
         match route {
-            Some(handler) if !has_body => self.dispatch(head, Vec::new(), &handler, out, site),
-            Some(handler) => self.begin_body(head, handler, out, site),
+            Some(handler) if !has_body => self.dispatch(head, Vec::new(), &handler, out, worker),
+            Some(handler) => self.begin_body(head, handler, out, worker),
             None => {
-                let response = site.files.serve(&head);
-                self.answer_then_discard(head, response, out, site);
+                let response = worker.serve_file(&head);
+                self.answer_then_discard(head, response, out, worker);
             }
         }
     }
@@ -191,14 +191,14 @@ impl Session {
         head: RequestHead,
         handler: Handler,
         out: &mut Outbox,
-        site: &mut Site,
+        worker: &mut Worker,
     ) {
         if let Framing::Length(n) = head.framing
-            && n > site.app.max_body_size
+            && n > worker.site().max_body_size
         {
-            let mut response = Response::error(413);
+            let mut response = Response::error(StatusCode::CONTENT_TOO_LARGE);
             response.close = true;
-            return self.answer(Some(&head), response, out, site);
+            return self.answer(Some(&head), response, out, worker);
         }
         if head.expect_continue && head.version == Version::Http11 {
             out.push_bytes(b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -218,9 +218,9 @@ impl Session {
         head: RequestHead,
         mut response: Response,
         out: &mut Outbox,
-        site: &mut Site,
+        worker: &mut Worker,
     ) {
-        let discard_limit = site.app.max_body_size.max(1 << 20);
+        let discard_limit = worker.site().max_body_size.max(1 << 20);
         response.close |= match head.framing {
             Framing::None => false,
             // A client waiting for 100 may never send the body: the stream cannot be trusted.
@@ -228,7 +228,7 @@ impl Session {
             Framing::Length(n) => n > discard_limit,
             Framing::Chunked => false,
         };
-        self.answer(Some(&head), response, out, site);
+        self.answer(Some(&head), response, out, worker);
         if head.framing != Framing::None && !self.is_done() {
             self.inbound = Inbound::Body(Box::new(BodyState {
                 reader: reader_for(head.framing),
@@ -237,18 +237,18 @@ impl Session {
                 handler: None,
             }));
         } else {
-            site.spare_head = head.into_storage();
+            worker.recycle_head(head);
         }
     }
 
     /// Feeds buffered bytes to the body under way. Returns false when more input is needed.
-    fn read_body(&mut self, input: &mut ReadBuf, out: &mut Outbox, site: &mut Site) -> bool {
+    fn read_body(&mut self, input: &mut ReadBuf, out: &mut Outbox, worker: &mut Worker) -> bool {
         let Inbound::Body(state) = &mut self.inbound else {
             return true;
         };
         let limit = match state.collected {
-            Some(_) => site.app.max_body_size,
-            None => site.app.max_body_size.max(1 << 20),
+            Some(_) => worker.site().max_body_size,
+            None => worker.site().max_body_size.max(1 << 20),
         };
         let data = input.data();
         let (used, finished) = match &mut state.reader {
@@ -269,7 +269,7 @@ impl Session {
                     if handler_wanted_it {
                         let mut response = Response::error(error.status());
                         response.close = true;
-                        self.answer(Some(&head), response, out, site);
+                        self.answer(Some(&head), response, out, worker);
                     }
                     return true;
                 }
@@ -280,9 +280,9 @@ impl Session {
         if collected > limit {
             let head = state.head.clone();
             self.inbound = Inbound::Done;
-            let mut response = Response::error(413);
+            let mut response = Response::error(StatusCode::CONTENT_TOO_LARGE);
             response.close = true;
-            self.answer(Some(&head), response, out, site);
+            self.answer(Some(&head), response, out, worker);
             return true;
         }
         if !finished {
@@ -299,7 +299,7 @@ impl Session {
             ..
         } = *state;
         if let (Some(handler), Some(body)) = (handler, collected) {
-            self.dispatch(head, body, &handler, out, site);
+            self.dispatch(head, body, &handler, out, worker);
         }
         true
     }
@@ -311,7 +311,7 @@ impl Session {
         body: Vec<u8>,
         handler: &Handler,
         out: &mut Outbox,
-        site: &mut Site,
+        worker: &mut Worker,
     ) {
         let request = Request::new(head, body, self.peer);
         let response = match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
@@ -327,28 +327,28 @@ impl Session {
                     request.method(),
                     request.path()
                 );
-                Response::error(500)
+                Response::error(StatusCode::INTERNAL_SERVER_ERROR)
             }
         };
         let head = request.into_head();
-        self.answer(Some(&head), response, out, site);
-        site.spare_head = head.into_storage();
+        self.answer(Some(&head), response, out, worker);
+        worker.recycle_head(head);
     }
 
-    /// Encodes a response into the outbox and logs it; ends the session if the connection
+    /// Encodes a response into the outbox and logs it; ends the exchange if the connection
     /// must not persist.
     fn answer(
         &mut self,
         head: Option<&RequestHead>,
         response: Response,
         out: &mut Outbox,
-        site: &mut Site,
+        worker: &mut Worker,
     ) {
         self.served += 1;
-        let limit = site.app.max_requests_per_connection;
+        let limit = worker.site().max_requests_per_connection;
         let keep_alive = head.is_some_and(|h| h.keep_alive)
             && !response.close
-            && !site.draining
+            && !worker.is_draining()
             && !self.peer_closed
             && (limit == 0 || self.served < limit);
         let persistence = match head {
@@ -358,16 +358,17 @@ impl Session {
         };
         let tail = out.tail();
         let before = tail.len();
-        encode_head(&response, persistence, site.date.as_bytes(), tail);
+        encode_head(&response, persistence, worker.date(), tail);
         let head_len = tail.len() - before;
         out.added(head_len);
         let sends_body =
-            head.is_none_or(|h| h.method != Method::Head) && !status_forbids_body(response.status);
+            head.is_none_or(|h| h.method != Method::Head) && response.status.allows_body();
         let body_len = if sends_body { response.body.len() } else { 0 };
-        if site.app.access_log && log::log_enabled!(target: "margay::access", log::Level::Info) {
-            access_log(self.peer, head, response.status, body_len, site);
+        if worker.site().access_log && log::log_enabled!(target: "margay::access", log::Level::Info)
+        {
+            access_log(self.peer, head, response.status, body_len, worker);
         }
-        site.app.stats.request_served();
+        worker.count_response();
         if sends_body {
             queue_body(response.body, out);
         }
@@ -403,7 +404,13 @@ fn queue_body(body: Body, out: &mut Outbox) {
 }
 
 /// Writes one Combined Log Format line under the `margay::access` target.
-fn access_log(peer: SocketAddr, head: Option<&RequestHead>, status: u16, bytes: u64, site: &Site) {
+fn access_log(
+    peer: SocketAddr,
+    head: Option<&RequestHead>,
+    status: StatusCode,
+    bytes: u64,
+    worker: &Worker,
+) {
     let field = |name: &str| {
         head.and_then(|h| h.header(name))
             .map_or_else(|| "-".to_string(), escape)
@@ -413,7 +420,7 @@ fn access_log(peer: SocketAddr, head: Option<&RequestHead>, status: u16, bytes: 
         target: "margay::access",
         "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\"",
         peer.ip(),
-        site.log_time.as_str(),
+        worker.log_time(),
         line,
         status,
         bytes,

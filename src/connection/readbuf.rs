@@ -1,7 +1,6 @@
 //! The per-connection read buffer: bytes in at the end, requests out at a cursor, compacted
-//! once per read rather than drained per request, and given back to a pool while idle.
-
-use std::io::{self, Read};
+//! once per read rather than drained per request, and given back to a pool while idle. It
+//! offers space to read into and is told what arrived; it never reads a socket itself.
 
 /// Size of a fresh buffer; grows (up to `max`) only for unusually large heads.
 const INITIAL: usize = 8 * 1024;
@@ -25,23 +24,6 @@ impl BufferPool {
             self.free.push(buf);
         }
     }
-}
-
-/// What one read brought.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Filled {
-    /// The peer closed its side.
-    Eof,
-    /// `n` bytes; `drained` when they did not fill the free space, so the socket had no more
-    /// at that moment (a later arrival raises a new readiness edge).
-    Bytes {
-        /// How many bytes arrived.
-        n: usize,
-        /// Whether the read came up short of the space offered.
-        drained: bool,
-    },
-    /// The buffer is at its size limit: parse before reading more.
-    Full,
 }
 
 /// Bytes read from a socket and not yet parsed.
@@ -72,14 +54,9 @@ impl ReadBuf {
         }
     }
 
-    /// Reads once from `source` into free space, making room first (compacting, or growing
-    /// up to `max` bytes).
-    pub fn read_from(
-        &mut self,
-        source: &mut impl Read,
-        pool: &mut BufferPool,
-        max: usize,
-    ) -> io::Result<Filled> {
+    /// The free space the next read should fill, made first (compacting, or growing up to
+    /// `max` bytes); `None` when `max` unparsed bytes are already held: parse before reading.
+    pub fn space(&mut self, pool: &mut BufferPool, max: usize) -> Option<&mut [u8]> {
         if self.buf.is_empty() {
             self.buf = pool.take();
         }
@@ -92,19 +69,15 @@ impl ReadBuf {
                 let grown = (self.buf.len() * 2).min(max);
                 self.buf.resize(grown, 0);
             } else {
-                return Ok(Filled::Full);
+                return None;
             }
         }
-        let space = self.buf.len() - self.end;
-        let n = source.read(&mut self.buf[self.end..])?;
-        self.end += n;
-        Ok(match n {
-            0 => Filled::Eof,
-            n => Filled::Bytes {
-                n,
-                drained: n < space,
-            },
-        })
+        Some(&mut self.buf[self.end..])
+    }
+
+    /// Records that a read put `n` bytes at the start of the last [`ReadBuf::space`].
+    pub fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.buf.len());
     }
 
     /// Gives the buffer back to the pool if it holds nothing, so an idle connection costs no
@@ -129,17 +102,29 @@ impl ReadBuf {
 mod tests {
     use super::*;
 
+    /// Reads `source` into `buf` the way a connection does: once, into the offered space.
+    fn read_once(
+        buf: &mut ReadBuf,
+        pool: &mut BufferPool,
+        source: &mut &[u8],
+        max: usize,
+    ) -> Option<usize> {
+        let space = buf.space(pool, max)?;
+        let n = space.len().min(source.len());
+        space[..n].copy_from_slice(&source[..n]);
+        *source = &source[n..];
+        buf.filled(n);
+        Some(n)
+    }
+
     #[test]
     fn reads_consumes_compacts_and_releases() {
         let mut pool = BufferPool::default();
         let mut buf = ReadBuf::default();
         let mut source: &[u8] = b"GET / HTTP/1.1\r\n\r\nrest";
         assert_eq!(
-            buf.read_from(&mut source, &mut pool, 64 * 1024).unwrap(),
-            Filled::Bytes {
-                n: 22,
-                drained: true
-            }
+            read_once(&mut buf, &mut pool, &mut source, 64 * 1024),
+            Some(22)
         );
         buf.consume(18);
         assert_eq!(buf.data(), b"rest");
@@ -156,14 +141,14 @@ mod tests {
         let mut pool = BufferPool::default();
         let mut first = ReadBuf::default();
         let mut source: &[u8] = b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
-        first.read_from(&mut source, &mut pool, 64 * 1024).unwrap();
+        read_once(&mut first, &mut pool, &mut source, 64 * 1024);
         let address = first.buf.as_ptr();
         first.recycle(&mut pool);
         assert_eq!(pool.free.len(), 1, "recycled though it still held bytes");
 
         let mut next = ReadBuf::default();
         let mut source: &[u8] = b"GET /next";
-        next.read_from(&mut source, &mut pool, 64 * 1024).unwrap();
+        read_once(&mut next, &mut pool, &mut source, 64 * 1024);
         assert_eq!(
             next.buf.as_ptr(),
             address,
@@ -184,23 +169,17 @@ mod tests {
     }
 
     #[test]
-    fn grows_up_to_the_limit_then_stops_reading() {
+    fn grows_up_to_the_limit_then_offers_no_space() {
         let mut pool = BufferPool::default();
         let mut buf = ReadBuf::default();
         let big = vec![b'x'; 40 * 1024];
         let mut source: &[u8] = &big;
         let mut total = 0;
-        loop {
-            match buf.read_from(&mut source, &mut pool, 16 * 1024).unwrap() {
-                Filled::Full => break,
-                Filled::Bytes { n, drained } => {
-                    assert!(!drained, "the source had more than the space offered");
-                    total += n;
-                }
-                Filled::Eof => panic!("the source is not exhausted"),
-            }
+        while let Some(n) = read_once(&mut buf, &mut pool, &mut source, 16 * 1024) {
+            total += n;
         }
         assert_eq!(total, 16 * 1024);
         assert_eq!(buf.data().len(), 16 * 1024);
+        assert!(!source.is_empty(), "the source had more than the limit");
     }
 }

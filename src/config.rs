@@ -1,0 +1,185 @@
+//! What a server can be told: addresses, the document root, the concurrency model, timeouts
+//! and limits. Set with chained setters on [`Config::default`], so new settings never break
+//! an embedder's code.
+
+use crate::connection::Timeouts;
+use crate::http::Limits;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which concurrency model serves the connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Model {
+    /// One event loop per worker thread serves every connection (the default).
+    #[default]
+    Reactor,
+    /// One blocking thread per connection.
+    Threads,
+}
+
+/// Where access-log lines go. The library writes them through `log` under the
+/// `margay::access` target; `Off` skips even formatting them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AccessLog {
+    /// No access log.
+    Off,
+    /// Standard output.
+    #[default]
+    Stdout,
+    /// Appended to a file.
+    File(PathBuf),
+}
+
+/// A server's settings. Start from [`Config::default`] and change what you need:
+///
+/// ```
+/// use std::time::Duration;
+/// let config = margay::Config::default()
+///     .root("htdocs")
+///     .keep_alive_timeout(Duration::from_secs(5));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) listen: SocketAddr,
+    pub(crate) root: PathBuf,
+    pub(crate) model: Model,
+    pub(crate) access_log: AccessLog,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) defer_accept: Duration,
+    pub(crate) send_buffer: Option<usize>,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) max_requests_per_connection: u64,
+    pub(crate) max_body_size: u64,
+    pub(crate) workers: usize,
+    pub(crate) builtin_endpoints: bool,
+    pub(crate) limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            root: PathBuf::from("htdocs"),
+            model: Model::Reactor,
+            access_log: AccessLog::Stdout,
+            timeouts: Timeouts {
+                header: Duration::from_secs(10),
+                keep_alive: Duration::from_secs(15),
+                send: Duration::from_secs(30),
+            },
+            defer_accept: Duration::from_secs(1),
+            send_buffer: None,
+            shutdown_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_requests_per_connection: 0,
+            max_body_size: 1024 * 1024,
+            workers: 1,
+            builtin_endpoints: true,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The address to listen on (IPv4 or IPv6); port 0 picks a free port. Default
+    /// `127.0.0.1:8080`.
+    pub fn listen(mut self, addr: SocketAddr) -> Config {
+        self.listen = addr;
+        self
+    }
+
+    /// The directory of static files. Default `htdocs`.
+    pub fn root(mut self, dir: impl Into<PathBuf>) -> Config {
+        self.root = dir.into();
+        self
+    }
+
+    /// The concurrency model. Default [`Model::Reactor`].
+    pub fn model(mut self, model: Model) -> Config {
+        self.model = model;
+        self
+    }
+
+    /// Where access-log lines go. Default [`AccessLog::Stdout`].
+    pub fn access_log(mut self, log: AccessLog) -> Config {
+        self.access_log = log;
+        self
+    }
+
+    /// A request head must arrive within this, from its first byte (or from accept); a body
+    /// may pause this long between reads. Default 10 s.
+    pub fn header_timeout(mut self, timeout: Duration) -> Config {
+        self.timeouts.header = timeout;
+        self
+    }
+
+    /// An idle kept-alive connection is closed after this. Default 15 s.
+    pub fn keep_alive_timeout(mut self, timeout: Duration) -> Config {
+        self.timeouts.keep_alive = timeout;
+        self
+    }
+
+    /// A response that makes no progress for this long is abandoned. Default 30 s.
+    pub fn send_timeout(mut self, timeout: Duration) -> Config {
+        self.timeouts.send = timeout;
+        self
+    }
+
+    /// A new connection is handed to the server only once its first bytes arrive, or after
+    /// about this long if they do not (Linux `TCP_DEFER_ACCEPT`, as h2o and nginx's `deferred`
+    /// use it): a client that connects and says nothing costs nothing meanwhile. Zero accepts
+    /// every connection at once. Default 1 s.
+    pub fn defer_accept(mut self, wait: Duration) -> Config {
+        self.defer_accept = wait;
+        self
+    }
+
+    /// The kernel send buffer of every connection in bytes (`SO_SNDBUF`, set on the listener
+    /// and inherited by each accepted socket), bounding what a client that reads slowly can
+    /// hold in kernel memory, like nginx's `sndbuf`. `None` (the default) leaves the kernel's
+    /// automatic sizing, which favours fast downloads over long paths.
+    pub fn send_buffer(mut self, bytes: Option<usize>) -> Config {
+        self.send_buffer = bytes;
+        self
+    }
+
+    /// How long in-flight responses may finish after shutdown starts. Default 10 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Config {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Most connections open at once; at the cap the longest-idle kept-alive connection makes
+    /// room, or accepting pauses. Default 10,000.
+    pub fn max_connections(mut self, n: usize) -> Config {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Requests served on one connection before it closes (0: unlimited, the default).
+    pub fn max_requests_per_connection(mut self, n: u64) -> Config {
+        self.max_requests_per_connection = n;
+        self
+    }
+
+    /// Largest request body a handler accepts (413 past it). Default 1 MiB.
+    pub fn max_body_size(mut self, bytes: u64) -> Config {
+        self.max_body_size = bytes;
+        self
+    }
+
+    /// Independent event loops sharing the port with `SO_REUSEPORT` (0: one per CPU).
+    /// Default 1. The thread model always has one acceptor.
+    pub fn workers(mut self, n: usize) -> Config {
+        self.workers = n;
+        self
+    }
+
+    /// Whether to serve the built-in `GET /api/status` and `POST /api/echo`. Default on.
+    pub fn builtin_endpoints(mut self, on: bool) -> Config {
+        self.builtin_endpoints = on;
+        self
+    }
+}

@@ -1,0 +1,155 @@
+//! The loop between a transport and a connection core: write what is queued, answer what was
+//! read, read more, until the transport would block, the turn's budget is spent or the
+//! connection is over. Then linger, or close.
+
+use super::{Flush, Transport, flush};
+use crate::connection::{Connection, READ_BUDGET, Step, WRITE_BUDGET};
+use crate::worker::Worker;
+use std::io;
+use std::time::Instant;
+
+/// Runs a connection as far as it can go without blocking. `read_closed`: the readiness event
+/// reported the peer's end of stream (or an error), which must then be read to be seen.
+pub fn pump(
+    conn: &mut Connection,
+    io: &mut impl Transport,
+    worker: &mut Worker,
+    now: Instant,
+    read_closed: bool,
+) -> Step {
+    let step = run(conn, io, worker, now, read_closed);
+    conn.count_state(worker.stats());
+    step
+}
+
+/// Called when a connection's deadline may have passed: if it did, answers a half-read
+/// request with `408` (if the transport takes it at once) and closes.
+pub fn expire(
+    conn: &mut Connection,
+    io: &mut impl Transport,
+    worker: &mut Worker,
+    now: Instant,
+) -> Step {
+    if now < conn.deadline(&worker.site().timeouts) {
+        return Step::Continue;
+    }
+    if conn.time_out(worker) {
+        log::debug!("{}: request timed out", conn.peer());
+        let _ = flush(conn.output(), io, WRITE_BUDGET, true);
+    } else {
+        log::debug!(
+            "{}: closed after its deadline in state {:?}",
+            conn.peer(),
+            conn.state()
+        );
+    }
+    Step::Close
+}
+
+fn run(
+    conn: &mut Connection,
+    io: &mut impl Transport,
+    worker: &mut Worker,
+    now: Instant,
+    read_closed: bool,
+) -> Step {
+    if io.has_pending() {
+        if let Err(e) = io.flush_pending() {
+            return broken(conn, e);
+        }
+        if io.has_pending() {
+            return Step::Continue;
+        }
+    }
+    if conn.is_lingering() {
+        return linger(conn, io, now);
+    }
+    let mut reads = 0;
+    // A short read empties the socket; a later arrival raises a new edge, so reading again
+    // only to meet `WouldBlock` is a wasted syscall per request.
+    let mut drained = false;
+    loop {
+        if conn.has_output() {
+            let then_close = conn.is_done();
+            match flush(conn.output(), io, WRITE_BUDGET, then_close) {
+                Ok((done, written)) => {
+                    conn.wrote(written, now, worker.stats());
+                    match done {
+                        Flush::Done => {}
+                        Flush::Blocked => return Step::Continue,
+                        Flush::Yielded => return Step::Yield,
+                    }
+                }
+                Err(e) => return broken(conn, e),
+            }
+        }
+        if conn.is_done() {
+            if conn.may_close_quietly(drained) {
+                return Step::Close;
+            }
+            return linger(conn, io, now);
+        }
+        conn.answer(worker);
+        if conn.has_output() || conn.is_done() {
+            continue;
+        }
+        conn.responses_sent(now);
+        if drained && !read_closed {
+            conn.release_input(worker);
+            return Step::Continue;
+        }
+        if reads == READ_BUDGET {
+            return Step::Yield;
+        }
+        reads += 1;
+        let Some(space) = conn.read_space(worker) else {
+            log::warn!("{}: read buffer full without a parse decision", conn.peer());
+            return Step::Close;
+        };
+        let room = space.len();
+        match io.read(space) {
+            Ok(n) => {
+                drained = n > 0 && n < room;
+                conn.received(n, now);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.release_input(worker);
+                return Step::Continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return broken(conn, e),
+        }
+    }
+}
+
+/// Shuts our side once, then discards what the peer still sends until it closes.
+fn linger(conn: &mut Connection, io: &mut impl Transport, now: Instant) -> Step {
+    if conn.start_lingering(now) && io.shutdown_write().is_err() {
+        return Step::Close;
+    }
+    let mut scratch = [0u8; 4096];
+    loop {
+        match io.read(&mut scratch) {
+            Ok(0) => return Step::Close,
+            Ok(n) if conn.discarded(n) => return Step::Close,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Step::Close,
+        }
+    }
+}
+
+/// Logs an I/O failure at the level it deserves and closes.
+fn broken(conn: &mut Connection, e: io::Error) -> Step {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionAborted => {
+            log::debug!("{}: peer went away: {e}", conn.peer());
+        }
+        _ => log::warn!("{}: connection failed: {e}", conn.peer()),
+    }
+    conn.discard_output();
+    Step::Close
+}

@@ -1,0 +1,188 @@
+//! A worker thread's view of the server: the [`Site`] every worker shares (routes, limits,
+//! timeouts, counters) and what only this thread touches (its file cache, the cached `Date`
+//! and log time, read buffers, the allocations of the last request head).
+
+use crate::app::Router;
+use crate::connection::Timeouts;
+use crate::connection::readbuf::BufferPool;
+use crate::files::StaticFiles;
+use crate::http::date::DateCache;
+use crate::http::parse::{HeadStorage, parse_head_reusing};
+use crate::http::{Limits, RequestError, RequestHead, Response};
+use crate::stats::Stats;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The served site as every worker sees it: immutable once the server runs.
+pub struct Site {
+    /// Handler routes, consulted before the static files.
+    pub router: Router,
+    /// Request head limits.
+    pub limits: Limits,
+    /// Largest request body a handler accepts.
+    pub max_body_size: u64,
+    /// Requests served on one connection before it closes (0: no limit).
+    pub max_requests_per_connection: u64,
+    /// Whether to write an access-log line per response.
+    pub access_log: bool,
+    /// What each connection is held to.
+    pub timeouts: Timeouts,
+    /// Server-wide counters.
+    pub stats: Arc<Stats>,
+}
+
+/// One worker thread's state: the shared site, and caches only this thread touches.
+pub struct Worker {
+    site: Arc<Site>,
+    /// Which of the server's workers this is, for its counters.
+    index: usize,
+    files: StaticFiles,
+    date: DateCache,
+    log_time: LogTime,
+    buffers: BufferPool,
+    spare_head: HeadStorage,
+    draining: bool,
+}
+
+impl Worker {
+    /// Worker number `index` serving `site`, with `files` behind it.
+    pub fn new(site: Arc<Site>, index: usize, files: StaticFiles) -> Worker {
+        Worker {
+            site,
+            index,
+            files,
+            date: DateCache::new(),
+            log_time: LogTime::default(),
+            buffers: BufferPool::default(),
+            spare_head: HeadStorage::default(),
+            draining: false,
+        }
+    }
+
+    /// Another worker for the same site, with caches of its own (empty).
+    pub fn sibling(&self) -> Worker {
+        Worker::new(self.site.clone(), self.index, self.files.clone())
+    }
+
+    /// The shared site.
+    pub fn site(&self) -> &Site {
+        &self.site
+    }
+
+    /// The server-wide counters.
+    pub fn stats(&self) -> &Stats {
+        &self.site.stats
+    }
+
+    /// Counts a response queued by this worker.
+    pub fn count_response(&self) {
+        self.site.stats.request_served(self.index);
+    }
+
+    /// The read buffers kept for reuse.
+    pub fn buffers(&mut self) -> &mut BufferPool {
+        &mut self.buffers
+    }
+
+    /// Moves the cached clocks to `now`.
+    pub fn tick(&mut self, now: SystemTime) {
+        self.date.refresh(now);
+        if self.site.access_log {
+            self.log_time.refresh(now);
+        }
+    }
+
+    /// Starts watching what the worker's caches depend on. Returns a descriptor that becomes
+    /// readable when something changed; then call [`Worker::refresh`].
+    pub fn watch_changes(&mut self) -> io::Result<RawFd> {
+        self.files.watch_changes()
+    }
+
+    /// Brings the caches up to date with the changes reported so far. Call it wherever input
+    /// read after the last poll is about to be served.
+    pub fn refresh(&mut self) {
+        self.files.apply_changes();
+    }
+
+    /// A graceful shutdown began: every response from now on closes its connection.
+    pub fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// Whether a graceful shutdown is under way.
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// Parses a request head at the start of `input`, into the last head's allocations.
+    pub fn parse_head(
+        &mut self,
+        input: &[u8],
+    ) -> Result<Option<(RequestHead, usize)>, RequestError> {
+        parse_head_reusing(input, &self.site.limits, &mut self.spare_head)
+    }
+
+    /// Keeps an answered head's allocations for the next head.
+    pub fn recycle_head(&mut self, head: RequestHead) {
+        self.spare_head = head.into_storage();
+    }
+
+    /// Answers a request from the static files.
+    pub fn serve_file(&mut self, head: &RequestHead) -> Response {
+        self.files.serve(head)
+    }
+
+    /// The `Date` value for this second.
+    pub fn date(&self) -> &[u8] {
+        self.date.as_bytes()
+    }
+
+    /// The access-log timestamp for this second.
+    pub fn log_time(&self) -> &str {
+        self.log_time.as_str()
+    }
+}
+
+/// The Common Log Format time (`10/Oct/2000:13:55:36 +0000`), formatted once per second.
+#[derive(Debug, Default)]
+pub struct LogTime {
+    second: u64,
+    text: String,
+}
+
+impl LogTime {
+    /// Updates the text if `now` is in a new second.
+    pub fn refresh(&mut self, now: SystemTime) {
+        let second = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs();
+        if second == self.second && !self.text.is_empty() {
+            return;
+        }
+        self.second = second;
+        // IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT" rearranged to "06/Nov/1994:08:49:37 +0000".
+        let imf = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(second));
+        let (day, month, year, time) = (&imf[5..7], &imf[8..11], &imf[12..16], &imf[17..25]);
+        self.text = format!("{day}/{month}/{year}:{time} +0000");
+    }
+
+    /// The formatted time.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_time_is_common_log_format() {
+        let mut time = LogTime::default();
+        time.refresh(UNIX_EPOCH + Duration::from_secs(971_185_736));
+        assert_eq!(time.as_str(), "10/Oct/2000:13:48:56 +0000");
+    }
+}
