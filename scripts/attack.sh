@@ -41,8 +41,8 @@
 # is restarted if an attack killed it, and the death is reported.
 #
 # Prints a Markdown table (attack, baseline req/s, req/s under attack, ratio,
-# available yes/no and why) and writes it to bench-results/attack.md
-# (attack-nginx.md for SERVER=nginx).
+# available yes/no and why) and writes it to bench-results/attack-SERVER.md
+# (attack-margay.md, or attack-nginx.md for SERVER=nginx).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"   # also sets the cleanup traps
 
@@ -174,8 +174,7 @@ done
 } >"$SCRATCH/attack.md"
 
 mkdir -p "$RESULTS_DIR"
-REPORT=$RESULTS_DIR/attack.md
-[[ $SERVER == margay ]] || REPORT=$RESULTS_DIR/attack-$SERVER.md
+REPORT=$RESULTS_DIR/attack-$SERVER.md
 cp "$SCRATCH/attack.md" "$REPORT"
 echo
 cat "$REPORT"

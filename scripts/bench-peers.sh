@@ -19,7 +19,7 @@
 #   ROUNDS     rounds of each interleaved measurement (default 15; 0 skips them)
 #   SLICE      wrk run length per server and round when interleaved (default 2s)
 #   REPORT_NAME  the report's file name under bench-results/, without .md
-#              (default peers)
+#              (default peers-latest; the raw measurements go beside it as .raw)
 #
 # Servers (each alone while measured, pinned to core 0; clients on core 1;
 # all on 127.0.0.1, serving the same generated docroot):
@@ -58,11 +58,11 @@
 #
 # Prints a Markdown report (all medians, the interleaved totals, then margay /
 # best peer for each workload both ways, and margay's CPU per request / the
-# floor's for a) and writes it to bench-results/peers.md with the date and
+# floor's for a) and writes it to bench-results/peers-latest.md with the date and
 # machine. Back-to-back ratios come two ways: the ratio of the medians, and the
 # median of the ratios within each repetition ("paired"); the second does not
 # set a figure from a slow phase of the machine against one from a fast phase.
-# Every measurement goes to bench-results/peers.raw beside it.
+# Every measurement goes to bench-results/peers-latest.raw beside it.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"   # also sets the cleanup traps
 
@@ -475,7 +475,7 @@ report() {
 }
 
 mkdir -p "$RESULTS_DIR"
-OUT=$RESULTS_DIR/${REPORT_NAME:-peers}.md
+OUT=$RESULTS_DIR/${REPORT_NAME:-peers-latest}.md
 # Written aside first: opening the report for writing would make the tree look modified
 # to the `git describe --dirty` in its header.
 report >"$SCRATCH/report.md"

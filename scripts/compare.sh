@@ -32,8 +32,9 @@
 # thread model spawning 10,000 threads on a busy core) can leave a short run
 # with no responses at all; the note says so, and a longer DURATION helps.
 #
-# Writes bench-results/compare.csv, bench-results/compare.md (Markdown table)
-# and bench-results/compare.svg (req/s and RSS against connections), and
+# Writes bench-results/reactor-vs-threads.csv, bench-results/reactor-vs-threads.md
+# (Markdown table) and bench-results/reactor-vs-threads.svg (req/s and RSS against
+# connections), and
 # prints the table with the date, kernel, CPU model and core count.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"   # also sets the cleanup traps
@@ -61,9 +62,9 @@ raise_thread_limits
 log "open files limit $NOFILE_LIMIT, processes limit $(ulimit -u)"
 
 mkdir -p "$RESULTS_DIR"
-CSV=$RESULTS_DIR/compare.csv
-MD=$RESULTS_DIR/compare.md
-SVG=$RESULTS_DIR/compare.svg
+CSV=$RESULTS_DIR/reactor-vs-threads.csv
+MD=$RESULTS_DIR/reactor-vs-threads.md
+SVG=$RESULTS_DIR/reactor-vs-threads.svg
 echo "server,connections,requests,req_per_s,p50_ms,p99_ms,socket_errors,non2xx,errors,rss_mid_kib,hwm_kib,threads_mid,cpu_us_per_req,cpu_busy_pct,note" >"$CSV"
 
 secs=$(duration_secs "$DURATION")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Plot compare.sh's results: requests/s and resident memory against connections.
 
-Usage: plot_compare.py bench-results/compare.csv bench-results/compare.svg
+Usage: plot_compare.py bench-results/reactor-vs-threads.csv bench-results/reactor-vs-threads.svg
 
 Two panels side by side, log-scaled connection axis, one line per server.
 Points the server could not serve (no responses) are left out of the lines.

@@ -8,7 +8,7 @@
 #   1 worker  pinned to core 0,         wrk pinned to core 1;
 #   2 workers pinned to cores 0 and 1,  wrk pinned to core 1 (sharing it).
 # The second worker can only use what wrk leaves of core 1; the table shows
-# what that buys. Writes bench-results/workers.md.
+# what that buys. Writes bench-results/workers-one-vs-two.md.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"   # also sets the cleanup traps
 
@@ -49,5 +49,5 @@ $(machine_line). wrk \`-t1 -c100\` on /index.html for $DURATION, pinned to core 
 | ---: | --- | ---: | ---: |
 ${rows}"
 mkdir -p "$RESULTS_DIR"
-printf '%s' "$report" >"$RESULTS_DIR/workers.md"
+printf '%s' "$report" >"$RESULTS_DIR/workers-one-vs-two.md"
 printf '%s' "$report"
