@@ -1,8 +1,7 @@
 //! The server as an embedder starts it: bind the listening sockets, add routes, then run the
 //! workers of the chosen model on background threads until shutdown.
 
-use crate::Request;
-use crate::app::Router;
+use crate::app::{Request, Router};
 use crate::builtin;
 use crate::config::{AccessLog, Config, Model};
 use crate::control::Control;
