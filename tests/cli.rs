@@ -78,8 +78,9 @@ fn a_bad_option_is_an_error_not_a_panic() {
 
 #[test]
 fn a_missing_root_is_a_one_line_error() {
+    // A configuration mistake, found before binding: exit status 2, as for a bad option.
     let output = margay(&["--listen", "127.0.0.1:0", "--root", "/no/such/directory"]);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2));
     let line = error_line(&output);
     assert!(line.contains("/no/such/directory"), "{line}");
     assert_eq!(

@@ -1,0 +1,101 @@
+//! Every option of the `margay` binary, declared once: clap builds `--help` and the command
+//! line from it, and the configuration file's keys are the same names with `_` for `-`.
+
+use clap::Parser;
+use margay::Model;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// An HTTP/1.1 server that serves many clients from one thread.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub struct Args {
+    /// Read options from this TOML file (keys are the long option names with `_` for `-`);
+    /// the command line overrides it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Check the configuration, print the effective settings and exit (0 when valid, 2 when
+    /// not), without binding or serving.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Address to listen on, IPv4 or IPv6 (e.g. 127.0.0.1:8080 or [::1]:8080).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Directory whose files are served.
+    #[arg(long, default_value = "htdocs", value_name = "DIR", value_parser = existing_dir)]
+    pub root: PathBuf,
+    /// Access log (Combined Log Format): off, stdout, or a file path to append to.
+    #[arg(long, default_value = "stdout", value_name = "off|stdout|PATH")]
+    pub access_log: String,
+    /// Level of the server's own log: error, warn, info, debug or trace.
+    #[arg(long, default_value = "info", value_name = "LEVEL")]
+    pub log_level: log::LevelFilter,
+    /// Concurrency model: one event loop (reactor) or a thread per connection (threads).
+    #[arg(long, default_value = "reactor", value_parser = parse_model, value_name = "reactor|threads")]
+    pub model: Model,
+    /// Event loops sharing the port with SO_REUSEPORT: a number, or auto (one per CPU).
+    #[arg(long, default_value = "1", value_parser = parse_workers, value_name = "N|auto")]
+    pub workers: usize,
+    /// Seconds a request head may take to arrive, from its first byte.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub header_timeout: u64,
+    /// Seconds a new connection may wait in the kernel for its first bytes before the server
+    /// takes it up anyway (TCP_DEFER_ACCEPT; 0 = take every connection up at once).
+    #[arg(long, default_value_t = 1, value_name = "SECS")]
+    pub defer_accept: u64,
+    /// Kernel send buffer per connection in bytes (SO_SNDBUF), bounding what a client that
+    /// reads slowly can hold in kernel memory; 0 = the kernel's automatic sizing.
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    pub send_buffer: usize,
+    /// Seconds an idle kept-alive connection is kept.
+    #[arg(long, default_value_t = 15, value_name = "SECS")]
+    pub keep_alive_timeout: u64,
+    /// Seconds a response may make no progress before the client is dropped.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub send_timeout: u64,
+    /// Seconds in-flight responses get to finish after SIGINT/SIGTERM.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub shutdown_timeout: u64,
+    /// Most connections open at once; accepting pauses at the cap.
+    #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// Requests served on one connection before it closes (0 = unlimited).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_requests_per_connection: u64,
+    /// Largest request body a handler accepts, in bytes (413 past it).
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
+    pub max_body_size: u64,
+    /// Do not serve the built-in /api/status and /api/echo endpoints.
+    #[arg(long)]
+    pub no_builtin_endpoints: bool,
+}
+
+/// Options that steer the command itself and have no key in the file.
+pub const NOT_IN_FILE: &[&str] = &["config", "check_config", "help", "version"];
+
+fn parse_model(text: &str) -> Result<Model, String> {
+    match text {
+        "reactor" => Ok(Model::Reactor),
+        "threads" => Ok(Model::Threads),
+        _ => Err("expected reactor or threads".into()),
+    }
+}
+
+fn parse_workers(text: &str) -> Result<usize, String> {
+    match text {
+        "auto" => Ok(0),
+        n => match n.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err("expected a positive number or auto".into()),
+        },
+    }
+}
+
+fn existing_dir(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    if path.is_dir() {
+        Ok(path)
+    } else {
+        Err(format!("{text} is not a directory"))
+    }
+}
