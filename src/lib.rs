@@ -29,6 +29,7 @@ mod connection;
 mod control;
 mod files;
 mod http;
+mod listener;
 mod reactor;
 mod server;
 mod stats;

@@ -26,21 +26,29 @@ fn main() {
         }
         return;
     }
-    if let Err(e) = run(options.args) {
+    let listen_is_default = options.is_default("listen");
+    if let Err(e) = run(options.args, listen_is_default) {
         eprintln!("margay: {e}");
         std::process::exit(1);
     }
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+fn run(args: Args, listen_is_default: bool) -> Result<(), Box<dyn std::error::Error>> {
     let access_log = match args.access_log.as_str() {
         "off" => AccessLog::Off,
         "stdout" => AccessLog::Stdout,
         path => AccessLog::File(PathBuf::from(path)),
     };
     install_logger(args.log_level, &access_log)?;
-    let config = Config::default()
-        .listen(args.listen)
+    // Plain HTTP on its default address only when no listener of any kind was asked for.
+    let plain = if args.tls_listen.is_empty() || !listen_is_default {
+        args.listen.clone()
+    } else {
+        Vec::new()
+    };
+    let mut config = Config::default()
+        .listen_on(plain)
+        .redirect_https(args.redirect_https)
         .root(args.root)
         .model(args.model)
         .access_log(access_log)
@@ -55,6 +63,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .max_body_size(args.max_body_size)
         .workers(args.workers)
         .builtin_endpoints(!args.no_builtin_endpoints);
+    for addr in &args.tls_listen {
+        config = config.tls_listen(*addr);
+    }
+    for (cert, key) in args.tls_cert.iter().zip(&args.tls_key) {
+        config = config.tls_certificate(cert, key);
+    }
     Server::new(config)?.run()?;
     log::info!("stopped");
     Ok(())
