@@ -304,3 +304,30 @@ pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
         }
     }
 }
+
+/// A connection whose kernel buffers are pinned small (no autotuning), so "the client stopped
+/// reading" and "the server stopped reading" become visible within a few hundred KiB instead
+/// of the many MiB loopback buffers can grow to, and a download cannot be parked in them.
+pub fn connect_small_buffers(addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    socket.set_send_buffer_size(64 * 1024).unwrap();
+    socket
+        .connect(&addr.into())
+        .expect("connect to test server");
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// `GET /api/status` on a fresh connection to `addr`, checked and parsed.
+pub fn fetch_status(addr: SocketAddr) -> serde_json::Value {
+    let mut stream = connect(addr);
+    send(&mut stream, &get_req("/api/status"));
+    let resp = read_response(&mut stream, false);
+    assert_eq!(resp.status, 200, "/api/status: {}", resp.text());
+    serde_json::from_slice(&resp.body).expect("/api/status is JSON")
+}

@@ -1,5 +1,5 @@
 //! Support shared by the integration tests, by what it provides: the known document root
-//! (`site`), the servers under test, in process and as the binary (`server`), a
+//! (`site`), the server under test in process (`server`) and as the binary (`process`), a
 //! raw-socket client (`client`), assertions on responses (`checks`) and byte-range parsing
 //! (`ranges`). Everything is re-exported here, so a test file needs only `use common::*;`.
 
@@ -8,13 +8,14 @@
 
 mod checks;
 mod client;
+mod process;
 mod ranges;
 mod server;
 mod site;
 
 // A test binary that uses nothing of a part would see its re-export warned about.
 #[allow(unused_imports)]
-pub use {checks::*, client::*, ranges::*, server::*, site::*};
+pub use {checks::*, client::*, process::*, ranges::*, server::*, site::*};
 
 /// Runs a test body once per concurrency model: `both_models!(name, |model| { ... })` expands to
 /// `mod name { #[test] fn reactor() {..} #[test] fn threads() {..} }`. Exported so a test file

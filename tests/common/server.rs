@@ -1,54 +1,62 @@
-//! The servers under test: margay in process on `127.0.0.1:0` over the known site, and the
-//! margay binary as a child process.
+//! The server under test, in process: a real margay on `127.0.0.1:0` over the known site,
+//! started with the configuration, routes and extra files a test asks for, stopped on drop.
 
-use super::client::{Resp, connect, read_response, request, send};
-use super::site::{STYLE_CSS, big_bin, populate_root};
-use margay::Model;
+use super::client::{
+    Resp, connect, fetch_status, get_req, read_response, request, send, try_read_response,
+};
+use super::site::{STYLE_CSS, Site};
+use margay::{AccessLog, Config, Model, RunningServer, Server};
+use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use tempfile::TempDir;
+use std::thread;
+use std::time::{Duration, Instant};
 
-/// A running server over a fresh temporary document root. Dropping it stops the server and
-/// then removes the directories.
+/// How long the fixture's own shutdown may wait for what a test left in flight.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A running server over a fresh copy of the known site. Dropping it stops the server, then
+/// removes the directories.
 pub struct TestServer {
-    // Declared first so it is dropped (and the server stopped) before the directories go.
-    running: margay::RunningServer,
+    // Declared first so it is dropped (and the server stopped) before the site goes.
+    running: RunningServer,
     addr: SocketAddr,
-    root: TempDir,
-    outside: TempDir,
+    site: Site,
+}
+
+/// A server about to start: see [`TestServer::builder`].
+pub struct TestServerBuilder {
+    site: Site,
+    config: Config,
+    routes: Vec<Box<dyn FnOnce(Server) -> Server>>,
 }
 
 impl TestServer {
-    /// Builds the document root and starts the server with the given concurrency model.
+    /// Starts a server for `model` with the defaults: the known site, access log off, a short
+    /// shutdown timeout.
     pub fn start(model: Model) -> TestServer {
-        TestServer::start_with(model, |config| config)
+        TestServer::builder(model).start()
     }
 
     /// Like [`TestServer::start`], with the configuration adjusted by `tune` first.
-    pub fn start_with(
-        model: Model,
-        tune: impl FnOnce(margay::Config) -> margay::Config,
-    ) -> TestServer {
-        let root = TempDir::new().expect("create temp root");
-        let outside = TempDir::new().expect("create temp outside dir");
-        populate_root(root.path(), outside.path()).expect("populate root");
+    pub fn start_with(model: Model, tune: impl FnOnce(Config) -> Config) -> TestServer {
+        TestServer::builder(model).config(tune).start()
+    }
 
-        let config = margay::Config::default()
+    /// A server for `model` over a freshly written site, to adjust before
+    /// [`TestServerBuilder::start`]: `TestServer::builder(model).config(|c| ..).routes(|s| ..)`.
+    pub fn builder(model: Model) -> TestServerBuilder {
+        let site = Site::new();
+        let config = Config::default()
             .listen("127.0.0.1:0".parse().unwrap())
-            .root(root.path())
+            .root(site.root())
             .model(model)
-            .access_log(margay::AccessLog::Off);
-        let config = tune(config);
-        let running = margay::Server::new(config)
-            .expect("Server::new")
-            .spawn()
-            .expect("Server::spawn");
-        let addr = running.addr();
-        TestServer {
-            running,
-            addr,
-            root,
-            outside,
+            .access_log(AccessLog::Off)
+            .shutdown_timeout(SHUTDOWN_TIMEOUT);
+        TestServerBuilder {
+            site,
+            config,
+            routes: Vec::new(),
         }
     }
 
@@ -59,12 +67,12 @@ impl TestServer {
 
     /// The document root on disk.
     pub fn root(&self) -> &Path {
-        self.root.path()
+        self.site.root()
     }
 
-    /// The directory beside the root that holds [`OUTSIDE_FILE`].
+    /// The directory beside the root that holds the outside secret.
     pub fn outside(&self) -> &Path {
-        self.outside.path()
+        self.site.outside()
     }
 
     /// A new client connection with read/write timeouts and Nagle off.
@@ -93,77 +101,86 @@ impl TestServer {
     pub fn head_with(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
         self.exchange(&request("HEAD", path, headers), true)
     }
+
+    /// The `/api/status` report, fetched on a fresh connection.
+    pub fn status(&self) -> serde_json::Value {
+        fetch_status(self.addr)
+    }
+
+    /// `GET /style.css` on a fresh connection, checked.
+    pub fn assert_serves(&self, what: &str) {
+        let mut stream = self.connect();
+        send(&mut stream, &get_req("/style.css"));
+        let resp = try_read_response(&mut stream, false)
+            .unwrap_or_else(|e| panic!("{what}: a normal client was not served: {e}"));
+        assert_eq!(resp.status, 200, "{what}: a normal client was not served");
+        assert_eq!(resp.body, STYLE_CSS.as_bytes(), "{what}");
+    }
+
+    /// Polls `/api/status` until `active` (which counts the polling connection itself) is
+    /// `want`, or panics after `within`.
+    pub fn wait_for_active(&self, want: i64, within: Duration, what: &str) {
+        let deadline = Instant::now() + within;
+        loop {
+            let active = self.status()["active"]
+                .as_i64()
+                .expect("active is a number");
+            if active == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: /api/status active stayed at {active}, expected {want} within {within:?}"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Shuts the server down gracefully and waits for it, as an embedder would.
+    pub fn shutdown(self) -> io::Result<()> {
+        let TestServer { running, site, .. } = self;
+        let result = running.shutdown();
+        drop(site);
+        result
+    }
+}
+
+impl TestServerBuilder {
+    /// Adjusts the configuration: timeouts, limits, workers, built-in endpoints.
+    pub fn config(mut self, tune: impl FnOnce(Config) -> Config) -> TestServerBuilder {
+        self.config = tune(self.config);
+        self
+    }
+
+    /// Registers handlers before the server starts.
+    pub fn routes(mut self, add: impl FnOnce(Server) -> Server + 'static) -> TestServerBuilder {
+        self.routes.push(Box::new(add));
+        self
+    }
+
+    /// Writes extra files into the document root before the server starts.
+    pub fn files(self, write: impl FnOnce(&Path)) -> TestServerBuilder {
+        write(self.site.root());
+        self
+    }
+
+    /// Binds `127.0.0.1:0` and starts serving on background threads.
+    pub fn start(self) -> TestServer {
+        let mut server = Server::new(self.config).expect("Server::new");
+        for add in self.routes {
+            server = add(server);
+        }
+        let running = server.spawn().expect("Server::spawn");
+        let addr = running.addr();
+        TestServer {
+            running,
+            addr,
+            site: self.site,
+        }
+    }
 }
 
 /// Path of a file on disk, for tests that compare against metadata.
 pub fn disk_path(server: &TestServer, rel: &str) -> PathBuf {
     server.root().join(rel)
-}
-
-/// The margay binary running as a child process over a temporary root holding `style.css`
-/// and `big.bin`, its log in a file; killed on drop.
-pub struct ServerProcess {
-    pub child: std::process::Child,
-    pub addr: SocketAddr,
-    dir: TempDir,
-}
-
-impl ServerProcess {
-    /// Starts the binary with `--model model`, the access log off and `extra` arguments; with
-    /// `fd_limit`, under a shell that first lowers its descriptor limit (`ulimit -n`). Returns
-    /// at once: callers wait for it to serve in their own way.
-    pub fn spawn(model: &str, extra: &[&str], fd_limit: Option<u32>) -> ServerProcess {
-        use std::process::{Command, Stdio};
-        let dir = TempDir::new().unwrap();
-        let root = dir.path().join("root");
-        std::fs::create_dir(&root).unwrap();
-        std::fs::write(root.join("style.css"), STYLE_CSS).unwrap();
-        std::fs::write(root.join("big.bin"), big_bin()).unwrap();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let binary = env!("CARGO_BIN_EXE_margay");
-        let mut command = match fd_limit {
-            Some(limit) => {
-                let mut shell = Command::new("sh");
-                let script = format!(r#"ulimit -n {limit} && exec "$0" "$@""#);
-                shell.arg("-c").arg(script).arg(binary);
-                shell
-            }
-            None => Command::new(binary),
-        };
-        let child = command
-            .args(["--listen", &addr.to_string(), "--root"])
-            .arg(&root)
-            .args([
-                "--access-log",
-                "off",
-                "--log-level",
-                "info",
-                "--model",
-                model,
-            ])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn margay");
-        ServerProcess { child, addr, dir }
-    }
-
-    /// What the server has logged so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

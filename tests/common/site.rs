@@ -4,6 +4,7 @@
 use std::io;
 use std::path::Path;
 use std::sync::OnceLock;
+use tempfile::TempDir;
 
 pub const INDEX_HTML: &str = "<!DOCTYPE html>\n<html><head><title>root index</title></head><body>root index page</body></html>\n";
 pub const STYLE_CSS: &str = "body { color: #333; background: white; }\n";
@@ -92,4 +93,31 @@ pub fn populate_root(root: &Path, outside: &Path) -> io::Result<()> {
     symlink(outside, root.join("link-dir"))?;
     symlink("style.css", root.join("link-in"))?;
     Ok(())
+}
+
+/// A fresh temporary document root holding the known files, and the directory beside it;
+/// both are removed on drop.
+pub struct Site {
+    root: TempDir,
+    outside: TempDir,
+}
+
+impl Site {
+    /// Creates and fills both directories.
+    pub fn new() -> Site {
+        let root = TempDir::new().expect("create temp root");
+        let outside = TempDir::new().expect("create temp outside dir");
+        populate_root(root.path(), outside.path()).expect("populate root");
+        Site { root, outside }
+    }
+
+    /// The document root.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// The directory beside the root that holds [`OUTSIDE_FILE`].
+    pub fn outside(&self) -> &Path {
+        self.outside.path()
+    }
 }
