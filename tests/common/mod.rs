@@ -18,11 +18,12 @@ mod site;
 pub use {checks::*, client::*, process::*, ranges::*, server::*, site::*};
 
 /// Runs a test body once per concurrency model: `both_models!(name, |model| { ... })` expands to
-/// `mod name { #[test] fn reactor() {..} #[test] fn threads() {..} }`. Exported so a test file
-/// can use it with either `#[macro_use] mod common;` or a plain `mod common;`.
+/// `mod name { #[test] fn reactor() {..} #[test] fn threads() {..} }`. Attributes written
+/// before the name (`#[ignore = "why"]`) go on both tests. Exported so a test file can use it
+/// with either `#[macro_use] mod common;` or a plain `mod common;`.
 #[macro_export]
 macro_rules! both_models {
-    ($name:ident, |$model:ident| $body:block) => {
+    ($(#[$attr:meta])* $name:ident, |$model:ident| $body:block) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -31,11 +32,13 @@ macro_rules! both_models {
             fn run($model: margay::Model) $body
 
             #[test]
+            $(#[$attr])*
             fn reactor() {
                 run(margay::Model::Reactor)
             }
 
             #[test]
+            $(#[$attr])*
             fn threads() {
                 run(margay::Model::Threads)
             }
