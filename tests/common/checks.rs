@@ -102,16 +102,6 @@ pub fn assert_error_page(resp: &Resp, status: u16) {
     assert!(!resp.body.is_empty(), "error page has an empty body");
 }
 
-/// Asserts the status is one of `allowed`.
-pub fn assert_status_in(resp: &Resp, allowed: &[u16], what: &str) {
-    assert!(
-        allowed.contains(&resp.status),
-        "{what}: status {} not in {allowed:?}; body {:?}",
-        resp.status,
-        resp.text()
-    );
-}
-
 /// Splits a media type into its lowercased essence (`type/subtype`) and its parameters
 /// (names lowercased, values unquoted).
 pub fn media_type(value: &str) -> (String, Vec<(String, String)>) {
