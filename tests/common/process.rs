@@ -32,6 +32,7 @@ pub struct ServerProcess {
     pub child: Child,
     pub addr: SocketAddr,
     log_dir: TempDir,
+    // Held so the document root lives as long as the process.
     site: Site,
 }
 
@@ -60,11 +61,6 @@ impl ServerProcess {
             access_log: None,
             fd_limit: None,
         }
-    }
-
-    /// The document root the binary serves.
-    pub fn root(&self) -> &std::path::Path {
-        self.site.root()
     }
 
     /// What the server has logged so far.
