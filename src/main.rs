@@ -62,7 +62,10 @@ fn run(args: Args, listen_is_default: bool) -> Result<(), Box<dyn std::error::Er
         .max_requests_per_connection(args.max_requests_per_connection)
         .max_body_size(args.max_body_size)
         .workers(args.workers)
-        .builtin_endpoints(!args.no_builtin_endpoints);
+        .builtin_endpoints(!args.no_builtin_endpoints)
+        .handler_threads(usize::try_from(args.handler_threads).unwrap_or(usize::MAX))
+        .handler_queue(usize::try_from(args.handler_queue).unwrap_or(usize::MAX))
+        .handler_timeout(Duration::from_secs(args.handler_timeout));
     for addr in &args.tls_listen {
         config = config.tls_listen(*addr);
     }
