@@ -130,6 +130,7 @@ impl Reactor {
         control.add_waker(waker.clone());
         let (mailbox, inbox) = Mailbox::new(waker);
         worker.set_notifier(Notifier::Mailbox(mailbox));
+        worker.watch_shutdown(control.clone());
         match worker.watch_changes() {
             Ok(fd) => poll
                 .registry()

@@ -253,12 +253,13 @@ fn serve(
     peer: SocketAddr,
     kind: ListenerKind,
     worker: &mut Worker,
-    control: &Control,
+    control: &Arc<Control>,
     idle: &dyn Fn(bool),
 ) {
     let now = Instant::now();
     let doorbell = Arc::new(Doorbell::default());
     worker.set_notifier(Notifier::Doorbell(doorbell.clone()));
+    worker.watch_shutdown(control.clone());
     let ticket = Ticket { key: 0, id: 0 };
     let mut conn = Connection::open(peer, kind.scheme(), ticket, now, worker.stats());
     let site = worker.site();

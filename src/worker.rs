@@ -6,6 +6,7 @@ use crate::app::pool::{Mailbox, Pool, QueueFull, Ticket, Wake};
 use crate::app::{Handler, Request, Router, StateMap};
 use crate::connection::Timeouts;
 use crate::connection::readbuf::BufferPool;
+use crate::control::Control;
 use crate::files::StaticFiles;
 use crate::http::date::DateCache;
 use crate::http::parse::{HeadStorage, parse_head_reusing};
@@ -94,6 +95,8 @@ pub struct Worker {
     spare_head: HeadStorage,
     draining: bool,
     notifier: Notifier,
+    /// The server's shutdown flag, looked at when a response is encoded.
+    control: Option<Arc<Control>>,
 }
 
 impl Worker {
@@ -109,7 +112,14 @@ impl Worker {
             spare_head: HeadStorage::default(),
             draining: false,
             notifier: Notifier::Nobody,
+            control: None,
         }
+    }
+
+    /// Watches `control`: once shutdown begins, every response closes its connection, even
+    /// one whose handler was running when it began.
+    pub fn watch_shutdown(&mut self, control: Arc<Control>) {
+        self.control = Some(control);
     }
 
     /// Sets how other threads reach this worker.
@@ -206,7 +216,7 @@ impl Worker {
 
     /// Whether a graceful shutdown is under way.
     pub fn is_draining(&self) -> bool {
-        self.draining
+        self.draining || self.control.as_ref().is_some_and(|c| c.is_shutting_down())
     }
 
     /// Parses a request head at the start of `input`, into the last head's allocations.
