@@ -5,6 +5,7 @@
 use crate::app::{BodySender, Execution, Handler, Request, Router};
 use crate::control::Control;
 use crate::http::{Method, Response};
+use crate::proxy::Upstreams;
 use crate::stats::Stats;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,14 +15,23 @@ use std::time::Duration;
 const EVENT_PERIOD: Duration = Duration::from_secs(1);
 
 /// Adds the built-in endpoints to `router`.
-pub(crate) fn add_endpoints(router: &mut Router, stats: &Arc<Stats>, control: &Arc<Control>) {
+pub(crate) fn add_endpoints(
+    router: &mut Router,
+    stats: &Arc<Stats>,
+    control: &Arc<Control>,
+    upstreams: Option<Arc<Upstreams>>,
+) {
     let on_loop = Execution::OnLoop;
     let status_stats = stats.clone();
     router.add(
         Method::Get,
         "/api/status",
         handler(move |_| {
-            Response::json(&status_stats.report()).header("Cache-Control", "no-store")
+            let mut report = serde_json::to_value(status_stats.report()).unwrap_or_default();
+            if let Some(upstreams) = &upstreams {
+                report["upstreams"] = serde_json::to_value(upstreams.report()).unwrap_or_default();
+            }
+            Response::json(&report).header("Cache-Control", "no-store")
         }),
         on_loop,
     );

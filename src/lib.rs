@@ -30,6 +30,7 @@ mod control;
 mod files;
 mod http;
 mod listener;
+mod proxy;
 mod reactor;
 mod server;
 mod stats;
@@ -41,6 +42,7 @@ pub use app::{BodySender, Disconnected, Error, IntoResponse, Request, Result};
 pub use config::{AccessLog, Config, Model};
 pub use http::status::InvalidStatusCode;
 pub use http::{Body, BodyPart, Method, Response, StatusCode, Version};
+pub use proxy::{Balance, HostHeader, ProxyRule, ProxyRuleError};
 pub use server::{RunningServer, Server, ShutdownHandle};
 pub use stats::StatusReport;
 

@@ -9,6 +9,8 @@ use crate::control::Control;
 use crate::files::StaticFiles;
 use crate::http::Method;
 use crate::listener::{Listener, ListenerKind, bind};
+use crate::proxy::Upstreams;
+use crate::proxy::upstreams::check_health;
 use crate::reactor::{Reactor, ReactorConfig};
 use crate::stats::{Stats, StatusReport};
 use crate::threaded;
@@ -241,8 +243,23 @@ impl Server {
             )
         })?;
         let control = Arc::new(Control::default());
+        let upstreams = (!self.config.proxy_rules.is_empty()).then(|| {
+            Arc::new(Upstreams::new(
+                &self.config.proxy_rules,
+                self.config.proxy.clone(),
+            ))
+        });
+        if let (Some(upstreams), Some(path)) = (&upstreams, &self.config.proxy.health_check) {
+            let control = control.clone();
+            check_health(
+                upstreams.clone(),
+                path.clone(),
+                self.config.proxy.health_interval,
+                move || control.is_shutting_down(),
+            );
+        }
         if self.config.builtin_endpoints {
-            builtin::add_endpoints(&mut self.router, &self.stats, &control);
+            builtin::add_endpoints(&mut self.router, &self.stats, &control, upstreams.clone());
         }
         let config = self.config;
         let https_port = self
@@ -261,6 +278,7 @@ impl Server {
             tls: self.tls.clone(),
             redirect_https: https_port.filter(|_| config.redirect_https),
             state: Arc::new(self.state),
+            upstreams: upstreams.clone(),
             pool: match config.model {
                 Model::Reactor => Some(Pool::new(
                     config.handler_threads,

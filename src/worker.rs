@@ -11,6 +11,7 @@ use crate::files::StaticFiles;
 use crate::http::date::DateCache;
 use crate::http::parse::{HeadStorage, parse_head_reusing};
 use crate::http::{Limits, RequestError, RequestHead, Response};
+use crate::proxy::Upstreams;
 use crate::stats::Stats;
 use crate::transport::tls::settings::TlsSettings;
 use std::io;
@@ -43,6 +44,15 @@ pub struct Site {
     /// The worker pool for blocking handlers (the event loop only; in the thread model a
     /// blocking handler runs on its connection's thread).
     pub pool: Option<Arc<Pool>>,
+    /// The reverse proxy's rules and upstream servers, if any.
+    pub upstreams: Option<Arc<Upstreams>>,
+}
+
+impl Site {
+    /// Whether `ip` is a proxy in front of this server whose forwarding fields are believed.
+    pub fn is_trusted_proxy(&self, _ip: std::net::IpAddr) -> bool {
+        false
+    }
 }
 
 /// How a worker is reached from other threads (a blocking handler's result, a streamed

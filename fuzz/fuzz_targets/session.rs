@@ -161,12 +161,14 @@ fn site(limits: Limits, max_requests: u64, max_body_size: u64) -> Arc<Site> {
             keep_alive: Duration::from_secs(15),
             send: Duration::from_secs(30),
             handler: Duration::from_secs(30),
+            upstream: Duration::from_secs(30),
         },
         stats: Arc::new(Stats::new(1)),
         tls: None,
         redirect_https: None,
         state: Arc::new(StateMap::default()),
         pool: None,
+        upstreams: None,
     })
 }
 

@@ -18,6 +18,7 @@ use crate::listener::Scheme;
 use crate::stats::Stats;
 use crate::worker::Worker;
 use exchange::Exchange;
+use exchange::Released;
 use outbox::Outbox;
 use readbuf::ReadBuf;
 use std::net::SocketAddr;
@@ -31,6 +32,9 @@ pub const READ_BUDGET: usize = 16;
 pub const LINGER: Duration = Duration::from_secs(2);
 /// Most bytes discarded while lingering.
 pub const LINGER_BYTES: usize = 256 * 1024;
+/// Response bytes from an upstream that may wait for the client before the upstream is read
+/// no further.
+const UPSTREAM_HIGH_WATER: usize = 64 * 1024;
 /// How long a streamed body may go without a piece before the connection is dropped: the
 /// producer decides the pace (an event stream may be quiet for long), this only bounds a
 /// producer that forgot its stream.
@@ -79,6 +83,8 @@ pub struct Timeouts {
     pub send: Duration,
     /// A blocking handler gets this long before the request is answered `504`.
     pub handler: Duration,
+    /// An upstream server gets this long to start its response (`504`) and to go on with it.
+    pub upstream: Duration,
 }
 
 /// One client connection's protocol state.
@@ -100,6 +106,8 @@ pub struct Connection {
     waiting_since: Option<Instant>,
     /// The output waits for a streamed body's producer, not for the socket.
     stalled: bool,
+    /// The last byte moved to or from the upstream server of a forwarded request.
+    upstream_activity: Instant,
 }
 
 impl Connection {
@@ -124,6 +132,7 @@ impl Connection {
             served_seen: 0,
             waiting_since: None,
             stalled: false,
+            upstream_activity: now,
         }
     }
 
@@ -144,7 +153,7 @@ impl Connection {
             State::Closing
         } else if !self.out.is_empty() {
             State::Writing
-        } else if self.exchange.is_waiting() {
+        } else if self.exchange.is_waiting() || self.exchange.awaits_upstream_head() {
             State::Waiting
         } else if self.exchange.served() > 0 && !self.mid_request() {
             State::Idle
@@ -172,6 +181,7 @@ impl Connection {
             // A streamed body's producer sets the pace; the client leaving is seen at once.
             State::Writing if self.stalled => self.last_activity + STREAM_IDLE,
             State::Writing => self.last_activity + timeouts.send,
+            _ if self.exchange.is_forwarding() => self.upstream_activity + timeouts.upstream,
             State::Waiting => self.waiting_since.unwrap_or(self.last_activity) + timeouts.handler,
             State::Reading | State::Idle if self.exchange.reading_body() => {
                 self.last_activity + timeouts.header
@@ -282,6 +292,78 @@ impl Connection {
         true
     }
 
+    // -----------------------------------------------------------------------------------
+    // A request forwarded upstream. The shell owns the upstream socket; the core writes and
+    // reads through these.
+
+    /// Whether a request is being forwarded upstream.
+    pub fn is_forwarding(&self) -> bool {
+        self.exchange.is_forwarding()
+    }
+
+    /// The group (and a member to avoid) a forwarded request needs a connection for.
+    pub fn upstream_wanted(&self) -> Option<(usize, Option<usize>)> {
+        self.exchange.upstream_wanted()
+    }
+
+    /// The shell connected (or is connecting) to `member` for the forwarded request.
+    pub fn attach_upstream(&mut self, member: usize, worker: &Worker, now: Instant) {
+        self.exchange.attach_upstream(member, worker);
+        self.upstream_activity = now;
+    }
+
+    /// No upstream server can take the forwarded request: `502`.
+    pub fn upstream_unavailable(&mut self, worker: &mut Worker) {
+        self.exchange.upstream_unavailable(&mut self.out, worker);
+    }
+
+    /// The upstream connection failed: the request is tried elsewhere, answered `502`, or
+    /// (mid-body) the client's connection is ended.
+    pub fn upstream_broke(&mut self, worker: &mut Worker) {
+        self.exchange.upstream_broke(&mut self.out, worker);
+    }
+
+    /// Request bytes to send upstream.
+    pub fn upstream_output(&self) -> &[u8] {
+        self.exchange.upstream_output()
+    }
+
+    /// Records that `n` request bytes went upstream at `now`.
+    pub fn upstream_sent(&mut self, n: usize, now: Instant) {
+        self.exchange.upstream_sent(n);
+        if n > 0 {
+            self.upstream_activity = now;
+        }
+    }
+
+    /// Whether response bytes may be read from upstream now: a forwarded request is attached
+    /// and the client has taken enough of what came before (backpressure on the upstream).
+    pub fn takes_upstream_bytes(&self) -> bool {
+        self.exchange.upstream_wanted().is_none()
+            && self.exchange.is_forwarding()
+            && self.out.queued() < UPSTREAM_HIGH_WATER
+    }
+
+    /// Reads upstream bytes with `read`, and passes on what they complete (0: the upstream
+    /// closed).
+    pub fn upstream_read(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+        worker: &mut Worker,
+        now: Instant,
+    ) -> std::io::Result<usize> {
+        let n = self.exchange.upstream_fill(read)?;
+        self.upstream_activity = now;
+        self.exchange
+            .upstream_progress(n == 0, &mut self.out, worker);
+        Ok(n)
+    }
+
+    /// The upstream connection the exchange is done with: give it back to the pool or drop it.
+    pub fn take_released(&mut self) -> Option<Released> {
+        self.exchange.take_released()
+    }
+
     /// A blocking handler ran past its timeout: answers `504` and goes on with the next
     /// request; the late response is dropped. False if nothing was waiting.
     pub fn give_up_waiting(&mut self, worker: &mut Worker) -> bool {
@@ -290,6 +372,16 @@ impl Connection {
         }
         self.exchange.give_up_waiting(&mut self.out, worker);
         self.waiting_since = None;
+        true
+    }
+
+    /// The upstream of a forwarded request was too slow: `504` (or, mid-body, the end of the
+    /// connection). False if nothing is forwarded.
+    pub fn give_up_upstream(&mut self, worker: &mut Worker) -> bool {
+        if !self.exchange.is_forwarding() {
+            return false;
+        }
+        self.exchange.upstream_timed_out(&mut self.out, worker);
         true
     }
 
@@ -329,6 +421,11 @@ impl Connection {
     /// Whether no more requests will be answered: close once the output is written.
     pub fn is_done(&self) -> bool {
         self.exchange.is_done()
+    }
+
+    /// Whether a proxied response broke off: the connection ends without completing it.
+    pub fn is_aborted(&self) -> bool {
+        self.exchange.is_aborted()
     }
 
     /// Whether the connection can close at once, without lingering: nothing is unread, the

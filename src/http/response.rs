@@ -29,6 +29,10 @@ pub enum Body {
     Parts(Vec<BodyPart>),
     /// Produced over time through a [`BodySender`], sent chunked (see [`Response::stream`]).
     Stream(BodyStream),
+    /// Bytes that follow from an upstream server, of this length if known (the proxy writes
+    /// them itself).
+    #[doc(hidden)]
+    Upstream(Option<u64>),
 }
 
 /// One piece of a [`Body::Parts`] body.
@@ -68,6 +72,7 @@ impl Body {
     pub fn len(&self) -> u64 {
         match self {
             Body::Empty | Body::Stream(_) => 0,
+            Body::Upstream(len) => len.unwrap_or(0),
             Body::Bytes(b) => b.len() as u64,
             Body::Shared(b) => b.len() as u64,
             Body::File { len, .. } => *len,
@@ -77,7 +82,7 @@ impl Body {
 
     /// Whether its length is known before it is sent (all but a stream).
     pub fn has_length(&self) -> bool {
-        !matches!(self, Body::Stream(_))
+        !matches!(self, Body::Stream(_) | Body::Upstream(None))
     }
 
     /// Whether the body has no bytes.

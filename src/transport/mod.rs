@@ -10,11 +10,13 @@ mod plain;
 mod pump;
 mod stream;
 pub(crate) mod tls;
+mod upstream;
 
 pub use plain::Plain;
 pub use pump::{expire, pump};
 pub use stream::Stream;
 pub use tls::Tls;
+pub use upstream::pump_upstream;
 
 use crate::connection::outbox::{MAX_SLICES, Outbox, Pending};
 use std::fs::File;

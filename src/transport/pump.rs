@@ -34,7 +34,7 @@ pub fn expire(
     if now < conn.deadline(&worker.site().timeouts) {
         return Step::Continue;
     }
-    if conn.give_up_waiting(worker) {
+    if conn.give_up_waiting(worker) || conn.give_up_upstream(worker) {
         return pump(conn, io, worker, now, false);
     }
     if conn.time_out(worker) {
@@ -114,7 +114,7 @@ fn run(
                 return Step::Close;
             }
         } else if conn.is_done() {
-            if conn.may_close_quietly(drained) {
+            if conn.may_close_quietly(drained) || conn.is_aborted() {
                 return Step::Close;
             }
             return linger(conn, io, now);
@@ -135,6 +135,10 @@ fn run(
         }
         reads += 1;
         let Some(space) = conn.read_space(worker) else {
+            if conn.is_forwarding() {
+                // A body waits for the upstream to take what came before it.
+                return Step::Continue;
+            }
             log::warn!("{}: read buffer full without a parse decision", conn.peer());
             return Step::Close;
         };
