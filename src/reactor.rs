@@ -491,7 +491,10 @@ impl Reactor {
         if let Some(released) = client.conn.take_released() {
             upstreams.finished(released.member, released.failed);
             if let Some(mut up) = client.upstream.take() {
-                let _ = self.poll.registry().deregister(&mut up.io.0);
+                // A request answered within one turn never registered its socket.
+                if up.registered.is_some() {
+                    let _ = self.poll.registry().deregister(&mut up.io.0);
+                }
                 if released.reusable && up.connected {
                     let socket = std::net::TcpStream::from(std::os::fd::OwnedFd::from(up.io.0));
                     upstreams.give_idle(up.member, socket);
@@ -693,8 +696,8 @@ impl Reactor {
 
 /// A connection to `member`: a kept idle one, or a new non-blocking connect.
 fn connect(upstreams: &Upstreams, member: usize) -> io::Result<UpstreamSocket> {
+    // Kept connections are non-blocking already: both shells give back only those.
     if let Some(kept) = upstreams.take_idle(member) {
-        kept.set_nonblocking(true)?;
         return Ok(UpstreamSocket {
             io: Plain(TcpStream::from_std(kept)),
             member,

@@ -379,13 +379,18 @@ fn forward(
             None => conn.upstream_unavailable(worker),
             Some(member) => {
                 let timeout = worker.site().timeouts.upstream;
+                // A kept connection is set up already (non-blocking, no delay).
                 let socket = upstreams.take_idle(member).map(Ok).unwrap_or_else(|| {
-                    TcpStream::connect_timeout(&upstreams.member(member).addr, timeout)
+                    let addr = upstreams.member(member).addr;
+                    TcpStream::connect_timeout(&addr, timeout).and_then(|s| {
+                        s.set_nonblocking(true)?;
+                        let _ = s.set_nodelay(true);
+                        Ok(s)
+                    })
                 });
                 conn.attach_upstream(member, worker, now);
-                match socket.and_then(|s| s.set_nonblocking(true).map(|()| s)) {
+                match socket {
                     Ok(socket) => {
-                        let _ = socket.set_nodelay(true);
                         *upstream = Some(Upstream {
                             io: Plain(socket),
                             member,
