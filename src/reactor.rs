@@ -7,7 +7,7 @@ use crate::connection::{Connection, State, Step};
 use crate::control::Control;
 use crate::listener::{Listener, ListenerKind};
 use crate::proxy::Upstreams;
-use crate::transport::{Plain, Stream, Transport, expire, pump, pump_upstream};
+use crate::transport::{Input, Plain, Stream, Transport, expire, pump, pump_upstream};
 use crate::worker::{Notifier, Worker};
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
@@ -214,7 +214,13 @@ impl Reactor {
                         self.accept(FIRST_LISTENER - t, now)
                     }
                     Token(t) if t & UPSTREAM != 0 => self.upstream_ready(t & !UPSTREAM, now),
-                    Token(key) => self.drive(key, now, event.is_read_closed() || event.is_error()),
+                    Token(key) => {
+                        let input = match event.is_read_closed() || event.is_error() {
+                            true => Input::Closed,
+                            false => Input::Ready,
+                        };
+                        self.drive(key, now, input)
+                    }
                 }
             }
             if !self.yielded.is_empty() {
@@ -222,7 +228,8 @@ impl Reactor {
                 self.worker.refresh();
             }
             for key in std::mem::take(&mut self.yielded) {
-                self.drive(key, now, true);
+                // Their turn ended with bytes perhaps unread: read on.
+                self.drive(key, now, Input::Closed);
             }
             self.expire(now);
             self.resume_accepting(now);
@@ -366,7 +373,7 @@ impl Reactor {
         log::trace!("{peer}: accepted as token {key}");
         // The request often arrives with the connection: serve it at once, and register only
         // a connection that has to wait (one that is answered and closed never is).
-        self.drive(key, now, false);
+        self.drive(key, now, Input::Ready);
     }
 
     /// Hands what other threads sent to the connections it is for, and runs them: a blocking
@@ -394,7 +401,7 @@ impl Reactor {
                 Wake::Ready(ticket) => ticket,
             };
             if self.live(ticket).is_some() {
-                self.drive(ticket.key, now, false);
+                self.drive(ticket.key, now, Input::Ready);
             }
         }
     }
@@ -409,7 +416,7 @@ impl Reactor {
     /// Runs a connection after a readiness event (or its yield), then updates its interest
     /// and timer, or removes it. A connection that forwards a request to an upstream server
     /// runs its upstream socket too, in rounds while either side makes progress.
-    fn drive(&mut self, key: usize, now: Instant, read_closed: bool) {
+    fn drive(&mut self, key: usize, now: Instant, input: Input) {
         let mut step = Step::Continue;
         for round in 0..FORWARD_ROUNDS {
             let Some(client) = self.clients.get_mut(key) else {
@@ -420,7 +427,8 @@ impl Reactor {
                 &mut client.io,
                 &mut self.worker,
                 now,
-                read_closed && round == 0,
+                // Later rounds run for the upstream's sake: the client raised no new event.
+                if round == 0 { input } else { Input::Quiet },
             );
             if step == Step::Close || !self.forward(key, now) {
                 break;
@@ -546,7 +554,7 @@ impl Reactor {
                 }
             }
         }
-        self.drive(key, now, false);
+        self.drive(key, now, Input::Quiet);
     }
 
     /// Makes sure the timer will look at the connection by its deadline.

@@ -8,7 +8,7 @@ use crate::app::pool::Ticket;
 use crate::connection::{Connection, State, Step};
 use crate::control::Control;
 use crate::listener::{Listener, ListenerKind};
-use crate::transport::{Plain, Stream, Transport, expire, pump, pump_upstream};
+use crate::transport::{Input, Plain, Stream, Transport, expire, pump, pump_upstream};
 use crate::worker::{Doorbell, Notifier, Worker};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::HashMap;
@@ -309,7 +309,7 @@ fn serve(
         };
         let _ = socket.set_read_timeout(Some(read_wait));
         let _ = socket.set_write_timeout(Some(wait));
-        let step = pump(&mut conn, &mut io, worker, now, false);
+        let step = pump(&mut conn, &mut io, worker, now, Input::Ready);
         if step == Step::Close {
             break;
         }

@@ -19,8 +19,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use margay::internals::{
-    Connection, Execution, Limits, Router, Scheme, Site, StateMap, StaticFiles, Stats, Step,
-    Ticket, Timeouts, Transport, Worker, expire, pump,
+    Connection, Execution, Input, Limits, Router, Scheme, Site, StateMap, StaticFiles, Stats,
+    Step, Ticket, Timeouts, Transport, Worker, expire, pump,
 };
 use margay::{Method, Request, Response};
 use std::cell::RefCell;
@@ -328,7 +328,7 @@ fn converse(worker: &mut Worker, pieces: Vec<&[u8]>, ending: Ending) -> Outcome 
     loop {
         turns += 1;
         assert!(turns < 10_000_000, "the connection makes no progress");
-        match pump(&mut conn, &mut io, worker, now, false) {
+        match pump(&mut conn, &mut io, worker, now, Input::Ready) {
             Step::Close => break,
             Step::Yield => {}
             Step::Continue if !io.exhausted() => {}

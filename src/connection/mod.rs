@@ -108,6 +108,8 @@ pub struct Connection {
     stalled: bool,
     /// The last byte moved to or from the upstream server of a forwarded request.
     upstream_activity: Instant,
+    /// A read found the socket empty since its last readiness event (the pump's to keep).
+    input_empty: bool,
 }
 
 impl Connection {
@@ -133,6 +135,7 @@ impl Connection {
             waiting_since: None,
             stalled: false,
             upstream_activity: now,
+            input_empty: false,
         }
     }
 
@@ -231,6 +234,17 @@ impl Connection {
     /// Notes the TLS version and cipher suite the connection negotiated, for the access log.
     pub fn note_tls(&mut self, session: Option<(&'static str, &'static str)>) {
         self.exchange.set_tls_session(session);
+    }
+
+    /// Whether a read found the socket empty since its last readiness event.
+    pub fn input_empty(&self) -> bool {
+        self.input_empty
+    }
+
+    /// Records whether the last read found the socket empty (false: it may hold more, or a
+    /// readiness event was reported since).
+    pub fn set_input_empty(&mut self, empty: bool) {
+        self.input_empty = empty;
     }
 
     /// Gives the read buffer back to the pool while it holds nothing, so an idle connection

@@ -13,7 +13,7 @@ pub(crate) mod tls;
 mod upstream;
 
 pub use plain::Plain;
-pub use pump::{expire, pump};
+pub use pump::{Input, expire, pump};
 pub use stream::Stream;
 pub use tls::Tls;
 pub use upstream::pump_upstream;

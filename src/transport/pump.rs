@@ -8,16 +8,30 @@ use crate::worker::Worker;
 use std::io;
 use std::time::Instant;
 
-/// Runs a connection as far as it can go without blocking. `read_closed`: the readiness event
-/// reported the peer's end of stream (or an error), which must then be read to be seen.
+/// What the shell knows of the socket's input when it runs the pump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// It may hold bytes: a readiness event for it, or a shell that waits in its reads.
+    Ready,
+    /// The event reported the peer's end of stream (or an error), which must be read to be
+    /// seen; read on even after a short read.
+    Closed,
+    /// No event for it since the pump last ran (another socket, such as a forwarded request's
+    /// upstream, woke the connection): if a read has found it empty since its last event, a
+    /// byte arriving later raises a new one, and reading now could only meet `WouldBlock`.
+    Quiet,
+}
+
+/// Runs a connection as far as it can go without blocking; `input` says what the shell knows
+/// of the socket's input.
 pub fn pump(
     conn: &mut Connection,
     io: &mut impl Transport,
     worker: &mut Worker,
     now: Instant,
-    read_closed: bool,
+    input: Input,
 ) -> Step {
-    let step = run(conn, io, worker, now, read_closed);
+    let step = run(conn, io, worker, now, input);
     conn.count_state(worker.stats());
     step
 }
@@ -35,7 +49,7 @@ pub fn expire(
         return Step::Continue;
     }
     if conn.give_up_waiting(worker) || conn.give_up_upstream(worker) {
-        return pump(conn, io, worker, now, false);
+        return pump(conn, io, worker, now, Input::Ready);
     }
     if conn.time_out(worker) {
         log::debug!("{}: request timed out", conn.peer());
@@ -55,8 +69,14 @@ fn run(
     io: &mut impl Transport,
     worker: &mut Worker,
     now: Instant,
-    read_closed: bool,
+    input: Input,
 ) -> Step {
+    let read_closed = input == Input::Closed;
+    if input != Input::Quiet {
+        conn.set_input_empty(false);
+    }
+    // Found empty since its last event: skip the read that could only meet `WouldBlock`.
+    let quiet = input == Input::Quiet && conn.input_empty();
     if io.has_pending() {
         if let Err(e) = io.flush_pending() {
             return broken(conn, e);
@@ -126,7 +146,7 @@ fn run(
         if !conn.has_output() {
             conn.responses_sent(now);
         }
-        if drained && !read_closed {
+        if (drained || quiet) && !read_closed {
             conn.release_input(worker);
             return Step::Continue;
         }
@@ -146,12 +166,14 @@ fn run(
         match io.read(space) {
             Ok(n) => {
                 drained = n > 0 && n < room && io.short_read_empties();
+                conn.set_input_empty(drained);
                 conn.received(n, now);
                 if n > 0 && !conn.knows_tls() {
                     conn.note_tls(io.tls_session());
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.set_input_empty(true);
                 conn.release_input(worker);
                 return Step::Continue;
             }
