@@ -9,11 +9,75 @@ use crate::connection::outbox::Outbox;
 use crate::connection::readbuf::ReadBuf;
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::{Method, RequestError};
+use std::cell::RefCell;
 
 /// Request bytes that may wait to be sent upstream before the client is read no further.
 pub const UPSTREAM_BUFFER: usize = 64 * 1024;
 /// Size of the buffer upstream bytes are read into.
 const READ_BUFFER: usize = 16 * 1024;
+/// Read buffers a thread keeps for its next forwarded requests.
+const SPARE_BUFFERS: usize = 64;
+
+thread_local! {
+    /// Read buffers of finished forwards, zeroed once when made and reused after.
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Upstream bytes read and not yet consumed: the first `len` bytes of a buffer whose every
+/// byte is initialised, so a read needs no zeroing first. The buffer goes back to the thread's
+/// spares when the forward ends.
+#[derive(Debug, Default)]
+struct Received {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Received {
+    fn data(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.buf.copy_within(n..self.len, 0);
+        self.len -= n;
+    }
+
+    /// Room for one read, after the bytes held (the buffer grows for a head larger than one
+    /// read).
+    fn room(&mut self) -> &mut [u8] {
+        if self.buf.is_empty() {
+            self.buf = SPARE
+                .with(|spare| spare.borrow_mut().pop())
+                .unwrap_or_default();
+        }
+        if self.buf.len() < self.len + READ_BUFFER {
+            self.buf.resize(self.len + READ_BUFFER, 0);
+        }
+        &mut self.buf[self.len..self.len + READ_BUFFER]
+    }
+}
+
+impl Drop for Received {
+    fn drop(&mut self) {
+        if self.buf.len() == READ_BUFFER {
+            let buf = std::mem::take(&mut self.buf);
+            SPARE.with(|spare| {
+                let mut spare = spare.borrow_mut();
+                if spare.len() < SPARE_BUFFERS {
+                    spare.push(buf);
+                }
+            });
+        }
+    }
+}
 
 /// How the request body arrives from the client.
 #[derive(Debug)]
@@ -89,7 +153,7 @@ pub struct Forward {
     /// Whether any body byte was taken from the client (then it cannot be sent again).
     body_taken: bool,
     /// Upstream bytes not yet consumed.
-    from_upstream: Vec<u8>,
+    from_upstream: Received,
     phase: Phase,
     /// Whether the response head allows reusing the upstream connection.
     head_reusable: bool,
@@ -116,7 +180,7 @@ impl Forward {
             sent: 0,
             body,
             body_taken: false,
-            from_upstream: Vec::new(),
+            from_upstream: Received::default(),
             phase: Phase::Head,
             head_reusable: false,
             answered: false,
@@ -211,11 +275,9 @@ impl Forward {
         &mut self,
         read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
     ) -> std::io::Result<usize> {
-        let used = self.from_upstream.len();
-        self.from_upstream.resize(used + READ_BUFFER, 0);
-        let result = read(&mut self.from_upstream[used..]);
+        let result = read(self.from_upstream.room());
         let n = *result.as_ref().unwrap_or(&0);
-        self.from_upstream.truncate(used + n);
+        self.from_upstream.len += n.min(READ_BUFFER);
         if n > 0 {
             self.answered = true;
         }
@@ -232,7 +294,7 @@ impl Forward {
         loop {
             match &mut self.phase {
                 Phase::Head => {
-                    match parse_response(&self.from_upstream, self.method) {
+                    match parse_response(self.from_upstream.data(), self.method) {
                         Err(bad) => return Err(Failure::BadResponse(bad)),
                         Ok(None) if eof && self.from_upstream.is_empty() => {
                             return Err(Failure::BeforeResponse);
@@ -242,7 +304,7 @@ impl Forward {
                         }
                         Ok(None) => return Ok(Progress::Nothing),
                         Ok(Some((head, len))) => {
-                            self.from_upstream.drain(..len);
+                            self.from_upstream.consume(len);
                             // An interim response (100, 103): the final one follows.
                             if head.status.as_u16() < 200 {
                                 continue;
@@ -289,13 +351,14 @@ impl Forward {
         else {
             return Ok(Progress::Nothing);
         };
-        let data = std::mem::take(&mut self.from_upstream);
+        // Body bytes are copied once, from the read buffer into the client's output.
+        let data = self.from_upstream.data();
         let (consumed, complete) = match framing {
             ResponseFraming::None => (0, true),
             ResponseFraming::Length(_) => {
                 let take = (*left).min(data.len() as u64) as usize;
                 if take > 0 {
-                    out.push_vec(data[..take].to_vec());
+                    out.push_bytes(&data[..take]);
                 }
                 *left -= take as u64;
                 (take, *left == 0)
@@ -303,21 +366,19 @@ impl Forward {
             ResponseFraming::Chunked => {
                 let mut decoded = Vec::new();
                 let used = decoder
-                    .decode(&data, Some(&mut decoded))
+                    .decode(data, Some(&mut decoded))
                     .map_err(|_| Failure::MidBody)?;
-                push_piece(out, decoded, *chunked_out);
+                push_piece(out, &decoded, *chunked_out);
                 (used, decoder.is_done())
             }
             ResponseFraming::UntilClose => {
-                let len = data.len();
-                push_piece(out, data[..len].to_vec(), *chunked_out);
-                (len, eof)
+                push_piece(out, data, *chunked_out);
+                (data.len(), eof)
             }
         };
         let chunked_out = *chunked_out;
         let framing = *framing;
-        self.from_upstream = data;
-        self.from_upstream.drain(..consumed);
+        self.from_upstream.consume(consumed);
         if complete {
             if chunked_out {
                 out.push_bytes(b"0\r\n\r\n");
@@ -337,15 +398,15 @@ impl Forward {
 }
 
 /// Queues a decoded body piece for the client, as a chunk or as it is.
-fn push_piece(out: &mut Outbox, piece: Vec<u8>, chunked: bool) {
+fn push_piece(out: &mut Outbox, piece: &[u8], chunked: bool) {
     if piece.is_empty() {
         return;
     }
     if chunked {
         out.push_bytes(format!("{:x}\r\n", piece.len()).as_bytes());
-        out.push_vec(piece);
+        out.push_bytes(piece);
         out.push_bytes(b"\r\n");
     } else {
-        out.push_vec(piece);
+        out.push_bytes(piece);
     }
 }
