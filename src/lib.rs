@@ -41,7 +41,7 @@ mod worker;
 pub use app::{BodySender, Disconnected, Error, IntoResponse, Request, Result};
 pub use config::{AccessLog, Config, Model};
 pub use http::status::InvalidStatusCode;
-pub use http::{Body, BodyPart, Method, Response, StatusCode, Version};
+pub use http::{Body, BodyPart, InvalidHeader, Method, Response, StatusCode, Version};
 pub use proxy::{Balance, HostHeader, ProxyRule, ProxyRuleError};
 pub use server::{RunningServer, Server, ShutdownHandle};
 pub use stats::StatusReport;

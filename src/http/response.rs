@@ -1,8 +1,9 @@
 //! A response as handlers and the file server build it: status, headers, and a body source.
 
 use super::status::StatusCode;
-use crate::app::stream::{self, BodySender, BodyStream};
+use super::stream::{self, BodySender, BodyStream};
 use std::borrow::Cow;
+use std::fmt;
 use std::fs::File;
 use std::sync::Arc;
 
@@ -150,9 +151,9 @@ impl Response {
         mut self,
         name: impl Into<Cow<'static, str>>,
         value: impl Into<Cow<'static, str>>,
-    ) -> Result<Response, crate::app::Error> {
+    ) -> Result<Response, InvalidHeader> {
         let (name, value) = (name.into(), value.into());
-        check_field(&name, &value).map_err(crate::app::Error::internal)?;
+        check_field(&name, &value).map_err(InvalidHeader)?;
         self.headers.push((name, value));
         Ok(self)
     }
@@ -269,9 +270,9 @@ impl Response {
     pub fn try_redirect(
         status: StatusCode,
         location: impl Into<Cow<'static, str>>,
-    ) -> Result<Response, crate::app::Error> {
+    ) -> Result<Response, InvalidHeader> {
         if !status.is_redirection() {
-            return Err(crate::app::Error::internal(format!(
+            return Err(InvalidHeader(format!(
                 "redirect with status {status}, not a 3xx"
             )));
         }
@@ -289,6 +290,19 @@ impl Response {
         (response, sender)
     }
 }
+
+/// A header field that cannot be sent: what is wrong with it. As a handler's error (with
+/// `?`) it answers `500`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidHeader(String);
+
+impl fmt::Display for InvalidHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidHeader {}
 
 /// Fields the encoder writes itself: a second copy would contradict it.
 const ENCODER_FIELDS: [&str; 5] = [
