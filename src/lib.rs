@@ -58,6 +58,7 @@ pub mod internals {
     pub use crate::http::parse::{HeadStorage, parse_head, parse_head_reusing};
     pub use crate::http::target::parse_target;
     pub use crate::http::{Framing, Limits, RequestError, RequestHead};
+    pub use crate::listener::Scheme;
     pub use crate::stats::Stats;
     pub use crate::transport::{Flush, Plain, Transport, expire, flush, pump};
     pub use crate::worker::{Site, Worker};

@@ -19,8 +19,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use margay::internals::{
-    Connection, Limits, Router, Site, StaticFiles, Stats, Step, Timeouts, Transport, Worker,
-    expire, pump,
+    Connection, Limits, Router, Scheme, Site, StaticFiles, Stats, Step, Timeouts, Transport,
+    Worker, expire, pump,
 };
 use margay::{Method, Request, Response};
 use std::cell::RefCell;
@@ -136,6 +136,8 @@ fn site(limits: Limits, max_requests: u64, max_body_size: u64) -> Arc<Site> {
             send: Duration::from_secs(30),
         },
         stats: Arc::new(Stats::new(1)),
+        tls: None,
+        redirect_https: None,
     })
 }
 
@@ -281,7 +283,7 @@ fn converse(worker: &mut Worker, pieces: Vec<&[u8]>, ending: Ending) -> Outcome 
     LINES.with(|lines| lines.borrow_mut().clear());
     let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
     let now = Instant::now();
-    let mut conn = Connection::open(peer, now, worker.stats());
+    let mut conn = Connection::open(peer, Scheme::Http, now, worker.stats());
     let mut io = Script {
         pieces,
         index: 0,
