@@ -4,6 +4,7 @@
 
 use crate::connection::Timeouts;
 use crate::http::Limits;
+use crate::proxy::{Balance, HostHeader, ProxyRule, ProxySettings};
 use crate::transport::tls::certs::CertificatePair;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,6 +59,10 @@ pub struct Config {
     pub(crate) max_body_size: u64,
     pub(crate) workers: usize,
     pub(crate) builtin_endpoints: bool,
+    pub(crate) handler_threads: usize,
+    pub(crate) handler_queue: usize,
+    pub(crate) proxy_rules: Vec<ProxyRule>,
+    pub(crate) proxy: ProxySettings,
     pub(crate) limits: Limits,
 }
 
@@ -75,7 +80,13 @@ impl Default for Config {
                 header: Duration::from_secs(10),
                 keep_alive: Duration::from_secs(15),
                 send: Duration::from_secs(30),
+                handler: Duration::from_secs(30),
+                upstream: Duration::from_secs(30),
             },
+            handler_threads: 16,
+            handler_queue: 256,
+            proxy_rules: Vec::new(),
+            proxy: ProxySettings::default(),
             defer_accept: Duration::from_secs(1),
             send_buffer: None,
             shutdown_timeout: Duration::from_secs(10),
@@ -83,7 +94,7 @@ impl Default for Config {
             max_requests_per_connection: 0,
             max_body_size: 1024 * 1024,
             workers: 1,
-            builtin_endpoints: true,
+            builtin_endpoints: false,
             limits: Limits::default(),
         }
     }
@@ -217,9 +228,83 @@ impl Config {
         self
     }
 
-    /// Whether to serve the built-in `GET /api/status` and `POST /api/echo`. Default on.
+    /// Whether to serve the built-in `GET /api/status`, `GET /api/events` and
+    /// `POST /api/echo`. Default off in the library (the `margay` binary turns them on).
     pub fn builtin_endpoints(mut self, on: bool) -> Config {
         self.builtin_endpoints = on;
+        self
+    }
+
+    /// Threads of the worker pool that runs blocking handlers (event-loop model). Default 16.
+    pub fn handler_threads(mut self, n: usize) -> Config {
+        self.handler_threads = n.max(1);
+        self
+    }
+
+    /// Requests that may wait for a pool thread; past it a blocking route answers
+    /// `503 Service Unavailable` with `Retry-After` at once. Default 256.
+    pub fn handler_queue(mut self, n: usize) -> Config {
+        self.handler_queue = n.max(1);
+        self
+    }
+
+    /// Forwards requests under a path prefix to upstream servers (a reverse proxy); repeat
+    /// for several prefixes (the longest matching one wins; handler routes win over both).
+    pub fn proxy(mut self, rule: ProxyRule) -> Config {
+        self.proxy_rules.push(rule);
+        self
+    }
+
+    /// Idle keep-alive connections kept per upstream server. Default 32.
+    pub fn proxy_keepalive(mut self, n: usize) -> Config {
+        self.proxy.keepalive = n;
+        self
+    }
+
+    /// How long an upstream may take to start its response (`504` past it), and may pause
+    /// while sending it. Default 30 s.
+    pub fn proxy_timeout(mut self, timeout: Duration) -> Config {
+        self.proxy.timeout = timeout;
+        self.timeouts.upstream = timeout;
+        self
+    }
+
+    /// How a rule's upstream server is chosen. Default round robin.
+    pub fn proxy_balance(mut self, balance: Balance) -> Config {
+        self.proxy.balance = balance;
+        self
+    }
+
+    /// Failures in a row after which an upstream server is skipped for
+    /// [`Config::proxy_fail_timeout`]. Default 3.
+    pub fn proxy_max_fails(mut self, n: u32) -> Config {
+        self.proxy.max_fails = n.max(1);
+        self
+    }
+
+    /// How long a failing upstream server is skipped before it is tried again. Default 10 s.
+    pub fn proxy_fail_timeout(mut self, timeout: Duration) -> Config {
+        self.proxy.fail_timeout = timeout;
+        self
+    }
+
+    /// `GET path` on every upstream server every five seconds; one that does not answer 2xx
+    /// or 3xx is skipped until it does. Default: no active checks.
+    pub fn proxy_health_check(mut self, path: Option<String>) -> Config {
+        self.proxy.health_check = path;
+        self
+    }
+
+    /// Which `Host` upstream servers get: the client's (default) or their own.
+    pub fn proxy_host(mut self, host: HostHeader) -> Config {
+        self.proxy.host = host;
+        self
+    }
+
+    /// How long a blocking handler may take before its request is answered
+    /// `504 Gateway Timeout` (its late response is dropped). Default 30 s.
+    pub fn handler_timeout(mut self, timeout: Duration) -> Config {
+        self.timeouts.handler = timeout;
         self
     }
 }

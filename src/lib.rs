@@ -30,6 +30,7 @@ mod control;
 mod files;
 mod http;
 mod listener;
+mod proxy;
 mod reactor;
 mod server;
 mod stats;
@@ -37,10 +38,11 @@ mod threaded;
 mod transport;
 mod worker;
 
-pub use app::Request;
+pub use app::{BodySender, Disconnected, Error, IntoResponse, Request, Result};
 pub use config::{AccessLog, Config, Model};
 pub use http::status::InvalidStatusCode;
 pub use http::{Body, BodyPart, Method, Response, StatusCode, Version};
+pub use proxy::{Balance, HostHeader, ProxyRule, ProxyRuleError};
 pub use server::{RunningServer, Server, ShutdownHandle};
 pub use stats::StatusReport;
 
@@ -48,7 +50,8 @@ pub use stats::StatusReport;
 /// changes without notice.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::app::{Handler, Router};
+    pub use crate::app::pool::Ticket;
+    pub use crate::app::{Execution, Handler, Router, StateMap};
     pub use crate::connection::outbox::Outbox;
     pub use crate::connection::{Connection, State, Step, Timeouts};
     pub use crate::files::StaticFiles;

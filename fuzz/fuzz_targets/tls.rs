@@ -17,8 +17,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use margay::internals::{
-    CertificatePair, Connection, Router, Scheme, Site, StaticFiles, Stats, Step, Timeouts, Tls,
-    TlsSettings, Worker, expire, pump,
+    CertificatePair, Connection, Execution, Router, Scheme, Site, StateMap, StaticFiles, Stats,
+    Step, Ticket, Timeouts, Tls, TlsSettings, Worker, expire, pump,
 };
 use margay::{Method, Request, Response};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -78,12 +78,16 @@ fn world() -> &'static World {
         std::fs::write(root.join("big.txt"), big).unwrap();
         let files = StaticFiles::new(&root).expect("document root");
         let mut router = Router::default();
-        router.exact(
+        router.add(
             Method::Post,
             "/echo",
             Arc::new(|request: &Request| {
-                Response::bytes("application/octet-stream", request.body().to_vec())
+                Ok(Response::bytes(
+                    "application/octet-stream",
+                    request.body().to_vec(),
+                ))
             }),
+            Execution::OnLoop,
         );
         let site = Arc::new(Site {
             router,
@@ -95,10 +99,15 @@ fn world() -> &'static World {
                 header: Duration::from_secs(10),
                 keep_alive: Duration::from_secs(15),
                 send: Duration::from_secs(30),
+                handler: Duration::from_secs(30),
+                upstream: Duration::from_secs(30),
             },
             stats: Arc::new(Stats::new(1)),
             tls: Some(settings.clone()),
             redirect_https: None,
+            state: Arc::new(StateMap::default()),
+            pool: None,
+            upstreams: None,
         });
         World {
             settings,
@@ -230,7 +239,8 @@ fn converse(
     let mut io = Tls::new(server_socket, session, world.site.stats.clone());
     let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
     let now = Instant::now();
-    let mut conn = Connection::open(peer, Scheme::Https, now, worker.stats());
+    let ticket = Ticket { key: 0, id: 0 };
+    let mut conn = Connection::open(peer, Scheme::Https, ticket, now, worker.stats());
 
     let mut tls = ClientConnection::new(client.clone(), ServerName::try_from("localhost").unwrap())
         .expect("client connection");
