@@ -63,6 +63,8 @@ pub mod internals {
     pub use crate::http::{Framing, Limits, RequestError, RequestHead};
     pub use crate::listener::Scheme;
     pub use crate::stats::Stats;
-    pub use crate::transport::{Flush, Plain, Transport, expire, flush, pump};
+    pub use crate::transport::tls::certs::CertificatePair;
+    pub use crate::transport::tls::settings::TlsSettings;
+    pub use crate::transport::{Flush, Plain, Tls, Transport, expire, flush, pump};
     pub use crate::worker::{Site, Worker};
 }

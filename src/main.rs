@@ -29,7 +29,16 @@ fn main() {
     let listen_is_default = options.is_default("listen");
     if let Err(e) = run(options.args, listen_is_default) {
         eprintln!("margay: {e}");
-        std::process::exit(1);
+        std::process::exit(exit_code(&*e));
+    }
+}
+
+/// 2 for a configuration the server refused before serving (an unusable certificate pair,
+/// nothing to listen on), as for a mistake in the options; 1 for any other failure.
+fn exit_code(error: &(dyn std::error::Error + 'static)) -> i32 {
+    match error.downcast_ref::<std::io::Error>() {
+        Some(e) if e.kind() == std::io::ErrorKind::InvalidInput => 2,
+        _ => 1,
     }
 }
 

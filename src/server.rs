@@ -49,7 +49,10 @@ impl Server {
             None
         } else {
             let pairs = config.tls_certificates.clone();
-            Some(TlsSettings::new(pairs).map_err(io::Error::other)?)
+            // A pair that cannot be used is a mistake in the configuration, like a bad option.
+            let settings = TlsSettings::new(pairs)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            Some(settings)
         };
         let wanted = config
             .listen
