@@ -30,6 +30,7 @@ mod control;
 mod files;
 mod http;
 mod reactor;
+mod rules;
 mod server;
 mod stats;
 mod threaded;
@@ -40,6 +41,7 @@ pub use app::Request;
 pub use config::{AccessLog, Config, Model};
 pub use http::status::InvalidStatusCode;
 pub use http::{Body, BodyPart, Method, Response, StatusCode, Version};
+pub use rules::{Cors, Rule, RulesError, RulesHandle, SiteRules};
 pub use server::{RunningServer, Server, ShutdownHandle};
 pub use stats::StatusReport;
 
