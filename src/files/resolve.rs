@@ -125,6 +125,23 @@ pub fn resolve_path(root: &Path, decoded_path: &str) -> Result<Resolved, Refusal
     regular_file(path, metadata, false)
 }
 
+/// Resolves a request path ending in `/` to a directory under the root, for a listing.
+pub fn resolve_directory(root: &Path, decoded_path: &str) -> Result<PathBuf, Refusal> {
+    let named = match decoded_path {
+        "/" => "",
+        path => path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_suffix('/'))
+            .filter(|p| !p.is_empty())
+            .ok_or(Refusal::NotFound)?,
+    };
+    let (path, metadata) = real_path_under(root, &join_checked(root, named)?)?;
+    if !metadata.is_dir() {
+        return Err(Refusal::NotFound);
+    }
+    Ok(path)
+}
+
 /// `root` joined with each segment of `named` (no leading or trailing `/`), each checked.
 fn join_checked(root: &Path, named: &str) -> Result<PathBuf, Refusal> {
     let mut joined = root.to_path_buf();
@@ -162,6 +179,12 @@ fn check_segment(index: usize, segment: &str) -> Result<(), Refusal> {
         return Err(Refusal::NotFound);
     }
     Ok(())
+}
+
+/// Whether `path` (say, a symbolic link found in a listed directory) leads to something
+/// under `root` with no hidden component, as a request would have to.
+pub fn is_servable(root: &Path, path: &Path) -> bool {
+    real_path_under(root, path).is_ok()
 }
 
 /// Canonicalises `path` and checks the real path is under `root` with no hidden component.
@@ -346,6 +369,37 @@ mod tests {
                 Err(refusal) => Refused(refusal),
             };
             assert_eq!(&got, expected, "path {path:?}");
+        }
+    }
+
+    #[test]
+    fn directories_for_listings() {
+        let (_top, root) = site();
+        // (request path, directory relative to the root, or refused)
+        let rows: &[(&str, Option<&str>)] = &[
+            ("/", Some("")),
+            ("/dir/", Some("dir")),
+            ("/sublink/", Some("sub")),
+            ("/.well-known/", Some(".well-known")),
+            (
+                "/.well-known/acme-challenge/",
+                Some(".well-known/acme-challenge"),
+            ),
+            ("/.git/", None),
+            ("/dirlink_out/", None),
+            ("/a.txt/", None),
+            ("/missing/", None),
+            ("/dir", None),
+            ("//", None),
+            ("dir/", None),
+        ];
+        for (path, expected) in rows {
+            let got = resolve_directory(&root, path);
+            let got = got
+                .as_ref()
+                .ok()
+                .map(|p| p.strip_prefix(&root).expect("under root"));
+            assert_eq!(got, expected.map(Path::new), "{path:?}");
         }
     }
 
