@@ -171,6 +171,15 @@ impl Router {
         self.routes.is_empty()
     }
 
+    /// Whether a route covers `path`: an exact route's path, or a prefix route's prefix
+    /// (with or without its trailing `/`) or anything under it.
+    pub fn covers(&self, path: &str) -> bool {
+        self.routes.iter().any(|route| match &route.pattern {
+            Pattern::Exact(p) => p == path,
+            Pattern::Prefix(p) => path.starts_with(p.as_str()) || p.strip_suffix('/') == Some(path),
+        })
+    }
+
     /// Finds what answers `method` on `path`.
     pub fn find(&self, method: Method, path: &str) -> RouteMatch<'_> {
         if self.routes.is_empty() {
@@ -250,6 +259,18 @@ mod tests {
         ];
         for (method, path, expected) in rows {
             assert_eq!(answer(&router, *method, path), *expected, "{method} {path}");
+        }
+        // (path, covered by a route)
+        let covered: &[(&str, bool)] = &[
+            ("/api/items", true),
+            ("/api/anything/deep", true),
+            ("/api", true),
+            ("/apiary", false),
+            ("/index.html", false),
+            ("/", false),
+        ];
+        for (path, expected) in covered {
+            assert_eq!(router.covers(path), *expected, "{path}");
         }
     }
 

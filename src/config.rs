@@ -4,6 +4,7 @@
 
 use crate::connection::Timeouts;
 use crate::http::Limits;
+use crate::rules::SiteRules;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -55,6 +56,7 @@ pub struct Config {
     pub(crate) workers: usize,
     pub(crate) builtin_endpoints: bool,
     pub(crate) limits: Limits,
+    pub(crate) site_rules: SiteRules,
 }
 
 impl Default for Config {
@@ -78,6 +80,7 @@ impl Default for Config {
             workers: 1,
             builtin_endpoints: true,
             limits: Limits::default(),
+            site_rules: SiteRules::new(),
         }
     }
 }
@@ -180,6 +183,14 @@ impl Config {
     /// Whether to serve the built-in `GET /api/status` and `POST /api/echo`. Default on.
     pub fn builtin_endpoints(mut self, on: bool) -> Config {
         self.builtin_endpoints = on;
+        self
+    }
+
+    /// The site's rules: headers, redirects, CORS and basic auth by path, error pages, the
+    /// single-page-app fallback, directory listings. Default none. A running server's rules
+    /// can be replaced with a [`RulesHandle`](crate::RulesHandle).
+    pub fn site_rules(mut self, rules: SiteRules) -> Config {
+        self.site_rules = rules;
         self
     }
 }

@@ -18,6 +18,11 @@
 //! }
 //! ```
 //!
+//! What a site says beyond that (response headers, CORS, redirects and basic auth by path
+//! pattern, its own error pages, a single-page-app fallback, directory listings) is a set of
+//! [`SiteRules`], built in code or read from TOML, set with [`Config::site_rules`] and
+//! replaceable while the server runs through a [`RulesHandle`].
+//!
 //! Handlers run on the event-loop thread: they must not block (no sleeping, no slow disk or
 //! network calls), or every other client waits. A handler that panics answers its request
 //! with `500 Internal Server Error`; the panic is logged and the server carries on.

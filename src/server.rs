@@ -8,6 +8,7 @@ use crate::control::Control;
 use crate::files::StaticFiles;
 use crate::http::{Method, Response};
 use crate::reactor::{Reactor, ReactorConfig};
+use crate::rules::{RulesHandle, RulesSlot};
 use crate::stats::{Stats, StatusReport};
 use crate::threaded;
 use crate::worker::{Site, Worker};
@@ -24,6 +25,7 @@ pub struct Server {
     listeners: Vec<std::net::TcpListener>,
     router: Router,
     stats: Arc<Stats>,
+    rules: Arc<RulesSlot>,
 }
 
 impl Server {
@@ -40,11 +42,13 @@ impl Server {
         for _ in 1..workers {
             listeners.push(bind(addr, true, &config)?);
         }
+        let rules = Arc::new(RulesSlot::new(config.site_rules.clone()));
         Ok(Server {
             config,
             listeners,
             router: Router::default(),
             stats: Arc::new(Stats::new(workers)),
+            rules,
         })
     }
 
@@ -79,6 +83,12 @@ impl Server {
         self.listeners[0].local_addr()
     }
 
+    /// A handle that replaces the site rules once the server runs (the `margay` binary uses
+    /// it to reload its configuration file on SIGHUP).
+    pub fn rules_handle(&self) -> RulesHandle {
+        RulesHandle(self.rules.clone())
+    }
+
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully (a second signal exits at
     /// once).
     pub fn run(self) -> io::Result<()> {
@@ -110,12 +120,14 @@ impl Server {
 
     /// Starts serving on background threads and returns at once.
     pub fn spawn(mut self) -> io::Result<RunningServer> {
-        let files = StaticFiles::new(&self.config.root).map_err(|e| {
+        let mut files = StaticFiles::new(&self.config.root).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("document root {}: {e}", self.config.root.display()),
             )
         })?;
+        files.set_rules(self.rules.current().1);
+        files.check_rules();
         if self.config.builtin_endpoints {
             builtin::add_endpoints(&mut self.router, &self.stats);
         }
@@ -134,7 +146,7 @@ impl Server {
         let mut threads = Vec::new();
         let worker_count = self.listeners.len();
         for (n, listener) in self.listeners.into_iter().enumerate() {
-            let worker = Worker::new(site.clone(), n, files.clone());
+            let worker = Worker::new(site.clone(), n, files.clone()).with_rules(self.rules.clone());
             let control = control.clone();
             let thread = std::thread::Builder::new().name(format!("margay-worker-{n}"));
             let thread = match config.model {
@@ -166,6 +178,7 @@ impl Server {
             control,
             threads,
             stats: self.stats,
+            rules: self.rules,
         })
     }
 }
@@ -233,6 +246,7 @@ pub struct RunningServer {
     control: Arc<Control>,
     threads: Vec<JoinHandle<io::Result<()>>>,
     stats: Arc<Stats>,
+    rules: Arc<RulesSlot>,
 }
 
 /// Starts a graceful shutdown from any thread.
@@ -260,6 +274,11 @@ impl RunningServer {
     /// A handle that can start the shutdown from elsewhere (a signal thread, say).
     pub fn handle(&self) -> ShutdownHandle {
         ShutdownHandle(self.control.clone())
+    }
+
+    /// A handle that replaces the site rules while the server runs.
+    pub fn rules_handle(&self) -> RulesHandle {
+        RulesHandle(self.rules.clone())
     }
 
     /// Shuts down gracefully and waits for the workers.

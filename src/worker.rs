@@ -1,6 +1,7 @@
 //! A worker thread's view of the server: the [`Site`] every worker shares (routes, limits,
 //! timeouts, counters) and what only this thread touches (its file cache, the cached `Date`
-//! and log time, read buffers, the allocations of the last request head).
+//! and log time, read buffers, the allocations of the last request head, the site rules it
+//! last picked up).
 
 use crate::app::Router;
 use crate::connection::Timeouts;
@@ -9,6 +10,7 @@ use crate::files::StaticFiles;
 use crate::http::date::DateCache;
 use crate::http::parse::{HeadStorage, parse_head_reusing};
 use crate::http::{Limits, RequestError, RequestHead, Response};
+use crate::rules::{RulesSlot, SiteRules};
 use crate::stats::Stats;
 use std::io;
 use std::os::fd::RawFd;
@@ -44,6 +46,10 @@ pub struct Worker {
     buffers: BufferPool,
     spare_head: HeadStorage,
     draining: bool,
+    /// The site rules in force when last looked, and where replacements appear.
+    rules: Arc<SiteRules>,
+    slot: Option<Arc<RulesSlot>>,
+    epoch: u64,
 }
 
 impl Worker {
@@ -58,12 +64,46 @@ impl Worker {
             buffers: BufferPool::default(),
             spare_head: HeadStorage::default(),
             draining: false,
+            rules: Arc::new(SiteRules::new()),
+            slot: None,
+            epoch: 0,
         }
+    }
+
+    /// Serves by the rules in `slot`, and by whatever replaces them there.
+    pub(crate) fn with_rules(mut self, slot: Arc<RulesSlot>) -> Worker {
+        self.epoch = u64::MAX;
+        self.slot = Some(slot);
+        self.follow_rules();
+        self
     }
 
     /// Another worker for the same site, with caches of its own (empty).
     pub fn sibling(&self) -> Worker {
-        Worker::new(self.site.clone(), self.index, self.files.clone())
+        let mut sibling = Worker::new(self.site.clone(), self.index, self.files.clone());
+        sibling.rules = self.rules.clone();
+        sibling.slot = self.slot.clone();
+        sibling.epoch = self.epoch;
+        sibling
+    }
+
+    /// Picks up rules replaced since the last look: one atomic load when nothing changed.
+    pub fn follow_rules(&mut self) {
+        let Some(slot) = &self.slot else {
+            return;
+        };
+        if slot.epoch() == self.epoch {
+            return;
+        }
+        let (epoch, rules) = slot.current();
+        self.epoch = epoch;
+        self.files.set_rules(rules.clone());
+        self.rules = rules;
+    }
+
+    /// The site rules in force.
+    pub fn rules(&self) -> &SiteRules {
+        &self.rules
     }
 
     /// The shared site.
@@ -129,9 +169,20 @@ impl Worker {
         self.spare_head = head.into_storage();
     }
 
-    /// Answers a request from the static files.
+    /// Answers a request from the static files (with the fallback where no handler route
+    /// covers the path).
     pub fn serve_file(&mut self, head: &RequestHead) -> Response {
-        self.files.serve(head)
+        let router = &self.site.router;
+        self.files.serve_site(head, &|path| router.covers(path))
+    }
+
+    /// The site's own page for an error response of the server's, if it has one.
+    pub fn error_page(&mut self, response: Response) -> Response {
+        if response.stock_page && self.rules.has_error_pages() {
+            self.files.error_page(response)
+        } else {
+            response
+        }
     }
 
     /// The `Date` value for this second.

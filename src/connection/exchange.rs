@@ -161,9 +161,14 @@ impl Exchange {
         log::debug!("{}: {}", self.peer, head.request_line());
         let has_body = head.framing != Framing::None;
         self.request_unread = has_body;
+        worker.follow_rules();
         if let Some(error) = head.error {
             let mut response = Response::error(error.status());
             response.close = error.closes() || (has_body && head.expect_continue);
+            return self.answer_then_discard(head, response, out, worker);
+        }
+        // A CORS preflight, a 401 or a forced redirect, before any route.
+        if let Some(response) = worker.rules().before_route(&head) {
             return self.answer_then_discard(head, response, out, worker);
         }
         let route = match worker.site().router.find(head.method, head.path()) {
@@ -314,7 +319,7 @@ impl Exchange {
         worker: &mut Worker,
     ) {
         let request = Request::new(head, body, self.peer);
-        let response = match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
+        let mut response = match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
             Ok(response) => response,
             Err(panic) => {
                 let message = panic
@@ -330,6 +335,7 @@ impl Exchange {
                 Response::error(StatusCode::INTERNAL_SERVER_ERROR)
             }
         };
+        worker.rules().apply_headers(request.path(), &mut response);
         let head = request.into_head();
         self.answer(Some(&head), response, out, worker);
         worker.recycle_head(head);
@@ -340,10 +346,14 @@ impl Exchange {
     fn answer(
         &mut self,
         head: Option<&RequestHead>,
-        response: Response,
+        mut response: Response,
         out: &mut Outbox,
         worker: &mut Worker,
     ) {
+        if let Some(head) = head {
+            worker.rules().decorate_cors(head, &mut response);
+        }
+        let response = worker.error_page(response);
         self.served += 1;
         let limit = worker.site().max_requests_per_connection;
         let keep_alive = head.is_some_and(|h| h.keep_alive)
