@@ -2,15 +2,17 @@
 
 mod cli;
 
-use cli::{Failure, Options, args::Args};
-use margay::{AccessLog, Config, Server};
+use cli::{Failure, Options};
+use margay::{AccessLog, Config, RulesHandle, Server};
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
 fn main() {
-    let options = match Options::load(std::env::args_os().collect()) {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let options = match Options::load(argv.clone()) {
         Ok(options) => options,
         Err(Failure::Display(help)) => help.exit(),
         Err(Failure::Mistake(message)) => {
@@ -26,13 +28,14 @@ fn main() {
         }
         return;
     }
-    if let Err(e) = run(options.args) {
+    if let Err(e) = run(options, argv) {
         eprintln!("margay: {e}");
         std::process::exit(1);
     }
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+fn run(options: Options, argv: Vec<OsString>) -> Result<(), Box<dyn std::error::Error>> {
+    let args = &options.args;
     let access_log = match args.access_log.as_str() {
         "off" => AccessLog::Off,
         "stdout" => AccessLog::Stdout,
@@ -41,7 +44,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     install_logger(args.log_level, &access_log)?;
     let config = Config::default()
         .listen(args.listen)
-        .root(args.root)
+        .root(&args.root)
         .model(args.model)
         .access_log(access_log)
         .header_timeout(Duration::from_secs(args.header_timeout))
@@ -54,9 +57,58 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .max_requests_per_connection(args.max_requests_per_connection)
         .max_body_size(args.max_body_size)
         .workers(args.workers)
-        .builtin_endpoints(!args.no_builtin_endpoints);
-    Server::new(config)?.run()?;
+        .builtin_endpoints(!args.no_builtin_endpoints)
+        .site_rules(options.rules.clone());
+    let server = Server::new(config)?;
+    reload_on_sighup(options, argv, server.rules_handle())?;
+    server.run()?;
     log::info!("stopped");
+    Ok(())
+}
+
+/// On SIGHUP, reads the command line and the configuration file again and puts the new site
+/// rules in force; a file with a mistake is reported and the rules in force are kept.
+/// Options that only a restart applies (the address, the workers, ...) are named if changed.
+fn reload_on_sighup(
+    started: Options,
+    argv: Vec<OsString>,
+    rules: RulesHandle,
+) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    std::thread::Builder::new()
+        .name("margay-reload".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                let Some(file) = started.file.clone() else {
+                    log::info!("SIGHUP: no configuration file to reload");
+                    continue;
+                };
+                match Options::load(argv.clone()) {
+                    Ok(newer) => {
+                        rules.replace(newer.rules.clone());
+                        log::info!(
+                            "reloaded {}: {} rule(s); new requests follow them",
+                            file.display(),
+                            newer.rules.len()
+                        );
+                        // Against what the server started with: that is what still runs.
+                        let restart = started.needing_restart(&newer);
+                        if !restart.is_empty() {
+                            log::warn!(
+                                "{} changed in {}: only a restart applies {}",
+                                restart.join(", "),
+                                file.display(),
+                                if restart.len() == 1 { "it" } else { "them" }
+                            );
+                        }
+                    }
+                    Err(Failure::Mistake(message)) => {
+                        log::error!("reload failed, the configuration in force is kept: {message}")
+                    }
+                    Err(Failure::Display(_)) => {}
+                }
+            }
+        })?;
     Ok(())
 }
 
