@@ -5,6 +5,7 @@
 use crate::connection::Timeouts;
 use crate::http::Limits;
 use crate::rules::SiteRules;
+use crate::transport::tls::certs::CertificatePair;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -42,7 +43,10 @@ pub enum AccessLog {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub(crate) listen: SocketAddr,
+    pub(crate) listen: Vec<SocketAddr>,
+    pub(crate) tls_listen: Vec<SocketAddr>,
+    pub(crate) tls_certificates: Vec<CertificatePair>,
+    pub(crate) redirect_https: bool,
     pub(crate) root: PathBuf,
     pub(crate) model: Model,
     pub(crate) access_log: AccessLog,
@@ -62,7 +66,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            tls_listen: Vec::new(),
+            tls_certificates: Vec::new(),
+            redirect_https: false,
             root: PathBuf::from("htdocs"),
             model: Model::Reactor,
             access_log: AccessLog::Stdout,
@@ -86,10 +93,43 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The address to listen on (IPv4 or IPv6); port 0 picks a free port. Default
-    /// `127.0.0.1:8080`.
-    pub fn listen(mut self, addr: SocketAddr) -> Config {
-        self.listen = addr;
+    /// The one address to serve plain HTTP on (IPv4 or IPv6); port 0 picks a free port.
+    /// Default `127.0.0.1:8080`.
+    pub fn listen(self, addr: SocketAddr) -> Config {
+        self.listen_on([addr])
+    }
+
+    /// Every address to serve plain HTTP on; none at all serves HTTPS only.
+    pub fn listen_on(mut self, addrs: impl IntoIterator<Item = SocketAddr>) -> Config {
+        self.listen = addrs.into_iter().collect();
+        self
+    }
+
+    /// Also serves HTTPS on `addr` (more than once for several addresses), with the
+    /// certificates given to [`Config::tls_certificate`].
+    pub fn tls_listen(mut self, addr: SocketAddr) -> Config {
+        self.tls_listen.push(addr);
+        self
+    }
+
+    /// Adds a certificate chain and its private key (PEM files; the key in PKCS#8, SEC1 or
+    /// PKCS#1). With several pairs, each handshake gets the first whose certificate is valid
+    /// for the server name the client asked for (SNI), or else the first pair. The files are
+    /// read again when they change; a broken or mismatched new pair is logged and the old one
+    /// kept.
+    pub fn tls_certificate(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Config {
+        self.tls_certificates.push(CertificatePair {
+            cert: cert.into(),
+            key: key.into(),
+        });
+        self
+    }
+
+    /// Whether plain HTTP requests are answered `308 Permanent Redirect` to the same host and
+    /// target over HTTPS (the first TLS listener's port), except ACME HTTP-01 challenges under
+    /// `/.well-known/acme-challenge/`, which are still served. Default off.
+    pub fn redirect_https(mut self, on: bool) -> Config {
+        self.redirect_https = on;
         self
     }
 

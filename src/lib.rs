@@ -34,6 +34,7 @@ mod connection;
 mod control;
 mod files;
 mod http;
+mod listener;
 mod reactor;
 mod rules;
 mod server;

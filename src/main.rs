@@ -36,14 +36,22 @@ fn main() {
 
 fn run(options: Options, argv: Vec<OsString>) -> Result<(), Box<dyn std::error::Error>> {
     let args = &options.args;
+    let listen_is_default = options.is_default("listen");
     let access_log = match args.access_log.as_str() {
         "off" => AccessLog::Off,
         "stdout" => AccessLog::Stdout,
         path => AccessLog::File(PathBuf::from(path)),
     };
     install_logger(args.log_level, &access_log)?;
-    let config = Config::default()
-        .listen(args.listen)
+    // Plain HTTP on its default address only when no listener of any kind was asked for.
+    let plain = if args.tls_listen.is_empty() || !listen_is_default {
+        args.listen.clone()
+    } else {
+        Vec::new()
+    };
+    let mut config = Config::default()
+        .listen_on(plain)
+        .redirect_https(args.redirect_https)
         .root(&args.root)
         .model(args.model)
         .access_log(access_log)
@@ -59,6 +67,12 @@ fn run(options: Options, argv: Vec<OsString>) -> Result<(), Box<dyn std::error::
         .workers(args.workers)
         .builtin_endpoints(!args.no_builtin_endpoints)
         .site_rules(options.rules.clone());
+    for addr in &args.tls_listen {
+        config = config.tls_listen(*addr);
+    }
+    for (cert, key) in args.tls_cert.iter().zip(&args.tls_key) {
+        config = config.tls_certificate(cert, key);
+    }
     let server = Server::new(config)?;
     reload_on_sighup(options, argv, server.rules_handle())?;
     server.run()?;

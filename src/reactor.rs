@@ -4,7 +4,8 @@
 
 use crate::connection::{Connection, State, Step};
 use crate::control::Control;
-use crate::transport::{Plain, Transport, expire, pump};
+use crate::listener::{Listener, ListenerKind};
+use crate::transport::{Stream, Transport, expire, pump};
 use crate::worker::Worker;
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
@@ -17,10 +18,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-const LISTENER: Token = Token(usize::MAX - 1);
-const WAKER: Token = Token(usize::MAX - 2);
+const WAKER: Token = Token(usize::MAX - 1);
 /// Readable when something the worker caches has changed.
-const CHANGES: Token = Token(usize::MAX - 3);
+const CHANGES: Token = Token(usize::MAX - 2);
+/// Listener `i` has token `FIRST_LISTENER - i`.
+const FIRST_LISTENER: usize = usize::MAX - 3;
+/// At most this many listeners per loop: their tokens stay clear of the slab's.
+const MAX_LISTENERS: usize = 64;
 /// How long accepting pauses after the process ran out of file descriptors.
 const FD_BACKOFF: Duration = Duration::from_millis(100);
 /// The most connections one accept round takes before it serves them.
@@ -40,7 +44,7 @@ pub(crate) struct ReactorConfig {
 /// A client socket in the slab: its transport and connection core, and the loop's own
 /// bookkeeping for it.
 struct Client {
-    io: Plain<TcpStream>,
+    io: Stream<TcpStream>,
     conn: Connection,
     /// The earliest deadline the timer heap holds for it.
     scheduled: Option<Instant>,
@@ -73,18 +77,22 @@ enum Accepting {
     BackOff(Instant),
 }
 
+/// A connection just accepted, and by which kind of listener.
+type Accepted = (TcpStream, SocketAddr, ListenerKind);
+
 /// One event loop.
 pub(crate) struct Reactor {
     poll: Poll,
-    listener: Option<TcpListener>,
+    /// The listening sockets; emptied when shutdown begins.
+    listeners: Vec<(TcpListener, ListenerKind)>,
     accepting: Accepting,
     /// A client accepted at the cap, served first when a slot frees.
-    waiting: Option<(TcpStream, SocketAddr)>,
+    waiting: Option<Accepted>,
     clients: Slab<Client>,
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     yielded: Vec<usize>,
     /// Connections accepted in the current round, kept to reuse its allocation.
-    accepted: Vec<(TcpStream, SocketAddr)>,
+    accepted: Vec<Accepted>,
     next_id: u64,
     worker: Worker,
     config: ReactorConfig,
@@ -93,18 +101,27 @@ pub(crate) struct Reactor {
 }
 
 impl Reactor {
-    /// A loop serving `listener` with `worker`.
+    /// A loop serving `listeners` with `worker`.
     pub fn new(
-        listener: std::net::TcpListener,
+        bound: Vec<Listener>,
         mut worker: Worker,
         config: ReactorConfig,
         control: Arc<Control>,
     ) -> io::Result<Reactor> {
-        listener.set_nonblocking(true)?;
-        let mut listener = TcpListener::from_std(listener);
+        if bound.len() > MAX_LISTENERS {
+            return Err(io::Error::other(format!(
+                "at most {MAX_LISTENERS} listening addresses"
+            )));
+        }
         let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut listeners = Vec::with_capacity(bound.len());
+        for (i, listener) in bound.into_iter().enumerate() {
+            listener.socket.set_nonblocking(true)?;
+            let mut socket = TcpListener::from_std(listener.socket);
+            poll.registry()
+                .register(&mut socket, Token(FIRST_LISTENER - i), Interest::READABLE)?;
+            listeners.push((socket, listener.kind));
+        }
         control.add_waker(Arc::new(Waker::new(poll.registry(), WAKER)?));
         match worker.watch_changes() {
             Ok(fd) => poll
@@ -116,7 +133,7 @@ impl Reactor {
         }
         Ok(Reactor {
             poll,
-            listener: Some(listener),
+            listeners,
             accepting: Accepting::Yes,
             waiting: None,
             clients: Slab::with_capacity(1024),
@@ -152,8 +169,10 @@ impl Reactor {
             }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(now),
                     WAKER | CHANGES => {}
+                    Token(t) if t > FIRST_LISTENER - MAX_LISTENERS => {
+                        self.accept(FIRST_LISTENER - t, now)
+                    }
                     Token(key) => self.drive(key, now, event.is_read_closed() || event.is_error()),
                 }
             }
@@ -193,7 +212,7 @@ impl Reactor {
     /// (after the poll returned) carries a request sent after any change the kernel had
     /// reported by then, so the refresh after the round keeps such a request from getting a
     /// copy that is already known to be stale.
-    fn accept(&mut self, now: Instant) {
+    fn accept(&mut self, listener: usize, now: Instant) {
         if self.accepting != Accepting::Yes {
             return;
         }
@@ -204,12 +223,12 @@ impl Reactor {
                 .max_connections
                 .saturating_sub(self.clients.len())
                 .clamp(1, ACCEPT_ROUND);
-            let more = self.accept_round(&mut round, room, now);
+            let more = self.accept_round(listener, &mut round, room, now);
             if !round.is_empty() {
                 self.worker.refresh();
             }
-            for (socket, peer) in round.drain(..) {
-                self.admit(socket, peer, now);
+            for accepted in round.drain(..) {
+                self.admit(accepted, now);
             }
             if !more || self.accepting != Accepting::Yes {
                 break;
@@ -222,16 +241,17 @@ impl Reactor {
     /// more (the limit was reached); false once it would block, or accepting must pause.
     fn accept_round(
         &mut self,
-        round: &mut Vec<(TcpStream, SocketAddr)>,
+        listener: usize,
+        round: &mut Vec<Accepted>,
         limit: usize,
         now: Instant,
     ) -> bool {
         while round.len() < limit {
-            let Some(listener) = &self.listener else {
+            let Some((socket, kind)) = self.listeners.get(listener) else {
                 return false;
             };
-            match listener.accept() {
-                Ok(pair) => round.push(pair),
+            match socket.accept() {
+                Ok((stream, peer)) => round.push((stream, peer, *kind)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e)
                     if matches!(
@@ -262,26 +282,32 @@ impl Reactor {
 
     /// Serves a new client, first closing the longest-idle kept-alive connection if the cap
     /// is reached; with none idle, the client waits (accepting pauses) until a slot frees.
-    fn admit(&mut self, socket: TcpStream, peer: SocketAddr, now: Instant) {
+    fn admit(&mut self, accepted: Accepted, now: Instant) {
         if self.clients.len() >= self.config.max_connections && !self.shed_idle(1) {
             log::debug!(
-                "{peer}: at {} connections; waiting for a slot",
+                "{}: at {} connections; waiting for a slot",
+                accepted.1,
                 self.clients.len()
             );
-            self.waiting = Some((socket, peer));
+            self.waiting = Some(accepted);
             self.pause(Accepting::Full);
             return;
         }
-        self.open(socket, peer, now);
+        self.open(accepted, now);
     }
 
-    fn open(&mut self, socket: TcpStream, peer: SocketAddr, now: Instant) {
+    fn open(&mut self, (socket, peer, kind): Accepted, now: Instant) {
+        let site = self.worker.site();
+        let io = match Stream::accept(socket, kind, site.tls.as_ref(), &site.stats) {
+            Ok(io) => io,
+            Err(e) => return log::error!("{peer}: cannot set up its connection: {e}"),
+        };
         self.next_id += 1;
         let entry = self.clients.vacant_entry();
         let key = entry.key();
         entry.insert(Client {
-            io: Plain(socket),
-            conn: Connection::open(peer, now, self.worker.stats()),
+            io,
+            conn: Connection::open(peer, kind.scheme(), now, self.worker.stats()),
             scheduled: None,
             id: self.next_id,
             registered: None,
@@ -315,7 +341,7 @@ impl Reactor {
                 if client.registered != Some(interest) {
                     log::trace!("token {key}: interest {interest:?}");
                     let registry = self.poll.registry();
-                    let socket = &mut client.io.0;
+                    let socket = client.io.socket_mut();
                     let done = match client.registered {
                         None => registry.register(socket, Token(key), interest),
                         Some(_) => registry.reregister(socket, Token(key), interest),
@@ -397,7 +423,7 @@ impl Reactor {
 
     fn pause(&mut self, why: Accepting) {
         self.accepting = why;
-        if let Some(listener) = &mut self.listener {
+        for (listener, _) in &mut self.listeners {
             let _ = self.poll.registry().deregister(listener);
         }
     }
@@ -410,25 +436,26 @@ impl Reactor {
             Accepting::Full => self.clients.len() < self.config.max_connections,
             Accepting::BackOff(at) => now >= at,
         };
-        if !ready || self.listener.is_none() {
+        if !ready || self.listeners.is_empty() {
             return;
         }
         self.accepting = Accepting::Yes;
-        if let Some((socket, peer)) = self.waiting.take() {
-            self.open(socket, peer, now);
+        if let Some(accepted) = self.waiting.take() {
+            self.open(accepted, now);
         }
-        self.register_listener();
-        self.accept(now);
-    }
-
-    fn register_listener(&mut self) {
-        if let Some(listener) = &mut self.listener
-            && let Err(e) = self
+        for (i, (listener, _)) in self.listeners.iter_mut().enumerate() {
+            let token = Token(FIRST_LISTENER - i);
+            if let Err(e) = self
                 .poll
                 .registry()
-                .register(listener, LISTENER, Interest::READABLE)
-        {
-            log::error!("cannot resume accepting: {e}");
+                .register(listener, token, Interest::READABLE)
+            {
+                log::error!("cannot resume accepting: {e}");
+            }
+        }
+        // Clients that queued meanwhile raise no new edge: take them up now.
+        for i in 0..self.listeners.len() {
+            self.accept(i, now);
         }
     }
 
@@ -438,7 +465,7 @@ impl Reactor {
         if self.drain_deadline.is_none() {
             self.drain_deadline = Some(now + self.config.shutdown_timeout);
             self.worker.drain();
-            if let Some(mut listener) = self.listener.take() {
+            for (mut listener, _) in self.listeners.drain(..) {
                 let _ = self.poll.registry().deregister(&mut listener);
             }
             self.waiting = None;

@@ -7,45 +7,88 @@ use crate::config::{AccessLog, Config, Model};
 use crate::control::Control;
 use crate::files::StaticFiles;
 use crate::http::{Method, Response};
+use crate::listener::{Listener, ListenerKind, bind};
 use crate::reactor::{Reactor, ReactorConfig};
 use crate::rules::{RulesHandle, RulesSlot};
 use crate::stats::{Stats, StatusReport};
 use crate::threaded;
+use crate::transport::tls::settings::TlsSettings;
 use crate::worker::{Site, Worker};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 /// A server whose listening sockets are bound; add routes, then [`Server::run`] or
 /// [`Server::spawn`] it.
 pub struct Server {
     config: Config,
-    listeners: Vec<std::net::TcpListener>,
+    /// Each worker's listening sockets (every worker binds every address).
+    listeners: Vec<Vec<Listener>>,
+    /// The bound addresses, plain ones first.
+    addrs: Vec<(SocketAddr, ListenerKind)>,
+    tls: Option<TlsSettings>,
     router: Router,
     stats: Arc<Stats>,
     rules: Arc<RulesSlot>,
 }
 
 impl Server {
-    /// Binds the listening socket(s) now, so a port in use is an error here.
+    /// Loads the TLS certificates (if any TLS listener is configured) and binds every
+    /// listening socket now, so a missing certificate or a port in use is an error here.
     pub fn new(config: Config) -> io::Result<Server> {
         let workers = match (config.model, config.workers) {
             (Model::Threads, _) => 1,
             (_, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
             (_, n) => n,
         };
-        let first = bind(config.listen, workers > 1, &config)?;
-        let addr = first.local_addr()?;
+        let tls = if config.tls_listen.is_empty() {
+            None
+        } else {
+            let pairs = config.tls_certificates.clone();
+            Some(TlsSettings::new(pairs).map_err(io::Error::other)?)
+        };
+        let wanted = config
+            .listen
+            .iter()
+            .map(|addr| (*addr, ListenerKind::Plain))
+            .chain(
+                config
+                    .tls_listen
+                    .iter()
+                    .map(|addr| (*addr, ListenerKind::Tls)),
+            );
+        let mut first = Vec::new();
+        let mut addrs = Vec::new();
+        for (addr, kind) in wanted {
+            let socket = bind(addr, workers > 1, &config)?;
+            addrs.push((socket.local_addr()?, kind));
+            first.push(Listener { socket, kind });
+        }
+        if first.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "nothing to listen on: give at least one plain or TLS address",
+            ));
+        }
         let mut listeners = vec![first];
         for _ in 1..workers {
-            listeners.push(bind(addr, true, &config)?);
+            let mut own = Vec::new();
+            for &(addr, kind) in &addrs {
+                own.push(Listener {
+                    socket: bind(addr, true, &config)?,
+                    kind,
+                });
+            }
+            listeners.push(own);
         }
         let rules = Arc::new(RulesSlot::new(config.site_rules.clone()));
         Ok(Server {
             config,
             listeners,
+            addrs,
+            tls,
             router: Router::default(),
             stats: Arc::new(Stats::new(workers)),
             rules,
@@ -78,9 +121,9 @@ impl Server {
         self
     }
 
-    /// The bound address (useful with port 0).
+    /// The first bound address, plain HTTP before HTTPS (useful with port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listeners[0].local_addr()
+        Ok(self.addrs[0].0)
     }
 
     /// A handle that replaces the site rules once the server runs (the `margay` binary uses
@@ -94,6 +137,8 @@ impl Server {
     pub fn run(self) -> io::Result<()> {
         let running = self.spawn()?;
         let handle = running.handle();
+        // SIGHUP reads the certificates again (the TLS watcher looks at the flag).
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, running.reload.clone())?;
         let mut signals = signal_hook::iterator::Signals::new([
             signal_hook::consts::SIGINT,
             signal_hook::consts::SIGTERM,
@@ -131,8 +176,12 @@ impl Server {
         if self.config.builtin_endpoints {
             builtin::add_endpoints(&mut self.router, &self.stats);
         }
-        let addr = self.local_addr()?;
         let config = self.config;
+        let https_port = self
+            .addrs
+            .iter()
+            .find(|(_, kind)| *kind == ListenerKind::Tls)
+            .map(|(addr, _)| addr.port());
         let site = Arc::new(Site {
             router: self.router,
             limits: config.limits,
@@ -141,8 +190,14 @@ impl Server {
             access_log: config.access_log != AccessLog::Off,
             timeouts: config.timeouts,
             stats: self.stats.clone(),
+            tls: self.tls.clone(),
+            redirect_https: https_port.filter(|_| config.redirect_https),
         });
         let control = Arc::new(Control::default());
+        let reload = Arc::new(AtomicBool::new(false));
+        if let Some(tls) = &self.tls {
+            tls.watch(reload.clone(), control.clone());
+        }
         let mut threads = Vec::new();
         let worker_count = self.listeners.len();
         for (n, listener) in self.listeners.into_iter().enumerate() {
@@ -168,85 +223,40 @@ impl Server {
             };
             threads.push(thread);
         }
+        let urls: Vec<String> = self
+            .addrs
+            .iter()
+            .map(|(addr, kind)| match kind {
+                ListenerKind::Plain => format!("http://{addr}"),
+                ListenerKind::Tls => format!("https://{addr}"),
+            })
+            .collect();
         log::info!(
-            "margay listening on http://{addr} ({:?}, {worker_count} worker(s)), serving {}",
+            "margay listening on {} ({:?}, {worker_count} worker(s)), serving {}",
+            urls.join(", "),
             config.model,
             config.root.display()
         );
         Ok(RunningServer {
-            addr,
+            addrs: self.addrs,
             control,
             threads,
             stats: self.stats,
             rules: self.rules,
+            reload,
         })
     }
 }
 
-/// Binds a listening TCP socket with a deep backlog and the options every accepted
-/// connection inherits.
-fn bind(addr: SocketAddr, reuse_port: bool, config: &Config) -> io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    // Accepted sockets inherit it: responses leave at once, with no syscall per connection.
-    socket.set_tcp_nodelay(true)?;
-    set_defer_accept(&socket, config.defer_accept)?;
-    if let Some(bytes) = config.send_buffer {
-        socket.set_send_buffer_size(bytes)?;
-    }
-    socket
-        .bind(&addr.into())
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    // As deep as the system allows: the kernel caps it at `net.core.somaxconn` (4096 by
-    // default), so raising that is all a site expecting large bursts of clients needs.
-    socket.listen(i32::MAX)?;
-    Ok(socket.into())
-}
-
-/// Sets `TCP_DEFER_ACCEPT` (whole seconds, rounded up); socket2 has no call for it.
-#[cfg(target_os = "linux")]
-fn set_defer_accept(socket: &socket2::Socket, wait: Duration) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let secs = libc::c_int::try_from(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
-        .unwrap_or(libc::c_int::MAX);
-    // SAFETY: the descriptor is open for the duration of the call, and the option value is a
-    // c_int passed with its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&secs as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Other systems accept at once.
-#[cfg(not(target_os = "linux"))]
-fn set_defer_accept(_socket: &socket2::Socket, _wait: Duration) -> io::Result<()> {
-    Ok(())
-}
-
 /// A server running on background threads. Dropping it shuts it down gracefully.
 pub struct RunningServer {
-    addr: SocketAddr,
+    addrs: Vec<(SocketAddr, ListenerKind)>,
     control: Arc<Control>,
     threads: Vec<JoinHandle<io::Result<()>>>,
     stats: Arc<Stats>,
     rules: Arc<RulesSlot>,
+    /// Set to have the certificates read again.
+    reload: Arc<AtomicBool>,
 }
 
 /// Starts a graceful shutdown from any thread.
@@ -261,9 +271,24 @@ impl ShutdownHandle {
 }
 
 impl RunningServer {
-    /// The address the server listens on.
+    /// The first address the server listens on, plain HTTP before HTTPS.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addrs[0].0
+    }
+
+    /// The first address the server serves HTTPS on, if any.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.addrs
+            .iter()
+            .find(|(_, kind)| *kind == ListenerKind::Tls)
+            .map(|(addr, _)| *addr)
+    }
+
+    /// Reads the TLS certificates again (as SIGHUP does for [`Server::run`]); new handshakes
+    /// use them within a fraction of a second. A broken or mismatched pair is logged and the
+    /// pairs in use are kept.
+    pub fn reload_certificates(&self) {
+        self.reload.store(true, Ordering::SeqCst);
     }
 
     /// The server's counters now, as `GET /api/status` reports them.
@@ -311,29 +336,5 @@ impl Drop for RunningServer {
             self.control.shutdown();
             let _ = self.join();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accepted_sockets_inherit_the_listeners_options() {
-        let config = Config::default()
-            .defer_accept(Duration::ZERO)
-            .send_buffer(Some(50_000));
-        let listener = bind("127.0.0.1:0".parse().unwrap(), false, &config).unwrap();
-        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        assert!(accepted.nodelay().unwrap());
-        let send_buffer = socket2::SockRef::from(&accepted)
-            .send_buffer_size()
-            .unwrap();
-        // Linux reports twice the size asked for (it counts its bookkeeping too).
-        assert!(
-            (50_000..=100_000).contains(&send_buffer),
-            "accepted socket's send buffer: {send_buffer}"
-        );
     }
 }

@@ -6,6 +6,60 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+/// Why a TLS handshake did not finish, as `/api/status` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The client sent an alert (e.g. it does not trust the certificate).
+    AlertReceived,
+    /// No protocol version, cipher suite or ALPN protocol in common.
+    NoCommonProtocol,
+    /// A record or handshake message that breaks the protocol.
+    Protocol,
+    /// Plain HTTP sent to a TLS port (answered `400` in clear text).
+    PlainHttp,
+    /// The client closed the connection during the handshake.
+    Eof,
+    /// The client stalled or vanished mid-handshake (the header timeout ended it).
+    Incomplete,
+}
+
+impl TlsFailure {
+    const ALL: [TlsFailure; 6] = [
+        TlsFailure::AlertReceived,
+        TlsFailure::NoCommonProtocol,
+        TlsFailure::Protocol,
+        TlsFailure::PlainHttp,
+        TlsFailure::Eof,
+        TlsFailure::Incomplete,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            TlsFailure::AlertReceived => "alert_received",
+            TlsFailure::NoCommonProtocol => "no_common_protocol",
+            TlsFailure::Protocol => "protocol_error",
+            TlsFailure::PlainHttp => "plain_http",
+            TlsFailure::Eof => "closed_in_handshake",
+            TlsFailure::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// TLS handshakes in the status report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsReport {
+    /// Handshakes completed, full and resumed.
+    pub handshakes: u64,
+    /// Of those, resumed from a session ticket or cache.
+    pub resumed: u64,
+    /// Handshakes that failed, by why.
+    pub failures: std::collections::BTreeMap<&'static str, u64>,
+}
+
 /// Server-wide counters. Updated with relaxed atomics: each is exact, together they are a
 /// snapshot that may be a few operations apart.
 #[derive(Debug)]
@@ -21,6 +75,9 @@ pub struct Stats {
     closing: AtomicI64,
     /// Responses each worker (event loop, or the thread model's acceptor) has sent.
     per_worker: Box<[AtomicU64]>,
+    tls_handshakes: AtomicU64,
+    tls_resumed: AtomicU64,
+    tls_failures: [AtomicU64; 6],
     samples: Mutex<Vec<Sample>>,
 }
 
@@ -62,6 +119,8 @@ pub struct StatusReport {
     /// Responses sent by each worker since start, in worker order: how evenly the kernel
     /// spreads connections over event loops sharing the port.
     pub requests_per_worker: Vec<u64>,
+    /// TLS handshakes.
+    pub tls: TlsReport,
     /// Connections accepted per second over the last few seconds.
     pub accepted_per_second: f64,
 }
@@ -86,6 +145,9 @@ impl Stats {
             writing: AtomicI64::new(0),
             closing: AtomicI64::new(0),
             per_worker: (0..workers.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            tls_handshakes: AtomicU64::new(0),
+            tls_resumed: AtomicU64::new(0),
+            tls_failures: Default::default(),
             samples: Mutex::new(Vec::new()),
         }
     }
@@ -116,6 +178,19 @@ impl Stats {
         if let Some(count) = self.per_worker.get(worker) {
             count.fetch_add(1, Relaxed);
         }
+    }
+
+    /// A TLS handshake completed.
+    pub fn tls_handshake(&self, resumed: bool) {
+        self.tls_handshakes.fetch_add(1, Relaxed);
+        if resumed {
+            self.tls_resumed.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A TLS handshake failed.
+    pub fn tls_failed(&self, why: TlsFailure) {
+        self.tls_failures[why.index()].fetch_add(1, Relaxed);
     }
 
     /// Bytes went out on a socket.
@@ -164,6 +239,14 @@ impl Stats {
             requests_per_second: rate(current.requests, base.requests),
             bytes_per_second: rate(current.bytes_sent, base.bytes_sent),
             requests_per_worker: self.per_worker.iter().map(|n| n.load(Relaxed)).collect(),
+            tls: TlsReport {
+                handshakes: self.tls_handshakes.load(Relaxed),
+                resumed: self.tls_resumed.load(Relaxed),
+                failures: TlsFailure::ALL
+                    .iter()
+                    .map(|f| (f.name(), self.tls_failures[f.index()].load(Relaxed)))
+                    .collect(),
+            },
             accepted_per_second: rate(current.accepted, base.accepted),
         }
     }

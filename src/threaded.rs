@@ -6,16 +6,20 @@
 
 use crate::connection::{Connection, State, Step};
 use crate::control::Control;
-use crate::transport::{Plain, expire, pump};
+use crate::listener::{Listener, ListenerKind};
+use crate::transport::{Stream, expire, pump};
 use crate::worker::Worker;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::HashMap;
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
+
+/// A connection just accepted, and by which kind of listener.
+type Accepted = (TcpStream, SocketAddr, ListenerKind);
 
 /// Longest a blocked read waits before looking at the shutdown flag again.
 const POLL_SLICE: Duration = Duration::from_millis(250);
@@ -118,21 +122,25 @@ impl Registry {
     }
 }
 
-/// Accepts on `listener` and serves each client on its own thread until shutdown.
+/// Accepts on the listeners and serves each client on its own thread until shutdown.
 pub(crate) fn run(
-    listener: TcpListener,
+    bound: Vec<Listener>,
     worker: Worker,
     config: ThreadConfig,
     control: Arc<Control>,
 ) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let mut listener = mio::net::TcpListener::from_std(listener);
     let mut poll = Poll::new()?;
-    poll.registry()
-        .register(&mut listener, Token(0), Interest::READABLE)?;
-    control.add_waker(Arc::new(Waker::new(poll.registry(), Token(1))?));
+    let mut listeners = Vec::with_capacity(bound.len());
+    for (i, listener) in bound.into_iter().enumerate() {
+        listener.socket.set_nonblocking(true)?;
+        let mut socket = mio::net::TcpListener::from_std(listener.socket);
+        poll.registry()
+            .register(&mut socket, Token(i + 1), Interest::READABLE)?;
+        listeners.push((socket, listener.kind));
+    }
+    control.add_waker(Arc::new(Waker::new(poll.registry(), Token(0))?));
     let registry = Arc::new(Registry::default());
-    let mut waiting: Option<(TcpStream, SocketAddr)> = None;
+    let mut waiting: Option<Accepted> = None;
     let mut events = Events::with_capacity(64);
     while !control.is_shutting_down() {
         // A client waiting for a slot is looked at often; otherwise sleep until an event.
@@ -146,17 +154,22 @@ pub(crate) fn run(
         {
             return Err(e);
         }
-        if let Some((socket, peer)) = waiting.take() {
+        if let Some(accepted) = waiting.take() {
             if registry.len() < config.max_connections {
-                start(socket, peer, &worker, &control, &registry);
+                start(accepted, &worker, &control, &registry);
             } else {
-                waiting = Some((socket, peer));
+                waiting = Some(accepted);
                 continue;
             }
         }
-        waiting = accept_all(&listener, &worker, &config, &control, &registry);
+        for (listener, kind) in &listeners {
+            waiting = accept_all(listener, *kind, &worker, &config, &control, &registry);
+            if waiting.is_some() {
+                break;
+            }
+        }
     }
-    drop(listener);
+    drop(listeners);
     let deadline = Instant::now() + config.shutdown_timeout;
     while registry.len() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -172,11 +185,12 @@ pub(crate) fn run(
 /// for the newcomer; with none idle, the newcomer is returned to wait for a slot.
 fn accept_all(
     listener: &mio::net::TcpListener,
+    kind: ListenerKind,
     worker: &Worker,
     config: &ThreadConfig,
     control: &Arc<Control>,
     registry: &Arc<Registry>,
-) -> Option<(TcpStream, SocketAddr)> {
+) -> Option<Accepted> {
     loop {
         let (socket, peer) = match listener.accept() {
             Ok(accepted) => accepted,
@@ -192,16 +206,15 @@ fn accept_all(
         let socket = TcpStream::from(std::os::fd::OwnedFd::from(socket));
         if registry.len() >= config.max_connections && !registry.shed_oldest_idle() {
             log::debug!("{peer}: at the connection cap; waiting for a slot");
-            return Some((socket, peer));
+            return Some((socket, peer, kind));
         }
-        start(socket, peer, worker, control, registry);
+        start((socket, peer, kind), worker, control, registry);
     }
 }
 
 /// Starts the thread that serves one client.
 fn start(
-    socket: TcpStream,
-    peer: SocketAddr,
+    (socket, peer, kind): Accepted,
     worker: &Worker,
     control: &Arc<Control>,
     registry: &Arc<Registry>,
@@ -217,7 +230,7 @@ fn start(
         .stack_size(256 * 1024)
         .spawn(move || {
             let idle = |idle: bool| thread_registry.set_idle(id, idle);
-            serve(&socket, peer, &mut own, &control, &idle);
+            serve(&socket, peer, kind, &mut own, &control, &idle);
             thread_registry.remove(id);
             thread_registry.give_worker(own);
         });
@@ -234,13 +247,21 @@ fn start(
 fn serve(
     socket: &TcpStream,
     peer: SocketAddr,
+    kind: ListenerKind,
     worker: &mut Worker,
     control: &Control,
     idle: &dyn Fn(bool),
 ) {
     let now = Instant::now();
-    let mut conn = Connection::open(peer, now, worker.stats());
-    let mut io = Plain(socket);
+    let mut conn = Connection::open(peer, kind.scheme(), now, worker.stats());
+    let site = worker.site();
+    let mut io = match Stream::accept(socket, kind, site.tls.as_ref(), &site.stats) {
+        Ok(io) => io,
+        Err(e) => {
+            log::error!("{peer}: cannot set up its connection: {e}");
+            return conn.close(worker);
+        }
+    };
     if let Err(e) = socket.set_nonblocking(false) {
         log::warn!("{peer}: cannot make the socket blocking: {e}");
         return conn.close(worker);

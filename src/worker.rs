@@ -12,6 +12,7 @@ use crate::http::parse::{HeadStorage, parse_head_reusing};
 use crate::http::{Limits, RequestError, RequestHead, Response};
 use crate::rules::{RulesSlot, SiteRules};
 use crate::stats::Stats;
+use crate::transport::tls::settings::TlsSettings;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -33,6 +34,10 @@ pub struct Site {
     pub timeouts: Timeouts,
     /// Server-wide counters.
     pub stats: Arc<Stats>,
+    /// What TLS listeners' connections are made with, if there are any.
+    pub tls: Option<TlsSettings>,
+    /// Where plain HTTP requests are redirected with `308`: the HTTPS port.
+    pub redirect_https: Option<u16>,
 }
 
 /// One worker thread's state: the shared site, and caches only this thread touches.

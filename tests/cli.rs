@@ -2,10 +2,11 @@
 //! for bad options, a missing root or a port in use, IPv6 listening, the access log in
 //! Combined Log Format, and `--defer-accept` reaching the listening socket.
 
+#[macro_use]
 mod common;
 
 use common::*;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -102,126 +103,102 @@ fn a_port_in_use_is_a_one_line_error() {
     assert!(line.contains(&addr) && line.contains("in use"), "{line}");
 }
 
-/// Starts the binary with `args` on a free port of `ip` and waits until it answers.
-fn serving(ip: &str, args: &[&str]) -> (std::process::Child, SocketAddr) {
-    let port = TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = SocketAddr::new(ip.parse().unwrap(), port);
-    let child = Command::new(env!("CARGO_BIN_EXE_margay"))
-        .args(["--listen", &addr.to_string(), "--root", "htdocs"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn margay");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "margay did not listen on {addr}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (child, addr)
-}
-
-#[test]
-fn listens_on_ipv6() {
+both_models!(listens_on_ipv6, |model| {
     if TcpListener::bind("[::1]:0").is_err() {
         eprintln!("no IPv6 loopback here; nothing to test");
         return;
     }
-    let (mut child, addr) = serving("::1", &["--access-log", "off"]);
-    let mut stream = connect(addr);
+    let server = ServerProcess::builder(model).ip("::1").start();
+    let mut stream = server.connect();
     send(&mut stream, &get_req("/index.html"));
     let resp = read_response(&mut stream, false);
-    let _ = child.kill();
-    let _ = child.wait();
     assert_eq!(resp.status, 200);
-    assert!(resp.text().contains("margay"));
-}
+    assert_eq!(resp.body, INDEX_HTML.as_bytes());
+});
 
-#[test]
-fn access_log_has_one_combined_format_line_per_response() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
-    let (mut child, addr) = serving("127.0.0.1", &["--access-log", log.to_str().unwrap()]);
-    let mut stream = connect(addr);
-    let request = request(
-        "GET",
-        "/index.html?x=1",
-        &[
-            ("Referer", "http://example.com/"),
-            ("User-Agent", "test \"agent\""),
-        ],
-    );
-    send(&mut stream, &request);
-    assert_eq!(read_response(&mut stream, false).status, 200);
-    send(&mut stream, &get_req("/missing"));
-    let missing = read_response(&mut stream, false);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let text = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.lines().filter(|l| l.contains("GET /")).count() >= 2 || Instant::now() > deadline {
-            break text;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    let lines: Vec<&str> = text.lines().filter(|l| l.contains("\"GET /")).collect();
-    assert_eq!(lines.len(), 2, "one line per response:\n{text}");
-    let first = lines[0];
-    // host ident user [time] "request line" status bytes "referer" "user agent"
-    assert!(first.starts_with("127.0.0.1 - - ["), "{first}");
-    assert!(
-        first.contains(" +0000] \"GET /index.html?x=1 HTTP/1.1\" 200 "),
-        "{first}"
-    );
-    assert!(
-        first.ends_with("\"http://example.com/\" \"test \\\"agent\\\"\""),
-        "quotes in a field are escaped: {first}"
-    );
-    let bytes = missing.body.len().to_string();
-    assert!(
-        lines[1].contains(&format!("\"GET /missing HTTP/1.1\" 404 {bytes} \"-\"")),
-        "{}",
-        lines[1]
-    );
-}
+both_models!(
+    access_log_has_one_combined_format_line_per_response,
+    |model| {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("access.log");
+        let server = ServerProcess::builder(model).access_log(&log).start();
+        let mut stream = server.connect();
+        let request = request(
+            "GET",
+            "/index.html?x=1",
+            &[
+                ("Referer", "http://example.com/"),
+                ("User-Agent", "test \"agent\""),
+            ],
+        );
+        send(&mut stream, &request);
+        assert_eq!(read_response(&mut stream, false).status, 200);
+        send(&mut stream, &get_req("/missing"));
+        let missing = read_response(&mut stream, false);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let text = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.lines().filter(|l| l.contains("GET /")).count() >= 2
+                || Instant::now() > deadline
+            {
+                break text;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(server);
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("\"GET /")).collect();
+        assert_eq!(lines.len(), 2, "one line per response:\n{text}");
+        let first = lines[0];
+        // host ident user [time] "request line" status bytes "referer" "user agent"
+        assert!(first.starts_with("127.0.0.1 - - ["), "{first}");
+        assert!(
+            first.contains(" +0000] \"GET /index.html?x=1 HTTP/1.1\" 200 "),
+            "{first}"
+        );
+        assert!(
+            first.ends_with("\"http://example.com/\" \"test \\\"agent\\\"\""),
+            "quotes in a field are escaped: {first}"
+        );
+        let bytes = missing.body.len().to_string();
+        assert!(
+            lines[1].contains(&format!("\"GET /missing HTTP/1.1\" 404 {bytes} \"-\"")),
+            "{}",
+            lines[1]
+        );
+    }
+);
 
 /// `/api/status`'s count of open connections (the asking one included).
-fn active_connections(addr: SocketAddr) -> i64 {
-    let mut stream = connect(addr);
-    send(&mut stream, &get_req("/api/status"));
-    let resp = read_response(&mut stream, false);
-    let status: serde_json::Value = serde_json::from_slice(&resp.body).expect("status is JSON");
-    status["active"].as_i64().expect("active is a number")
+fn active_connections(server: &ServerProcess) -> i64 {
+    server.status()["active"]
+        .as_i64()
+        .expect("active is a number")
 }
 
-#[test]
-fn defer_accept_option_decides_when_a_silent_connection_is_taken_up() {
-    // Deferred (the default, 1 s): the kernel keeps a connection that has said nothing, and
-    // it cannot hand it over before its first SYN-ACK retransmission, a second later.
-    let (mut child, addr) = serving("127.0.0.1", &["--access-log", "off"]);
-    let _silent = connect(addr);
-    std::thread::sleep(Duration::from_millis(300));
-    let deferred = active_connections(addr);
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(deferred, 1, "only the status request is in the server");
+both_models!(
+    defer_accept_option_decides_when_a_silent_connection_is_taken_up,
+    |model| {
+        // Deferred (the default, 1 s): the kernel keeps a connection that has said nothing, and
+        // it cannot hand it over before its first SYN-ACK retransmission, a second later.
+        let server = ServerProcess::start(model);
+        let _silent = server.connect();
+        std::thread::sleep(Duration::from_millis(300));
+        let deferred = active_connections(&server);
+        drop(server);
+        assert_eq!(deferred, 1, "only the status request is in the server");
 
-    // `--defer-accept 0`: taken up at once.
-    let (mut child, addr) = serving("127.0.0.1", &["--access-log", "off", "--defer-accept", "0"]);
-    let _silent = connect(addr);
-    let deadline = Instant::now() + Duration::from_millis(800);
-    let mut active = active_connections(addr);
-    while active != 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-        active = active_connections(addr);
+        // `--defer-accept 0`: taken up at once.
+        let server = ServerProcess::builder(model)
+            .args(&["--defer-accept", "0"])
+            .start();
+        let _silent = server.connect();
+        let deadline = Instant::now() + Duration::from_millis(800);
+        let mut active = active_connections(&server);
+        while active != 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            active = active_connections(&server);
+        }
+        drop(server);
+        assert_eq!(active, 2, "the silent connection and the status request");
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(active, 2, "the silent connection and the status request");
-}
+);

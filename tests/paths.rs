@@ -7,14 +7,25 @@ mod common;
 
 use common::*;
 
-/// Asserts the response refuses `target` and does not leak any secret content.
-fn assert_refused(resp: &Resp, target: &str) {
-    assert_status_in(resp, &[400, 403, 404], target);
+/// Asserts the response refuses `target` with `status` and does not leak any secret content.
+fn assert_refused(resp: &Resp, target: &str, status: u16) {
+    assert_eq!(resp.status, status, "{target}");
+    assert_no_leak(resp, target);
+}
+
+fn assert_no_leak(resp: &Resp, target: &str) {
     let text = resp.text();
     for secret in [OUTSIDE_SECRET, SECRET, HIDDEN_X_TXT, "root:x:0:0"] {
         assert!(!text.contains(secret.trim()), "{target} leaked {secret:?}");
     }
 }
+
+/// Status of a target whose dot-segments would climb above the root: refused as a bad
+/// target, whatever lies beyond (`http/target.rs`).
+const CLIMBS: u16 = 400;
+/// Status of a path that resolves inside the root but names nothing servable: a missing
+/// file, a dotfile, a symlink out of the root. 404 tells nothing about what is there.
+const NOT_SERVED: u16 = 404;
 
 both_models!(directory_without_slash_redirects, |model| {
     let server = TestServer::start(model);
@@ -72,39 +83,64 @@ both_models!(traversal_never_leaves_the_root, |model| {
     let outside_abs = server.outside().to_str().unwrap().to_string();
     let o = &outside_name;
     let f = OUTSIDE_FILE;
-    let targets = vec![
-        format!("/../{o}/{f}"),
-        format!("/../../../../../../etc/passwd"),
-        format!("/%2e%2e/{o}/{f}"),
-        format!("/%2E%2E/{o}/{f}"),
-        format!("/.%2e/{o}/{f}"),
-        format!("/sub/../../{o}/{f}"),
-        format!("/sub/%2e%2e/%2e%2e/{o}/{f}"),
-        format!("/./../{o}/{f}"),
-        format!("/..%2f{o}%2f{f}"),
-        format!("/%2f..%2f{o}%2f{f}"),
-        format!("/sub%2f..%2f..%2f{o}%2f{f}"),
-        format!("/..\\{o}\\{f}"),
-        format!("/%5c..%5c{o}%5c{f}"),
-        format!("/..%5c{o}%5c{f}"),
-        format!("/%252e%252e/{o}/{f}"),
-        format!("/%c0%ae%c0%ae/{o}/{f}"),
-        format!("/{outside_abs}/{f}"),
-        format!("/%2f{}/{f}", outside_abs.trim_start_matches('/')),
-        format!("/sub/..//{}/{f}", outside_abs.trim_start_matches('/')),
-        format!("/..;/{o}/{f}"),
+    let outside_rel = outside_abs.trim_start_matches('/');
+    let rows = [
+        (format!("/../{o}/{f}"), CLIMBS),
+        ("/../../../../../../etc/passwd".to_string(), CLIMBS),
+        (format!("/%2e%2e/{o}/{f}"), CLIMBS),
+        (format!("/%2E%2E/{o}/{f}"), CLIMBS),
+        (format!("/.%2e/{o}/{f}"), CLIMBS),
+        (format!("/sub/../../{o}/{f}"), CLIMBS),
+        (format!("/sub/%2e%2e/%2e%2e/{o}/{f}"), CLIMBS),
+        (format!("/./../{o}/{f}"), CLIMBS),
+        // Decoded once, `%2f` is a slash like any other.
+        (format!("/..%2f{o}%2f{f}"), CLIMBS),
+        (format!("/%2f..%2f{o}%2f{f}"), CLIMBS),
+        (format!("/sub%2f..%2f..%2f{o}%2f{f}"), CLIMBS),
+        // Decoded, a backslash is a byte of a name, not a separator: no such file.
+        (format!("/%5c..%5c{o}%5c{f}"), NOT_SERVED),
+        (format!("/..%5c{o}%5c{f}"), NOT_SERVED),
+        // Decoded once to a literal `%2e%2e` directory, which does not exist.
+        (format!("/%252e%252e/{o}/{f}"), NOT_SERVED),
+        // Overlong UTF-8 for `.`: not UTF-8 once decoded, so not a path (`http/target.rs`).
+        (format!("/%c0%ae%c0%ae/{o}/{f}"), 400),
+        // Empty segments fold: these name the outside directory's path again, under the root.
+        (format!("/{outside_abs}/{f}"), NOT_SERVED),
+        (format!("/%2f{outside_rel}/{f}"), NOT_SERVED),
+        (format!("/sub/..//{outside_rel}/{f}"), NOT_SERVED),
+        // `..;` is a name, not a dot-segment.
+        (format!("/..;/{o}/{f}"), NOT_SERVED),
     ];
-    for target in &targets {
+    for (target, status) in &rows {
         let resp = server.get(target);
-        assert_refused(&resp, target);
+        assert_refused(&resp, target, *status);
     }
+    // A raw backslash is not allowed in a target at all; its status is checked, ignored until
+    // margay answers it, by `raw_backslash_in_target_is_400`.
+    let target = format!("/..\\{o}\\{f}");
+    assert_no_leak(&server.get(&target), &target);
     // Absolute-form carries the same path rules.
     let resp = server.exchange(
         format!("GET http://localhost/../{o}/{f} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes(),
         false,
     );
-    assert_refused(&resp, "absolute-form traversal");
+    assert_refused(&resp, "absolute-form traversal", CLIMBS);
 });
+
+// RFC 9112 section 3.2: the target is origin-form, every path byte a pchar (RFC 3986); a
+// raw backslash is not one, so the request line is invalid and the answer 400 (section 3).
+both_models!(
+    #[ignore = "margay answers 404: the target is not yet checked against its grammar"]
+    raw_backslash_in_target_is_400,
+    |model| {
+        let server = TestServer::start(model);
+        let o = server.outside().file_name().unwrap().to_str().unwrap();
+        let target = format!("/..\\{o}\\{OUTSIDE_FILE}");
+        let resp = server.get(&target);
+        assert_error_page(&resp, 400);
+        assert_no_leak(&resp, &target);
+    }
+);
 
 both_models!(double_encoding_is_decoded_once, |model| {
     let server = TestServer::start(model);
@@ -131,10 +167,11 @@ both_models!(escaped_unreserved_characters_are_decoded, |model| {
 
 both_models!(symlink_out_of_root_is_refused, |model| {
     let server = TestServer::start(model);
-    assert_refused(&server.get("/link-out"), "/link-out");
+    assert_refused(&server.get("/link-out"), "/link-out", NOT_SERVED);
     assert_refused(
         &server.get(&format!("/link-dir/{OUTSIDE_FILE}")),
         "/link-dir/...",
+        NOT_SERVED,
     );
 });
 
@@ -155,7 +192,7 @@ both_models!(dotfiles_are_not_served, |model| {
         "/.hidden/",
         "/%2ehidden/x.txt",
     ] {
-        assert_refused(&server.get(target), target);
+        assert_refused(&server.get(target), target, NOT_SERVED);
     }
 });
 

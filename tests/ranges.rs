@@ -101,26 +101,22 @@ both_models!(unsatisfiable_range_gives_416, |model| {
     assert_still_serves(&mut stream);
 });
 
-both_models!(zero_suffix_is_never_206, |model| {
+both_models!(zero_suffix_is_416, |model| {
     let server = TestServer::start(model);
+    // A suffix-range is satisfiable only with a non-zero length (RFC 9110 section 14.1.1).
     let resp = range_get(&server, "bytes=-0", &[]);
-    match resp.status {
-        416 => assert_eq!(resp.header("content-range"), Some("bytes */36")),
-        200 => assert_eq!(resp.body, RANGES_TXT.as_bytes()),
-        other => panic!("bytes=-0 is unsatisfiable, got {other}"),
-    }
+    assert_eq!(resp.status, 416, "bytes=-0 is unsatisfiable");
+    assert_eq!(resp.header("content-range"), Some("bytes */36"));
 });
 
-both_models!(invalid_range_is_ignored_or_refused, |model| {
+both_models!(invalid_range_is_ignored, |model| {
     let server = TestServer::start(model);
+    // RFC 9110 section 14.2 lets a server ignore or reject an invalid ranges-specifier;
+    // margay ignores it (`files/range.rs`) and sends the whole file.
     for range in ["bytes=5-2", "bytes=abc", "bytes=", "bytes 0-4", "bytes=--1"] {
         let resp = range_get(&server, range, &[]);
-        assert_ne!(resp.status, 206, "{range} is not a valid range set");
-        if resp.status == 200 {
-            assert_eq!(resp.body, RANGES_TXT.as_bytes(), "{range}");
-        } else {
-            assert_status_in(&resp, &[400, 416], range);
-        }
+        assert_eq!(resp.status, 200, "{range} is not a valid range set");
+        assert_eq!(resp.body, RANGES_TXT.as_bytes(), "{range}");
     }
 });
 
@@ -192,27 +188,31 @@ both_models!(if_none_match_wins_over_range, |model| {
     assert_eq!(resp.status, 304);
 });
 
-both_models!(two_ranges_give_consistent_multipart_or_full, |model| {
+// A multipart body longer than the file it cuts up is never sent: the whole file is smaller
+// (`files/range.rs`; RFC 9110 section 14.2 lets a server ignore Range). The part headers alone
+// outweigh 36 bytes.
+both_models!(two_ranges_of_a_small_file_give_the_whole_file, |model| {
     let server = TestServer::start(model);
     let resp = range_get(&server, "bytes=0-4,10-14", &[]);
     assert_standard_headers(&resp, false);
-    match check_range_response(&resp, RANGES_TXT.as_bytes()) {
-        RangeOutcome::Full => {}
-        RangeOutcome::Multi(parts) => assert_eq!(parts, vec![(0, 4), (10, 14)]),
-        RangeOutcome::Single(a, b) => panic!("two disjoint ranges answered as one range {a}-{b}"),
-    }
+    assert_eq!(
+        check_range_response(&resp, RANGES_TXT.as_bytes()),
+        RangeOutcome::Full
+    );
 });
 
 both_models!(awkward_range_sets_are_never_inconsistent, |model| {
     let server = TestServer::start(model);
     let mut stream = server.connect();
-    // Overlapping, out of order, partly unsatisfiable, suffix mixed with absolute.
-    for set in [
-        "bytes=0-5,2-8",
-        "bytes=20-25,0-1",
-        "bytes=0-4,100-200",
-        "bytes=-3,0-0",
-        "bytes=1-1,3-3,5-5",
+    // Overlapping, out of order, partly unsatisfiable, suffix mixed with absolute. Several
+    // parts of this small file would make a multipart body longer than the file: the whole
+    // file instead. An unsatisfiable spec is dropped from the set.
+    for (set, outcome) in [
+        ("bytes=0-5,2-8", RangeOutcome::Full),
+        ("bytes=20-25,0-1", RangeOutcome::Full),
+        ("bytes=0-4,100-200", RangeOutcome::Single(0, 4)),
+        ("bytes=-3,0-0", RangeOutcome::Full),
+        ("bytes=1-1,3-3,5-5", RangeOutcome::Full),
     ] {
         send(
             &mut stream,
@@ -220,24 +220,21 @@ both_models!(awkward_range_sets_are_never_inconsistent, |model| {
         );
         let resp = read_response(&mut stream, false);
         assert_standard_headers(&resp, false);
-        let outcome = check_range_response(&resp, RANGES_TXT.as_bytes());
-        if set == "bytes=0-4,100-200"
-            && let RangeOutcome::Single(a, b) = outcome
-        {
-            assert_eq!((a, b), (0, 4), "the only satisfiable range of {set}");
-        }
+        assert_eq!(
+            check_range_response(&resp, RANGES_TXT.as_bytes()),
+            outcome,
+            "{set}"
+        );
     }
     assert_still_serves(&mut stream);
 });
 
-both_models!(range_of_empty_file_is_never_206, |model| {
+both_models!(range_of_empty_file_is_416, |model| {
     let server = TestServer::start(model);
+    // No first-pos is below a length of 0: unsatisfiable (RFC 9110 section 14.1.1).
     let resp = server.get_with("/empty.txt", &[("Range", "bytes=0-")]);
-    match resp.status {
-        416 => assert_eq!(resp.header("content-range"), Some("bytes */0")),
-        200 => assert!(resp.body.is_empty()),
-        other => panic!("range of an empty file: got {other}"),
-    }
+    assert_eq!(resp.status, 416, "range of an empty file");
+    assert_eq!(resp.header("content-range"), Some("bytes */0"));
 });
 
 both_models!(ranges_deep_inside_big_file, |model| {
@@ -268,21 +265,13 @@ both_models!(ranges_deep_inside_big_file, |model| {
     assert_still_serves(&mut stream);
 });
 
-both_models!(
-    two_ranges_of_big_file_give_consistent_multipart_or_full,
-    |model| {
-        let server = TestServer::start(model);
-        let big = big_bin();
-        let resp = server.get_with("/big.bin", &[("Range", "bytes=100-199,9000000-9000999")]);
-        assert_standard_headers(&resp, false);
-        match check_range_response(&resp, big) {
-            RangeOutcome::Full => {}
-            RangeOutcome::Multi(parts) => {
-                assert_eq!(parts, vec![(100, 199), (9_000_000, 9_000_999)])
-            }
-            RangeOutcome::Single(a, b) => {
-                panic!("two disjoint ranges answered as one range {a}-{b}")
-            }
-        }
-    }
-);
+both_models!(two_ranges_of_big_file_give_a_multipart_206, |model| {
+    let server = TestServer::start(model);
+    let big = big_bin();
+    let resp = server.get_with("/big.bin", &[("Range", "bytes=100-199,9000000-9000999")]);
+    assert_standard_headers(&resp, false);
+    assert_eq!(
+        check_range_response(&resp, big),
+        RangeOutcome::Multi(vec![(100, 199), (9_000_000, 9_000_999)])
+    );
+});

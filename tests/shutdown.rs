@@ -6,90 +6,11 @@
 mod common;
 
 use common::*;
-use margay::{AccessLog, Config, Server};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::ExitStatus;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
-use tempfile::TempDir;
-
-/// The margay binary serving a root with `style.css` and `big.bin`.
-struct Binary {
-    process: ServerProcess,
-}
-
-impl Binary {
-    fn start(model: &str, extra: &[&str]) -> Binary {
-        let mut binary = Binary {
-            process: ServerProcess::spawn(model, extra, None),
-        };
-        binary.wait_until_serving();
-        binary
-    }
-
-    fn log(&self) -> String {
-        self.process.log()
-    }
-
-    fn wait_until_serving(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.process.child.try_wait().unwrap() {
-                panic!("margay exited at start with {status}; log:\n{}", self.log());
-            }
-            if let Ok(mut stream) = TcpStream::connect(self.process.addr) {
-                stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-                send(&mut stream, &get_req("/style.css"));
-                let resp = read_response(&mut stream, false);
-                assert_eq!(resp.status, 200);
-                return;
-            }
-            assert!(Instant::now() < deadline, "margay did not start listening");
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill only sends a signal to our own child, which has not been reaped.
-        let rc = unsafe { libc::kill(self.process.child.id() as libc::pid_t, signal) };
-        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
-    }
-
-    /// Waits for the process to exit, or panics after `within`.
-    fn wait_exit(&mut self, within: Duration, what: &str) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.process.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: margay still running after {within:?}; log:\n{}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.process.child.try_wait().unwrap().is_none()
-    }
-}
-
-/// A connection with a small, fixed receive buffer, so a 10 MiB download cannot be parked in
-/// kernel buffers: the server really has to keep sending while the client reads.
-fn connect_small_receive_buffer(addr: SocketAddr) -> TcpStream {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(64 * 1024).unwrap();
-    socket.connect(&addr.into()).expect("connect");
-    let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream
-}
 
 /// Reads a response head a byte at a time and returns it as text.
 fn read_head_text(stream: &mut TcpStream) -> String {
@@ -140,24 +61,24 @@ fn assert_not_served(addr: SocketAddr, what: &str) {
     }
 }
 
-fn sigterm_finishes_download_then_exits(model: &str) {
-    let mut server = Binary::start(
-        model,
-        &[
+both_models!(sigterm_finishes_download_then_exits, |model| {
+    let mut server = ServerProcess::builder(model)
+        .args(&[
             "--shutdown-timeout",
             "20",
             "--keep-alive-timeout",
             "60",
             "--send-timeout",
             "60",
-        ],
-    );
+        ])
+        .start();
+    server.assert_serves("at start");
     // An idle kept-alive connection, served once.
-    let mut idle = connect(server.process.addr);
+    let mut idle = connect(server.addr);
     assert_still_serves(&mut idle);
 
     // A download under way: the head and the first MiB read, the rest still to come.
-    let mut download = connect_small_receive_buffer(server.process.addr);
+    let mut download = connect_small_buffers(server.addr);
     send(&mut download, &get_req("/big.bin"));
     let head = read_head_text(&mut download);
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
@@ -175,7 +96,7 @@ fn sigterm_finishes_download_then_exits(model: &str) {
     // Idle connections are closed at once rather than kept for the keep-alive timeout.
     assert_closed(&mut idle);
     // The listener is gone: a new client is refused (or closed unanswered).
-    assert_not_served(server.process.addr, "after SIGTERM");
+    assert_not_served(server.addr, "after SIGTERM");
     assert!(server.is_running(), "exited before the download finished");
 
     read_slowly(&mut download, BIG_LEN - body.len(), &mut body);
@@ -194,22 +115,15 @@ fn sigterm_finishes_download_then_exits(model: &str) {
         "shutdown took {:?}",
         signalled.elapsed()
     );
-}
+});
 
-#[test]
-fn sigterm_finishes_download_then_exits_reactor() {
-    sigterm_finishes_download_then_exits("reactor");
-}
-
-#[test]
-fn sigterm_finishes_download_then_exits_threads() {
-    sigterm_finishes_download_then_exits("threads");
-}
-
-fn second_signal_exits_at_once(model: &str) {
-    let mut server = Binary::start(model, &["--shutdown-timeout", "30", "--send-timeout", "60"]);
+both_models!(second_signal_exits_at_once, |model| {
+    let mut server = ServerProcess::builder(model)
+        .args(&["--shutdown-timeout", "30", "--send-timeout", "60"])
+        .start();
+    server.assert_serves("at start");
     // A download whose client never reads: graceful shutdown would wait the full 30 s.
-    let mut stalled = connect_small_receive_buffer(server.process.addr);
+    let mut stalled = connect_small_buffers(server.addr);
     send(&mut stalled, &get_req("/big.bin"));
     thread::sleep(Duration::from_millis(300));
 
@@ -231,39 +145,23 @@ fn second_signal_exits_at_once(model: &str) {
         "margay should exit by itself on the second signal, not die of it: {status}"
     );
     drop(stalled);
-}
-
-#[test]
-fn second_signal_exits_at_once_reactor() {
-    second_signal_exits_at_once("reactor");
-}
-
-#[test]
-fn second_signal_exits_at_once_threads() {
-    second_signal_exits_at_once("threads");
-}
+});
 
 both_models!(
     running_server_shutdown_returns_and_stops_accepting,
     |model| {
-        let root = TempDir::new().unwrap();
-        std::fs::write(root.path().join("style.css"), STYLE_CSS).unwrap();
-        let config = Config::default()
-            .listen("127.0.0.1:0".parse().unwrap())
-            .root(root.path())
-            .model(model)
-            .access_log(AccessLog::Off)
-            .keep_alive_timeout(Duration::from_secs(60))
-            .shutdown_timeout(Duration::from_secs(30));
-        let running = Server::new(config).unwrap().spawn().unwrap();
-        let addr = running.addr();
+        let server = TestServer::start_with(model, |c| {
+            c.keep_alive_timeout(Duration::from_secs(60))
+                .shutdown_timeout(Duration::from_secs(30))
+        });
+        let addr = server.addr();
         let mut idle = connect(addr);
         assert_still_serves(&mut idle);
 
         // shutdown() must not wait for the idle connection's keep-alive timeout.
         let (done, result) = mpsc::channel();
         let started = Instant::now();
-        thread::spawn(move || done.send(running.shutdown()).unwrap());
+        thread::spawn(move || done.send(server.shutdown()).unwrap());
         let outcome = result
             .recv_timeout(Duration::from_secs(10))
             .expect("RunningServer::shutdown did not return within 10 s");

@@ -18,9 +18,25 @@ pub struct Args {
     /// not), without binding or serving.
     #[arg(long)]
     pub check_config: bool,
-    /// Address to listen on, IPv4 or IPv6 (e.g. 127.0.0.1:8080 or [::1]:8080).
+    /// Address to serve plain HTTP on, IPv4 or IPv6 (e.g. 127.0.0.1:8080 or [::1]:8080);
+    /// repeat for several. Not listened on by default when --tls-listen is given.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
-    pub listen: SocketAddr,
+    pub listen: Vec<SocketAddr>,
+    /// Address to serve HTTPS on; repeat for several. Needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "ADDR")]
+    pub tls_listen: Vec<SocketAddr>,
+    /// PEM certificate chain for HTTPS, the server's certificate first; repeat (each with its
+    /// --tls-key) for several names, chosen by the name a client asks for (SNI), the first as
+    /// the default. Read again when the file changes, and on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Vec<PathBuf>,
+    /// PEM private key (PKCS#8, SEC1 or PKCS#1) of the --tls-cert in the same position.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Vec<PathBuf>,
+    /// Answer plain HTTP with 308 to the same host and path over HTTPS, except
+    /// /.well-known/acme-challenge/ (so certbot's webroot mode still works).
+    #[arg(long)]
+    pub redirect_https: bool,
     /// Directory whose files are served.
     #[arg(long, default_value = "htdocs", value_name = "DIR", value_parser = existing_dir)]
     pub root: PathBuf,

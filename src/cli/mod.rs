@@ -69,6 +69,7 @@ impl Options {
         merged.extend(argv.into_iter().skip(1));
         let matches = command.try_get_matches_from(merged).map_err(clap_failure)?;
         let args = Args::from_arg_matches(&matches).map_err(clap_failure)?;
+        check_pairs(&args)?;
         if let Some(fallback) = args.fallback.as_deref().filter(|f| !f.is_empty()) {
             rules = rules
                 .fallback(fallback)
@@ -114,6 +115,11 @@ impl Options {
             .collect()
     }
 
+    /// Whether `id` took its default value (neither the command line nor the file set it).
+    pub fn is_default(&self, id: &str) -> bool {
+        self.matches.value_source(id) != Some(ValueSource::CommandLine)
+    }
+
     /// The effective configuration as a TOML file would state it, each key with where its
     /// value came from.
     pub fn effective(&self) -> String {
@@ -148,6 +154,22 @@ impl Options {
         }
         out
     }
+}
+
+/// Options that only make sense together.
+fn check_pairs(args: &Args) -> Result<(), Failure> {
+    let (certs, keys) = (args.tls_cert.len(), args.tls_key.len());
+    if certs != keys {
+        return Err(Failure::Mistake(format!(
+            "--tls-cert and --tls-key come in pairs: {certs} certificate(s), {keys} key(s)"
+        )));
+    }
+    if !args.tls_listen.is_empty() && certs == 0 {
+        return Err(Failure::Mistake(
+            "--tls-listen needs a certificate: give --tls-cert FILE and --tls-key FILE".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The file's options as command-line arguments, for every option the command line does not

@@ -11,6 +11,7 @@ use crate::http::encode::{Persistence, encode_head};
 use crate::http::{
     Body, BodyPart, Framing, Method, RequestError, RequestHead, Response, StatusCode, Version,
 };
+use crate::listener::Scheme;
 use crate::worker::Worker;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -44,6 +45,10 @@ enum BodyReader {
 /// The request/response state of one connection.
 pub struct Exchange {
     peer: SocketAddr,
+    /// The scheme the connection's listener serves.
+    scheme: Scheme,
+    /// The TLS protocol version and cipher suite, once known.
+    tls: Option<(&'static str, &'static str)>,
     inbound: Inbound,
     served: u64,
     peer_closed: bool,
@@ -52,10 +57,12 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// An exchange for a newly accepted connection from `peer`.
-    pub fn new(peer: SocketAddr) -> Exchange {
+    /// An exchange for a newly accepted connection from `peer`, on a listener of `scheme`.
+    pub fn new(peer: SocketAddr, scheme: Scheme) -> Exchange {
         Exchange {
             peer,
+            scheme,
+            tls: None,
             inbound: Inbound::Head,
             served: 0,
             peer_closed: false,
@@ -66,6 +73,16 @@ impl Exchange {
     /// The peer's address.
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// The TLS protocol version and cipher suite, once noted.
+    pub fn tls_session(&self) -> Option<(&'static str, &'static str)> {
+        self.tls
+    }
+
+    /// Notes the TLS session of the connection.
+    pub fn set_tls_session(&mut self, session: Option<(&'static str, &'static str)>) {
+        self.tls = session;
     }
 
     /// Whether no more requests will be read: close once the outbox is flushed.
@@ -167,7 +184,14 @@ impl Exchange {
             response.close = error.closes() || (has_body && head.expect_continue);
             return self.answer_then_discard(head, response, out, worker);
         }
-        // A CORS preflight, a 401 or a forced redirect, before any route.
+        if self.scheme == Scheme::Http
+            && let Some(port) = worker.site().redirect_https
+            && let Some(response) = redirect_to_https(&head, port)
+        {
+            return self.answer_then_discard(head, response, out, worker);
+        }
+        // A CORS preflight, a 401 or a forced redirect, before any route (and after the
+        // move to HTTPS, so no password is asked for in clear).
         if let Some(response) = worker.rules().before_route(&head) {
             return self.answer_then_discard(head, response, out, worker);
         }
@@ -386,6 +410,41 @@ impl Exchange {
             self.inbound = Inbound::Done;
         }
     }
+}
+
+/// Where an ACME HTTP-01 challenge is fetched: served over plain HTTP even when everything
+/// else is redirected, so a certificate can be obtained before HTTPS works.
+const ACME_CHALLENGES: &str = "/.well-known/acme-challenge/";
+
+/// `308` to the same host and target over HTTPS on `port`, for any request but an ACME
+/// challenge; `None` without a `Host` to redirect to.
+fn redirect_to_https(head: &RequestHead, port: u16) -> Option<Response> {
+    if head.path().starts_with(ACME_CHALLENGES) {
+        return None;
+    }
+    let host = head.header("host")?;
+    // The parser checked Host's grammar: an IP literal in brackets, or a name, then a port.
+    let name = match host.strip_prefix('[') {
+        Some(rest) => &host[..rest.find(']')? + 2],
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let mut location = String::with_capacity(name.len() + head.target().len() + 16);
+    location.push_str("https://");
+    location.push_str(name);
+    if port != 443 {
+        location.push(':');
+        location.push_str(itoa::Buffer::new().format(port));
+    }
+    // The target as sent (origin form), or its path and query (absolute form).
+    match head.query() {
+        Some(query) => {
+            location.push_str(head.raw_path());
+            location.push('?');
+            location.push_str(query);
+        }
+        None => location.push_str(head.raw_path()),
+    }
+    Some(Response::redirect(StatusCode::PERMANENT_REDIRECT, location))
 }
 
 fn reader_for(framing: Framing) -> BodyReader {

@@ -12,6 +12,7 @@ pub(crate) mod exchange;
 pub(crate) mod outbox;
 pub(crate) mod readbuf;
 
+use crate::listener::Scheme;
 use crate::stats::Stats;
 use crate::worker::Worker;
 use exchange::Exchange;
@@ -88,11 +89,12 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A connection from `peer`, accepted at `now`; counted as open in the status report.
-    pub fn open(peer: SocketAddr, now: Instant, stats: &Stats) -> Connection {
+    /// A connection from `peer`, accepted at `now` by a listener serving `scheme`; counted
+    /// as open in the status report.
+    pub fn open(peer: SocketAddr, scheme: Scheme, now: Instant, stats: &Stats) -> Connection {
         stats.connection_opened();
         Connection {
-            exchange: Exchange::new(peer),
+            exchange: Exchange::new(peer, scheme),
             input: ReadBuf::default(),
             out: Outbox::default(),
             lingering: None,
@@ -182,6 +184,16 @@ impl Connection {
         self.input.filled(n);
         self.last_activity = now;
         self.head_started.get_or_insert(now);
+    }
+
+    /// Whether a TLS session has been noted (never, on plain TCP).
+    pub fn knows_tls(&self) -> bool {
+        self.exchange.tls_session().is_some()
+    }
+
+    /// Notes the TLS version and cipher suite the connection negotiated, for the access log.
+    pub fn note_tls(&mut self, session: Option<(&'static str, &'static str)>) {
+        self.exchange.set_tls_session(session);
     }
 
     /// Gives the read buffer back to the pool while it holds nothing, so an idle connection

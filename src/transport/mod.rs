@@ -8,9 +8,13 @@
 
 mod plain;
 mod pump;
+mod stream;
+pub(crate) mod tls;
 
 pub use plain::Plain;
 pub use pump::{expire, pump};
+pub use stream::Stream;
+pub use tls::Tls;
 
 use crate::connection::outbox::{MAX_SLICES, Outbox, Pending};
 use std::fs::File;
@@ -43,6 +47,19 @@ pub trait Transport {
     /// Sends what [`Transport::has_pending`] reports, as far as the socket takes it.
     fn flush_pending(&mut self) -> io::Result<()> {
         Ok(())
+    }
+
+    /// Whether a read that filled less than the space offered means the socket is empty (so
+    /// reading again before the next readiness event would only meet `WouldBlock`). True for
+    /// plain TCP; TLS knows whether its own last socket read came up short.
+    fn short_read_empties(&self) -> bool {
+        true
+    }
+
+    /// The negotiated TLS protocol version and cipher suite, once a TLS handshake is done;
+    /// `None` for plain TCP.
+    fn tls_session(&self) -> Option<(&'static str, &'static str)> {
+        None
     }
 }
 

@@ -83,6 +83,16 @@ fn run(
                 Err(e) => return broken(conn, e),
             }
         }
+        if io.has_pending() {
+            // The transport's own output (TLS records) must be out before a close or a linger,
+            // and before more is read: it is part of what was answered.
+            if let Err(e) = io.flush_pending() {
+                return broken(conn, e);
+            }
+            if io.has_pending() {
+                return Step::Continue;
+            }
+        }
         if conn.is_done() {
             if conn.may_close_quietly(drained) {
                 return Step::Close;
@@ -109,8 +119,11 @@ fn run(
         let room = space.len();
         match io.read(space) {
             Ok(n) => {
-                drained = n > 0 && n < room;
+                drained = n > 0 && n < room && io.short_read_empties();
                 conn.received(n, now);
+                if n > 0 && !conn.knows_tls() {
+                    conn.note_tls(io.tls_session());
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 conn.release_input(worker);
@@ -148,6 +161,9 @@ fn broken(conn: &mut Connection, e: io::Error) -> Step {
         | io::ErrorKind::ConnectionAborted => {
             log::debug!("{}: peer went away: {e}", conn.peer());
         }
+        // What a client sent could not be understood below HTTP (a broken TLS record, plain
+        // HTTP on a TLS port): the client's fault, not the server's.
+        io::ErrorKind::InvalidData => log::debug!("{}: {e}", conn.peer()),
         _ => log::warn!("{}: connection failed: {e}", conn.peer()),
     }
     conn.discard_output();

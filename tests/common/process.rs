@@ -1,0 +1,239 @@
+//! The margay binary as a child process: started with a model and command-line options over
+//! the known site, its log kept in a file, killed on drop.
+
+use super::client::{Resp, connect, fetch_status, get_req, try_read_response};
+use super::site::{STYLE_CSS, Site};
+use margay::Model;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// How long the binary may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Read, write and connect timeout of [`ServerProcess::try_get`]: short, because a server out
+/// of descriptors may leave a client hanging.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The `--model` value that selects `model`.
+pub fn model_flag(model: Model) -> &'static str {
+    match model {
+        Model::Reactor => "reactor",
+        Model::Threads => "threads",
+    }
+}
+
+/// The binary running over a fresh copy of the known site, its log (standard error) in a
+/// file; killed on drop.
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    log_dir: TempDir,
+    // Held so the document root lives as long as the process.
+    site: Site,
+}
+
+/// A binary about to start: see [`ServerProcess::builder`].
+pub struct ProcessBuilder {
+    model: Model,
+    ip: IpAddr,
+    args: Vec<String>,
+    access_log: Option<PathBuf>,
+    fd_limit: Option<u32>,
+}
+
+impl ServerProcess {
+    /// Starts the binary for `model` with the defaults: `127.0.0.1`, access log off.
+    pub fn start(model: Model) -> ServerProcess {
+        ServerProcess::builder(model).start()
+    }
+
+    /// The binary for `model` on a free port of `127.0.0.1`, access log off, log level info,
+    /// to adjust before [`ProcessBuilder::start`].
+    pub fn builder(model: Model) -> ProcessBuilder {
+        ProcessBuilder {
+            model,
+            ip: [127, 0, 0, 1].into(),
+            args: Vec::new(),
+            access_log: None,
+            fd_limit: None,
+        }
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of the log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Whether the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Panics with the log if the process has exited.
+    pub fn assert_alive(&mut self, what: &str) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!(
+                "{what}: margay exited with {status}; log:\n{}",
+                self.log_tail(20)
+            );
+        }
+    }
+
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill only sends a signal to our own child, which has not been reaped.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
+    /// Waits for the process to exit, or panics after `within`.
+    pub fn wait_exit(&mut self, within: Duration, what: &str) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: margay still running after {within:?}; log:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A new client connection with read/write timeouts and Nagle off.
+    pub fn connect(&self) -> TcpStream {
+        connect(self.addr)
+    }
+
+    /// One `GET /style.css` on a fresh connection, with short timeouts.
+    pub fn try_get(&self) -> Result<Resp, String> {
+        let mut stream = TcpStream::connect_timeout(&self.addr, PROBE_TIMEOUT)
+            .map_err(|e| format!("connect: {e}"))?;
+        stream.set_read_timeout(Some(PROBE_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(PROBE_TIMEOUT)).unwrap();
+        stream
+            .write_all(&get_req("/style.css"))
+            .map_err(|e| format!("write: {e}"))?;
+        try_read_response(&mut stream, false)
+    }
+
+    /// `GET /style.css` is answered with the file.
+    pub fn assert_serves(&mut self, what: &str) {
+        self.assert_alive(what);
+        match self.try_get() {
+            Ok(resp) if resp.status == 200 && resp.body == STYLE_CSS.as_bytes() => {}
+            Ok(resp) => panic!("{what}: answered {} {}", resp.status, resp.text()),
+            Err(e) => panic!("{what}: not served: {e}; log:\n{}", self.log_tail(20)),
+        }
+    }
+
+    /// The `/api/status` report, fetched on a fresh connection.
+    pub fn status(&self) -> serde_json::Value {
+        fetch_status(self.addr)
+    }
+
+    fn wait_until_listening(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            self.assert_alive("starting");
+            if TcpStream::connect_timeout(&self.addr, PROBE_TIMEOUT).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "margay did not listen on {} within {START_TIMEOUT:?}; log:\n{}",
+                self.addr,
+                self.log_tail(20)
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ProcessBuilder {
+    /// Listens on `ip` (a free port of it) instead of `127.0.0.1`.
+    pub fn ip(mut self, ip: &str) -> ProcessBuilder {
+        self.ip = ip.parse().expect("an IP address");
+        self
+    }
+
+    /// Writes the access log to `path` instead of switching it off.
+    pub fn access_log(mut self, path: impl Into<PathBuf>) -> ProcessBuilder {
+        self.access_log = Some(path.into());
+        self
+    }
+
+    /// More command-line options.
+    pub fn args(mut self, args: &[&str]) -> ProcessBuilder {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Starts the binary under a shell that first lowers its descriptor limit (`ulimit -n`).
+    pub fn fd_limit(mut self, limit: u32) -> ProcessBuilder {
+        self.fd_limit = Some(limit);
+        self
+    }
+
+    /// Spawns the binary and waits until it accepts connections.
+    pub fn start(self) -> ServerProcess {
+        let site = Site::new();
+        let log_dir = TempDir::new().unwrap();
+        let log = std::fs::File::create(log_dir.path().join("server.log")).unwrap();
+        let port = TcpListener::bind((self.ip, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = SocketAddr::new(self.ip, port);
+        let binary = env!("CARGO_BIN_EXE_margay");
+        let mut command = match self.fd_limit {
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                let script = format!(r#"ulimit -n {limit} && exec "$0" "$@""#);
+                shell.arg("-c").arg(script).arg(binary);
+                shell
+            }
+            None => Command::new(binary),
+        };
+        command
+            .args(["--listen", &addr.to_string(), "--root"])
+            .arg(site.root())
+            .arg("--access-log")
+            .arg(self.access_log.unwrap_or_else(|| "off".into()))
+            .args(["--log-level", "info", "--model", model_flag(self.model)])
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let child = command.spawn().expect("spawn margay");
+        let mut process = ServerProcess {
+            child,
+            addr,
+            log_dir,
+            site,
+        };
+        process.wait_until_listening();
+        process
+    }
+}
