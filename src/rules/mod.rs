@@ -41,6 +41,7 @@ pub struct RulesError {
 }
 
 impl RulesError {
+    /// An error about `key` (relative to where it is placed later by [`RulesError::within`]).
     pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> RulesError {
         RulesError {
             line: None,

@@ -46,6 +46,7 @@ impl Text<'_> {
     }
 }
 
+/// The site rules of a TOML document (see [`SiteRules::from_toml`]).
 pub(crate) fn parse(text: &str, base: &Path) -> Result<SiteRules, RulesError> {
     let document = DeTable::parse(text).map_err(|e| {
         let line = e.span().map_or(1, |span| Text { text }.line(span.start));
