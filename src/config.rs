@@ -59,6 +59,8 @@ pub struct Config {
     pub(crate) max_body_size: u64,
     pub(crate) workers: usize,
     pub(crate) builtin_endpoints: bool,
+    pub(crate) handler_threads: usize,
+    pub(crate) handler_queue: usize,
     pub(crate) limits: Limits,
     pub(crate) site_rules: SiteRules,
 }
@@ -77,7 +79,10 @@ impl Default for Config {
                 header: Duration::from_secs(10),
                 keep_alive: Duration::from_secs(15),
                 send: Duration::from_secs(30),
+                handler: Duration::from_secs(30),
             },
+            handler_threads: 16,
+            handler_queue: 256,
             defer_accept: Duration::from_secs(1),
             send_buffer: None,
             shutdown_timeout: Duration::from_secs(10),
@@ -85,7 +90,7 @@ impl Default for Config {
             max_requests_per_connection: 0,
             max_body_size: 1024 * 1024,
             workers: 1,
-            builtin_endpoints: true,
+            builtin_endpoints: false,
             limits: Limits::default(),
             site_rules: SiteRules::new(),
         }
@@ -220,9 +225,30 @@ impl Config {
         self
     }
 
-    /// Whether to serve the built-in `GET /api/status` and `POST /api/echo`. Default on.
+    /// Whether to serve the built-in `GET /api/status`, `GET /api/events` and
+    /// `POST /api/echo`. Default off in the library (the `margay` binary turns them on).
     pub fn builtin_endpoints(mut self, on: bool) -> Config {
         self.builtin_endpoints = on;
+        self
+    }
+
+    /// Threads of the worker pool that runs blocking handlers (event-loop model). Default 16.
+    pub fn handler_threads(mut self, n: usize) -> Config {
+        self.handler_threads = n.max(1);
+        self
+    }
+
+    /// Requests that may wait for a pool thread; past it a blocking route answers
+    /// `503 Service Unavailable` with `Retry-After` at once. Default 256.
+    pub fn handler_queue(mut self, n: usize) -> Config {
+        self.handler_queue = n.max(1);
+        self
+    }
+
+    /// How long a blocking handler may take before its request is answered
+    /// `504 Gateway Timeout` (its late response is dropped). Default 30 s.
+    pub fn handler_timeout(mut self, timeout: Duration) -> Config {
+        self.timeouts.handler = timeout;
         self
     }
 

@@ -43,7 +43,7 @@ mod threaded;
 mod transport;
 mod worker;
 
-pub use app::Request;
+pub use app::{BodySender, Disconnected, Error, IntoResponse, Request, Result};
 pub use config::{AccessLog, Config, Model};
 pub use http::status::InvalidStatusCode;
 pub use http::{Body, BodyPart, Method, Response, StatusCode, Version};
@@ -55,7 +55,8 @@ pub use stats::StatusReport;
 /// changes without notice.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::app::{Handler, Router};
+    pub use crate::app::pool::Ticket;
+    pub use crate::app::{Execution, Handler, Router, StateMap};
     pub use crate::connection::outbox::Outbox;
     pub use crate::connection::{Connection, State, Step, Timeouts};
     pub use crate::files::StaticFiles;
@@ -65,6 +66,7 @@ pub mod internals {
     pub use crate::http::parse::{HeadStorage, parse_head, parse_head_reusing};
     pub use crate::http::target::parse_target;
     pub use crate::http::{Framing, Limits, RequestError, RequestHead};
+    pub use crate::listener::Scheme;
     pub use crate::stats::Stats;
     pub use crate::transport::{Flush, Plain, Transport, expire, flush, pump};
     pub use crate::worker::{Site, Worker};

@@ -66,6 +66,9 @@ fn run(options: Options, argv: Vec<OsString>) -> Result<(), Box<dyn std::error::
         .max_body_size(args.max_body_size)
         .workers(args.workers)
         .builtin_endpoints(!args.no_builtin_endpoints)
+        .handler_threads(usize::try_from(args.handler_threads).unwrap_or(usize::MAX))
+        .handler_queue(usize::try_from(args.handler_queue).unwrap_or(usize::MAX))
+        .handler_timeout(Duration::from_secs(args.handler_timeout))
         .site_rules(options.rules.clone());
     for addr in &args.tls_listen {
         config = config.tls_listen(*addr);

@@ -2,11 +2,12 @@
 //! loop, the timers and shutdown. It knows no HTTP and no files: each socket's connection core
 //! decides what is said on it, and the worker behind them keeps the caches.
 
+use crate::app::pool::{Mailbox, Ticket, Wake};
 use crate::connection::{Connection, State, Step};
 use crate::control::Control;
 use crate::listener::{Listener, ListenerKind};
 use crate::transport::{Stream, Transport, expire, pump};
-use crate::worker::Worker;
+use crate::worker::{Notifier, Worker};
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -16,6 +17,7 @@ use std::collections::BinaryHeap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime};
 
 const WAKER: Token = Token(usize::MAX - 1);
@@ -59,7 +61,7 @@ impl Client {
     /// The readiness it waits for: writability while output (its own or the transport's)
     /// waits, readability otherwise.
     fn interest(&self) -> Interest {
-        if self.conn.has_output() || self.io.has_pending() {
+        if self.conn.wants_write() || self.io.has_pending() {
             Interest::WRITABLE
         } else {
             Interest::READABLE
@@ -95,6 +97,8 @@ pub(crate) struct Reactor {
     accepted: Vec<Accepted>,
     next_id: u64,
     worker: Worker,
+    /// What other threads sent: blocking handlers' results, streams' wake-ups.
+    mailbox: Receiver<Wake>,
     config: ReactorConfig,
     control: Arc<Control>,
     drain_deadline: Option<Instant>,
@@ -122,7 +126,11 @@ impl Reactor {
                 .register(&mut socket, Token(FIRST_LISTENER - i), Interest::READABLE)?;
             listeners.push((socket, listener.kind));
         }
-        control.add_waker(Arc::new(Waker::new(poll.registry(), WAKER)?));
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        control.add_waker(waker.clone());
+        let (mailbox, inbox) = Mailbox::new(waker);
+        worker.set_notifier(Notifier::Mailbox(mailbox));
+        worker.watch_shutdown(control.clone());
         match worker.watch_changes() {
             Ok(fd) => poll
                 .registry()
@@ -142,6 +150,7 @@ impl Reactor {
             accepted: Vec::new(),
             next_id: 0,
             worker,
+            mailbox: inbox,
             config,
             control,
             drain_deadline: None,
@@ -169,7 +178,8 @@ impl Reactor {
             }
             for event in events.iter() {
                 match event.token() {
-                    WAKER | CHANGES => {}
+                    WAKER => self.read_mailbox(now),
+                    CHANGES => {}
                     Token(t) if t > FIRST_LISTENER - MAX_LISTENERS => {
                         self.accept(FIRST_LISTENER - t, now)
                     }
@@ -307,7 +317,16 @@ impl Reactor {
         let key = entry.key();
         entry.insert(Client {
             io,
-            conn: Connection::open(peer, kind.scheme(), now, self.worker.stats()),
+            conn: Connection::open(
+                peer,
+                kind.scheme(),
+                Ticket {
+                    key,
+                    id: self.next_id,
+                },
+                now,
+                self.worker.stats(),
+            ),
             scheduled: None,
             id: self.next_id,
             registered: None,
@@ -316,6 +335,43 @@ impl Reactor {
         // The request often arrives with the connection: serve it at once, and register only
         // a connection that has to wait (one that is answered and closed never is).
         self.drive(key, now, false);
+    }
+
+    /// Hands what other threads sent to the connections it is for, and runs them: a blocking
+    /// handler's response, or a streamed body's next piece.
+    fn read_mailbox(&mut self, now: Instant) {
+        while let Ok(wake) = self.mailbox.try_recv() {
+            let ticket = match wake {
+                Wake::Done {
+                    ticket,
+                    job,
+                    response,
+                } => {
+                    let Some(client) = self
+                        .clients
+                        .get_mut(ticket.key)
+                        .filter(|client| client.id == ticket.id)
+                    else {
+                        continue;
+                    };
+                    if !client.conn.deliver(job, response, &mut self.worker) {
+                        continue;
+                    }
+                    ticket
+                }
+                Wake::Ready(ticket) => ticket,
+            };
+            if self.live(ticket).is_some() {
+                self.drive(ticket.key, now, false);
+            }
+        }
+    }
+
+    /// The client a ticket names, if it is still the one the ticket was issued to.
+    fn live(&mut self, ticket: Ticket) -> Option<&mut Client> {
+        self.clients
+            .get_mut(ticket.key)
+            .filter(|client| client.id == ticket.id)
     }
 
     /// Runs a connection after a readiness event (or its yield), then updates its interest

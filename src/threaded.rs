@@ -4,11 +4,12 @@
 //! transport, so every protocol decision (and every timeout and linger rule) is the same code;
 //! only the waiting differs: a blocked read or write instead of a readiness event.
 
+use crate::app::pool::Ticket;
 use crate::connection::{Connection, State, Step};
 use crate::control::Control;
 use crate::listener::{Listener, ListenerKind};
 use crate::transport::{Stream, expire, pump};
-use crate::worker::Worker;
+use crate::worker::{Doorbell, Notifier, Worker};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::HashMap;
 use std::io;
@@ -20,6 +21,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// A connection just accepted, and by which kind of listener.
 type Accepted = (TcpStream, SocketAddr, ListenerKind);
+
+/// How long a read looks for a departed client while a stream waits for its producer.
+const STALLED_READ: Duration = Duration::from_millis(1);
 
 /// Longest a blocked read waits before looking at the shutdown flag again.
 const POLL_SLICE: Duration = Duration::from_millis(250);
@@ -249,11 +253,15 @@ fn serve(
     peer: SocketAddr,
     kind: ListenerKind,
     worker: &mut Worker,
-    control: &Control,
+    control: &Arc<Control>,
     idle: &dyn Fn(bool),
 ) {
     let now = Instant::now();
-    let mut conn = Connection::open(peer, kind.scheme(), now, worker.stats());
+    let doorbell = Arc::new(Doorbell::default());
+    worker.set_notifier(Notifier::Doorbell(doorbell.clone()));
+    worker.watch_shutdown(control.clone());
+    let ticket = Ticket { key: 0, id: 0 };
+    let mut conn = Connection::open(peer, kind.scheme(), ticket, now, worker.stats());
     let site = worker.site();
     let mut io = match Stream::accept(socket, kind, site.tls.as_ref(), &site.stats) {
         Ok(io) => io,
@@ -284,10 +292,20 @@ fn serve(
             }
             continue;
         }
-        let wait = Some((deadline - now).min(POLL_SLICE));
-        let _ = socket.set_read_timeout(wait);
-        let _ = socket.set_write_timeout(wait);
+        let wait = (deadline - now).min(POLL_SLICE);
+        // Waiting for a stream's producer, a read only looks for a client that left; the
+        // doorbell below is where the thread waits.
+        let read_wait = if conn.is_stalled() {
+            STALLED_READ
+        } else {
+            wait
+        };
+        let _ = socket.set_read_timeout(Some(read_wait));
+        let _ = socket.set_write_timeout(Some(wait));
         let step = pump(&mut conn, &mut io, worker, now, false);
+        if step == Step::Continue && conn.is_stalled() {
+            doorbell.wait(wait);
+        }
         let is_idle = conn.state() == State::Idle;
         if is_idle != was_idle {
             idle(is_idle);

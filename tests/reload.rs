@@ -27,6 +27,7 @@ both_models!(
             .root(root.path())
             .model(model)
             .access_log(margay::AccessLog::Off)
+            .builtin_endpoints(true)
             .site_rules(tagged("first"));
         let server = Server::new(config).unwrap();
         let handle = server.rules_handle();

@@ -292,3 +292,48 @@ both_models!(cors_fields_follow_each_requests_origin, |model| {
         assert_eq!(any.body, STYLE_CSS.as_bytes());
     }
 });
+
+both_models!(rules_reach_handlers_on_the_loop_and_on_the_pool, |model| {
+    let root = tempfile::tempdir().unwrap();
+    let config = margay::Config::default()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .root(root.path())
+        .model(model)
+        .access_log(margay::AccessLog::Off)
+        .site_rules(rules());
+    let running = margay::Server::new(config)
+        .unwrap()
+        .route(Method::Get, "/api/quick", |_| {
+            margay::Response::text("quick").header("Cache-Control", "max-age=5")
+        })
+        .blocking(Method::Get, "/api/slow", |_| {
+            std::thread::sleep(Duration::from_millis(20));
+            margay::Response::text("slow")
+        })
+        .spawn()
+        .unwrap();
+    for (target, body) in [("/api/quick", "quick"), ("/api/slow", "slow")] {
+        let mut stream = connect(running.addr());
+        send(
+            &mut stream,
+            &request("GET", target, &[("Origin", "https://app.example")]),
+        );
+        let resp = read_response(&mut stream, false);
+        assert_eq!((resp.status, resp.text().as_str()), (200, body), "{target}");
+        assert_eq!(
+            resp.header("x-content-type-options"),
+            Some("nosniff"),
+            "{target}"
+        );
+        assert_eq!(
+            resp.headers_named("cache-control"),
+            ["no-cache"],
+            "the rule's value replaces the handler's ({target})"
+        );
+        assert_eq!(
+            resp.header("access-control-allow-origin"),
+            Some("https://app.example"),
+            "{target}"
+        );
+    }
+});

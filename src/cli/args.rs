@@ -81,9 +81,18 @@ pub struct Args {
     /// Largest request body a handler accepts, in bytes (413 past it).
     #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub max_body_size: u64,
-    /// Do not serve the built-in /api/status and /api/echo endpoints.
+    /// Do not serve the built-in /api/status, /api/events and /api/echo endpoints.
     #[arg(long)]
     pub no_builtin_endpoints: bool,
+    /// Threads of the worker pool that runs blocking handlers (event-loop model).
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub handler_threads: u64,
+    /// Requests that may wait for a pool thread; past it a blocking route answers 503.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub handler_queue: u64,
+    /// Seconds a blocking handler may take before its request is answered 504.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub handler_timeout: u64,
     /// Single-page-app fallback: a file under the root (e.g. /index.html) served with 200 for
     /// GET and HEAD requests no file or handler answers, whose path has no extension and no
     /// dot segment, from clients whose Accept names text/html.

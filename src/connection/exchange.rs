@@ -4,8 +4,8 @@
 
 use super::outbox::Outbox;
 use super::readbuf::ReadBuf;
-use crate::app::Handler;
-use crate::app::{Request, RouteMatch};
+use crate::app::pool::{self, Ticket};
+use crate::app::{Execution, Handler, Request, RouteMatch};
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::encode::{Persistence, encode_head};
 use crate::http::{
@@ -14,7 +14,6 @@ use crate::http::{
 use crate::listener::Scheme;
 use crate::worker::Worker;
 use std::net::SocketAddr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Stop parsing pipelined requests once this many response bytes wait to be written.
 pub const OUTBOX_HIGH_WATER: usize = 256 * 1024;
@@ -25,6 +24,9 @@ enum Inbound {
     Head,
     /// A request body, to collect for a handler or to discard.
     Body(Box<BodyState>),
+    /// Nothing until a blocking handler's response comes back (pipelined requests wait, so
+    /// responses keep their order).
+    Waiting(Box<Waiting>),
     /// Nothing more: the connection closes once its responses are written.
     Done,
 }
@@ -34,7 +36,22 @@ struct BodyState {
     reader: BodyReader,
     /// Collected bytes for a handler; `None` when the body is being discarded.
     collected: Option<Vec<u8>>,
-    handler: Option<Handler>,
+    handler: Option<Route>,
+}
+
+/// A handler that takes a request, and what routing found for it.
+struct Route {
+    handler: Handler,
+    execution: Execution,
+    params: Vec<(String, String)>,
+}
+
+/// A request handed to the worker pool.
+struct Waiting {
+    /// Its id: a result for another (a late one, after a timeout) is dropped.
+    job: u64,
+    /// A copy of its head, for the access log and persistence once the answer comes.
+    head: RequestHead,
 }
 
 enum BodyReader {
@@ -49,6 +66,8 @@ pub struct Exchange {
     scheme: Scheme,
     /// The TLS protocol version and cipher suite, once known.
     tls: Option<(&'static str, &'static str)>,
+    /// Where results and wake-ups for this connection are addressed.
+    ticket: Ticket,
     inbound: Inbound,
     served: u64,
     peer_closed: bool,
@@ -57,12 +76,14 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// An exchange for a newly accepted connection from `peer`, on a listener of `scheme`.
-    pub fn new(peer: SocketAddr, scheme: Scheme) -> Exchange {
+    /// An exchange for a newly accepted connection from `peer`, on a listener of `scheme`;
+    /// the shell addresses it by `ticket`.
+    pub fn new(peer: SocketAddr, scheme: Scheme, ticket: Ticket) -> Exchange {
         Exchange {
             peer,
             scheme,
             tls: None,
+            ticket,
             inbound: Inbound::Head,
             served: 0,
             peer_closed: false,
@@ -94,9 +115,55 @@ impl Exchange {
     pub fn mid_request(&self, input: &ReadBuf) -> bool {
         match self.inbound {
             Inbound::Head => !input.is_empty(),
-            Inbound::Body(_) => true,
+            Inbound::Body(_) | Inbound::Waiting(_) => true,
             Inbound::Done => false,
         }
+    }
+
+    /// Whether a blocking handler's response is awaited.
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.inbound, Inbound::Waiting(_))
+    }
+
+    /// Delivers a blocking handler's response for `job`; false (and dropped) if it is not the
+    /// one awaited (it came after its timeout).
+    pub fn deliver(
+        &mut self,
+        job: u64,
+        response: Response,
+        out: &mut Outbox,
+        worker: &mut Worker,
+    ) -> bool {
+        match &self.inbound {
+            Inbound::Waiting(waiting) if waiting.job == job => {}
+            _ => return false,
+        }
+        let Inbound::Waiting(waiting) = std::mem::replace(&mut self.inbound, Inbound::Head) else {
+            return false;
+        };
+        let mut response = response;
+        worker
+            .rules()
+            .apply_headers(waiting.head.path(), &mut response);
+        self.answer(Some(&waiting.head), response, out, worker);
+        worker.recycle_head(waiting.head);
+        true
+    }
+
+    /// The blocking handler took too long: answers `504`; its late response will be dropped.
+    pub fn give_up_waiting(&mut self, out: &mut Outbox, worker: &mut Worker) {
+        let Inbound::Waiting(waiting) = std::mem::replace(&mut self.inbound, Inbound::Head) else {
+            return;
+        };
+        log::debug!(
+            "{}: {} timed out in its handler",
+            self.peer,
+            waiting.head.request_line()
+        );
+        worker.stats().pool_timed_out();
+        let response = Response::error(StatusCode::GATEWAY_TIMEOUT);
+        self.answer(Some(&waiting.head), response, out, worker);
+        worker.recycle_head(waiting.head);
     }
 
     /// Whether the exchange is reading a body rather than a head.
@@ -142,7 +209,7 @@ impl Exchange {
     pub fn process(&mut self, input: &mut ReadBuf, out: &mut Outbox, worker: &mut Worker) {
         while out.queued() < OUTBOX_HIGH_WATER {
             match &mut self.inbound {
-                Inbound::Done => return,
+                Inbound::Done | Inbound::Waiting(_) => return,
                 Inbound::Head => match worker.parse_head(input.data()) {
                     Ok(Some((head, len))) => {
                         input.consume(len);
@@ -196,7 +263,11 @@ impl Exchange {
             return self.answer_then_discard(head, response, out, worker);
         }
         let route = match worker.site().router.find(head.method, head.path()) {
-            RouteMatch::Handler(handler) => Some(handler.clone()),
+            RouteMatch::Found(found) => Some(Route {
+                handler: found.handler.clone(),
+                execution: found.execution,
+                params: found.params,
+            }),
             RouteMatch::WrongMethod(allow) => {
                 let response =
                     Response::error(StatusCode::METHOD_NOT_ALLOWED).header("Allow", allow);
@@ -205,8 +276,8 @@ impl Exchange {
             RouteMatch::NoRoute => None,
         };
         match route {
-            Some(handler) if !has_body => self.dispatch(head, Vec::new(), &handler, out, worker),
-            Some(handler) => self.begin_body(head, handler, out, worker),
+            Some(route) if !has_body => self.dispatch(head, Vec::new(), route, out, worker),
+            Some(route) => self.begin_body(head, route, out, worker),
             None => {
                 let response = worker.serve_file(&head);
                 self.answer_then_discard(head, response, out, worker);
@@ -218,7 +289,7 @@ impl Exchange {
     fn begin_body(
         &mut self,
         head: RequestHead,
-        handler: Handler,
+        route: Route,
         out: &mut Outbox,
         worker: &mut Worker,
     ) {
@@ -236,7 +307,7 @@ impl Exchange {
             reader: reader_for(head.framing),
             head,
             collected: Some(Vec::new()),
-            handler: Some(handler),
+            handler: Some(route),
         }));
     }
 
@@ -327,38 +398,41 @@ impl Exchange {
             handler,
             ..
         } = *state;
-        if let (Some(handler), Some(body)) = (handler, collected) {
-            self.dispatch(head, body, &handler, out, worker);
+        if let (Some(route), Some(body)) = (handler, collected) {
+            self.dispatch(head, body, route, out, worker);
         }
         true
     }
 
-    /// Runs a handler, turning a panic into a 500 so the server lives on.
+    /// Runs a handler: on this thread, or (a blocking route, on the event loop) on the
+    /// worker pool, the exchange then waiting for its response.
     fn dispatch(
         &mut self,
         head: RequestHead,
         body: Vec<u8>,
-        handler: &Handler,
+        route: Route,
         out: &mut Outbox,
         worker: &mut Worker,
     ) {
-        let request = Request::new(head, body, self.peer);
-        let mut response = match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
-            Ok(response) => response,
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                log::error!(
-                    "handler for {} {} panicked: {message}",
-                    request.method(),
-                    request.path()
-                );
-                Response::error(StatusCode::INTERNAL_SERVER_ERROR)
+        let state = worker.site().state.clone();
+        if route.execution == Execution::Blocking && worker.has_pool() {
+            let kept = head.clone();
+            let request = Request::new(head, body, self.peer, route.params, state);
+            match worker.submit(request, route.handler, self.ticket) {
+                Ok(job) => {
+                    self.inbound = Inbound::Waiting(Box::new(Waiting { job, head: kept }));
+                }
+                Err(_) => {
+                    let response =
+                        Response::error(StatusCode::SERVICE_UNAVAILABLE).header("Retry-After", "1");
+                    self.answer(Some(&kept), response, out, worker);
+                    worker.recycle_head(kept);
+                }
             }
-        };
+            return;
+        }
+        let request = Request::new(head, body, self.peer, route.params, state);
+        let mut response = pool::run(&route.handler, &request);
         worker.rules().apply_headers(request.path(), &mut response);
         let head = request.into_head();
         self.answer(Some(&head), response, out, worker);
@@ -377,10 +451,18 @@ impl Exchange {
         if let Some(head) = head {
             worker.rules().decorate_cors(head, &mut response);
         }
-        let response = worker.error_page(response);
+        let mut response = worker.error_page(response);
         self.served += 1;
         let limit = worker.site().max_requests_per_connection;
+        let sends_body =
+            head.is_none_or(|h| h.method != Method::Head) && response.status.allows_body();
+        // A stream's end is its last chunk; an HTTP/1.0 client knows it only by the close.
+        let streamed = !response.body.has_length();
+        let http10 = head.is_none_or(|h| h.version == Version::Http10);
+        response.chunked = streamed && !http10 && response.status.allows_body();
+        let close_delimited = streamed && http10 && sends_body;
         let keep_alive = head.is_some_and(|h| h.keep_alive)
+            && !close_delimited
             && !response.close
             && !worker.is_draining()
             && !self.peer_closed
@@ -395,8 +477,6 @@ impl Exchange {
         encode_head(&response, persistence, worker.date(), tail);
         let head_len = tail.len() - before;
         out.added(head_len);
-        let sends_body =
-            head.is_none_or(|h| h.method != Method::Head) && response.status.allows_body();
         let body_len = if sends_body { response.body.len() } else { 0 };
         if worker.site().access_log && log::log_enabled!(target: "margay::access", log::Level::Info)
         {
@@ -404,7 +484,10 @@ impl Exchange {
         }
         worker.count_response();
         if sends_body {
-            queue_body(response.body, out);
+            if let Body::Stream(stream) = &response.body {
+                stream.set_wake(worker.wake_for(self.ticket));
+            }
+            queue_body(response.body, response.chunked, out);
         }
         if !keep_alive {
             self.inbound = Inbound::Done;
@@ -455,9 +538,10 @@ fn reader_for(framing: Framing) -> BodyReader {
     }
 }
 
-fn queue_body(body: Body, out: &mut Outbox) {
+fn queue_body(body: Body, chunked: bool, out: &mut Outbox) {
     match body {
         Body::Empty => {}
+        Body::Stream(stream) => out.push_stream(stream, chunked),
         Body::Bytes(bytes) => out.push_vec(bytes),
         Body::Shared(bytes) => out.push_shared(bytes),
         Body::File { file, offset, len } => out.push_file(file, offset, len),

@@ -12,6 +12,8 @@ pub(crate) mod exchange;
 pub(crate) mod outbox;
 pub(crate) mod readbuf;
 
+use crate::app::pool::Ticket;
+use crate::http::Response;
 use crate::listener::Scheme;
 use crate::stats::Stats;
 use crate::worker::Worker;
@@ -29,6 +31,10 @@ pub const READ_BUDGET: usize = 16;
 pub const LINGER: Duration = Duration::from_secs(2);
 /// Most bytes discarded while lingering.
 pub const LINGER_BYTES: usize = 256 * 1024;
+/// How long a streamed body may go without a piece before the connection is dropped: the
+/// producer decides the pace (an event stream may be quiet for long), this only bounds a
+/// producer that forgot its stream.
+const STREAM_IDLE: Duration = Duration::from_secs(3600);
 /// Bytes the read buffer may hold beyond the head limit: the start of a body or of the next
 /// pipelined request, read along with a head.
 const READ_SLACK: usize = 1024;
@@ -54,6 +60,8 @@ pub enum State {
     Reading,
     /// Writing queued responses.
     Writing,
+    /// Waiting for a blocking handler's response.
+    Waiting,
     /// Responses sent and our side shut: reading what the peer still sends until it closes,
     /// so unread bytes do not make the kernel reset the connection under our last response.
     Closing,
@@ -69,6 +77,8 @@ pub struct Timeouts {
     pub keep_alive: Duration,
     /// A response with no write progress for this long is abandoned.
     pub send: Duration,
+    /// A blocking handler gets this long before the request is answered `504`.
+    pub handler: Duration,
 }
 
 /// One client connection's protocol state.
@@ -86,15 +96,25 @@ pub struct Connection {
     head_started: Option<Instant>,
     /// Responses the exchange had queued when `head_started` was last set.
     served_seen: u64,
+    /// When the request now with a blocking handler was handed over.
+    waiting_since: Option<Instant>,
+    /// The output waits for a streamed body's producer, not for the socket.
+    stalled: bool,
 }
 
 impl Connection {
     /// A connection from `peer`, accepted at `now` by a listener serving `scheme`; counted
     /// as open in the status report.
-    pub fn open(peer: SocketAddr, scheme: Scheme, now: Instant, stats: &Stats) -> Connection {
+    pub fn open(
+        peer: SocketAddr,
+        scheme: Scheme,
+        ticket: Ticket,
+        now: Instant,
+        stats: &Stats,
+    ) -> Connection {
         stats.connection_opened();
         Connection {
-            exchange: Exchange::new(peer, scheme),
+            exchange: Exchange::new(peer, scheme, ticket),
             input: ReadBuf::default(),
             out: Outbox::default(),
             lingering: None,
@@ -102,6 +122,8 @@ impl Connection {
             last_activity: now,
             head_started: Some(now),
             served_seen: 0,
+            waiting_since: None,
+            stalled: false,
         }
     }
 
@@ -122,6 +144,8 @@ impl Connection {
             State::Closing
         } else if !self.out.is_empty() {
             State::Writing
+        } else if self.exchange.is_waiting() {
+            State::Waiting
         } else if self.exchange.served() > 0 && !self.mid_request() {
             State::Idle
         } else {
@@ -145,7 +169,10 @@ impl Connection {
     pub fn deadline(&self, timeouts: &Timeouts) -> Instant {
         match self.state() {
             State::Closing => self.last_activity + LINGER,
+            // A streamed body's producer sets the pace; the client leaving is seen at once.
+            State::Writing if self.stalled => self.last_activity + STREAM_IDLE,
             State::Writing => self.last_activity + timeouts.send,
+            State::Waiting => self.waiting_since.unwrap_or(self.last_activity) + timeouts.handler,
             State::Reading | State::Idle if self.exchange.reading_body() => {
                 self.last_activity + timeouts.header
             }
@@ -203,10 +230,37 @@ impl Connection {
     }
 
     /// Answers what the buffered bytes hold: parses requests and queues their responses, until
-    /// the input runs out or enough output waits.
-    pub fn answer(&mut self, worker: &mut Worker) {
+    /// the input runs out, enough output waits, or a blocking handler has the request.
+    pub fn answer(&mut self, worker: &mut Worker, now: Instant) {
         self.exchange
             .process(&mut self.input, &mut self.out, worker);
+        if self.exchange.is_waiting() {
+            self.waiting_since.get_or_insert(now);
+        }
+    }
+
+    /// Delivers a blocking handler's response for `job`; false if it came too late.
+    pub fn deliver(&mut self, job: u64, response: Response, worker: &mut Worker) -> bool {
+        let delivered = self.exchange.deliver(job, response, &mut self.out, worker);
+        if delivered {
+            self.waiting_since = None;
+        }
+        delivered
+    }
+
+    /// Whether the output waits for a streamed body's producer rather than the socket.
+    pub fn is_stalled(&self) -> bool {
+        self.stalled
+    }
+
+    /// Records whether the output waits for a producer.
+    pub fn set_stalled(&mut self, stalled: bool) {
+        self.stalled = stalled;
+    }
+
+    /// Whether there is output the socket should take now.
+    pub fn wants_write(&self) -> bool {
+        !self.out.is_empty() && !self.stalled
     }
 
     /// Called once the queued responses are written: after an answered request, the next
@@ -225,6 +279,17 @@ impl Connection {
             return false;
         }
         self.exchange.time_out(&mut self.out, worker);
+        true
+    }
+
+    /// A blocking handler ran past its timeout: answers `504` and goes on with the next
+    /// request; the late response is dropped. False if nothing was waiting.
+    pub fn give_up_waiting(&mut self, worker: &mut Worker) -> bool {
+        if !self.exchange.is_waiting() {
+            return false;
+        }
+        self.exchange.give_up_waiting(&mut self.out, worker);
+        self.waiting_since = None;
         true
     }
 
@@ -273,6 +338,11 @@ impl Connection {
         self.input.is_empty()
             && !self.exchange.peer_may_send()
             && (drained || self.exchange.saw_end())
+    }
+
+    /// Whether the peer's end of stream has been read.
+    pub fn saw_end(&self) -> bool {
+        self.exchange.saw_end()
     }
 
     /// Whether our side is shut and the connection only discards what the peer still sends.

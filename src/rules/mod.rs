@@ -500,7 +500,13 @@ impl SiteRules {
         // The glob matched; a pattern the capturing matcher cannot follow has no captures.
         let captures = rule.pattern.captures(head.path()).unwrap_or_default();
         let location = redirect.location(&captures, head.query());
-        let mut response = Response::redirect(redirect.status(), location);
+        let mut response = match Response::try_redirect(redirect.status(), location) {
+            Ok(response) => response,
+            Err(e) => {
+                log::warn!("redirect rule {:?}: {e}", rule.pattern());
+                return None;
+            }
+        };
         self.apply_headers(head.path(), &mut response);
         Some(response)
     }

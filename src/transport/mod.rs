@@ -72,6 +72,8 @@ pub enum Flush {
     Blocked,
     /// The turn's budget is spent: let other connections run, then continue.
     Yielded,
+    /// A streamed body waits for its producer: nothing to write until it is woken.
+    Stalled,
 }
 
 /// Writes what `out` holds to `io`, at most about `budget` bytes. Returns how the flush ended
@@ -94,6 +96,12 @@ pub fn flush(
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let (result, from_file) = match out.pending(&mut slices) {
             Pending::Nothing => break,
+            Pending::Stream => {
+                if out.take_stream() {
+                    continue;
+                }
+                return Ok((Flush::Stalled, written));
+            }
             Pending::Bytes {
                 count,
                 file_follows,

@@ -52,6 +52,7 @@ impl TestServer {
             .root(site.root())
             .model(model)
             .access_log(AccessLog::Off)
+            .builtin_endpoints(true)
             .shutdown_timeout(SHUTDOWN_TIMEOUT);
         TestServerBuilder {
             site,
