@@ -109,9 +109,9 @@ impl Server {
     /// `path` is exact (`/api/todos`) or has `{name}` segments (`/api/todos/{id}`), read with
     /// [`Request::param`]. Routes are looked up before static files; the most specific wins;
     /// a `GET` route also answers `HEAD`; a path routed only for other methods gets `405`
-    /// with `Allow`. A handler returns a [`Response`] or a [`crate::Result`] (so `?` works);
-    /// an error or a panic answers with its status (`500` for a panic, logged) and the server
-    /// carries on.
+    /// with `Allow`. A handler returns a [`Response`](crate::Response) or a
+    /// [`crate::Result`] (so `?` works); an error or a panic answers with its status (`500`
+    /// for a panic, logged) and the server carries on.
     pub fn route<F, R>(self, method: Method, path: &str, handler: F) -> Server
     where
         F: Fn(&Request) -> R + Send + Sync + 'static,
