@@ -8,6 +8,7 @@ pub mod chunked;
 pub mod date;
 pub mod encode;
 pub mod error;
+pub mod fields;
 pub mod parse;
 pub mod response;
 pub mod status;
