@@ -4,6 +4,7 @@
 //! event loop and the thread-per-connection model share every line of it.
 
 pub mod accept;
+pub mod authority;
 pub mod chunked;
 pub mod date;
 pub mod encode;
