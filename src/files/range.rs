@@ -89,7 +89,11 @@ pub fn parse_ranges(value: &[u8], len: u64) -> RangePlan {
             return RangePlan::Full;
         };
         if let Some(range) = spec.clamp(len) {
-            total = total.saturating_add(range.size());
+            // Past u64::MAX the ranges certainly add up to more than the file.
+            let Some(sum) = total.checked_add(range.size()) else {
+                return RangePlan::Full;
+            };
+            total = sum;
             ranges.push(range);
         }
     }
@@ -311,6 +315,8 @@ mod tests {
             (seventeen.as_str(), 100, Full),
             ("bytes=0-50,40-99", 100, Full),
             ("bytes=0-,0-,0-", 100, Full),
+            // Two ranges of the largest file: their sum overflows, and is more than the file.
+            ("bytes=-99999999999999999999,0-", u64::MAX, Full),
         ];
         for (value, len, expected) in rows {
             assert_eq!(
