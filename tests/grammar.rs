@@ -7,47 +7,19 @@
 mod common;
 
 use common::*;
-use margay::{AccessLog, Config, Method, Model, Response, Server};
-use std::net::TcpStream;
-use tempfile::TempDir;
+use margay::{Config, Method, Model, Response};
 
-/// A server with one handler that reads the body: `POST /echo` sends it back. A handler
-/// reads the whole body before answering, so a bad chunk is answered, not just dropped.
-struct EchoServer {
-    running: margay::RunningServer,
-    _root: TempDir,
-}
-
-impl EchoServer {
-    fn start(model: Model) -> EchoServer {
-        EchoServer::with(model, |config| config)
-    }
-
-    fn with(model: Model, adjust: impl FnOnce(Config) -> Config) -> EchoServer {
-        let root = TempDir::new().expect("temp root");
-        std::fs::write(root.path().join("style.css"), STYLE_CSS).unwrap();
-        let config = Config::default()
-            .listen("127.0.0.1:0".parse().unwrap())
-            .root(root.path())
-            .model(model)
-            .access_log(AccessLog::Off);
-        let config = adjust(config);
-        let running = Server::new(config)
-            .expect("Server::new")
-            .route(Method::Post, "/echo", |r| {
+/// The known site with one handler that reads the body: `POST /echo` sends it back. A
+/// handler reads the whole body before answering, so a bad chunk is answered, not dropped.
+fn echo_server(model: Model, tune: impl FnOnce(Config) -> Config) -> TestServer {
+    TestServer::builder(model)
+        .config(tune)
+        .routes(|server| {
+            server.route(Method::Post, "/echo", |r| {
                 Response::bytes("application/octet-stream", r.body())
             })
-            .spawn()
-            .expect("spawn");
-        EchoServer {
-            running,
-            _root: root,
-        }
-    }
-
-    fn connect(&self) -> TcpStream {
-        connect(self.running.addr())
-    }
+        })
+        .start()
 }
 
 const CHUNKED_ECHO: &str =
@@ -58,7 +30,7 @@ const HIDDEN: &str = "GET /style.css HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
 /// Sends a chunked POST with `body` followed by [`HIDDEN`]: the answer must be one 400, then
 /// the connection closes with nothing for the hidden request.
-fn assert_bad_chunk_hides_nothing(server: &EchoServer, body: &str) {
+fn assert_bad_chunk_hides_nothing(server: &TestServer, body: &str) {
     let mut stream = server.connect();
     send(
         &mut stream,
@@ -73,7 +45,7 @@ fn assert_bad_chunk_hides_nothing(server: &EchoServer, body: &str) {
 both_models!(
     chunk_size_then_space_and_more_hex_is_400_and_hides_no_request,
     |model| {
-        let server = EchoServer::start(model);
+        let server = echo_server(model, |c| c);
         // Read as size 0 (the last chunk) with an "extension" ` 5`, the body ended here and
         // the request after it was answered; a proxy reading the line another way frames it
         // as body.
@@ -84,7 +56,7 @@ both_models!(
 );
 
 both_models!(chunk_lines_off_the_grammar_are_400, |model| {
-    let server = EchoServer::start(model);
+    let server = echo_server(model, |c| c);
     for line in [
         "5 ",           // whitespace with no extension after it
         "5;",           // `;` without a name
@@ -106,7 +78,7 @@ both_models!(chunk_lines_off_the_grammar_are_400, |model| {
 both_models!(
     a_chunked_body_past_the_limit_is_413_even_if_a_bad_chunk_follows,
     |model| {
-        let server = EchoServer::with(model, |config| config.max_body_size(16));
+        let server = echo_server(model, |config| config.max_body_size(16));
         // The limit is passed before the bad chunk line: read in pieces the answer was 413,
         // read at once it was 400. The limit comes first either way.
         let mut stream = server.connect();
@@ -119,7 +91,7 @@ both_models!(
 );
 
 both_models!(chunk_extensions_by_the_grammar_are_served, |model| {
-    let server = EchoServer::start(model);
+    let server = echo_server(model, |c| c);
     let mut stream = server.connect();
     let body = "5 ; a = b ;c\t;d=\"q \\\" ;x\"\r\nhello\r\n000006;e\r\n world\r\n0\r\nT: 1\r\n\r\n";
     send(&mut stream, format!("{CHUNKED_ECHO}{body}").as_bytes());
@@ -221,7 +193,7 @@ both_models!(content_length_is_digits_or_one_repeated_number, |model| {
 });
 
 both_models!(transfer_codings_other_than_chunked_alone, |model| {
-    let server = EchoServer::start(model);
+    let server = echo_server(model, |c| c);
     // (field value, status): a coding before chunked is understood as a list but not
     // implemented (RFC 9112 6.1); a list not ending in one chunked cannot be framed (6.3).
     for (value, status) in [
