@@ -18,6 +18,11 @@
 //! }
 //! ```
 //!
+//! What a site says beyond that (response headers, CORS, redirects and basic auth by path
+//! pattern, its own error pages, a single-page-app fallback, directory listings) is a set of
+//! [`SiteRules`], built in code or read from TOML, set with [`Config::site_rules`] and
+//! replaceable while the server runs through a [`RulesHandle`].
+//!
 //! Handlers run on the event-loop thread: they must not block (no sleeping, no slow disk or
 //! network calls), or every other client waits. A handler that panics answers its request
 //! with `500 Internal Server Error`; the panic is logged and the server carries on.
@@ -32,6 +37,7 @@ mod http;
 mod listener;
 mod proxy;
 mod reactor;
+mod rules;
 mod server;
 mod stats;
 mod threaded;
@@ -41,8 +47,9 @@ mod worker;
 pub use app::{BodySender, Disconnected, Error, IntoResponse, Request, Result};
 pub use config::{AccessLog, Config, Model};
 pub use http::status::InvalidStatusCode;
-pub use http::{Body, BodyPart, Method, Response, StatusCode, Version};
+pub use http::{Body, BodyPart, InvalidHeader, Method, Response, StatusCode, Version};
 pub use proxy::{Balance, HostHeader, ProxyRule, ProxyRuleError};
+pub use rules::{Cors, Rule, RulesError, RulesHandle, SiteRules};
 pub use server::{RunningServer, Server, ShutdownHandle};
 pub use stats::StatusReport;
 
@@ -55,14 +62,20 @@ pub mod internals {
     pub use crate::connection::outbox::Outbox;
     pub use crate::connection::{Connection, State, Step, Timeouts};
     pub use crate::files::StaticFiles;
+    pub use crate::files::conditional::{Comparison, lines_match};
+    pub use crate::files::range::{ByteRange, MAX_RANGES, RangePlan, parse_ranges};
     pub use crate::files::resolve::{Resolved, resolve_path};
-    pub use crate::http::date::DateCache;
+    pub use crate::http::authority::parse_host_port;
+    pub use crate::http::chunked::{ChunkedDecoder, MAX_CHUNK_LINE, MAX_TRAILERS};
+    pub use crate::http::date::{DateCache, parse_http_date};
     pub use crate::http::encode::{Persistence, encode_head};
     pub use crate::http::parse::{HeadStorage, parse_head, parse_head_reusing};
     pub use crate::http::target::parse_target;
     pub use crate::http::{Framing, Limits, RequestError, RequestHead};
     pub use crate::listener::Scheme;
     pub use crate::stats::Stats;
-    pub use crate::transport::{Flush, Input, Plain, Transport, expire, flush, pump};
+    pub use crate::transport::tls::certs::CertificatePair;
+    pub use crate::transport::tls::settings::TlsSettings;
+    pub use crate::transport::{Flush, Input, Plain, Tls, Transport, expire, flush, pump};
     pub use crate::worker::{Site, Worker};
 }

@@ -597,10 +597,24 @@ impl Reactor {
         }
         // Closing the descriptor takes it out of the epoll set: no deregister call needed.
         let mut client = self.clients.remove(key);
-        if let (Some(up), Some(upstreams)) = (client.upstream.take(), &self.worker.site().upstreams)
+        if let (Some(mut up), Some(upstreams)) =
+            (client.upstream.take(), &self.worker.site().upstreams)
         {
-            // The client went, not the upstream: the member is not counted as failing.
-            upstreams.finished(up.member, false);
+            match client.conn.take_released() {
+                // The response was through before the client's connection ended.
+                Some(released) => {
+                    upstreams.finished(released.member, released.failed);
+                    if released.reusable && up.connected {
+                        if up.registered.is_some() {
+                            let _ = self.poll.registry().deregister(&mut up.io.0);
+                        }
+                        let socket = std::net::TcpStream::from(std::os::fd::OwnedFd::from(up.io.0));
+                        upstreams.give_idle(up.member, socket);
+                    }
+                }
+                // The client went, not the upstream: the member is not counted as failing.
+                None => upstreams.finished(up.member, false),
+            }
         }
         log::trace!("{}: token {key} closed", client.conn.peer());
         client.conn.close(&mut self.worker);

@@ -337,7 +337,17 @@ fn serve(
         }
     }
     if let (Some(up), Some(upstreams)) = (upstream, &worker.site().upstreams) {
-        upstreams.finished(up.member, false);
+        match conn.take_released() {
+            // The response was through before the client's connection ended.
+            Some(released) => {
+                upstreams.finished(released.member, released.failed);
+                if released.reusable {
+                    upstreams.give_idle(up.member, up.io.0);
+                }
+            }
+            // The client went, not the upstream: the member is not counted as failing.
+            None => upstreams.finished(up.member, false),
+        }
     }
     conn.close(worker);
 }

@@ -5,10 +5,9 @@ mod error;
 pub(crate) mod pool;
 mod request;
 mod router;
-pub(crate) mod stream;
 
+pub use crate::http::stream::{BodySender, Disconnected};
 pub use error::{Error, IntoResponse, Result};
 pub use request::Request;
 pub use request::StateMap;
 pub use router::{Execution, Handler, RouteMatch, Router};
-pub use stream::{BodySender, Disconnected};

@@ -181,6 +181,10 @@ impl Exchange {
         let Inbound::Waiting(waiting) = std::mem::replace(&mut self.inbound, Inbound::Head) else {
             return false;
         };
+        let mut response = response;
+        worker
+            .rules()
+            .apply_headers(waiting.head.path(), &mut response);
         self.answer(Some(&waiting.head), response, out, worker);
         worker.recycle_head(waiting.head);
         true
@@ -291,6 +295,7 @@ impl Exchange {
         log::debug!("{}: {}", self.peer, head.request_line());
         let has_body = head.framing != Framing::None;
         self.request_unread = has_body;
+        worker.follow_rules();
         if let Some(error) = head.error {
             let mut response = Response::error(error.status());
             response.close = error.closes() || (has_body && head.expect_continue);
@@ -300,6 +305,11 @@ impl Exchange {
             && let Some(port) = worker.site().redirect_https
             && let Some(response) = redirect_to_https(&head, port)
         {
+            return self.answer_then_discard(head, response, out, worker);
+        }
+        // A CORS preflight, a 401 or a forced redirect, before any route (and after the
+        // move to HTTPS, so no password is asked for in clear).
+        if let Some(response) = worker.rules().before_route(&head) {
             return self.answer_then_discard(head, response, out, worker);
         }
         let router = &worker.site().router;
@@ -715,11 +725,18 @@ impl Exchange {
             BodyReader::Chunked(decoder) => match decoder.decode(data, state.collected.as_mut()) {
                 Ok(used) => (used, decoder.is_done()),
                 Err(error) => {
+                    // Data past the limit before the error is 413, as when the same bytes
+                    // arrive in pieces and the limit is checked between them.
+                    let over = state.collected.as_ref().map_or(0, Vec::len) as u64 > limit;
+                    let status = match over {
+                        true => StatusCode::CONTENT_TOO_LARGE,
+                        false => error.status(),
+                    };
                     let handler_wanted_it = state.handler.is_some();
                     let head = state.head.clone();
                     self.inbound = Inbound::Done;
                     if handler_wanted_it {
-                        let mut response = Response::error(error.status());
+                        let mut response = Response::error(status);
                         response.close = true;
                         self.answer(Some(&head), response, out, worker);
                     }
@@ -784,7 +801,8 @@ impl Exchange {
             return;
         }
         let request = Request::new(head, body, self.peer, route.params, state);
-        let response = pool::run(&route.handler, &request);
+        let mut response = pool::run(&route.handler, &request);
+        worker.rules().apply_headers(request.path(), &mut response);
         let head = request.into_head();
         self.answer(Some(&head), response, out, worker);
         worker.recycle_head(head);
@@ -799,6 +817,10 @@ impl Exchange {
         out: &mut Outbox,
         worker: &mut Worker,
     ) {
+        if let Some(head) = head {
+            worker.rules().decorate_cors(head, &mut response);
+        }
+        let mut response = worker.error_page(response);
         self.served += 1;
         let limit = worker.site().max_requests_per_connection;
         let sends_body =

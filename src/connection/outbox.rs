@@ -3,7 +3,7 @@
 //! one `writev`, or a file window for `sendfile(2)`) and is told what went out; the transport
 //! does the writing.
 
-use crate::app::stream::{BodyStream, Piece};
+use crate::http::stream::{BodyStream, Piece};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs::File;

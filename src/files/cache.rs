@@ -128,7 +128,8 @@ impl FileCache {
         }
     }
 
-    fn clear(&mut self) {
+    /// Drops every entry.
+    pub fn clear(&mut self) {
         self.index.clear();
         self.entries.clear();
         self.used = 0;
@@ -151,6 +152,7 @@ impl FileCache {
     }
 
     /// The cached file for `key`, if any and still current.
+    #[cfg(test)]
     ///
     /// When the entry is due for a check, `current` gives the identity of the file now at
     /// the stored real path (`None` if it is no longer a regular file); an entry whose
@@ -162,6 +164,18 @@ impl FileCache {
         now: Instant,
         current: impl FnOnce(&Path) -> Option<FileIdentity>,
     ) -> Option<&Representation> {
+        let slot = self.lookup_slot(key, now, current)?;
+        Some(self.get(slot))
+    }
+
+    /// [`FileCache::lookup`], giving the entry's slot for [`FileCache::get`]: a caller that
+    /// inserts on a miss can hold no borrow across the lookup.
+    pub fn lookup_slot(
+        &mut self,
+        key: &str,
+        now: Instant,
+        current: impl FnOnce(&Path) -> Option<FileIdentity>,
+    ) -> Option<usize> {
         let slot = *self.index.get(key)?;
         let entry = self.entries.get_mut(slot)?;
         if !entry.watched && now.saturating_duration_since(entry.checked) >= self.revalidate_after {
@@ -171,7 +185,12 @@ impl FileCache {
             }
             entry.checked = now;
         }
-        self.entries.get(slot).map(|entry| &entry.rep)
+        Some(slot)
+    }
+
+    /// The representation in `slot`, as [`FileCache::lookup_slot`] found it.
+    pub fn get(&self, slot: usize) -> &Representation {
+        &self.entries[slot].rep
     }
 
     /// Stores `rep` (read when the file had `identity`) under `key`, evicting entries to stay

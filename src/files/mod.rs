@@ -1,23 +1,30 @@
 //! Pure static-file logic: resolve a request path safely under the root, answer conditional
-//! and range requests, pick the content type, and keep small hot files in memory.
+//! and range requests, pick the content type, and keep small hot files in memory. With site
+//! rules: their headers folded into cached files, redirects where no file is, the
+//! single-page-app fallback, directory listings and custom error pages.
 //!
 //! Nothing here touches a socket: [`StaticFiles::serve`] takes a parsed request head and
 //! returns a [`Response`] whose body is bytes or a window of an open file.
 
 pub mod cache;
 pub mod conditional;
+pub mod listing;
 pub mod mime;
 pub mod range;
 pub mod representation;
 pub mod resolve;
 pub mod watch;
 
+use crate::http::accept::named_quality;
 use crate::http::{Method, RequestHead, Response, StatusCode};
+use crate::rules::{SiteRules, add_vary};
 use cache::{FileCache, read_whole};
 use conditional::Precondition;
 use range::RangePlan;
 use representation::{Representation, Source};
-use resolve::{FileIdentity, INDEX_FILE, Resolved, open_file, resolve_path};
+use resolve::{
+    FileIdentity, INDEX_FILE, Refusal, Resolved, open_file, resolve_directory, resolve_path,
+};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -37,6 +44,7 @@ pub const DEFAULT_REVALIDATE_AFTER: Duration = Duration::ZERO;
 pub struct StaticFiles {
     root: PathBuf,
     cache: FileCache,
+    rules: Arc<SiteRules>,
 }
 
 impl Clone for StaticFiles {
@@ -44,8 +52,17 @@ impl Clone for StaticFiles {
         StaticFiles {
             root: self.root.clone(),
             cache: FileCache::new(self.cache.revalidate_after()),
+            rules: self.rules.clone(),
         }
     }
+}
+
+/// Why a path has no representation to serve.
+enum Miss {
+    /// A directory named without its trailing slash.
+    Directory,
+    /// Nothing servable there.
+    Refused(Refusal),
 }
 
 impl StaticFiles {
@@ -61,7 +78,28 @@ impl StaticFiles {
         Ok(StaticFiles {
             root,
             cache: FileCache::new(DEFAULT_REVALIDATE_AFTER),
+            rules: Arc::new(SiteRules::new()),
         })
+    }
+
+    /// Serves by `rules` from now on. Empties the cache, whose header lines came from the
+    /// rules before.
+    pub fn set_rules(&mut self, rules: Arc<SiteRules>) {
+        self.rules = rules;
+        self.cache.clear();
+    }
+
+    /// Logs a warning for each error page or fallback whose file is not there (yet).
+    pub fn check_rules(&self) {
+        for (what, path) in self.rules.site_paths() {
+            if !matches!(resolve_path(&self.root, path), Ok(Resolved::File { .. })) {
+                log::warn!(
+                    "{what}: no file {path} under {}; the server's own answer is used until \
+                     there is one",
+                    self.root.display()
+                );
+            }
+        }
     }
 
     /// Sets how long a cached file is trusted before its metadata is checked again (zero:
@@ -76,20 +114,43 @@ impl StaticFiles {
         &self.root
     }
 
-    /// Answers a request for a file under the root.
+    /// Answers a request for a file under the root, knowing no handler (see
+    /// [`StaticFiles::serve_site`]).
+    pub fn serve(&mut self, head: &RequestHead) -> Response {
+        self.serve_site(head, &|_| false)
+    }
+
+    /// Answers a request for a file under the root; `handled(path)` says whether a handler
+    /// route covers a path, where the single-page-app fallback never applies.
     ///
     /// Called only for requests whose `head.error` is `None`. GET and HEAD get the same
     /// response (the caller drops the body for HEAD); OPTIONS gets 204 with `Allow`; other
-    /// methods get 405 (404 when nothing is there). Never panics, never touches a socket.
-    pub fn serve(&mut self, head: &RequestHead) -> Response {
-        if matches!(head.method, Method::Get | Method::Head) {
-            return self.serve_file(head);
+    /// methods get 405 (404 when nothing is there). Where nothing is there, the rules'
+    /// redirect or fallback may answer instead. Never panics, never touches a socket.
+    pub fn serve_site(&mut self, head: &RequestHead, handled: &dyn Fn(&str) -> bool) -> Response {
+        let response = if matches!(head.method, Method::Get | Method::Head) {
+            self.serve_file(head, head.path())
+        } else {
+            self.serve_other(head)
+        };
+        if response.status != StatusCode::NOT_FOUND {
+            return response;
         }
+        self.after_miss(head, response, handled)
+    }
+
+    fn serve_other(&mut self, head: &RequestHead) -> Response {
         if head.method == Method::Options && head.path() == "*" {
             return Response::new(StatusCode::NO_CONTENT).header("Allow", ALLOW);
         }
         // Other methods are refused only for what exists: a missing file is still 404.
-        match resolve_path(&self.root, head.path()) {
+        let found = match resolve_path(&self.root, head.path()) {
+            Err(Refusal::NotFound) if self.lists(head.path()) => {
+                resolve_directory(&self.root, head.path()).map(|_| ())
+            }
+            found => found.map(|_| ()),
+        };
+        match found {
             Err(refusal) => Response::error(refusal.status()),
             Ok(_) if head.method == Method::Options => {
                 Response::new(StatusCode::NO_CONTENT).header("Allow", ALLOW)
@@ -98,53 +159,158 @@ impl StaticFiles {
         }
     }
 
-    fn serve_file(&mut self, head: &RequestHead) -> Response {
-        let key = head.path();
+    /// What answers where no file is: a redirect rule, then the fallback, then the 404.
+    fn after_miss(
+        &mut self,
+        head: &RequestHead,
+        missed: Response,
+        handled: &dyn Fn(&str) -> bool,
+    ) -> Response {
+        if let Some(redirect) = self.rules.redirect_on_miss(head) {
+            return redirect;
+        }
+        let Some(fallback) = self.rules.fallback_path() else {
+            return missed;
+        };
+        let path = head.path();
+        let last = path.rsplit('/').next().unwrap_or_default();
+        // An extension means a file was wanted; a dot segment (`/.git/`, `/.well-known/`)
+        // is never an app's route.
+        if !matches!(head.method, Method::Get | Method::Head)
+            || last.contains('.')
+            || path.contains("/.")
+            || handled(path)
+        {
+            return missed;
+        }
+        let fallback = fallback.to_string();
+        let accepts_html =
+            named_quality(head.headers_named("accept"), "text/html").is_some_and(|q| q > 0.0);
+        let mut response = if accepts_html {
+            match self.serve_file(head, &fallback) {
+                found if found.status != StatusCode::NOT_FOUND => found,
+                _ => missed,
+            }
+        } else {
+            missed
+        };
+        // Another Accept would have had another answer.
+        add_vary(&mut response, "Accept");
+        response
+    }
+
+    /// Whether directories without an index are listed, and `path` names one.
+    fn lists(&self, path: &str) -> bool {
+        self.rules.lists_directories() && path.ends_with('/')
+    }
+
+    /// Answers GET or HEAD for the file at `key` (the request path, or the fallback's).
+    fn serve_file(&mut self, head: &RequestHead, key: &str) -> Response {
+        let miss = match self.representation(key) {
+            Ok(rep) => return respond(head, rep),
+            Err(miss) => miss,
+        };
+        match miss {
+            Miss::Directory => {
+                let mut response = redirect_to_directory(head);
+                self.rules.apply_headers(key, &mut response);
+                response
+            }
+            Miss::Refused(Refusal::NotFound) if self.lists(key) => self
+                .listing(head, key)
+                .unwrap_or_else(|| Response::error(StatusCode::NOT_FOUND)),
+            Miss::Refused(refusal) => Response::error(refusal.status()),
+        }
+    }
+
+    /// Replaces the body of one of the server's own error pages with the site's page for its
+    /// status, if there is one; its other fields (`Allow`, `WWW-Authenticate`, ...) stay.
+    pub fn error_page(&mut self, mut response: Response) -> Response {
+        let Some(path) = self.rules.error_page_for(response.status) else {
+            return response;
+        };
+        let path = path.to_string();
+        let Ok(rep) = self.representation(&path) else {
+            return response;
+        };
+        let page = rep.page(response.status);
+        response
+            .headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
+        response.headers.extend(page.headers);
+        response.body = page.body;
+        response.stock_page = false;
+        response
+    }
+
+    /// A listing of the directory at `key`, or `None` if there is none to list.
+    fn listing(&mut self, head: &RequestHead, key: &str) -> Option<Response> {
+        let dir = resolve_directory(&self.root, key).ok()?;
+        let entries = match listing::read_entries(&self.root, &dir) {
+            Ok(entries) => entries,
+            Err(e) => return Some(Response::error(Refusal::from_io(&e).status())),
+        };
+        let accept = || head.headers_named("accept");
+        let json = named_quality(accept(), "application/json").unwrap_or(0.0);
+        let html = named_quality(accept(), "text/html").unwrap_or(0.0);
+        let mut response = if json > 0.0 && json > html {
+            Response::bytes("application/json", listing::json(key, &entries))
+        } else {
+            Response::bytes("text/html; charset=utf-8", listing::html(key, &entries))
+        };
+        add_vary(&mut response, "Accept");
+        self.rules.apply_headers(key, &mut response);
+        Some(response)
+    }
+
+    /// The representation of the file at `key`, from the cache or read now.
+    fn representation(&mut self, key: &str) -> Result<&Representation, Miss> {
         let now = Instant::now();
-        if let Some(rep) = self.cache.lookup(key, now, current_identity) {
-            return respond(head, rep);
+        if let Some(slot) = self.cache.lookup_slot(key, now, current_identity) {
+            return Ok(self.cache.get(slot));
         }
         let (path, index) = match resolve_path(&self.root, key) {
             Ok(Resolved::File { path, index, .. }) => (path, index),
-            Ok(Resolved::Redirect) => return redirect_to_directory(head),
-            Err(refusal) => return Response::error(refusal.status()),
+            Ok(Resolved::Redirect) => return Err(Miss::Directory),
+            Err(refusal) => return Err(Miss::Refused(refusal)),
         };
         // Watched before it is opened, so a change after the read below is always reported.
         let watched = self.watch_dirs(key, &path);
-        let (file, identity) = match open_file(&path) {
-            Ok(opened) => opened,
-            Err(refusal) => return Response::error(refusal.status()),
-        };
+        let (file, identity) = open_file(&path).map_err(Miss::Refused)?;
         // The type follows the name asked for, not where a symlink leads.
-        let content_type = mime::content_type(if index {
+        let mut content_type = mime::content_type(if index {
             Path::new(INDEX_FILE)
         } else {
             Path::new(key)
         });
+        // Header rules are matched once per cached file, as the file it is (`/docs/` as
+        // `/docs/index.html`, as nginx matches an index).
+        let site_headers = if index {
+            self.rules.file_headers(&format!("{key}{INDEX_FILE}"))
+        } else {
+            self.rules.file_headers(key)
+        };
+        let extra_lines = match site_headers {
+            Some((own_type, lines)) => {
+                if let Some(own_type) = own_type {
+                    content_type = own_type.into();
+                }
+                lines
+            }
+            None => Vec::new(),
+        };
         let in_memory = if self.cache.accepts(identity.len) {
             read_whole(&file, identity.len)
         } else {
             None
         };
-        let wall_clock = SystemTime::now();
-        match in_memory {
-            Some(bytes) => {
-                let rep =
-                    Representation::new(Source::Memory(bytes), &identity, content_type, wall_clock);
-                respond(
-                    head,
-                    self.cache.insert(key, path, watched, identity, rep, now),
-                )
-            }
-            None => {
-                let source = Source::File(Arc::new(file));
-                let rep = Representation::new(source, &identity, content_type, wall_clock);
-                respond(
-                    head,
-                    self.cache.insert(key, path, watched, identity, rep, now),
-                )
-            }
-        }
+        let source = match in_memory {
+            Some(bytes) => Source::Memory(bytes),
+            None => Source::File(Arc::new(file)),
+        };
+        let rep = Representation::new(source, &identity, content_type, SystemTime::now())
+            .with_extra_headers(&extra_lines);
+        Ok(self.cache.insert(key, path, watched, identity, rep, now))
     }
 }
 

@@ -3,18 +3,22 @@
 //! Nothing here touches a socket: functions take bytes and return decisions and bytes, so the
 //! event loop and the thread-per-connection model share every line of it.
 
+pub mod accept;
+pub mod authority;
 pub mod chunked;
 pub mod date;
 pub mod encode;
 pub mod error;
+pub mod fields;
 pub mod parse;
 pub mod response;
 pub mod status;
+pub mod stream;
 pub mod target;
 
 pub use error::RequestError;
 pub use parse::{Framing, Limits, RequestHead};
-pub use response::{Body, BodyPart, Response};
+pub use response::{Body, BodyPart, InvalidHeader, Response};
 pub use status::StatusCode;
 
 /// A request method. Methods margay does not know are refused with 501 before routing.

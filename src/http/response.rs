@@ -1,8 +1,9 @@
 //! A response as handlers and the file server build it: status, headers, and a body source.
 
 use super::status::StatusCode;
-use crate::app::stream::{self, BodySender, BodyStream};
+use super::stream::{self, BodySender, BodyStream};
 use std::borrow::Cow;
+use std::fmt;
 use std::fs::File;
 use std::sync::Arc;
 
@@ -106,6 +107,8 @@ pub struct Response {
     pub(crate) body: Body,
     /// Set when the connection must close after this response (e.g. a framing error).
     pub(crate) close: bool,
+    /// Built by [`Response::error`]: a site's own page for the status may replace it.
+    pub(crate) stock_page: bool,
     /// Set by the connection for a streamed body sent with chunked transfer coding.
     pub(crate) chunked: bool,
 }
@@ -119,6 +122,7 @@ impl Response {
             encoded_headers: None,
             body: Body::Empty,
             close: false,
+            stock_page: false,
             chunked: false,
         }
     }
@@ -150,9 +154,9 @@ impl Response {
         mut self,
         name: impl Into<Cow<'static, str>>,
         value: impl Into<Cow<'static, str>>,
-    ) -> Result<Response, crate::app::Error> {
+    ) -> Result<Response, InvalidHeader> {
         let (name, value) = (name.into(), value.into());
-        check_field(&name, &value).map_err(crate::app::Error::internal)?;
+        check_field(&name, &value).map_err(InvalidHeader)?;
         self.headers.push((name, value));
         Ok(self)
     }
@@ -204,9 +208,11 @@ impl Response {
         ] {
             html.extend_from_slice(piece.as_bytes());
         }
-        Response::new(status)
+        let mut page = Response::new(status)
             .header("Content-Type", "text/html; charset=utf-8")
-            .with_body(Body::Bytes(html))
+            .with_body(Body::Bytes(html));
+        page.stock_page = true;
+        page
     }
 }
 
@@ -269,9 +275,9 @@ impl Response {
     pub fn try_redirect(
         status: StatusCode,
         location: impl Into<Cow<'static, str>>,
-    ) -> Result<Response, crate::app::Error> {
+    ) -> Result<Response, InvalidHeader> {
         if !status.is_redirection() {
-            return Err(crate::app::Error::internal(format!(
+            return Err(InvalidHeader(format!(
                 "redirect with status {status}, not a 3xx"
             )));
         }
@@ -289,6 +295,19 @@ impl Response {
         (response, sender)
     }
 }
+
+/// A header field that cannot be sent: what is wrong with it. As a handler's error (with
+/// `?`) it answers `500`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidHeader(String);
+
+impl fmt::Display for InvalidHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidHeader {}
 
 /// Fields the encoder writes itself: a second copy would contradict it.
 const ENCODER_FIELDS: [&str; 5] = [

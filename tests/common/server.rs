@@ -66,6 +66,16 @@ impl TestServer {
         self.addr
     }
 
+    /// The first address the server serves HTTPS on; panics if it has none.
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.running.tls_addr().expect("a TLS listener")
+    }
+
+    /// The running server, for what an embedder can ask of it.
+    pub fn running(&self) -> &RunningServer {
+        &self.running
+    }
+
     /// The document root on disk.
     pub fn root(&self) -> &Path {
         self.site.root()
