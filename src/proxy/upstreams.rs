@@ -248,12 +248,18 @@ impl Upstreams {
         }
     }
 
-    /// Marks what an active check found.
+    /// Marks what an active check found. A member that passes again after failing is used
+    /// at once: its failures from before are stale (it got no requests meanwhile), so a fail
+    /// timeout they started does not hold it back.
     pub fn set_healthy(&self, member: usize, healthy: bool) {
         let m = &self.members[member];
         if m.healthy.swap(healthy, Relaxed) != healthy {
             match healthy {
-                true => log::info!("upstream {} passes its health check again", m.addr),
+                true => {
+                    m.fails.store(0, Relaxed);
+                    m.down_until.store(0, Relaxed);
+                    log::info!("upstream {} passes its health check again", m.addr);
+                }
                 false => log::warn!("upstream {} fails its health check; skipped", m.addr),
             }
         }
@@ -376,4 +382,65 @@ fn probe(member: &Member, path: &str) -> bool {
     }
     // "HTTP/1.1 200"
     line.starts_with(b"HTTP/1.") && matches!(line[9], b'2' | b'3')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_members() -> Upstreams {
+        let rule: ProxyRule = "/api/=http://127.0.0.1:1,http://127.0.0.1:2"
+            .parse()
+            .unwrap();
+        let settings = ProxySettings {
+            max_fails: 2,
+            fail_timeout: Duration::from_secs(3600),
+            ..ProxySettings::default()
+        };
+        Upstreams::new(&[rule], settings)
+    }
+
+    /// Which members `choose` returns over `n` requests, each finished at once.
+    fn chosen(upstreams: &Upstreams, n: usize) -> Vec<usize> {
+        let mut seen: Vec<usize> = (0..n)
+            .filter_map(|_| upstreams.choose(0, None))
+            .inspect(|&m| upstreams.finished(m, false))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen
+    }
+
+    #[test]
+    fn a_member_that_fails_is_skipped_until_its_check_passes_again() {
+        let upstreams = two_members();
+        assert_eq!(chosen(&upstreams, 4), [0, 1]);
+        // Two failures in a row: skipped for its (long) fail timeout.
+        for _ in 0..2 {
+            upstreams.choose(0, Some(0));
+            upstreams.finished(1, true);
+        }
+        assert_eq!(chosen(&upstreams, 4), [0]);
+        assert_eq!(upstreams.report()[0].members[1].state, "down");
+        // Its check fails, then passes again: it is used at once, not after the timeout.
+        upstreams.set_healthy(1, false);
+        assert_eq!(upstreams.report()[0].members[1].state, "unhealthy");
+        assert_eq!(chosen(&upstreams, 4), [0]);
+        upstreams.set_healthy(1, true);
+        assert_eq!(upstreams.report()[0].members[1].state, "up");
+        assert_eq!(chosen(&upstreams, 4), [0, 1]);
+    }
+
+    #[test]
+    fn a_passing_check_does_not_clear_failures_of_a_member_it_never_failed() {
+        let upstreams = two_members();
+        for _ in 0..2 {
+            upstreams.choose(0, Some(0));
+            upstreams.finished(1, true);
+        }
+        // Checks that keep passing say nothing new: the member answers checks but fails
+        // requests, and stays skipped.
+        upstreams.set_healthy(1, true);
+        assert_eq!(chosen(&upstreams, 4), [0]);
+    }
 }
