@@ -134,7 +134,9 @@ fn run(
                 return Step::Close;
             }
         } else if conn.is_done() {
-            if conn.may_close_quietly(drained) || conn.is_aborted() {
+            // Found empty since its last event is as good as a short read in this turn: a
+            // forwarded response is written in a later turn than the request was read in.
+            if conn.may_close_quietly(drained || quiet) || conn.is_aborted() {
                 return Step::Close;
             }
             return linger(conn, io, now);
