@@ -6,8 +6,9 @@
 --   1 x POST /api/todos       with an empty title: the application answers 400.
 --                             A request with a body, not idempotent: the one
 --                             kind a proxy may not send again elsewhere.
--- Prints "status5xx N" at the end: answers of 500 and above (the 400s of the
--- POSTs are expected, so wrk's own non-2xx count is not the error count).
+-- Prints "status5xx N 502 N 504 N" at the end: answers of 500 and above, and
+-- of those the 502s and 504s (the 400s of the POSTs are expected, so wrk's own
+-- non-2xx count is not the error count).
 
 local threads = {}
 
@@ -18,6 +19,8 @@ end
 function init(args)
    count = 0
    status5xx = 0
+   status502 = 0
+   status504 = 0
    local post = wrk.format("POST", "/api/todos",
       { ["Content-Type"] = "application/json" }, '{"title":""}')
    local list = wrk.format("GET", "/api/todos")
@@ -34,13 +37,17 @@ end
 function response(status, headers, body)
    if status >= 500 then
       status5xx = status5xx + 1
+      if status == 502 then status502 = status502 + 1 end
+      if status == 504 then status504 = status504 + 1 end
    end
 end
 
 function done(summary, latency, requests)
-   local total = 0
+   local total, bad, late = 0, 0, 0
    for _, thread in ipairs(threads) do
       total = total + thread:get("status5xx")
+      bad = bad + thread:get("status502")
+      late = late + thread:get("status504")
    end
-   io.write(string.format("status5xx %d\n", total))
+   io.write(string.format("status5xx %d 502 %d 504 %d\n", total, bad, late))
 end

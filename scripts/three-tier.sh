@@ -178,7 +178,7 @@ EXTRA_PIDS+=" $POLLER"
 CHAOS=$!
 EXTRA_PIDS+=" $CHAOS"
 
-SLICES=$SCRATCH/slices.txt   # "start end requests rps p50_ms p99_ms socket_errors status5xx"
+SLICES=$SCRATCH/slices.txt   # "start end requests rps p50_ms p99_ms socket_errors 5xx 502 504"
 : >"$SLICES"
 log "load: wrk -c$CONNS against the front for $DURATION s, app2 killed at $KILL_AT s, restarted at $RESTART_AT s"
 while :; do
@@ -189,8 +189,8 @@ while :; do
         -s scripts/three-tier.lua "http://127.0.0.1:$PORT" >"$out" 2>&1 || true
     end=$(since)
     read -r req rps p50 p99 err _ _ < <(wrk_summary "$out")
-    s5=$(awk '$1 == "status5xx" { print $2 }' "$out")
-    echo "$start $end $req $rps $p50 $p99 $err ${s5:-0}" >>"$SLICES"
+    read -r s5 s502 s504 < <(awk '$1 == "status5xx" { print $2, $4, $6 }' "$out")
+    echo "$start $end $req $rps $p50 $p99 $err ${s5:-0} ${s502:-0} ${s504:-0}" >>"$SLICES"
 done
 wait "$CHAOS" 2>/dev/null || true
 kill "$POLLER" 2>/dev/null || true
@@ -212,10 +212,11 @@ conns, delay, net = os.environ["CONNS"], os.environ["DELAY"], os.environ["NET"]
 
 slices = []
 for line in open(slices_file):
-    s, e, req, rps, p50, p99, err, s5 = line.split()
+    s, e, req, rps, p50, p99, err, s5, s502, s504 = line.split()
     slices.append(dict(start=float(s), end=float(e), req=int(req), rps=float(rps),
                        p50=float(p50) if p50 != "nan" else None,
-                       p99=float(p99) if p99 != "nan" else None, err=int(err), s5=int(s5)))
+                       p99=float(p99) if p99 != "nan" else None, err=int(err), s5=int(s5),
+                       s502=int(s502), s504=int(s504)))
 
 polls = []
 for line in open(polls_file):
@@ -270,6 +271,8 @@ def phase(lo, hi):
 total_req = sum(s["req"] for s in slices)
 total_s5 = sum(s["s5"] for s in slices)
 total_err = sum(s["err"] for s in slices)
+total_502 = sum(s["s502"] for s in slices)
+total_504 = sum(s["s504"] for s in slices)
 bad = [s for s in slices if s["s5"] or s["err"]]
 after_removal = sum(s["s5"] + s["err"] for s in slices if removed is not None and s["start"] > removed)
 
@@ -296,7 +299,7 @@ w("")
 w("## Summary")
 w("")
 w(f"- Requests served: {total_req:,} in {duration} s.")
-w(f"- Errors: {total_s5} answers of 5xx and {total_err} socket errors"
+w(f"- Errors: {total_s5} answers of 5xx ({total_502} of them 502, {total_504} 504) and {total_err} socket errors"
   + (", all in " + ", ".join(f"the run from {s['start']:.1f} to {s['end']:.1f} s ({s['s5']} 5xx, {s['err']} socket)" for s in bad) if bad else "") + ".")
 w(f"- The front stopped sending to app2: its state left `up` in the status poll at {fmt_t(removed)} "
   f"({'%.1f s' % (removed - killed) if removed is not None else '—'} after the kill). "
@@ -304,6 +307,11 @@ w(f"- The front stopped sending to app2: its state left `up` in the status poll 
 w(f"- The restarted app2 was `up` again at {fmt_t(back_up)} and took traffic again (its request count moved) "
   f"at {fmt_t(took_traffic)}, {'%.1f s' % (took_traffic - restarted) if took_traffic is not None else '—'} after it answered"
   + (f"; its first access-log line is stamped {first_access}" if first_access else "") + ".")
+if polls:
+    last = polls[-1][1]
+    w("- The front's counters at the end, per instance (requests sent, failed, and retried on another instance): "
+      + "; ".join(f"app{i + 1} {last[a].get('requests', 0):,} sent, {last[a].get('failures', 0)} failed, "
+                  f"{last[a].get('retried', 0)} retried" for i, a in enumerate(sorted(last))) + ".")
 w("")
 w("## Before, during and after")
 w("")
