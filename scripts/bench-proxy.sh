@@ -352,6 +352,7 @@ spread() {
         if (n++ == 0 || $4 < lo) lo = $4; if (n == 1 || $4 > hi) hi = $4 }
         END { if (n) printf "%.3g to %.3g", lo, hi }' "$RAW"
 }
+signed() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { printf "%+.3g", v }'; }
 kfmt() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { if (v >= 10000) printf "%.1fk", v / 1000; else printf "%.0f", v }'; }
 ms() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { printf "%.2f ms", v / 1000 }'; }
 is_peer() { [[ $1 != backend && $1 != margay && $1 != margay-threads ]]; }
@@ -402,7 +403,7 @@ cell() {
         a) text="$(kfmt "$(med a "$s" rps)"), $(fmt "$(med a "$s" cpu)") µs" ;;
         b) text="$(kfmt "$(med b "$s" rps)"), $(fmt "$(med b "$s" cpu)") µs, $(fmt "$(med b "$s" accepts_per_req)") accepts/req" ;;
         c) if [[ $s == backend ]]; then text="($(fmt "$(med c "$s" us_per_req)") µs per request)"
-           else text="$(fmt "$(med c "$s" us_per_req)") µs, +$(fmt "$(med c "$s" added_us)") µs ($(spread c "$s" added_us))"; fi ;;
+           else text="$(fmt "$(med c "$s" us_per_req)") µs, $(signed "$(med c "$s" added_us)") µs ($(spread c "$s" added_us))"; fi ;;
         d) text="$(fmt "$(med d "$s" mibps)"), $(ms "$(med d "$s" cpu)")" ;;
         e) text="$(fmt "$(med e "$s" mibps)"), $(ms "$(med e "$s" cpu)"), $(fmt "$(med e "$s" rss_per_conn_kib)") KiB/conn" ;;
     esac
