@@ -26,13 +26,8 @@ mod reference;
 
 use libfuzzer_sys::fuzz_target;
 use margay::internals::{
-<<<<<<< HEAD
-    Connection, Execution, Input, Limits, Router, Scheme, Site, StateMap, StaticFiles, Stats,
-    Step, Ticket, Timeouts, Transport, Worker, expire, pump,
-=======
-    Connection, Execution, Limits, MAX_CHUNK_LINE, MAX_TRAILERS, Router, Scheme, Site, StateMap,
-    StaticFiles, Stats, Step, Ticket, Timeouts, Transport, Worker, expire, pump,
->>>>>>> main
+    Connection, Execution, Input, Limits, MAX_CHUNK_LINE, MAX_TRAILERS, Router, Scheme, Site,
+    StateMap, StaticFiles, Stats, Step, Ticket, Timeouts, Transport, Worker, expire, pump,
 };
 use margay::{Method, Request, Response};
 use reference::abnf;
