@@ -10,10 +10,12 @@ pub mod mime;
 pub mod range;
 pub mod representation;
 pub mod resolve;
+pub mod variants;
 pub mod watch;
 
+use crate::http::coding::Coding;
 use crate::http::{Method, RequestHead, Response, StatusCode};
-use cache::{FileCache, read_whole};
+use cache::{CacheCounters, FileCache, read_whole};
 use conditional::Precondition;
 use range::RangePlan;
 use representation::{Representation, Source};
@@ -23,6 +25,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use variants::{Variants, accept_of, find_sidecars, sidecar_path};
 
 /// The methods a static file answers, as sent in `Allow`.
 pub const ALLOW: &str = "GET, HEAD, OPTIONS";
@@ -43,7 +46,10 @@ impl Clone for StaticFiles {
     fn clone(&self) -> StaticFiles {
         StaticFiles {
             root: self.root.clone(),
-            cache: FileCache::new(self.cache.revalidate_after()),
+            cache: FileCache::with_counters(
+                self.cache.revalidate_after(),
+                self.cache.counters().clone(),
+            ),
         }
     }
 }
@@ -67,7 +73,14 @@ impl StaticFiles {
     /// Sets how long a cached file is trusted before its metadata is checked again (zero:
     /// on every request). Empties the cache.
     pub fn with_revalidate_after(mut self, period: Duration) -> StaticFiles {
-        self.cache = FileCache::new(period);
+        self.cache = FileCache::with_counters(period, self.cache.counters().clone());
+        self
+    }
+
+    /// Counts cache hits, misses and compressions into `counters` (shared by its clones).
+    /// Empties the cache.
+    pub fn with_counters(mut self, counters: Arc<CacheCounters>) -> StaticFiles {
+        self.cache = FileCache::with_counters(self.cache.revalidate_after(), counters);
         self
     }
 
@@ -100,21 +113,43 @@ impl StaticFiles {
 
     fn serve_file(&mut self, head: &RequestHead) -> Response {
         let key = head.path();
-        let now = Instant::now();
-        if let Some(rep) = self.cache.lookup(key, now, current_identity) {
-            return respond(head, rep);
+        let found = self.cache.lookup(key, Instant::now(), current_identity);
+        let slot = match found {
+            Some(slot) => slot,
+            None => match self.load(head) {
+                Ok(slot) => slot,
+                Err(response) => return response,
+            },
+        };
+        let Some(variants) = self.cache.variants(slot) else {
+            return Response::error(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        let coding = variants.choose(&accept_of(head, variants));
+        if coding == Coding::Identity {
+            return respond(head, &variants.identity);
         }
+        if let Some(rep) = self.cache.representation(slot, coding) {
+            return respond(head, &rep);
+        }
+        // The copy could not be made (it would not be smaller): the file as it is.
+        match self.cache.variants(slot) {
+            Some(variants) => respond(head, &variants.identity),
+            None => Response::error(StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    /// Resolves, opens and reads the file a request names, with its sidecars, into the
+    /// cache, returning its slot; `Err` with the response when it cannot be served.
+    fn load(&mut self, head: &RequestHead) -> Result<usize, Response> {
+        let key = head.path();
         let (path, index) = match resolve_path(&self.root, key) {
             Ok(Resolved::File { path, index, .. }) => (path, index),
-            Ok(Resolved::Redirect) => return redirect_to_directory(head),
-            Err(refusal) => return Response::error(refusal.status()),
+            Ok(Resolved::Redirect) => return Err(redirect_to_directory(head)),
+            Err(refusal) => return Err(Response::error(refusal.status())),
         };
         // Watched before it is opened, so a change after the read below is always reported.
         let watched = self.watch_dirs(key, &path);
-        let (file, identity) = match open_file(&path) {
-            Ok(opened) => opened,
-            Err(refusal) => return Response::error(refusal.status()),
-        };
+        let (file, identity) = open_file(&path).map_err(|r| Response::error(r.status()))?;
         // The type follows the name asked for, not where a symlink leads.
         let content_type = mime::content_type(if index {
             Path::new(INDEX_FILE)
@@ -126,25 +161,30 @@ impl StaticFiles {
         } else {
             None
         };
-        let wall_clock = SystemTime::now();
-        match in_memory {
-            Some(bytes) => {
-                let rep =
-                    Representation::new(Source::Memory(bytes), &identity, content_type, wall_clock);
-                respond(
-                    head,
-                    self.cache.insert(key, path, watched, identity, rep, now),
-                )
-            }
-            None => {
-                let source = Source::File(Arc::new(file));
-                let rep = Representation::new(source, &identity, content_type, wall_clock);
-                respond(
-                    head,
-                    self.cache.insert(key, path, watched, identity, rep, now),
-                )
-            }
-        }
+        let source = match in_memory {
+            Some(bytes) => Source::Memory(bytes),
+            None => Source::File(Arc::new(file)),
+        };
+        let sidecars = find_sidecars(&path, &identity);
+        let sidecar_identities = Coding::ENCODED
+            .iter()
+            .zip(&sidecars)
+            .filter_map(|(coding, found)| {
+                found
+                    .as_ref()
+                    .map(|(_, id)| (sidecar_path(&path, *coding), *id))
+            })
+            .collect();
+        let variants = Variants::new(source, &identity, content_type, SystemTime::now(), sidecars);
+        Ok(self.cache.insert(
+            key,
+            path,
+            watched,
+            identity,
+            sidecar_identities,
+            variants,
+            Instant::now(),
+        ))
     }
 }
 
@@ -189,16 +229,26 @@ fn current_identity(path: &Path) -> Option<FileIdentity> {
     }
 }
 
-/// Preconditions, then ranges, then the whole file (RFC 9110 section 13.2.2).
+/// Preconditions, then ranges, then the whole file (RFC 9110 section 13.2.2), all on the
+/// selected representation. Several ranges of an encoded one get the whole of it: a
+/// multipart body of pieces of a compressed stream helps no client.
 fn respond(head: &RequestHead, rep: &Representation) -> Response {
-    match conditional::evaluate(head, &rep.validators) {
+    let response = match conditional::evaluate(head, &rep.validators) {
         Precondition::Failed => Response::error(StatusCode::PRECONDITION_FAILED),
-        Precondition::NotModified => rep.not_modified(),
+        Precondition::NotModified => return rep.not_modified(),
         Precondition::Proceed => match range::plan(head, &rep.validators, rep.len()) {
-            RangePlan::Full => rep.full(),
-            RangePlan::Partial(ranges) => range::partial(rep, &ranges),
+            RangePlan::Full => return rep.full(),
+            RangePlan::Partial(ranges) if ranges.len() > 1 && rep.coding != Coding::Identity => {
+                return rep.full();
+            }
+            RangePlan::Partial(ranges) => return range::partial(rep, &ranges),
             RangePlan::Unsatisfiable => range::unsatisfiable(rep.len()),
         },
+    };
+    if rep.varies {
+        response.header("Vary", "Accept-Encoding")
+    } else {
+        response
     }
 }
 
@@ -256,11 +306,34 @@ pub(crate) fn test_memory(bytes: &[u8]) -> Representation {
     };
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(800_000_000);
     let content_type = "text/plain; charset=utf-8".into();
-    Representation::new(
+    Representation::encoded(
         Source::Memory(Arc::from(bytes)),
         &identity,
         content_type,
         now,
+        Coding::Identity,
+        false,
+    )
+}
+
+/// [`test_memory`]'s bytes as the only representation of a file.
+#[cfg(test)]
+pub(crate) fn test_variants(bytes: &[u8]) -> Variants {
+    let identity = FileIdentity {
+        len: bytes.len() as u64,
+        modified_secs: 784111777,
+        modified_nanos: 0,
+        changed_nanos: 0,
+        device: 1,
+        inode: 2,
+    };
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(800_000_000);
+    Variants::new(
+        Source::Memory(Arc::from(bytes)),
+        &identity,
+        "text/plain; charset=utf-8".into(),
+        now,
+        [None, None, None],
     )
 }
 

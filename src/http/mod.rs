@@ -4,6 +4,7 @@
 //! event loop and the thread-per-connection model share every line of it.
 
 pub mod chunked;
+pub mod coding;
 pub mod date;
 pub mod encode;
 pub mod error;
