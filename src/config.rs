@@ -44,6 +44,7 @@ pub enum AccessLog {
 pub struct Config {
     pub(crate) listen: Vec<SocketAddr>,
     pub(crate) tls_listen: Vec<SocketAddr>,
+    pub(crate) admin_listen: Vec<SocketAddr>,
     pub(crate) tls_certificates: Vec<CertificatePair>,
     pub(crate) redirect_https: bool,
     pub(crate) root: PathBuf,
@@ -58,6 +59,7 @@ pub struct Config {
     pub(crate) max_body_size: u64,
     pub(crate) workers: usize,
     pub(crate) builtin_endpoints: bool,
+    pub(crate) log_health_checks: bool,
     pub(crate) limits: Limits,
 }
 
@@ -66,6 +68,7 @@ impl Default for Config {
         Config {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
             tls_listen: Vec::new(),
+            admin_listen: Vec::new(),
             tls_certificates: Vec::new(),
             redirect_https: false,
             root: PathBuf::from("htdocs"),
@@ -84,6 +87,7 @@ impl Default for Config {
             max_body_size: 1024 * 1024,
             workers: 1,
             builtin_endpoints: true,
+            log_health_checks: false,
             limits: Limits::default(),
         }
     }
@@ -106,6 +110,15 @@ impl Config {
     /// certificates given to [`Config::tls_certificate`].
     pub fn tls_listen(mut self, addr: SocketAddr) -> Config {
         self.tls_listen.push(addr);
+        self
+    }
+
+    /// Also serves the monitoring endpoints (`GET /metrics`, `GET /healthz`,
+    /// `GET /api/status`) on `addr`, plain HTTP, and nothing else there; the other listeners
+    /// then answer those paths with `404`. Repeat for several addresses. Typically a loopback
+    /// or private address, such as `127.0.0.1:9090`.
+    pub fn admin_listen(mut self, addr: SocketAddr) -> Config {
+        self.admin_listen.push(addr);
         self
     }
 
@@ -217,9 +230,17 @@ impl Config {
         self
     }
 
-    /// Whether to serve the built-in `GET /api/status` and `POST /api/echo`. Default on.
+    /// Whether to serve the built-in `GET /api/status`, `POST /api/echo`, `GET /metrics`
+    /// and `GET /healthz`. Default on.
     pub fn builtin_endpoints(mut self, on: bool) -> Config {
         self.builtin_endpoints = on;
+        self
+    }
+
+    /// Whether `GET /healthz` requests are written to the access log. Default off: a load
+    /// balancer's probes every few seconds would drown the lines of real requests.
+    pub fn log_health_checks(mut self, on: bool) -> Config {
+        self.log_health_checks = on;
         self
     }
 }

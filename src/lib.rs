@@ -30,6 +30,7 @@ mod control;
 mod files;
 mod http;
 mod listener;
+mod metrics;
 mod reactor;
 mod server;
 mod stats;

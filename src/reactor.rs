@@ -307,7 +307,7 @@ impl Reactor {
         let key = entry.key();
         entry.insert(Client {
             io,
-            conn: Connection::open(peer, kind.scheme(), now, self.worker.stats()),
+            conn: Connection::open(peer, kind, now, self.worker.stats()),
             scheduled: None,
             id: self.next_id,
             registered: None,
@@ -415,6 +415,7 @@ impl Reactor {
                 .map(|(key, _)| key);
             let Some(key) = oldest else { break };
             log::debug!("closing idle token {key} to make room");
+            self.worker.stats().connection_shed();
             self.close(key);
             shed += 1;
         }

@@ -56,6 +56,12 @@ impl Server {
                     .tls_listen
                     .iter()
                     .map(|addr| (*addr, ListenerKind::Tls)),
+            )
+            .chain(
+                config
+                    .admin_listen
+                    .iter()
+                    .map(|addr| (*addr, ListenerKind::Admin)),
             );
         let mut first = Vec::new();
         let mut addrs = Vec::new();
@@ -64,7 +70,7 @@ impl Server {
             addrs.push((socket.local_addr()?, kind));
             first.push(Listener { socket, kind });
         }
-        if first.is_empty() {
+        if first.iter().all(|l| l.kind == ListenerKind::Admin) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "nothing to listen on: give at least one plain or TLS address",
@@ -161,9 +167,13 @@ impl Server {
                 format!("document root {}: {e}", self.config.root.display()),
             )
         })?;
+        let control = Arc::new(Control::default());
         if self.config.builtin_endpoints {
             builtin::add_endpoints(&mut self.router, &self.stats);
+            let log_health = self.config.log_health_checks;
+            builtin::add_monitoring(&mut self.router, &self.stats, &control, log_health);
         }
+        let files = files.with_counters(self.stats.file_cache.clone());
         let config = self.config;
         let https_port = self
             .addrs
@@ -180,8 +190,8 @@ impl Server {
             stats: self.stats.clone(),
             tls: self.tls.clone(),
             redirect_https: https_port.filter(|_| config.redirect_https),
+            admin_listener: !config.admin_listen.is_empty(),
         });
-        let control = Arc::new(Control::default());
         let reload = Arc::new(AtomicBool::new(false));
         if let Some(tls) = &self.tls {
             tls.watch(reload.clone(), control.clone());
@@ -217,6 +227,7 @@ impl Server {
             .map(|(addr, kind)| match kind {
                 ListenerKind::Plain => format!("http://{addr}"),
                 ListenerKind::Tls => format!("https://{addr}"),
+                ListenerKind::Admin => format!("http://{addr} (admin)"),
             })
             .collect();
         log::info!(
@@ -260,6 +271,14 @@ impl RunningServer {
     /// The first address the server listens on, plain HTTP before HTTPS.
     pub fn addr(&self) -> SocketAddr {
         self.addrs[0].0
+    }
+
+    /// The first admin listener's address, if any ([`Config::admin_listen`]).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.addrs
+            .iter()
+            .find(|(_, kind)| *kind == ListenerKind::Admin)
+            .map(|(addr, _)| *addr)
     }
 
     /// The first address the server serves HTTPS on, if any.

@@ -204,9 +204,12 @@ fn accept_all(
         };
         // mio's stream and std's share the descriptor; take it back as a std socket.
         let socket = TcpStream::from(std::os::fd::OwnedFd::from(socket));
-        if registry.len() >= config.max_connections && !registry.shed_oldest_idle() {
-            log::debug!("{peer}: at the connection cap; waiting for a slot");
-            return Some((socket, peer, kind));
+        if registry.len() >= config.max_connections {
+            if !registry.shed_oldest_idle() {
+                log::debug!("{peer}: at the connection cap; waiting for a slot");
+                return Some((socket, peer, kind));
+            }
+            worker.stats().connection_shed();
         }
         start((socket, peer, kind), worker, control, registry);
     }
@@ -253,7 +256,7 @@ fn serve(
     idle: &dyn Fn(bool),
 ) {
     let now = Instant::now();
-    let mut conn = Connection::open(peer, kind.scheme(), now, worker.stats());
+    let mut conn = Connection::open(peer, kind, now, worker.stats());
     let site = worker.site();
     let mut io = match Stream::accept(socket, kind, site.tls.as_ref(), &site.stats) {
         Ok(io) => io,

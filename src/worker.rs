@@ -8,7 +8,7 @@ use crate::connection::readbuf::BufferPool;
 use crate::files::StaticFiles;
 use crate::http::date::DateCache;
 use crate::http::parse::{HeadStorage, parse_head_reusing};
-use crate::http::{Limits, RequestError, RequestHead, Response};
+use crate::http::{Limits, Method, RequestError, RequestHead, Response, StatusCode};
 use crate::stats::Stats;
 use crate::transport::tls::settings::TlsSettings;
 use std::io;
@@ -36,6 +36,8 @@ pub struct Site {
     pub tls: Option<TlsSettings>,
     /// Where plain HTTP requests are redirected with `308`: the HTTPS port.
     pub redirect_https: Option<u16>,
+    /// Whether an admin listener serves the monitoring endpoints (the others then do not).
+    pub admin_listener: bool,
 }
 
 /// One worker thread's state: the shared site, and caches only this thread touches.
@@ -81,9 +83,12 @@ impl Worker {
         &self.site.stats
     }
 
-    /// Counts a response queued by this worker.
-    pub fn count_response(&self) {
-        self.site.stats.request_served(self.index);
+    /// Counts a response queued by this worker: its request's method (`None` if unknown),
+    /// its status and how long after the request's first byte it was queued.
+    pub fn count_response(&self, method: Option<Method>, status: StatusCode, elapsed: Duration) {
+        self.site
+            .stats
+            .request_served(self.index, method, status, elapsed);
     }
 
     /// The read buffers kept for reuse.

@@ -6,15 +6,17 @@ use super::outbox::Outbox;
 use super::readbuf::ReadBuf;
 use crate::app::Handler;
 use crate::app::{Request, RouteMatch};
+use crate::builtin::ADMIN_PATHS;
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::encode::{Persistence, encode_head};
 use crate::http::{
     Body, BodyPart, Framing, Method, RequestError, RequestHead, Response, StatusCode, Version,
 };
-use crate::listener::Scheme;
+use crate::listener::ListenerKind;
 use crate::worker::Worker;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
 
 /// Stop parsing pipelined requests once this many response bytes wait to be written.
 pub const OUTBOX_HIGH_WATER: usize = 256 * 1024;
@@ -45,8 +47,8 @@ enum BodyReader {
 /// The request/response state of one connection.
 pub struct Exchange {
     peer: SocketAddr,
-    /// The scheme the connection's listener serves.
-    scheme: Scheme,
+    /// The kind of listener that accepted the connection: its scheme and role.
+    listener: ListenerKind,
     /// The TLS protocol version and cipher suite, once known.
     tls: Option<(&'static str, &'static str)>,
     inbound: Inbound,
@@ -54,20 +56,28 @@ pub struct Exchange {
     peer_closed: bool,
     /// The request being answered still has bytes on the way (see `peer_may_send`).
     request_unread: bool,
+    /// When the first byte of the requests being answered was read: durations count from it.
+    started: Instant,
 }
 
 impl Exchange {
-    /// An exchange for a newly accepted connection from `peer`, on a listener of `scheme`.
-    pub fn new(peer: SocketAddr, scheme: Scheme) -> Exchange {
+    /// An exchange for a connection from `peer` accepted at `now` by a `listener`.
+    pub fn new(peer: SocketAddr, listener: ListenerKind, now: Instant) -> Exchange {
         Exchange {
             peer,
-            scheme,
+            listener,
             tls: None,
             inbound: Inbound::Head,
             served: 0,
             peer_closed: false,
             request_unread: false,
+            started: now,
         }
+    }
+
+    /// Notes when the first byte of the requests about to be answered was read.
+    pub fn set_started(&mut self, started: Instant) {
+        self.started = started;
     }
 
     /// The peer's address.
@@ -183,7 +193,13 @@ impl Exchange {
             response.close = error.closes() || (has_body && head.expect_continue);
             return self.answer_then_discard(head, response, out, worker);
         }
-        if self.scheme == Scheme::Http
+        if worker.site().admin_listener
+            && (self.listener == ListenerKind::Admin) != ADMIN_PATHS.contains(&head.path())
+        {
+            let response = Response::error(StatusCode::NOT_FOUND);
+            return self.answer_then_discard(head, response, out, worker);
+        }
+        if self.listener == ListenerKind::Plain
             && let Some(port) = worker.site().redirect_https
             && let Some(response) = redirect_to_https(&head, port)
         {
@@ -201,6 +217,11 @@ impl Exchange {
         match route {
             Some(handler) if !has_body => self.dispatch(head, Vec::new(), &handler, out, worker),
             Some(handler) => self.begin_body(head, handler, out, worker),
+            // An admin listener serves no files.
+            None if self.listener == ListenerKind::Admin => {
+                let response = Response::error(StatusCode::NOT_FOUND);
+                self.answer_then_discard(head, response, out, worker);
+            }
             None => {
                 let response = worker.serve_file(&head);
                 self.answer_then_discard(head, response, out, worker);
@@ -387,11 +408,14 @@ impl Exchange {
         let sends_body =
             head.is_none_or(|h| h.method != Method::Head) && response.status.allows_body();
         let body_len = if sends_body { response.body.len() } else { 0 };
-        if worker.site().access_log && log::log_enabled!(target: "margay::access", log::Level::Info)
+        let elapsed = self.started.elapsed();
+        if worker.site().access_log
+            && !response.quiet
+            && log::log_enabled!(target: "margay::access", log::Level::Info)
         {
             access_log(self.peer, head, response.status, body_len, worker);
         }
-        worker.count_response();
+        worker.count_response(head.map(|h| h.method), response.status, elapsed);
         if sends_body {
             queue_body(response.body, out);
         }

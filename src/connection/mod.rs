@@ -12,7 +12,7 @@ pub(crate) mod exchange;
 pub(crate) mod outbox;
 pub(crate) mod readbuf;
 
-use crate::listener::Scheme;
+use crate::listener::ListenerKind;
 use crate::stats::Stats;
 use crate::worker::Worker;
 use exchange::Exchange;
@@ -84,23 +84,32 @@ pub struct Connection {
     last_activity: Instant,
     /// When the head now being read began (accept, or its first byte).
     head_started: Option<Instant>,
+    /// When the first byte of the request now being read arrived: what request durations
+    /// are measured from.
+    request_started: Option<Instant>,
     /// Responses the exchange had queued when `head_started` was last set.
     served_seen: u64,
 }
 
 impl Connection {
-    /// A connection from `peer`, accepted at `now` by a listener serving `scheme`; counted
+    /// A connection from `peer`, accepted at `now` by a listener of kind `listener`; counted
     /// as open in the status report.
-    pub fn open(peer: SocketAddr, scheme: Scheme, now: Instant, stats: &Stats) -> Connection {
+    pub fn open(
+        peer: SocketAddr,
+        listener: ListenerKind,
+        now: Instant,
+        stats: &Stats,
+    ) -> Connection {
         stats.connection_opened();
         Connection {
-            exchange: Exchange::new(peer, scheme),
+            exchange: Exchange::new(peer, listener, now),
             input: ReadBuf::default(),
             out: Outbox::default(),
             lingering: None,
             counted: State::Reading,
             last_activity: now,
             head_started: Some(now),
+            request_started: None,
             served_seen: 0,
         }
     }
@@ -184,6 +193,7 @@ impl Connection {
         self.input.filled(n);
         self.last_activity = now;
         self.head_started.get_or_insert(now);
+        self.request_started.get_or_insert(now);
     }
 
     /// Whether a TLS session has been noted (never, on plain TCP).
@@ -205,6 +215,9 @@ impl Connection {
     /// Answers what the buffered bytes hold: parses requests and queues their responses, until
     /// the input runs out or enough output waits.
     pub fn answer(&mut self, worker: &mut Worker) {
+        if let Some(started) = self.request_started {
+            self.exchange.set_started(started);
+        }
         self.exchange
             .process(&mut self.input, &mut self.out, worker);
     }
@@ -215,6 +228,7 @@ impl Connection {
         if self.exchange.served() != self.served_seen {
             self.served_seen = self.exchange.served();
             self.head_started = (!self.input.is_empty()).then_some(now);
+            self.request_started = self.head_started;
         }
     }
 

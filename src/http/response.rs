@@ -92,6 +92,8 @@ pub struct Response {
     pub(crate) body: Body,
     /// Set when the connection must close after this response (e.g. a framing error).
     pub(crate) close: bool,
+    /// Set to leave the response out of the access log (health checks).
+    pub(crate) quiet: bool,
 }
 
 impl Response {
@@ -103,6 +105,7 @@ impl Response {
             encoded_headers: None,
             body: Body::Empty,
             close: false,
+            quiet: false,
         }
     }
 
