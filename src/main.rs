@@ -62,9 +62,13 @@ fn run(args: Args, listen_is_default: bool) -> Result<(), Box<dyn std::error::Er
         .max_requests_per_connection(args.max_requests_per_connection)
         .max_body_size(args.max_body_size)
         .workers(args.workers)
-        .builtin_endpoints(!args.no_builtin_endpoints);
+        .builtin_endpoints(!args.no_builtin_endpoints)
+        .log_health_checks(args.log_health_checks);
     for addr in &args.tls_listen {
         config = config.tls_listen(*addr);
+    }
+    for addr in &args.admin_listen {
+        config = config.admin_listen(*addr);
     }
     for (cert, key) in args.tls_cert.iter().zip(&args.tls_key) {
         config = config.tls_certificate(cert, key);

@@ -25,6 +25,10 @@ pub struct Args {
     /// Address to serve HTTPS on; repeat for several. Needs --tls-cert and --tls-key.
     #[arg(long, value_name = "ADDR")]
     pub tls_listen: Vec<SocketAddr>,
+    /// Address to serve only /metrics, /healthz and /api/status on (plain HTTP, e.g.
+    /// 127.0.0.1:9090); the other listeners then answer them 404. Repeat for several.
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Vec<SocketAddr>,
     /// PEM certificate chain for HTTPS, the server's certificate first; repeat (each with its
     /// --tls-key) for several names, chosen by the name a client asks for (SNI), the first as
     /// the default. Read again when the file changes, and on SIGHUP.
@@ -81,9 +85,12 @@ pub struct Args {
     /// Largest request body a handler accepts, in bytes (413 past it).
     #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub max_body_size: u64,
-    /// Do not serve the built-in /api/status and /api/echo endpoints.
+    /// Do not serve the built-in /api/status, /api/echo, /metrics and /healthz endpoints.
     #[arg(long)]
     pub no_builtin_endpoints: bool,
+    /// Write GET /healthz requests to the access log too (left out by default).
+    #[arg(long)]
+    pub log_health_checks: bool,
 }
 
 /// Options that steer the command itself and have no key in the file.
