@@ -2,7 +2,9 @@
 //! and limits. Set with chained setters on [`Config::default`], so new settings never break
 //! an embedder's code.
 
+use crate::access_log::AccessLogFormat;
 use crate::connection::Timeouts;
+use crate::forwarded::Cidr;
 use crate::http::Limits;
 use crate::transport::tls::certs::CertificatePair;
 use std::net::SocketAddr;
@@ -50,6 +52,8 @@ pub struct Config {
     pub(crate) root: PathBuf,
     pub(crate) model: Model,
     pub(crate) access_log: AccessLog,
+    pub(crate) access_log_format: AccessLogFormat,
+    pub(crate) trusted_proxies: Vec<Cidr>,
     pub(crate) timeouts: Timeouts,
     pub(crate) defer_accept: Duration,
     pub(crate) send_buffer: Option<usize>,
@@ -74,6 +78,8 @@ impl Default for Config {
             root: PathBuf::from("htdocs"),
             model: Model::Reactor,
             access_log: AccessLog::Stdout,
+            access_log_format: AccessLogFormat::Combined,
+            trusted_proxies: Vec::new(),
             timeouts: Timeouts {
                 header: Duration::from_secs(10),
                 keep_alive: Duration::from_secs(15),
@@ -158,6 +164,21 @@ impl Config {
     /// Where access-log lines go. Default [`AccessLog::Stdout`].
     pub fn access_log(mut self, log: AccessLog) -> Config {
         self.access_log = log;
+        self
+    }
+
+    /// How access-log lines are written. Default [`AccessLogFormat::Combined`].
+    pub fn access_log_format(mut self, format: AccessLogFormat) -> Config {
+        self.access_log_format = format;
+        self
+    }
+
+    /// Trusts the proxies in `block` (repeat for several): for a request from one of them,
+    /// the access log names the client its `X-Forwarded-For` (or else `Forwarded: for=`)
+    /// gives, walking from the right past every trusted hop. A client that is not a trusted
+    /// proxy is logged as itself, whatever it sends. Default: none.
+    pub fn trusted_proxy(mut self, block: Cidr) -> Config {
+        self.trusted_proxies.push(block);
         self
     }
 

@@ -22,12 +22,14 @@
 //! network calls), or every other client waits. A handler that panics answers its request
 //! with `500 Internal Server Error`; the panic is logged and the server carries on.
 
+mod access_log;
 mod app;
 mod builtin;
 mod config;
 mod connection;
 mod control;
 mod files;
+mod forwarded;
 mod http;
 mod listener;
 mod metrics;
@@ -38,8 +40,10 @@ mod threaded;
 mod transport;
 mod worker;
 
+pub use access_log::AccessLogFormat;
 pub use app::Request;
 pub use config::{AccessLog, Config, Model};
+pub use forwarded::Cidr;
 pub use http::status::InvalidStatusCode;
 pub use http::{Body, BodyPart, Method, Response, StatusCode, Version};
 pub use server::{RunningServer, Server, ShutdownHandle};

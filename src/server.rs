@@ -6,6 +6,7 @@ use crate::builtin;
 use crate::config::{AccessLog, Config, Model};
 use crate::control::Control;
 use crate::files::StaticFiles;
+use crate::forwarded::TrustedProxies;
 use crate::http::{Method, Response};
 use crate::listener::{Listener, ListenerKind, bind};
 use crate::reactor::{Reactor, ReactorConfig};
@@ -191,6 +192,8 @@ impl Server {
             tls: self.tls.clone(),
             redirect_https: https_port.filter(|_| config.redirect_https),
             admin_listener: !config.admin_listen.is_empty(),
+            access_log_format: config.access_log_format,
+            trusted_proxies: TrustedProxies(config.trusted_proxies.clone()),
         });
         let reload = Arc::new(AtomicBool::new(false));
         if let Some(tls) = &self.tls {

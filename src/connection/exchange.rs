@@ -4,6 +4,7 @@
 
 use super::outbox::Outbox;
 use super::readbuf::ReadBuf;
+use crate::access_log;
 use crate::app::Handler;
 use crate::app::{Request, RouteMatch};
 use crate::builtin::ADMIN_PATHS;
@@ -413,7 +414,7 @@ impl Exchange {
             && !response.quiet
             && log::log_enabled!(target: "margay::access", log::Level::Info)
         {
-            access_log(self.peer, head, response.status, body_len, worker);
+            self.log_access(head, response.status, body_len, elapsed, worker);
         }
         worker.count_response(head.map(|h| h.method), response.status, elapsed);
         if sends_body {
@@ -422,6 +423,33 @@ impl Exchange {
         if !keep_alive {
             self.inbound = Inbound::Done;
         }
+    }
+}
+
+impl Exchange {
+    /// Writes the response's access-log line under the `margay::access` target.
+    fn log_access(
+        &self,
+        head: Option<&RequestHead>,
+        status: StatusCode,
+        bytes: u64,
+        elapsed: std::time::Duration,
+        worker: &Worker,
+    ) {
+        let site = worker.site();
+        let entry = access_log::Entry {
+            client: site.trusted_proxies.client(self.peer.ip(), head),
+            peer: self.peer,
+            head,
+            status,
+            bytes,
+            elapsed,
+            clf_time: worker.log_time(),
+            iso_time: worker.log_time_iso(),
+            tls: self.tls,
+        };
+        let line = entry.format(site.access_log_format);
+        log::info!(target: "margay::access", "{line}");
     }
 }
 
@@ -483,51 +511,4 @@ fn queue_body(body: Body, out: &mut Outbox) {
             }
         }
     }
-}
-
-/// Writes one Combined Log Format line under the `margay::access` target.
-fn access_log(
-    peer: SocketAddr,
-    head: Option<&RequestHead>,
-    status: StatusCode,
-    bytes: u64,
-    worker: &Worker,
-) {
-    let field = |name: &str| {
-        head.and_then(|h| h.header(name))
-            .map_or_else(|| "-".to_string(), escape)
-    };
-    let line = head.map_or_else(|| "-".to_string(), |h| escape(h.request_line()));
-    log::info!(
-        target: "margay::access",
-        "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\"",
-        peer.ip(),
-        worker.log_time(),
-        line,
-        status,
-        bytes,
-        field("referer"),
-        field("user-agent"),
-    );
-}
-
-/// Escapes quotes, backslashes and non-printable bytes so a log line cannot be forged.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_ascii_graphic() || c == ' ' => out.push(c),
-            c => out.extend(
-                c.to_string()
-                    .bytes()
-                    .map(|b| format!("\\x{b:02X}"))
-                    .collect::<Vec<_>>(),
-            ),
-        }
-    }
-    out
 }
