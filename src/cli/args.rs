@@ -2,7 +2,7 @@
 //! line from it, and the configuration file's keys are the same names with `_` for `-`.
 
 use clap::Parser;
-use margay::Model;
+use margay::{AccessLogFormat, Cidr, Model};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -44,9 +44,19 @@ pub struct Args {
     /// Directory whose files are served.
     #[arg(long, default_value = "htdocs", value_name = "DIR", value_parser = existing_dir)]
     pub root: PathBuf,
-    /// Access log (Combined Log Format): off, stdout, or a file path to append to.
+    /// Access log: off, stdout, or a file path to append to (reopened on SIGUSR1, for log
+    /// rotation).
     #[arg(long, default_value = "stdout", value_name = "off|stdout|PATH")]
     pub access_log: String,
+    /// Access-log line format: combined (Combined Log Format), combined_time (the same
+    /// followed by the request time in seconds, as nginx's $request_time) or json (one
+    /// object per line).
+    #[arg(long, default_value = "combined", value_parser = parse_format, value_name = "combined|combined_time|json")]
+    pub access_log_format: AccessLogFormat,
+    /// Proxy address or CIDR block whose X-Forwarded-For (or Forwarded) names the client in
+    /// the access log; repeat for several. Others are logged as themselves.
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub trusted_proxy: Vec<Cidr>,
     /// Level of the server's own log: error, warn, info, debug or trace.
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     pub log_level: log::LevelFilter,
@@ -102,6 +112,14 @@ fn parse_model(text: &str) -> Result<Model, String> {
         "threads" => Ok(Model::Threads),
         _ => Err("expected reactor or threads".into()),
     }
+}
+
+fn parse_format(text: &str) -> Result<AccessLogFormat, String> {
+    text.parse()
+}
+
+fn parse_cidr(text: &str) -> Result<Cidr, String> {
+    text.parse()
 }
 
 fn parse_workers(text: &str) -> Result<usize, String> {
