@@ -350,3 +350,63 @@ both_models!(a_changed_file_drops_its_compressed_copies, |model| {
         assert_eq!(after.body, b"NEW BROTLI");
     }
 });
+
+both_models!(handlers_opt_in_to_compression, |model| {
+    fn report(rows: usize) -> Vec<u8> {
+        (0..rows)
+            .map(|i| format!("{{\"row\":{i},\"name\":\"item number {i}\"}}\n"))
+            .collect::<String>()
+            .into_bytes()
+    }
+    let server = TestServer::builder(model)
+        .routes(|s| {
+            s.route(margay::Method::Get, "/report", |r| {
+                let rows = r.query("rows").and_then(|n| n.parse().ok()).unwrap_or(100);
+                margay::Response::bytes("application/json", report(rows))
+                    .header("ETag", "\"report-1\"")
+                    .compressible()
+            })
+            .route(margay::Method::Get, "/plain", |_| {
+                margay::Response::bytes("application/json", report(100))
+            })
+        })
+        .start();
+    let big = report(100);
+    assert!(big.len() > 2048);
+    let identity = server.get("/report");
+    assert_eq!(identity.header("content-encoding"), None);
+    assert_eq!(identity.body, big);
+    assert_eq!(vary(&identity), ["accept-encoding"]);
+    assert_eq!(identity.header("etag"), Some("\"report-1\""));
+    for (accept, coding) in [("gzip", "gzip"), ("gzip, br", "br")] {
+        let resp = server.get_with("/report", &[("Accept-Encoding", accept)]);
+        assert_eq!(resp.header("content-encoding"), Some(coding), "{accept}");
+        assert_eq!(vary(&resp), ["accept-encoding"]);
+        let decoded = match coding {
+            "gzip" => gunzip(&resp.body),
+            _ => unbrotli(&resp.body),
+        };
+        assert_eq!(decoded, big, "{accept}");
+        let suffix = if coding == "gzip" { "gz" } else { "br" };
+        assert_eq!(
+            resp.header("etag"),
+            Some(format!("\"report-1-{suffix}\"").as_str())
+        );
+        let head = server.head_with("/report", &[("Accept-Encoding", accept)]);
+        assert_eq!(head.header("content-length"), resp.header("content-length"));
+        assert_eq!(head.header("content-encoding"), Some(coding));
+    }
+    // Too small to be worth it, or too large to compress on the event loop.
+    for rows in [5, 3000] {
+        let resp = server.get_with(
+            &format!("/report?rows={rows}"),
+            &[("Accept-Encoding", "gzip")],
+        );
+        assert_eq!(resp.header("content-encoding"), None, "{rows} rows");
+        assert_eq!(resp.body, report(rows), "{rows} rows");
+    }
+    // Without the opt-in, nothing changes.
+    let plain = server.get_with("/plain", &[("Accept-Encoding", "gzip")]);
+    assert_eq!(plain.header("content-encoding"), None);
+    assert!(vary(&plain).is_empty());
+});

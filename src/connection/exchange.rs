@@ -9,6 +9,7 @@ use crate::app::Handler;
 use crate::app::{Request, RouteMatch};
 use crate::builtin::ADMIN_PATHS;
 use crate::http::chunked::ChunkedDecoder;
+use crate::http::coding::{self, AcceptEncoding};
 use crate::http::encode::{Persistence, encode_head};
 use crate::http::{
     Body, BodyPart, Framing, Method, RequestError, RequestHead, Response, StatusCode, Version,
@@ -385,10 +386,16 @@ impl Exchange {
     fn answer(
         &mut self,
         head: Option<&RequestHead>,
-        response: Response,
+        mut response: Response,
         out: &mut Outbox,
         worker: &mut Worker,
     ) {
+        if response.compress
+            && let Some(head) = head
+        {
+            let accept = AcceptEncoding::parse(head.header_values("accept-encoding"));
+            coding::compress_response(&mut response, &accept);
+        }
         self.served += 1;
         let limit = worker.site().max_requests_per_connection;
         let keep_alive = head.is_some_and(|h| h.keep_alive)

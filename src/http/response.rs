@@ -94,6 +94,8 @@ pub struct Response {
     pub(crate) close: bool,
     /// Set to leave the response out of the access log (health checks).
     pub(crate) quiet: bool,
+    /// Set by [`Response::compressible`].
+    pub(crate) compress: bool,
 }
 
 impl Response {
@@ -106,6 +108,7 @@ impl Response {
             body: Body::Empty,
             close: false,
             quiet: false,
+            compress: false,
         }
     }
 
@@ -177,6 +180,15 @@ impl Response {
     /// `200 OK` with no body.
     pub fn ok() -> Response {
         Response::new(StatusCode::OK)
+    }
+
+    /// Lets the server compress the body with gzip or brotli for a client that accepts one
+    /// (`Accept-Encoding`), adding `Content-Encoding` and `Vary: Accept-Encoding`. Bodies
+    /// under 1 KiB or over 64 KiB, and bodies already encoded, are sent as they are: the
+    /// compression runs on the event loop, and 64 KiB takes about a millisecond.
+    pub fn compressible(mut self) -> Response {
+        self.compress = true;
+        self
     }
 
     /// Sets the status code.
