@@ -58,11 +58,14 @@ pub mod internals {
     pub use crate::connection::{Connection, State, Step, Timeouts};
     pub use crate::files::StaticFiles;
     pub use crate::files::resolve::{Resolved, resolve_path};
+    pub use crate::forwarded::TrustedProxies;
+    pub use crate::http::coding::{AcceptEncoding, Coding, compress};
     pub use crate::http::date::DateCache;
     pub use crate::http::encode::{Persistence, encode_head};
     pub use crate::http::parse::{HeadStorage, parse_head, parse_head_reusing};
     pub use crate::http::target::parse_target;
     pub use crate::http::{Framing, Limits, RequestError, RequestHead};
+    pub use crate::listener::ListenerKind;
     pub use crate::stats::Stats;
     pub use crate::transport::{Flush, Plain, Transport, expire, flush, pump};
     pub use crate::worker::{Site, Worker};
