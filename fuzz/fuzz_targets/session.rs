@@ -19,10 +19,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use margay::internals::{
-    Connection, Limits, Router, Site, StaticFiles, Stats, Step, Timeouts, Transport, Worker,
-    expire, pump,
+    Connection, Limits, ListenerKind, Router, Site, StaticFiles, Stats, Step, Timeouts, Transport,
+    TrustedProxies, Worker, expire, pump,
 };
-use margay::{Method, Request, Response};
+use margay::{AccessLogFormat, Method, Request, Response};
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, IoSlice};
@@ -136,6 +136,12 @@ fn site(limits: Limits, max_requests: u64, max_body_size: u64) -> Arc<Site> {
             send: Duration::from_secs(30),
         },
         stats: Arc::new(Stats::new(1)),
+        tls: None,
+        redirect_https: None,
+        admin_listener: false,
+        // The Combined format carries no duration: split and whole inputs log the same lines.
+        access_log_format: AccessLogFormat::Combined,
+        trusted_proxies: TrustedProxies::default(),
     })
 }
 
@@ -281,7 +287,7 @@ fn converse(worker: &mut Worker, pieces: Vec<&[u8]>, ending: Ending) -> Outcome 
     LINES.with(|lines| lines.borrow_mut().clear());
     let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
     let now = Instant::now();
-    let mut conn = Connection::open(peer, now, worker.stats());
+    let mut conn = Connection::open(peer, ListenerKind::Plain, now, worker.stats());
     let mut io = Script {
         pieces,
         index: 0,
