@@ -104,14 +104,28 @@ impl Entry<'_> {
     }
 
     fn json(&self, line: &mut String) {
-        let mut ip = [0u8; 64];
+        let (mut ip, mut other) = ([0u8; 64], [0u8; 64]);
         line.push_str("{\"time\":\"");
         line.push_str(self.iso_time);
         line.push_str("\",\"client\":\"");
-        line.push_str(ip_text(self.client, &mut ip));
+        let client = ip_text(self.client, &mut ip);
+        line.push_str(client);
         line.push_str("\",\"peer\":\"");
-        let peer = self.peer.to_string();
-        line.push_str(&peer);
+        // Without a proxy in front the peer is the client: its address is formatted once.
+        let peer_ip = if self.peer.ip().to_canonical() == self.client {
+            client
+        } else {
+            ip_text(self.peer.ip(), &mut other)
+        };
+        if self.peer.is_ipv6() {
+            line.push('[');
+            line.push_str(peer_ip);
+            line.push(']');
+        } else {
+            line.push_str(peer_ip);
+        }
+        line.push(':');
+        line.push_str(itoa::Buffer::new().format(self.peer.port()));
         line.push_str("\",\"method\":");
         json_string(self.head.map(|h| h.method.as_str()), line);
         line.push_str(",\"target\":");
@@ -155,6 +169,11 @@ fn ip_text(ip: IpAddr, buffer: &mut [u8; 64]) -> &str {
 
 /// Escapes quotes, backslashes and non-printable bytes so a log line cannot be forged.
 fn escape_clf(text: &str, out: &mut String) {
+    let plain = |b: &u8| (b.is_ascii_graphic() || *b == b' ') && *b != b'"' && *b != b'\\';
+    if text.bytes().all(|b| plain(&b)) {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '"' | '\\' => {
@@ -183,6 +202,12 @@ fn json_string(text: Option<&str>, out: &mut String) {
         return;
     };
     out.push('"');
+    let plain = |b: u8| b >= 0x20 && b != 0x7f && b != b'"' && b != b'\\';
+    if text.bytes().all(plain) {
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
     for c in text.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -264,6 +289,22 @@ mod tests {
                 assert_eq!(value["bytes"], 1234);
             }
         }
+    }
+
+    #[test]
+    fn ipv6_peers_are_bracketed() {
+        let mut v6 = entry(None, None);
+        v6.peer = "[2001:db8::1]:443".parse().unwrap();
+        v6.client = "2001:db8::1".parse().unwrap();
+        let line = v6.format(AccessLogFormat::Json);
+        assert!(
+            line.contains(r#""client":"2001:db8::1","peer":"[2001:db8::1]:443""#),
+            "{line}"
+        );
+        assert!(
+            v6.format(AccessLogFormat::Combined)
+                .starts_with("2001:db8::1 - - [")
+        );
     }
 
     #[test]
