@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Open N kept-alive connections to a server, one request each, and hold them idle.
 
-Usage: idle_conns.py HOST PORT N [PATH] [HOLD_SECONDS]
+Usage: idle_conns.py [--tls] HOST PORT N [PATH] [HOLD_SECONDS]
 
 Each connection sends one GET for PATH (default /index.html), reads the whole
 response (Content-Length framed), and is then left open and idle. When all are
@@ -9,10 +9,14 @@ open the script prints "ready OPEN FAILED" on one line and holds them for
 HOLD_SECONDS (default 60), then closes them and exits; send it SIGTERM to end
 it sooner. Used to measure a server's memory per idle
 connection: its RSS with the connections open minus its RSS before.
+
+With --tls each connection is HTTPS (ALPN http/1.1, the certificate not
+checked: only the server's memory is measured), a full handshake each.
 """
 
 import resource
 import socket
+import ssl
 import sys
 import time
 
@@ -40,9 +44,16 @@ def read_response(sock: socket.socket) -> bool:
 
 
 def main() -> int:
-    host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    path = sys.argv[4] if len(sys.argv) > 4 else "/index.html"
-    hold = float(sys.argv[5]) if len(sys.argv) > 5 else 60.0
+    args = [a for a in sys.argv[1:] if a != "--tls"]
+    tls = None
+    if "--tls" in sys.argv[1:]:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+        tls.set_alpn_protocols(["http/1.1"])
+    host, port, count = args[0], int(args[1]), int(args[2])
+    path = args[3] if len(args) > 3 else "/index.html"
+    hold = float(args[4]) if len(args) > 4 else 60.0
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < count + 64:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -56,6 +67,8 @@ def main() -> int:
             continue
         try:
             sock = socket.create_connection((host, port), timeout=5)
+            if tls is not None:
+                sock = tls.wrap_socket(sock, server_hostname="localhost")
             sock.sendall(request)
             if read_response(sock):
                 sockets.append(sock)

@@ -6,6 +6,7 @@ use crate::access_log::AccessLogFormat;
 use crate::connection::Timeouts;
 use crate::forwarded::Cidr;
 use crate::http::Limits;
+use crate::proxy::{Balance, HostHeader, ProxyRule, ProxySettings};
 use crate::transport::tls::certs::CertificatePair;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,6 +65,10 @@ pub struct Config {
     pub(crate) workers: usize,
     pub(crate) builtin_endpoints: bool,
     pub(crate) log_health_checks: bool,
+    pub(crate) handler_threads: usize,
+    pub(crate) handler_queue: usize,
+    pub(crate) proxy_rules: Vec<ProxyRule>,
+    pub(crate) proxy: ProxySettings,
     pub(crate) limits: Limits,
 }
 
@@ -84,7 +89,13 @@ impl Default for Config {
                 header: Duration::from_secs(10),
                 keep_alive: Duration::from_secs(15),
                 send: Duration::from_secs(30),
+                handler: Duration::from_secs(30),
+                upstream: Duration::from_secs(30),
             },
+            handler_threads: 16,
+            handler_queue: 256,
+            proxy_rules: Vec::new(),
+            proxy: ProxySettings::default(),
             defer_accept: Duration::from_secs(1),
             send_buffer: None,
             shutdown_timeout: Duration::from_secs(10),
@@ -92,7 +103,7 @@ impl Default for Config {
             max_requests_per_connection: 0,
             max_body_size: 1024 * 1024,
             workers: 1,
-            builtin_endpoints: true,
+            builtin_endpoints: false,
             log_health_checks: false,
             limits: Limits::default(),
         }
@@ -251,8 +262,9 @@ impl Config {
         self
     }
 
-    /// Whether to serve the built-in `GET /api/status`, `POST /api/echo`, `GET /metrics`
-    /// and `GET /healthz`. Default on.
+    /// Whether to serve the built-in `GET /api/status`, `GET /api/events`, `POST /api/echo`,
+    /// `GET /metrics` and `GET /healthz`. Default off in the library (the `margay` binary
+    /// turns them on).
     pub fn builtin_endpoints(mut self, on: bool) -> Config {
         self.builtin_endpoints = on;
         self
@@ -262,6 +274,79 @@ impl Config {
     /// balancer's probes every few seconds would drown the lines of real requests.
     pub fn log_health_checks(mut self, on: bool) -> Config {
         self.log_health_checks = on;
+        self
+    }
+
+    /// Threads of the worker pool that runs blocking handlers (event-loop model). Default 16.
+    pub fn handler_threads(mut self, n: usize) -> Config {
+        self.handler_threads = n.max(1);
+        self
+    }
+
+    /// Requests that may wait for a pool thread; past it a blocking route answers
+    /// `503 Service Unavailable` with `Retry-After` at once. Default 256.
+    pub fn handler_queue(mut self, n: usize) -> Config {
+        self.handler_queue = n.max(1);
+        self
+    }
+
+    /// Forwards requests under a path prefix to upstream servers (a reverse proxy); repeat
+    /// for several prefixes (the longest matching one wins; handler routes win over both).
+    pub fn proxy(mut self, rule: ProxyRule) -> Config {
+        self.proxy_rules.push(rule);
+        self
+    }
+
+    /// Idle keep-alive connections kept per upstream server. Default 32.
+    pub fn proxy_keepalive(mut self, n: usize) -> Config {
+        self.proxy.keepalive = n;
+        self
+    }
+
+    /// How long an upstream may take to start its response (`504` past it), and may pause
+    /// while sending it. Default 30 s.
+    pub fn proxy_timeout(mut self, timeout: Duration) -> Config {
+        self.proxy.timeout = timeout;
+        self.timeouts.upstream = timeout;
+        self
+    }
+
+    /// How a rule's upstream server is chosen. Default round robin.
+    pub fn proxy_balance(mut self, balance: Balance) -> Config {
+        self.proxy.balance = balance;
+        self
+    }
+
+    /// Failures in a row after which an upstream server is skipped for
+    /// [`Config::proxy_fail_timeout`]. Default 3.
+    pub fn proxy_max_fails(mut self, n: u32) -> Config {
+        self.proxy.max_fails = n.max(1);
+        self
+    }
+
+    /// How long a failing upstream server is skipped before it is tried again. Default 10 s.
+    pub fn proxy_fail_timeout(mut self, timeout: Duration) -> Config {
+        self.proxy.fail_timeout = timeout;
+        self
+    }
+
+    /// `GET path` on every upstream server every five seconds; one that does not answer 2xx
+    /// or 3xx is skipped until it does. Default: no active checks.
+    pub fn proxy_health_check(mut self, path: Option<String>) -> Config {
+        self.proxy.health_check = path;
+        self
+    }
+
+    /// Which `Host` upstream servers get: the client's (default) or their own.
+    pub fn proxy_host(mut self, host: HostHeader) -> Config {
+        self.proxy.host = host;
+        self
+    }
+
+    /// How long a blocking handler may take before its request is answered
+    /// `504 Gateway Timeout` (its late response is dropped). Default 30 s.
+    pub fn handler_timeout(mut self, timeout: Duration) -> Config {
+        self.timeouts.handler = timeout;
         self
     }
 }

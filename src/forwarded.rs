@@ -77,7 +77,8 @@ impl fmt::Display for Cidr {
 pub struct TrustedProxies(pub Vec<Cidr>);
 
 impl TrustedProxies {
-    fn trust(&self, addr: IpAddr) -> bool {
+    /// Whether `addr` is one of the trusted proxies.
+    pub fn trusts(&self, addr: IpAddr) -> bool {
         self.0.iter().any(|cidr| cidr.contains(addr))
     }
 
@@ -85,7 +86,7 @@ impl TrustedProxies {
     pub fn client(&self, peer: IpAddr, head: Option<&RequestHead>) -> IpAddr {
         let peer = peer.to_canonical();
         let Some(head) = head else { return peer };
-        if !self.trust(peer) {
+        if !self.trusts(peer) {
             return peer;
         }
         let mut forwarded_for = head.headers_named("x-forwarded-for").peekable();
@@ -110,7 +111,7 @@ impl TrustedProxies {
                 return client;
             };
             client = addr;
-            if !self.trust(addr) {
+            if !self.trusts(addr) {
                 return addr;
             }
         }

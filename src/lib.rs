@@ -33,6 +33,7 @@ mod forwarded;
 mod http;
 mod listener;
 mod metrics;
+mod proxy;
 mod reactor;
 mod server;
 mod stats;
@@ -41,11 +42,12 @@ mod transport;
 mod worker;
 
 pub use access_log::AccessLogFormat;
-pub use app::Request;
+pub use app::{BodySender, Disconnected, Error, IntoResponse, Request, Result};
 pub use config::{AccessLog, Config, Model};
 pub use forwarded::Cidr;
 pub use http::status::InvalidStatusCode;
-pub use http::{Body, BodyPart, Method, Response, StatusCode, Version};
+pub use http::{Body, BodyPart, InvalidHeader, Method, Response, StatusCode, Version};
+pub use proxy::{Balance, HostHeader, ProxyRule, ProxyRuleError};
 pub use server::{RunningServer, Server, ShutdownHandle};
 pub use stats::StatusReport;
 
@@ -53,7 +55,8 @@ pub use stats::StatusReport;
 /// changes without notice.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::app::{Handler, Router};
+    pub use crate::app::pool::Ticket;
+    pub use crate::app::{Execution, Handler, Router, StateMap};
     pub use crate::connection::outbox::Outbox;
     pub use crate::connection::{Connection, State, Step, Timeouts};
     pub use crate::files::StaticFiles;
@@ -65,8 +68,10 @@ pub mod internals {
     pub use crate::http::parse::{HeadStorage, parse_head, parse_head_reusing};
     pub use crate::http::target::parse_target;
     pub use crate::http::{Framing, Limits, RequestError, RequestHead};
-    pub use crate::listener::ListenerKind;
+    pub use crate::listener::{ListenerKind, Scheme};
     pub use crate::stats::Stats;
-    pub use crate::transport::{Flush, Plain, Transport, expire, flush, pump};
+    pub use crate::transport::tls::certs::CertificatePair;
+    pub use crate::transport::tls::settings::TlsSettings;
+    pub use crate::transport::{Flush, Plain, Tls, Transport, expire, flush, pump};
     pub use crate::worker::{Site, Worker};
 }

@@ -29,7 +29,16 @@ fn main() {
     let listen_is_default = options.is_default("listen");
     if let Err(e) = run(options.args, listen_is_default) {
         eprintln!("margay: {e}");
-        std::process::exit(1);
+        std::process::exit(exit_code(&*e));
+    }
+}
+
+/// 2 for a configuration the server refused before serving (an unusable certificate pair,
+/// nothing to listen on), as for a mistake in the options; 1 for any other failure.
+fn exit_code(error: &(dyn std::error::Error + 'static)) -> i32 {
+    match error.downcast_ref::<std::io::Error>() {
+        Some(e) if e.kind() == std::io::ErrorKind::InvalidInput => 2,
+        _ => 1,
     }
 }
 
@@ -64,7 +73,21 @@ fn run(args: Args, listen_is_default: bool) -> Result<(), Box<dyn std::error::Er
         .max_body_size(args.max_body_size)
         .workers(args.workers)
         .builtin_endpoints(!args.no_builtin_endpoints)
-        .log_health_checks(args.log_health_checks);
+        .log_health_checks(args.log_health_checks)
+        .handler_threads(usize::try_from(args.handler_threads).unwrap_or(usize::MAX))
+        .handler_queue(usize::try_from(args.handler_queue).unwrap_or(usize::MAX))
+        .handler_timeout(Duration::from_secs(args.handler_timeout));
+    config = config
+        .proxy_keepalive(usize::try_from(args.proxy_keepalive).unwrap_or(usize::MAX))
+        .proxy_timeout(Duration::from_secs(args.proxy_timeout))
+        .proxy_balance(args.proxy_balance)
+        .proxy_max_fails(u32::try_from(args.proxy_max_fails).unwrap_or(u32::MAX))
+        .proxy_fail_timeout(Duration::from_secs(args.proxy_fail_timeout))
+        .proxy_health_check(Some(args.proxy_health_check.clone()).filter(|p| !p.is_empty()))
+        .proxy_host(args.proxy_host);
+    for rule in &args.proxy {
+        config = config.proxy(rule.clone());
+    }
     for addr in &args.tls_listen {
         config = config.tls_listen(*addr);
     }

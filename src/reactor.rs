@@ -2,11 +2,13 @@
 //! loop, the timers and shutdown. It knows no HTTP and no files: each socket's connection core
 //! decides what is said on it, and the worker behind them keeps the caches.
 
+use crate::app::pool::{Mailbox, Ticket, Wake};
 use crate::connection::{Connection, State, Step};
 use crate::control::Control;
 use crate::listener::{Listener, ListenerKind};
-use crate::transport::{Stream, Transport, expire, pump};
-use crate::worker::Worker;
+use crate::proxy::Upstreams;
+use crate::transport::{Plain, Stream, Transport, expire, pump, pump_upstream};
+use crate::worker::{Notifier, Worker};
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -16,6 +18,7 @@ use std::collections::BinaryHeap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime};
 
 const WAKER: Token = Token(usize::MAX - 1);
@@ -25,6 +28,10 @@ const CHANGES: Token = Token(usize::MAX - 2);
 const FIRST_LISTENER: usize = usize::MAX - 3;
 /// At most this many listeners per loop: their tokens stay clear of the slab's.
 const MAX_LISTENERS: usize = 64;
+/// Set in the token of a client's upstream socket; the rest is the client's slab key.
+const UPSTREAM: usize = 1 << (usize::BITS - 2);
+/// Rounds of client and upstream pumping per event, at most, while either makes progress.
+const FORWARD_ROUNDS: usize = 8;
 /// How long accepting pauses after the process ran out of file descriptors.
 const FD_BACKOFF: Duration = Duration::from_millis(100);
 /// The most connections one accept round takes before it serves them.
@@ -53,13 +60,38 @@ struct Client {
     /// The interest registered with the poller (none before the first wait), so it is
     /// changed only when the connection's differs.
     registered: Option<Interest>,
+    /// The upstream server connection of the request it forwards, if any.
+    upstream: Option<Box<UpstreamSocket>>,
+}
+
+/// A connection to an upstream server, carrying one client's forwarded request. Its token is
+/// the client's with [`UPSTREAM`] set.
+struct UpstreamSocket {
+    io: Plain<TcpStream>,
+    /// The member of the proxy rule's group it is connected to.
+    member: usize,
+    /// Whether the (non-blocking) connect has completed.
+    connected: bool,
+    registered: Option<Interest>,
+}
+
+impl UpstreamSocket {
+    fn interest(&self, conn: &Connection) -> Interest {
+        if !self.connected {
+            Interest::WRITABLE
+        } else if conn.upstream_output().is_empty() {
+            Interest::READABLE
+        } else {
+            Interest::READABLE | Interest::WRITABLE
+        }
+    }
 }
 
 impl Client {
     /// The readiness it waits for: writability while output (its own or the transport's)
     /// waits, readability otherwise.
     fn interest(&self) -> Interest {
-        if self.conn.has_output() || self.io.has_pending() {
+        if self.conn.wants_write() || self.io.has_pending() {
             Interest::WRITABLE
         } else {
             Interest::READABLE
@@ -95,6 +127,8 @@ pub(crate) struct Reactor {
     accepted: Vec<Accepted>,
     next_id: u64,
     worker: Worker,
+    /// What other threads sent: blocking handlers' results, streams' wake-ups.
+    mailbox: Receiver<Wake>,
     config: ReactorConfig,
     control: Arc<Control>,
     drain_deadline: Option<Instant>,
@@ -122,7 +156,11 @@ impl Reactor {
                 .register(&mut socket, Token(FIRST_LISTENER - i), Interest::READABLE)?;
             listeners.push((socket, listener.kind));
         }
-        control.add_waker(Arc::new(Waker::new(poll.registry(), WAKER)?));
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        control.add_waker(waker.clone());
+        let (mailbox, inbox) = Mailbox::new(waker);
+        worker.set_notifier(Notifier::Mailbox(mailbox));
+        worker.watch_shutdown(control.clone());
         match worker.watch_changes() {
             Ok(fd) => poll
                 .registry()
@@ -142,6 +180,7 @@ impl Reactor {
             accepted: Vec::new(),
             next_id: 0,
             worker,
+            mailbox: inbox,
             config,
             control,
             drain_deadline: None,
@@ -169,10 +208,12 @@ impl Reactor {
             }
             for event in events.iter() {
                 match event.token() {
-                    WAKER | CHANGES => {}
+                    WAKER => self.read_mailbox(now),
+                    CHANGES => {}
                     Token(t) if t > FIRST_LISTENER - MAX_LISTENERS => {
                         self.accept(FIRST_LISTENER - t, now)
                     }
+                    Token(t) if t & UPSTREAM != 0 => self.upstream_ready(t & !UPSTREAM, now),
                     Token(key) => self.drive(key, now, event.is_read_closed() || event.is_error()),
                 }
             }
@@ -307,10 +348,20 @@ impl Reactor {
         let key = entry.key();
         entry.insert(Client {
             io,
-            conn: Connection::open(peer, kind, now, self.worker.stats()),
+            conn: Connection::open(
+                peer,
+                kind,
+                Ticket {
+                    key,
+                    id: self.next_id,
+                },
+                now,
+                self.worker.stats(),
+            ),
             scheduled: None,
             id: self.next_id,
             registered: None,
+            upstream: None,
         });
         log::trace!("{peer}: accepted as token {key}");
         // The request often arrives with the connection: serve it at once, and register only
@@ -318,43 +369,181 @@ impl Reactor {
         self.drive(key, now, false);
     }
 
+    /// Hands what other threads sent to the connections it is for, and runs them: a blocking
+    /// handler's response, or a streamed body's next piece.
+    fn read_mailbox(&mut self, now: Instant) {
+        while let Ok(wake) = self.mailbox.try_recv() {
+            let ticket = match wake {
+                Wake::Done {
+                    ticket,
+                    job,
+                    response,
+                } => {
+                    let Some(client) = self
+                        .clients
+                        .get_mut(ticket.key)
+                        .filter(|client| client.id == ticket.id)
+                    else {
+                        continue;
+                    };
+                    if !client.conn.deliver(job, response, &mut self.worker) {
+                        continue;
+                    }
+                    ticket
+                }
+                Wake::Ready(ticket) => ticket,
+            };
+            if self.live(ticket).is_some() {
+                self.drive(ticket.key, now, false);
+            }
+        }
+    }
+
+    /// The client a ticket names, if it is still the one the ticket was issued to.
+    fn live(&mut self, ticket: Ticket) -> Option<&mut Client> {
+        self.clients
+            .get_mut(ticket.key)
+            .filter(|client| client.id == ticket.id)
+    }
+
     /// Runs a connection after a readiness event (or its yield), then updates its interest
-    /// and timer, or removes it.
+    /// and timer, or removes it. A connection that forwards a request to an upstream server
+    /// runs its upstream socket too, in rounds while either side makes progress.
     fn drive(&mut self, key: usize, now: Instant, read_closed: bool) {
-        let Some(client) = self.clients.get_mut(key) else {
-            return;
-        };
-        match pump(
-            &mut client.conn,
-            &mut client.io,
-            &mut self.worker,
-            now,
-            read_closed,
-        ) {
+        let mut step = Step::Continue;
+        for round in 0..FORWARD_ROUNDS {
+            let Some(client) = self.clients.get_mut(key) else {
+                return;
+            };
+            step = pump(
+                &mut client.conn,
+                &mut client.io,
+                &mut self.worker,
+                now,
+                read_closed && round == 0,
+            );
+            if step == Step::Close || !self.forward(key, now) {
+                break;
+            }
+            if round + 1 == FORWARD_ROUNDS {
+                // Still moving: finish after the others, not on an edge that will not come.
+                step = Step::Yield;
+            }
+        }
+        match step {
             Step::Close => self.close(key),
             Step::Yield => {
                 self.yielded.push(key);
                 self.schedule(key);
             }
             Step::Continue => {
-                let interest = client.interest();
-                if client.registered != Some(interest) {
-                    log::trace!("token {key}: interest {interest:?}");
-                    let registry = self.poll.registry();
-                    let socket = client.io.socket_mut();
-                    let done = match client.registered {
-                        None => registry.register(socket, Token(key), interest),
-                        Some(_) => registry.reregister(socket, Token(key), interest),
-                    };
-                    if let Err(e) = done {
-                        log::warn!("{}: (re)register: {e}", client.conn.peer());
-                        return self.close(key);
-                    }
-                    client.registered = Some(interest);
+                if self.register(key).is_err() {
+                    return self.close(key);
                 }
                 self.schedule(key);
             }
         }
+    }
+
+    /// Sets the client's and its upstream's interest with the poller, where they changed.
+    fn register(&mut self, key: usize) -> io::Result<()> {
+        let Some(client) = self.clients.get_mut(key) else {
+            return Ok(());
+        };
+        let registry = self.poll.registry();
+        let interest = client.interest();
+        if client.registered != Some(interest) {
+            log::trace!("token {key}: interest {interest:?}");
+            let socket = client.io.socket_mut();
+            match client.registered {
+                None => registry.register(socket, Token(key), interest),
+                Some(_) => registry.reregister(socket, Token(key), interest),
+            }
+            .inspect_err(|e| log::warn!("{}: (re)register: {e}", client.conn.peer()))?;
+            client.registered = Some(interest);
+        }
+        if let Some(up) = client.upstream.as_mut() {
+            let interest = up.interest(&client.conn);
+            if up.registered != Some(interest) {
+                let token = Token(key | UPSTREAM);
+                match up.registered {
+                    None => registry.register(&mut up.io.0, token, interest),
+                    Some(_) => registry.reregister(&mut up.io.0, token, interest),
+                }
+                .inspect_err(|e| log::warn!("upstream (re)register: {e}"))?;
+                up.registered = Some(interest);
+            }
+        }
+        Ok(())
+    }
+
+    /// The forwarding side of a client: gives back the upstream connection it is done with,
+    /// connects (or takes a kept connection) for a request that needs one, and moves bytes on
+    /// the upstream socket. Returns whether anything happened the client side should see.
+    fn forward(&mut self, key: usize, now: Instant) -> bool {
+        let Some(upstreams) = self.worker.site().upstreams.clone() else {
+            return false;
+        };
+        let Some(client) = self.clients.get_mut(key) else {
+            return false;
+        };
+        let mut changed = false;
+        if let Some(released) = client.conn.take_released() {
+            upstreams.finished(released.member, released.failed);
+            if let Some(mut up) = client.upstream.take() {
+                let _ = self.poll.registry().deregister(&mut up.io.0);
+                if released.reusable && up.connected {
+                    let socket = std::net::TcpStream::from(std::os::fd::OwnedFd::from(up.io.0));
+                    upstreams.give_idle(up.member, socket);
+                }
+            }
+            changed = true;
+        }
+        if client.upstream.is_none()
+            && let Some((group, avoid)) = client.conn.upstream_wanted()
+        {
+            changed = true;
+            match upstreams.choose(group, avoid) {
+                None => client.conn.upstream_unavailable(&mut self.worker),
+                Some(member) => match connect(&upstreams, member) {
+                    Ok(up) => {
+                        client.upstream = Some(Box::new(up));
+                        client.conn.attach_upstream(member, &self.worker, now);
+                    }
+                    Err(e) => {
+                        log::warn!("upstream {}: {e}", upstreams.member(member).addr);
+                        client.conn.attach_upstream(member, &self.worker, now);
+                        client.conn.upstream_broke(&mut self.worker);
+                    }
+                },
+            }
+        }
+        if let Some(up) = client.upstream.as_mut()
+            && up.connected
+        {
+            changed |= pump_upstream(&mut client.conn, &mut up.io, &mut self.worker, now);
+        }
+        changed
+    }
+
+    /// An event on a client's upstream socket: completes a connect, then runs the client.
+    fn upstream_ready(&mut self, key: usize, now: Instant) {
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
+        if let Some(up) = client.upstream.as_mut()
+            && !up.connected
+        {
+            match up.io.0.take_error() {
+                Ok(None) if up.io.0.peer_addr().is_ok() => up.connected = true,
+                Ok(None) => {}
+                Ok(Some(e)) | Err(e) => {
+                    log::debug!("{}: upstream connect failed: {e}", client.conn.peer());
+                    client.conn.upstream_broke(&mut self.worker);
+                }
+            }
+        }
+        self.drive(key, now, false);
     }
 
     /// Makes sure the timer will look at the connection by its deadline.
@@ -396,7 +585,24 @@ impl Reactor {
             return;
         }
         // Closing the descriptor takes it out of the epoll set: no deregister call needed.
-        let client = self.clients.remove(key);
+        let mut client = self.clients.remove(key);
+        if let (Some(mut up), Some(upstreams)) =
+            (client.upstream.take(), &self.worker.site().upstreams)
+        {
+            match client.conn.take_released() {
+                // The response was through before the client's connection ended.
+                Some(released) => {
+                    upstreams.finished(released.member, released.failed);
+                    if released.reusable && up.connected {
+                        let _ = self.poll.registry().deregister(&mut up.io.0);
+                        let socket = std::net::TcpStream::from(std::os::fd::OwnedFd::from(up.io.0));
+                        upstreams.give_idle(up.member, socket);
+                    }
+                }
+                // The client went, not the upstream: the member is not counted as failing.
+                None => upstreams.finished(up.member, false),
+            }
+        }
         log::trace!("{}: token {key} closed", client.conn.peer());
         client.conn.close(&mut self.worker);
     }
@@ -496,4 +702,25 @@ impl Reactor {
         }
         false
     }
+}
+
+/// A connection to `member`: a kept idle one, or a new non-blocking connect.
+fn connect(upstreams: &Upstreams, member: usize) -> io::Result<UpstreamSocket> {
+    if let Some(kept) = upstreams.take_idle(member) {
+        kept.set_nonblocking(true)?;
+        return Ok(UpstreamSocket {
+            io: Plain(TcpStream::from_std(kept)),
+            member,
+            connected: true,
+            registered: None,
+        });
+    }
+    let socket = TcpStream::connect(upstreams.member(member).addr)?;
+    let _ = socket.set_nodelay(true);
+    Ok(UpstreamSocket {
+        io: Plain(socket),
+        member,
+        connected: false,
+        registered: None,
+    })
 }

@@ -1,14 +1,17 @@
 //! The server as an embedder starts it: bind the listening sockets, add routes, then run the
 //! workers of the chosen model on background threads until shutdown.
 
-use crate::app::{Request, Router};
+use crate::app::pool::Pool;
+use crate::app::{Execution, Handler, IntoResponse, Request, Router, StateMap};
 use crate::builtin;
 use crate::config::{AccessLog, Config, Model};
 use crate::control::Control;
 use crate::files::StaticFiles;
 use crate::forwarded::TrustedProxies;
-use crate::http::{Method, Response};
+use crate::http::Method;
 use crate::listener::{Listener, ListenerKind, bind};
+use crate::proxy::Upstreams;
+use crate::proxy::upstreams::check_health;
 use crate::reactor::{Reactor, ReactorConfig};
 use crate::stats::{Stats, StatusReport};
 use crate::threaded;
@@ -30,6 +33,7 @@ pub struct Server {
     addrs: Vec<(SocketAddr, ListenerKind)>,
     tls: Option<TlsSettings>,
     router: Router,
+    state: StateMap,
     stats: Arc<Stats>,
 }
 
@@ -46,7 +50,10 @@ impl Server {
             None
         } else {
             let pairs = config.tls_certificates.clone();
-            Some(TlsSettings::new(pairs).map_err(io::Error::other)?)
+            // A pair that cannot be used is a mistake in the configuration, like a bad option.
+            let settings = TlsSettings::new(pairs)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            Some(settings)
         };
         let wanted = config
             .listen
@@ -94,6 +101,7 @@ impl Server {
             addrs,
             tls,
             router: Router::default(),
+            state: StateMap::default(),
             stats: Arc::new(Stats::new(workers)),
         })
     }
@@ -103,24 +111,100 @@ impl Server {
         Server::new(Config::default().listen(addr))
     }
 
-    /// Answers `method` on exactly `path` with `handler`. Routes are looked up before static
-    /// files; a `GET` route also answers `HEAD`. Handlers run on the event-loop thread: they
-    /// must not block. A handler that panics answers `500`; the server carries on.
-    pub fn route<F>(mut self, method: Method, path: &str, handler: F) -> Server
+    /// Answers `method` on `path` with `handler`, on the event-loop thread: it must not block
+    /// (no sleeping, no database or network calls; use [`Server::blocking`] for those).
+    ///
+    /// `path` is exact (`/api/todos`) or has `{name}` segments (`/api/todos/{id}`), read with
+    /// [`Request::param`]. Routes are looked up before static files; the most specific wins;
+    /// a `GET` route also answers `HEAD`; a path routed only for other methods gets `405`
+    /// with `Allow`. A handler returns a [`Response`] or a [`crate::Result`] (so `?` works);
+    /// an error or a panic answers with its status (`500` for a panic, logged) and the server
+    /// carries on.
+    pub fn route<F, R>(self, method: Method, path: &str, handler: F) -> Server
     where
-        F: Fn(&Request) -> Response + Send + Sync + 'static,
+        F: Fn(&Request) -> R + Send + Sync + 'static,
+        R: IntoResponse,
     {
-        self.router.exact(method, path, Arc::new(handler));
+        self.add(method, path, handler, Execution::OnLoop)
+    }
+
+    /// Answers `method` on `path` with a `handler` that may block (a database query, a file,
+    /// another service): it runs on the bounded worker pool (`--handler-threads`), and the
+    /// event loop serves everyone else meanwhile. A full queue (`--handler-queue`) answers
+    /// `503` with `Retry-After`; a handler slower than `--handler-timeout` answers `504`.
+    /// Pipelined requests behind it keep their order. In the thread model it simply runs on
+    /// its connection's thread.
+    pub fn blocking<F, R>(self, method: Method, path: &str, handler: F) -> Server
+    where
+        F: Fn(&Request) -> R + Send + Sync + 'static,
+        R: IntoResponse,
+    {
+        self.add(method, path, handler, Execution::Blocking)
+    }
+
+    /// [`Server::route`] for `GET` (and `HEAD`).
+    pub fn get<F, R>(self, path: &str, handler: F) -> Server
+    where
+        F: Fn(&Request) -> R + Send + Sync + 'static,
+        R: IntoResponse,
+    {
+        self.route(Method::Get, path, handler)
+    }
+
+    /// [`Server::route`] for `POST`.
+    pub fn post<F, R>(self, path: &str, handler: F) -> Server
+    where
+        F: Fn(&Request) -> R + Send + Sync + 'static,
+        R: IntoResponse,
+    {
+        self.route(Method::Post, path, handler)
+    }
+
+    /// [`Server::route`] for `PUT`.
+    pub fn put<F, R>(self, path: &str, handler: F) -> Server
+    where
+        F: Fn(&Request) -> R + Send + Sync + 'static,
+        R: IntoResponse,
+    {
+        self.route(Method::Put, path, handler)
+    }
+
+    /// [`Server::route`] for `DELETE`.
+    pub fn delete<F, R>(self, path: &str, handler: F) -> Server
+    where
+        F: Fn(&Request) -> R + Send + Sync + 'static,
+        R: IntoResponse,
+    {
+        self.route(Method::Delete, path, handler)
+    }
+
+    /// Answers `method` on every path starting with `prefix`, on the event-loop thread (the
+    /// longest prefix wins; exact paths and templates win over any prefix).
+    pub fn route_prefix<F, R>(mut self, method: Method, prefix: &str, handler: F) -> Server
+    where
+        F: Fn(&Request) -> R + Send + Sync + 'static,
+        R: IntoResponse,
+    {
+        let handler: Handler = Arc::new(move |request| handler(request).into_result());
+        self.router
+            .prefix(method, prefix, handler, Execution::OnLoop);
         self
     }
 
-    /// Answers `method` on every path starting with `prefix` (the longest prefix wins; an
-    /// exact route wins over any prefix).
-    pub fn route_prefix<F>(mut self, method: Method, prefix: &str, handler: F) -> Server
+    /// Shares `value` with every handler, found by its type with [`Request::state`]: one
+    /// database handle or store for all routes, without a clone per closure.
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Server {
+        self.state.insert(value);
+        self
+    }
+
+    fn add<F, R>(mut self, method: Method, path: &str, handler: F, execution: Execution) -> Server
     where
-        F: Fn(&Request) -> Response + Send + Sync + 'static,
+        F: Fn(&Request) -> R + Send + Sync + 'static,
+        R: IntoResponse,
     {
-        self.router.prefix(method, prefix, Arc::new(handler));
+        let handler: Handler = Arc::new(move |request| handler(request).into_result());
+        self.router.add(method, path, handler, execution);
         self
     }
 
@@ -169,8 +253,23 @@ impl Server {
             )
         })?;
         let control = Arc::new(Control::default());
+        let upstreams = (!self.config.proxy_rules.is_empty()).then(|| {
+            Arc::new(Upstreams::new(
+                &self.config.proxy_rules,
+                self.config.proxy.clone(),
+            ))
+        });
+        if let (Some(upstreams), Some(path)) = (&upstreams, &self.config.proxy.health_check) {
+            let control = control.clone();
+            check_health(
+                upstreams.clone(),
+                path.clone(),
+                self.config.proxy.health_interval,
+                move || control.is_shutting_down(),
+            );
+        }
         if self.config.builtin_endpoints {
-            builtin::add_endpoints(&mut self.router, &self.stats);
+            builtin::add_endpoints(&mut self.router, &self.stats, &control, upstreams.clone());
             let log_health = self.config.log_health_checks;
             builtin::add_monitoring(&mut self.router, &self.stats, &control, log_health);
         }
@@ -194,6 +293,16 @@ impl Server {
             admin_listener: !config.admin_listen.is_empty(),
             access_log_format: config.access_log_format,
             trusted_proxies: TrustedProxies(config.trusted_proxies.clone()),
+            state: Arc::new(self.state),
+            upstreams: upstreams.clone(),
+            pool: match config.model {
+                Model::Reactor => Some(Pool::new(
+                    config.handler_threads,
+                    config.handler_queue,
+                    self.stats.clone(),
+                )?),
+                Model::Threads => None,
+            },
         });
         let reload = Arc::new(AtomicBool::new(false));
         if let Some(tls) = &self.tls {

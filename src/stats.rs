@@ -94,6 +94,31 @@ fn method_index(method: Option<Method>) -> usize {
     }
 }
 
+/// The blocking handlers' pool.
+#[derive(Debug, Default)]
+struct HandlerCounters {
+    queued: AtomicI64,
+    running: AtomicI64,
+    finished: AtomicU64,
+    rejected: AtomicU64,
+    timed_out: AtomicU64,
+}
+
+/// The blocking handlers' pool in the status report.
+#[derive(Debug, Clone, Serialize)]
+pub struct HandlerReport {
+    /// Requests waiting for a pool thread now.
+    pub queued: i64,
+    /// Requests a pool thread is running now.
+    pub running: i64,
+    /// Requests the pool has finished since start.
+    pub finished: u64,
+    /// Requests refused with `503` because the queue was full.
+    pub rejected: u64,
+    /// Requests answered `504` because the handler took longer than its timeout.
+    pub timed_out: u64,
+}
+
 /// Server-wide counters. Updated with relaxed atomics: each is exact, together they are a
 /// snapshot that may be a few operations apart.
 #[derive(Debug)]
@@ -107,8 +132,10 @@ pub struct Stats {
     reading: AtomicI64,
     writing: AtomicI64,
     closing: AtomicI64,
+    waiting: AtomicI64,
     /// Responses each worker (event loop, or the thread model's acceptor) has sent.
     per_worker: Box<[AtomicU64]>,
+    handlers: HandlerCounters,
     tls_handshakes: AtomicU64,
     tls_resumed: AtomicU64,
     tls_failures: [AtomicU64; 6],
@@ -182,6 +209,8 @@ pub struct StatusReport {
     pub idle: i64,
     /// Connections whose responses are sent, waiting for the client to close.
     pub closing: i64,
+    /// Connections waiting for a blocking handler's response.
+    pub waiting: i64,
     /// Responses sent since start.
     pub requests: u64,
     /// Bytes sent since start (heads and bodies).
@@ -193,6 +222,8 @@ pub struct StatusReport {
     /// Responses sent by each worker since start, in worker order: how evenly the kernel
     /// spreads connections over event loops sharing the port.
     pub requests_per_worker: Vec<u64>,
+    /// The blocking handlers' pool.
+    pub handler_pool: HandlerReport,
     /// TLS handshakes.
     pub tls: TlsReport,
     /// Connections accepted per second over the last few seconds.
@@ -218,7 +249,9 @@ impl Stats {
             reading: AtomicI64::new(0),
             writing: AtomicI64::new(0),
             closing: AtomicI64::new(0),
+            waiting: AtomicI64::new(0),
             per_worker: (0..workers.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            handlers: HandlerCounters::default(),
             tls_handshakes: AtomicU64::new(0),
             tls_resumed: AtomicU64::new(0),
             tls_failures: Default::default(),
@@ -312,6 +345,33 @@ impl Stats {
         }
     }
 
+    /// A request was queued for the pool.
+    pub fn pool_queued(&self) {
+        self.handlers.queued.fetch_add(1, Relaxed);
+    }
+
+    /// A pool thread took a queued request.
+    pub fn pool_started(&self) {
+        self.handlers.queued.fetch_sub(1, Relaxed);
+        self.handlers.running.fetch_add(1, Relaxed);
+    }
+
+    /// A pool thread finished a request.
+    pub fn pool_finished(&self) {
+        self.handlers.running.fetch_sub(1, Relaxed);
+        self.handlers.finished.fetch_add(1, Relaxed);
+    }
+
+    /// The pool's queue was full: the request got `503`.
+    pub fn pool_rejected(&self) {
+        self.handlers.rejected.fetch_add(1, Relaxed);
+    }
+
+    /// A blocking handler ran past its timeout: the request got `504`.
+    pub fn pool_timed_out(&self) {
+        self.handlers.timed_out.fetch_add(1, Relaxed);
+    }
+
     /// A TLS handshake completed.
     pub fn tls_handshake(&self, resumed: bool) {
         self.tls_handshakes.fetch_add(1, Relaxed);
@@ -335,6 +395,7 @@ impl Stats {
             State::Idle => &self.idle,
             State::Reading => &self.reading,
             State::Writing => &self.writing,
+            State::Waiting => &self.waiting,
             State::Closing => &self.closing,
         }
     }
@@ -351,26 +412,35 @@ impl Stats {
         let base = self.rate_base(current);
         let seconds = now.duration_since(base.at).as_secs_f64().max(1e-3);
         let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / seconds;
-        let (idle, reading, writing, closing) = (
+        let (idle, reading, writing, closing, waiting) = (
             self.idle.load(Relaxed),
             self.reading.load(Relaxed),
             self.writing.load(Relaxed),
             self.closing.load(Relaxed),
+            self.waiting.load(Relaxed),
         );
         StatusReport {
             uptime_seconds: now.duration_since(self.started).as_secs_f64(),
             accepted: current.accepted,
             handled: self.closed.load(Relaxed),
-            active: idle + reading + writing + closing,
+            active: idle + reading + writing + closing + waiting,
             reading,
             writing,
             idle,
             closing,
+            waiting,
             requests: current.requests,
             bytes_sent: current.bytes_sent,
             requests_per_second: rate(current.requests, base.requests),
             bytes_per_second: rate(current.bytes_sent, base.bytes_sent),
             requests_per_worker: self.per_worker.iter().map(|n| n.load(Relaxed)).collect(),
+            handler_pool: HandlerReport {
+                queued: self.handlers.queued.load(Relaxed),
+                running: self.handlers.running.load(Relaxed),
+                finished: self.handlers.finished.load(Relaxed),
+                rejected: self.handlers.rejected.load(Relaxed),
+                timed_out: self.handlers.timed_out.load(Relaxed),
+            },
             tls: TlsReport {
                 handshakes: self.tls_handshakes.load(Relaxed),
                 resumed: self.tls_resumed.load(Relaxed),

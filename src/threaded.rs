@@ -4,11 +4,12 @@
 //! transport, so every protocol decision (and every timeout and linger rule) is the same code;
 //! only the waiting differs: a blocked read or write instead of a readiness event.
 
+use crate::app::pool::Ticket;
 use crate::connection::{Connection, State, Step};
 use crate::control::Control;
 use crate::listener::{Listener, ListenerKind};
-use crate::transport::{Stream, expire, pump};
-use crate::worker::Worker;
+use crate::transport::{Plain, Stream, Transport, expire, pump, pump_upstream};
+use crate::worker::{Doorbell, Notifier, Worker};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::HashMap;
 use std::io;
@@ -20,6 +21,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// A connection just accepted, and by which kind of listener.
 type Accepted = (TcpStream, SocketAddr, ListenerKind);
+
+/// How long a read looks for a departed client while a stream waits for its producer.
+const STALLED_READ: Duration = Duration::from_millis(1);
 
 /// Longest a blocked read waits before looking at the shutdown flag again.
 const POLL_SLICE: Duration = Duration::from_millis(250);
@@ -252,11 +256,15 @@ fn serve(
     peer: SocketAddr,
     kind: ListenerKind,
     worker: &mut Worker,
-    control: &Control,
+    control: &Arc<Control>,
     idle: &dyn Fn(bool),
 ) {
     let now = Instant::now();
-    let mut conn = Connection::open(peer, kind, now, worker.stats());
+    let doorbell = Arc::new(Doorbell::default());
+    worker.set_notifier(Notifier::Doorbell(doorbell.clone()));
+    worker.watch_shutdown(control.clone());
+    let ticket = Ticket { key: 0, id: 0 };
+    let mut conn = Connection::open(peer, kind, ticket, now, worker.stats());
     let site = worker.site();
     let mut io = match Stream::accept(socket, kind, site.tls.as_ref(), &site.stats) {
         Ok(io) => io,
@@ -270,6 +278,7 @@ fn serve(
         return conn.close(worker);
     }
     let mut was_idle = false;
+    let mut upstream: Option<Upstream> = None;
     loop {
         let now = Instant::now();
         worker.tick(SystemTime::now());
@@ -287,18 +296,162 @@ fn serve(
             }
             continue;
         }
-        let wait = Some((deadline - now).min(POLL_SLICE));
-        let _ = socket.set_read_timeout(wait);
-        let _ = socket.set_write_timeout(wait);
+        let wait = (deadline - now).min(POLL_SLICE);
+        // While a request is forwarded, the thread watches two sockets: both go non-blocking
+        // and it waits in poll(2) instead of in a read.
+        let forwarding = conn.is_forwarding() || upstream.is_some();
+        if socket.set_nonblocking(forwarding).is_err() {
+            break;
+        }
+        // Waiting for a stream's producer, a read only looks for a client that left; the
+        // doorbell below is where the thread waits.
+        let read_wait = if conn.is_stalled() {
+            STALLED_READ
+        } else {
+            wait
+        };
+        let _ = socket.set_read_timeout(Some(read_wait));
+        let _ = socket.set_write_timeout(Some(wait));
         let step = pump(&mut conn, &mut io, worker, now, false);
+        if step == Step::Close {
+            break;
+        }
+        if conn.is_forwarding() || upstream.is_some() {
+            if forward(&mut conn, &mut upstream, worker, now) {
+                continue;
+            }
+            if step == Step::Continue {
+                let client = if conn.wants_write() || io.has_pending() {
+                    libc::POLLOUT
+                } else {
+                    libc::POLLIN
+                };
+                wait_for_either(socket, client, upstream.as_ref(), &conn, wait);
+            }
+            continue;
+        }
+        if step == Step::Continue && conn.is_stalled() {
+            doorbell.wait(wait);
+        }
         let is_idle = conn.state() == State::Idle;
         if is_idle != was_idle {
             idle(is_idle);
             was_idle = is_idle;
         }
-        if step == Step::Close {
-            break;
+    }
+    if let (Some(up), Some(upstreams)) = (upstream, &worker.site().upstreams) {
+        match conn.take_released() {
+            // The response was through before the client's connection ended.
+            Some(released) => {
+                upstreams.finished(released.member, released.failed);
+                if released.reusable {
+                    upstreams.give_idle(up.member, up.io.0);
+                }
+            }
+            // The client went, not the upstream: the member is not counted as failing.
+            None => upstreams.finished(up.member, false),
         }
     }
     conn.close(worker);
+}
+
+/// A connection to an upstream server, in the thread of the client whose request it carries.
+struct Upstream {
+    io: Plain<TcpStream>,
+    member: usize,
+}
+
+/// The forwarding side of a connection thread, as the event loop has it: gives back the
+/// upstream connection it is done with, connects (blocking, bounded by the proxy timeout) or
+/// takes a kept connection for a request that needs one, and moves bytes on it. Returns
+/// whether anything happened.
+fn forward(
+    conn: &mut Connection,
+    upstream: &mut Option<Upstream>,
+    worker: &mut Worker,
+    now: Instant,
+) -> bool {
+    let Some(upstreams) = worker.site().upstreams.clone() else {
+        return false;
+    };
+    let mut changed = false;
+    if let Some(released) = conn.take_released() {
+        upstreams.finished(released.member, released.failed);
+        if let Some(up) = upstream.take()
+            && released.reusable
+        {
+            upstreams.give_idle(up.member, up.io.0);
+        }
+        changed = true;
+    }
+    if upstream.is_none()
+        && let Some((group, avoid)) = conn.upstream_wanted()
+    {
+        changed = true;
+        match upstreams.choose(group, avoid) {
+            None => conn.upstream_unavailable(worker),
+            Some(member) => {
+                let timeout = worker.site().timeouts.upstream;
+                let socket = upstreams.take_idle(member).map(Ok).unwrap_or_else(|| {
+                    TcpStream::connect_timeout(&upstreams.member(member).addr, timeout)
+                });
+                conn.attach_upstream(member, worker, now);
+                match socket.and_then(|s| s.set_nonblocking(true).map(|()| s)) {
+                    Ok(socket) => {
+                        let _ = socket.set_nodelay(true);
+                        *upstream = Some(Upstream {
+                            io: Plain(socket),
+                            member,
+                        });
+                    }
+                    Err(e) => {
+                        log::warn!("upstream {}: {e}", upstreams.member(member).addr);
+                        conn.upstream_broke(worker);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(up) = upstream.as_mut() {
+        changed |= pump_upstream(conn, &mut up.io, worker, Instant::now());
+    }
+    changed
+}
+
+/// Waits up to `wait` until the client socket is ready for `client` (POLLIN or POLLOUT) or
+/// the upstream socket for what the forwarded request needs.
+fn wait_for_either(
+    socket: &TcpStream,
+    client: libc::c_short,
+    upstream: Option<&Upstream>,
+    conn: &Connection,
+    wait: Duration,
+) {
+    use std::os::fd::AsRawFd;
+    let mut fds = [
+        libc::pollfd {
+            fd: socket.as_raw_fd(),
+            events: client,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: -1,
+            events: 0,
+            revents: 0,
+        },
+    ];
+    if let Some(up) = upstream {
+        fds[1].fd = up.io.0.as_raw_fd();
+        fds[1].events = if conn.upstream_output().is_empty() {
+            libc::POLLIN
+        } else {
+            libc::POLLIN | libc::POLLOUT
+        };
+    }
+    let millis = libc::c_int::try_from(wait.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: two valid pollfd entries (a negative fd is ignored by poll) for the duration of
+    // the call.
+    unsafe {
+        libc::poll(fds.as_mut_ptr(), 2, millis);
+    }
 }

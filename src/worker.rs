@@ -3,19 +3,22 @@
 //! and log time, read buffers, the allocations of the last request head).
 
 use crate::access_log::AccessLogFormat;
-use crate::app::Router;
+use crate::app::pool::{Mailbox, Pool, QueueFull, Ticket, Wake};
+use crate::app::{Handler, Request, Router, StateMap};
 use crate::connection::Timeouts;
 use crate::connection::readbuf::BufferPool;
+use crate::control::Control;
 use crate::files::StaticFiles;
 use crate::forwarded::TrustedProxies;
 use crate::http::date::DateCache;
 use crate::http::parse::{HeadStorage, parse_head_reusing};
 use crate::http::{Limits, Method, RequestError, RequestHead, Response, StatusCode};
+use crate::proxy::Upstreams;
 use crate::stats::Stats;
 use crate::transport::tls::settings::TlsSettings;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The served site as every worker sees it: immutable once the server runs.
@@ -44,6 +47,58 @@ pub struct Site {
     pub access_log_format: AccessLogFormat,
     /// Proxies whose `X-Forwarded-For` or `Forwarded` names the client in the access log.
     pub trusted_proxies: TrustedProxies,
+    /// The application's shared state, for handlers.
+    pub state: Arc<StateMap>,
+    /// The worker pool for blocking handlers (the event loop only; in the thread model a
+    /// blocking handler runs on its connection's thread).
+    pub pool: Option<Arc<Pool>>,
+    /// The reverse proxy's rules and upstream servers, if any.
+    pub upstreams: Option<Arc<Upstreams>>,
+}
+
+impl Site {
+    /// Whether `ip` is a proxy in front of this server whose forwarding fields are believed.
+    pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_proxies.trusts(ip)
+    }
+}
+
+/// How a worker is reached from other threads (a blocking handler's result, a streamed
+/// body's next piece).
+#[derive(Clone)]
+pub enum Notifier {
+    /// Nothing reaches it (a worker that never waits for another thread).
+    Nobody,
+    /// An event loop's mailbox.
+    Mailbox(Arc<Mailbox>),
+    /// A connection thread's doorbell.
+    Doorbell(Arc<Doorbell>),
+}
+
+/// What a connection thread waits on while a streamed body's producer is behind.
+#[derive(Debug, Default)]
+pub struct Doorbell {
+    rung: Mutex<bool>,
+    bell: Condvar,
+}
+
+impl Doorbell {
+    /// Rings it: a waiting thread wakes (a later wait returns at once).
+    pub fn ring(&self) {
+        *self.rung.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.bell.notify_all();
+    }
+
+    /// Waits until it rings, or at most `timeout`; clears it.
+    pub fn wait(&self, timeout: Duration) {
+        let rung = self.rung.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rung = self
+            .bell
+            .wait_timeout_while(rung, timeout, |rung| !*rung)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+        *rung = false;
+    }
 }
 
 /// One worker thread's state: the shared site, and caches only this thread touches.
@@ -57,6 +112,9 @@ pub struct Worker {
     buffers: BufferPool,
     spare_head: HeadStorage,
     draining: bool,
+    notifier: Notifier,
+    /// The server's shutdown flag, looked at when a response is encoded.
+    control: Option<Arc<Control>>,
 }
 
 impl Worker {
@@ -71,6 +129,56 @@ impl Worker {
             buffers: BufferPool::default(),
             spare_head: HeadStorage::default(),
             draining: false,
+            notifier: Notifier::Nobody,
+            control: None,
+        }
+    }
+
+    /// Watches `control`: once shutdown begins, every response closes its connection, even
+    /// one whose handler was running when it began.
+    pub fn watch_shutdown(&mut self, control: Arc<Control>) {
+        self.control = Some(control);
+    }
+
+    /// Sets how other threads reach this worker.
+    pub fn set_notifier(&mut self, notifier: Notifier) {
+        self.notifier = notifier;
+    }
+
+    /// Whether blocking handlers go to the worker pool (on an event loop that can be told
+    /// their results).
+    pub fn has_pool(&self) -> bool {
+        self.site.pool.is_some() && matches!(self.notifier, Notifier::Mailbox(_))
+    }
+
+    /// Hands a blocking handler's request to the pool; its response comes back through the
+    /// mailbox for `ticket`. Returns the job's id, or [`QueueFull`] (also without a pool).
+    pub fn submit(
+        &self,
+        request: Request,
+        handler: Handler,
+        ticket: Ticket,
+    ) -> Result<u64, QueueFull> {
+        match (&self.site.pool, &self.notifier) {
+            (Some(pool), Notifier::Mailbox(mailbox)) => {
+                pool.submit(request, handler, mailbox.clone(), ticket)
+            }
+            _ => Err(QueueFull),
+        }
+    }
+
+    /// What wakes connection `ticket` when a streamed body has something for it.
+    pub fn wake_for(&self, ticket: Ticket) -> Box<dyn Fn() + Send + Sync> {
+        match &self.notifier {
+            Notifier::Nobody => Box::new(|| {}),
+            Notifier::Mailbox(mailbox) => {
+                let mailbox = mailbox.clone();
+                Box::new(move || mailbox.post(Wake::Ready(ticket)))
+            }
+            Notifier::Doorbell(doorbell) => {
+                let doorbell = doorbell.clone();
+                Box::new(move || doorbell.ring())
+            }
         }
     }
 
@@ -129,7 +237,7 @@ impl Worker {
 
     /// Whether a graceful shutdown is under way.
     pub fn is_draining(&self) -> bool {
-        self.draining
+        self.draining || self.control.as_ref().is_some_and(|c| c.is_shutting_down())
     }
 
     /// Parses a request head at the start of `input`, into the last head's allocations.

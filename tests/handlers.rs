@@ -65,7 +65,7 @@ fn with_test_routes(server: Server) -> Server {
                 "header": r.header("X-Test-Header"),
             }))
         })
-        .route(Method::Get, "/panic", |_| {
+        .route(Method::Get, "/panic", |_| -> Response {
             panic!("this handler always panics")
         })
 }

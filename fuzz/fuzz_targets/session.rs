@@ -18,11 +18,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use margay::AccessLogFormat;
+use margay::internals::TrustedProxies;
 use margay::internals::{
-    Connection, Limits, ListenerKind, Router, Site, StaticFiles, Stats, Step, Timeouts, Transport,
-    TrustedProxies, Worker, expire, pump,
+    Connection, Execution, Limits, Router, ListenerKind, Site, StateMap, StaticFiles, Stats, Step,
+    Ticket, Timeouts, Transport, Worker, expire, pump,
 };
-use margay::{AccessLogFormat, Method, Request, Response};
+use margay::{Method, Request, Response};
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, IoSlice};
@@ -102,27 +104,53 @@ fn make_root(dir: &std::path::Path, root: &std::path::Path) -> io::Result<()> {
 
 fn site(limits: Limits, max_requests: u64, max_body_size: u64) -> Arc<Site> {
     let mut router = Router::default();
-    router.exact(
+    let on_loop = Execution::OnLoop;
+    router.add(
         Method::Post,
         "/echo",
         Arc::new(|request: &Request| {
-            Response::bytes("application/octet-stream", request.body().to_vec())
+            Ok(Response::bytes(
+                "application/octet-stream",
+                request.body().to_vec(),
+            ))
         }),
+        on_loop,
     );
-    router.exact(
+    router.add(
         Method::Get,
         "/hello",
         Arc::new(|request: &Request| {
-            Response::text(format!(
+            Ok(Response::text(format!(
                 "hello {}",
                 request.query("name").unwrap_or("world")
-            ))
+            )))
         }),
+        on_loop,
+    );
+    router.add(
+        Method::Get,
+        "/items/{id}",
+        Arc::new(|request: &Request| {
+            let id: u64 = request.param_as("id")?;
+            Ok(Response::text(format!("item {id}")))
+        }),
+        on_loop,
+    );
+    // A blocking route: the fuzzed worker has no pool, so it runs inline as in the thread
+    // model.
+    router.add(
+        Method::Get,
+        "/slow",
+        Arc::new(|_: &Request| Ok(Response::text("slow"))),
+        Execution::Blocking,
     );
     router.prefix(
         Method::Get,
         "/api/",
-        Arc::new(|request: &Request| Response::text(format!("{:?}", request.query_pairs()))),
+        Arc::new(|request: &Request| {
+            Ok(Response::text(format!("{:?}", request.query_pairs())))
+        }),
+        on_loop,
     );
     Arc::new(Site {
         router,
@@ -134,6 +162,8 @@ fn site(limits: Limits, max_requests: u64, max_body_size: u64) -> Arc<Site> {
             header: Duration::from_secs(10),
             keep_alive: Duration::from_secs(15),
             send: Duration::from_secs(30),
+            handler: Duration::from_secs(30),
+            upstream: Duration::from_secs(30),
         },
         stats: Arc::new(Stats::new(1)),
         tls: None,
@@ -142,6 +172,9 @@ fn site(limits: Limits, max_requests: u64, max_body_size: u64) -> Arc<Site> {
         // The Combined format carries no duration: split and whole inputs log the same lines.
         access_log_format: AccessLogFormat::Combined,
         trusted_proxies: TrustedProxies::default(),
+        state: Arc::new(StateMap::default()),
+        pool: None,
+        upstreams: None,
     })
 }
 
@@ -287,7 +320,8 @@ fn converse(worker: &mut Worker, pieces: Vec<&[u8]>, ending: Ending) -> Outcome 
     LINES.with(|lines| lines.borrow_mut().clear());
     let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
     let now = Instant::now();
-    let mut conn = Connection::open(peer, ListenerKind::Plain, now, worker.stats());
+    let ticket = Ticket { key: 0, id: 0 };
+    let mut conn = Connection::open(peer, ListenerKind::Plain, ticket, now, worker.stats());
     let mut io = Script {
         pieces,
         index: 0,

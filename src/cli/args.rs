@@ -95,16 +95,70 @@ pub struct Args {
     /// Largest request body a handler accepts, in bytes (413 past it).
     #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub max_body_size: u64,
-    /// Do not serve the built-in /api/status, /api/echo, /metrics and /healthz endpoints.
+    /// Do not serve the built-in /api/status, /api/events, /api/echo, /metrics and /healthz
+    /// endpoints.
     #[arg(long)]
     pub no_builtin_endpoints: bool,
     /// Write GET /healthz requests to the access log too (left out by default).
     #[arg(long)]
     pub log_health_checks: bool,
+    /// Threads of the worker pool that runs blocking handlers (event-loop model).
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub handler_threads: u64,
+    /// Requests that may wait for a pool thread; past it a blocking route answers 503.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub handler_queue: u64,
+    /// Seconds a blocking handler may take before its request is answered 504.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub handler_timeout: u64,
+    /// Forward requests under PREFIX to upstream servers (repeatable), e.g.
+    /// /api/=http://127.0.0.1:9000,http://127.0.0.1:9001; a URL with a path replaces the
+    /// prefix (http://app:9000/ sends /api/x as /x), one without keeps it.
+    #[arg(long, value_name = "PREFIX=URL[,URL...]", value_parser = parse_proxy)]
+    pub proxy: Vec<margay::ProxyRule>,
+    /// Idle keep-alive connections kept per upstream server.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub proxy_keepalive: u64,
+    /// Seconds an upstream server may take to start its response (504) or pause in it.
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub proxy_timeout: u64,
+    /// How an upstream server is chosen: round-robin or least-connections.
+    #[arg(
+        long,
+        default_value = "round-robin",
+        value_name = "round-robin|least-connections"
+    )]
+    pub proxy_balance: margay::Balance,
+    /// Failures in a row after which an upstream server is skipped for --proxy-fail-timeout.
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub proxy_max_fails: u64,
+    /// Seconds a failing upstream server is skipped before it is tried again.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub proxy_fail_timeout: u64,
+    /// GET this path on every upstream server every 5 seconds; one that does not answer 2xx
+    /// or 3xx is skipped until it does (empty: no active checks).
+    #[arg(long, default_value = "", value_name = "PATH")]
+    pub proxy_health_check: String,
+    /// Host sent upstream: keep (the client's) or upstream (the upstream's own host:port).
+    #[arg(long, default_value = "keep", value_name = "keep|upstream", value_parser = parse_host)]
+    pub proxy_host: margay::HostHeader,
 }
 
 /// Options that steer the command itself and have no key in the file.
 pub const NOT_IN_FILE: &[&str] = &["config", "check_config", "help", "version"];
+
+fn parse_proxy(text: &str) -> Result<margay::ProxyRule, String> {
+    text.parse()
+        .map_err(|e: margay::ProxyRuleError| e.to_string())
+}
+
+fn parse_host(text: &str) -> Result<margay::HostHeader, String> {
+    match text {
+        "keep" => Ok(margay::HostHeader::Keep),
+        "upstream" => Ok(margay::HostHeader::Upstream),
+        _ => Err("expected keep or upstream".into()),
+    }
+}
 
 fn parse_model(text: &str) -> Result<Model, String> {
     match text {

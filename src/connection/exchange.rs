@@ -5,8 +5,8 @@
 use super::outbox::Outbox;
 use super::readbuf::ReadBuf;
 use crate::access_log;
-use crate::app::Handler;
-use crate::app::{Request, RouteMatch};
+use crate::app::pool::{self, Ticket};
+use crate::app::{Execution, Handler, Request, RouteMatch};
 use crate::builtin::ADMIN_PATHS;
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::coding::{self, AcceptEncoding};
@@ -14,10 +14,12 @@ use crate::http::encode::{Persistence, encode_head};
 use crate::http::{
     Body, BodyPart, Framing, Method, RequestError, RequestHead, Response, StatusCode, Version,
 };
-use crate::listener::ListenerKind;
+use crate::listener::{ListenerKind, Scheme};
+use crate::proxy::HostHeader;
+use crate::proxy::forward::{Failure as ForwardFailure, Forward, Progress};
+use crate::proxy::head::{BodyFraming, Origin, ResponseFraming, UpstreamHead, request_head};
 use crate::worker::Worker;
 use std::net::SocketAddr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 /// Stop parsing pipelined requests once this many response bytes wait to be written.
@@ -29,6 +31,12 @@ enum Inbound {
     Head,
     /// A request body, to collect for a handler or to discard.
     Body(Box<BodyState>),
+    /// Nothing until a blocking handler's response comes back (pipelined requests wait, so
+    /// responses keep their order).
+    Waiting(Box<Waiting>),
+    /// The request is forwarded to an upstream server (its body too, as it arrives); the
+    /// next request waits until the response is through.
+    Forwarding(Box<Forwarding>),
     /// Nothing more: the connection closes once its responses are written.
     Done,
 }
@@ -38,7 +46,50 @@ struct BodyState {
     reader: BodyReader,
     /// Collected bytes for a handler; `None` when the body is being discarded.
     collected: Option<Vec<u8>>,
-    handler: Option<Handler>,
+    handler: Option<Route>,
+}
+
+/// A handler that takes a request, and what routing found for it.
+struct Route {
+    handler: Handler,
+    execution: Execution,
+    params: Vec<(String, String)>,
+}
+
+/// A request being forwarded upstream.
+struct Forwarding {
+    /// The client's request head, for the access log and persistence.
+    head: RequestHead,
+    /// The proxy rule's group.
+    group: usize,
+    /// The member serving it, once the shell has a connection to one.
+    member: Option<usize>,
+    /// The member that just failed it, not to be chosen for the retry.
+    avoid: Option<usize>,
+    /// Attempts made (a retry goes to another member once).
+    attempts: u8,
+    forward: Option<Forward>,
+    /// The response head was passed to the client.
+    answered: bool,
+}
+
+/// An upstream connection the exchange is done with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Released {
+    /// The member it is connected to.
+    pub member: usize,
+    /// It may carry another request (keep it in the pool).
+    pub reusable: bool,
+    /// The member failed (counted for its passive health).
+    pub failed: bool,
+}
+
+/// A request handed to the worker pool.
+struct Waiting {
+    /// Its id: a result for another (a late one, after a timeout) is dropped.
+    job: u64,
+    /// A copy of its head, for the access log and persistence once the answer comes.
+    head: RequestHead,
 }
 
 enum BodyReader {
@@ -53,6 +104,12 @@ pub struct Exchange {
     listener: ListenerKind,
     /// The TLS protocol version and cipher suite, once known.
     tls: Option<(&'static str, &'static str)>,
+    /// Where results and wake-ups for this connection are addressed.
+    ticket: Ticket,
+    /// An upstream connection to give back (or drop), for the shell to collect.
+    released: Option<Released>,
+    /// A proxied response broke off: close without completing its framing.
+    aborted: bool,
     inbound: Inbound,
     served: u64,
     peer_closed: bool,
@@ -63,12 +120,16 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// An exchange for a connection from `peer` accepted at `now` by a `listener`.
-    pub fn new(peer: SocketAddr, listener: ListenerKind, now: Instant) -> Exchange {
+    /// An exchange for a connection from `peer` accepted at `now` by a `listener`; the shell
+    /// addresses it by `ticket`.
+    pub fn new(peer: SocketAddr, listener: ListenerKind, ticket: Ticket, now: Instant) -> Exchange {
         Exchange {
             peer,
             listener,
             tls: None,
+            ticket,
+            released: None,
+            aborted: false,
             inbound: Inbound::Head,
             served: 0,
             peer_closed: false,
@@ -106,9 +167,51 @@ impl Exchange {
     pub fn mid_request(&self, input: &ReadBuf) -> bool {
         match self.inbound {
             Inbound::Head => !input.is_empty(),
-            Inbound::Body(_) => true,
+            Inbound::Body(_) | Inbound::Waiting(_) | Inbound::Forwarding(_) => true,
             Inbound::Done => false,
         }
+    }
+
+    /// Whether a blocking handler's response is awaited.
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.inbound, Inbound::Waiting(_))
+    }
+
+    /// Delivers a blocking handler's response for `job`; false (and dropped) if it is not the
+    /// one awaited (it came after its timeout).
+    pub fn deliver(
+        &mut self,
+        job: u64,
+        response: Response,
+        out: &mut Outbox,
+        worker: &mut Worker,
+    ) -> bool {
+        match &self.inbound {
+            Inbound::Waiting(waiting) if waiting.job == job => {}
+            _ => return false,
+        }
+        let Inbound::Waiting(waiting) = std::mem::replace(&mut self.inbound, Inbound::Head) else {
+            return false;
+        };
+        self.answer(Some(&waiting.head), response, out, worker);
+        worker.recycle_head(waiting.head);
+        true
+    }
+
+    /// The blocking handler took too long: answers `504`; its late response will be dropped.
+    pub fn give_up_waiting(&mut self, out: &mut Outbox, worker: &mut Worker) {
+        let Inbound::Waiting(waiting) = std::mem::replace(&mut self.inbound, Inbound::Head) else {
+            return;
+        };
+        log::debug!(
+            "{}: {} timed out in its handler",
+            self.peer,
+            waiting.head.request_line()
+        );
+        worker.stats().pool_timed_out();
+        let response = Response::error(StatusCode::GATEWAY_TIMEOUT);
+        self.answer(Some(&waiting.head), response, out, worker);
+        worker.recycle_head(waiting.head);
     }
 
     /// Whether the exchange is reading a body rather than a head.
@@ -154,7 +257,17 @@ impl Exchange {
     pub fn process(&mut self, input: &mut ReadBuf, out: &mut Outbox, worker: &mut Worker) {
         while out.queued() < OUTBOX_HIGH_WATER {
             match &mut self.inbound {
-                Inbound::Done => return,
+                Inbound::Done | Inbound::Waiting(_) => return,
+                Inbound::Forwarding(forwarding) => {
+                    let Some(forward) = forwarding.forward.as_mut() else {
+                        return;
+                    };
+                    if let Err(failure) = forward.take_body(input) {
+                        self.forward_failed(failure, out, worker);
+                        continue;
+                    }
+                    return;
+                }
                 Inbound::Head => match worker.parse_head(input.data()) {
                     Ok(Some((head, len))) => {
                         input.consume(len);
@@ -207,8 +320,19 @@ impl Exchange {
         {
             return self.answer_then_discard(head, response, out, worker);
         }
+        let router = &worker.site().router;
+        if !router.covers(head.path())
+            && let Some(upstreams) = &worker.site().upstreams
+            && let Some(group) = upstreams.route(head.path())
+        {
+            return self.begin_forward(head, group, out);
+        }
         let route = match worker.site().router.find(head.method, head.path()) {
-            RouteMatch::Handler(handler) => Some(handler.clone()),
+            RouteMatch::Found(found) => Some(Route {
+                handler: found.handler.clone(),
+                execution: found.execution,
+                params: found.params,
+            }),
             RouteMatch::WrongMethod(allow) => {
                 let response =
                     Response::error(StatusCode::METHOD_NOT_ALLOWED).header("Allow", allow);
@@ -217,8 +341,8 @@ impl Exchange {
             RouteMatch::NoRoute => None,
         };
         match route {
-            Some(handler) if !has_body => self.dispatch(head, Vec::new(), &handler, out, worker),
-            Some(handler) => self.begin_body(head, handler, out, worker),
+            Some(route) if !has_body => self.dispatch(head, Vec::new(), route, out, worker),
+            Some(route) => self.begin_body(head, route, out, worker),
             // An admin listener serves no files.
             None if self.listener == ListenerKind::Admin => {
                 let response = Response::error(StatusCode::NOT_FOUND);
@@ -231,11 +355,316 @@ impl Exchange {
         }
     }
 
+    /// Starts forwarding a request to group `group`'s upstream servers: the shell is asked for
+    /// a connection ([`Exchange::upstream_wanted`]).
+    fn begin_forward(&mut self, head: RequestHead, group: usize, out: &mut Outbox) {
+        // The client waiting for 100 gets it from us; the upstream never sees the expectation.
+        if head.expect_continue && head.version == Version::Http11 && head.framing != Framing::None
+        {
+            out.push_bytes(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        self.request_unread = head.framing != Framing::None;
+        self.inbound = Inbound::Forwarding(Box::new(Forwarding {
+            head,
+            group,
+            member: None,
+            avoid: None,
+            attempts: 0,
+            forward: None,
+            answered: false,
+        }));
+    }
+
+    /// A forwarded request waits for an upstream connection: its group, and a member to
+    /// avoid (one that just failed it).
+    pub fn upstream_wanted(&self) -> Option<(usize, Option<usize>)> {
+        match &self.inbound {
+            Inbound::Forwarding(f) if f.member.is_none() => Some((f.group, f.avoid)),
+            _ => None,
+        }
+    }
+
+    /// The shell has a connection to `member` for the forwarded request: the request is
+    /// written for it.
+    pub fn attach_upstream(&mut self, member: usize, worker: &Worker) {
+        let Inbound::Forwarding(forwarding) = &mut self.inbound else {
+            return;
+        };
+        let Some(upstreams) = &worker.site().upstreams else {
+            return;
+        };
+        let group = upstreams.group(forwarding.group);
+        let target = upstreams.member(member);
+        let upstream = group
+            .rule
+            .upstreams
+            .iter()
+            .find(|u| u.addr == target.addr)
+            .unwrap_or(&group.rule.upstreams[0]);
+        let head = &forwarding.head;
+        let path = group.rule.upstream_path(head.path(), upstream);
+        let host = match upstreams.settings().host {
+            HostHeader::Keep => head.header("host").unwrap_or(&target.authority),
+            HostHeader::Upstream => &target.authority,
+        };
+        let origin = Origin {
+            client: self.peer.ip(),
+            trusted: worker.site().is_trusted_proxy(self.peer.ip()),
+            proto: match self.listener.scheme() {
+                Scheme::Http => "http",
+                Scheme::Https => "https",
+            },
+        };
+        let (framing, length, chunked) = match head.framing {
+            Framing::None => (BodyFraming::None, None, false),
+            Framing::Length(n) => (BodyFraming::Length(n), Some(n), false),
+            Framing::Chunked => (BodyFraming::Chunked, None, true),
+        };
+        let bytes = request_head(head, &path, host, &origin, framing);
+        match &mut forwarding.forward {
+            // A retry: the same request again, to another member.
+            Some(forward) => forward.restart(),
+            None => forwarding.forward = Some(Forward::new(head.method, bytes, length, chunked)),
+        }
+        forwarding.member = Some(member);
+        forwarding.attempts += 1;
+    }
+
+    /// Whether a request is forwarded (with or without its upstream connection yet).
+    pub fn is_forwarding(&self) -> bool {
+        matches!(self.inbound, Inbound::Forwarding(_))
+    }
+
+    /// Whether the forwarded request waits for its response head.
+    pub fn awaits_upstream_head(&self) -> bool {
+        matches!(&self.inbound, Inbound::Forwarding(f) if !f.answered)
+    }
+
+    /// The forwarded request's bytes still to send upstream.
+    pub fn upstream_output(&self) -> &[u8] {
+        match &self.inbound {
+            Inbound::Forwarding(f) => f.forward.as_ref().map_or(&[], |f| f.pending()),
+            _ => &[],
+        }
+    }
+
+    /// Records that `n` of them went out.
+    pub fn upstream_sent(&mut self, n: usize) {
+        if let Inbound::Forwarding(f) = &mut self.inbound
+            && let Some(forward) = f.forward.as_mut()
+        {
+            forward.sent(n);
+        }
+    }
+
+    /// Reads upstream bytes with `read` into the forwarded request's buffer (0: the upstream
+    /// closed).
+    pub fn upstream_fill(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+    ) -> std::io::Result<usize> {
+        match &mut self.inbound {
+            Inbound::Forwarding(f) if f.forward.is_some() => f
+                .forward
+                .as_mut()
+                .map_or(Ok(0), |forward| forward.fill(read)),
+            _ => Ok(0),
+        }
+    }
+
+    /// Passes on what the upstream bytes complete: answers the client when the head is in,
+    /// queues body bytes, and ends the forwarding when the response is through.
+    pub fn upstream_progress(&mut self, eof: bool, out: &mut Outbox, worker: &mut Worker) {
+        let Inbound::Forwarding(forwarding) = &mut self.inbound else {
+            return;
+        };
+        let Some(forward) = forwarding.forward.as_mut() else {
+            return;
+        };
+        let progress = match forward.process(eof, out) {
+            Ok(progress) => progress,
+            Err(failure) => return self.forward_failed(failure, out, worker),
+        };
+        match progress {
+            Progress::Nothing => {}
+            Progress::Head(upstream) => self.answer_upstream(upstream, out, worker),
+            Progress::Complete { reusable } => self.end_forward(reusable, false),
+        }
+    }
+
+    /// The upstream's response head is in: the client is answered with it, then its body
+    /// follows as it comes.
+    fn answer_upstream(&mut self, upstream: UpstreamHead, out: &mut Outbox, worker: &mut Worker) {
+        let Inbound::Forwarding(mut forwarding) =
+            std::mem::replace(&mut self.inbound, Inbound::Head)
+        else {
+            return;
+        };
+        if let Some(member) = forwarding.member
+            && let Some(upstreams) = &worker.site().upstreams
+        {
+            upstreams.answered(member);
+        }
+        let len = match upstream.framing {
+            ResponseFraming::Length(n) => Some(n),
+            ResponseFraming::None if forwarding.head.method == Method::Head => {
+                upstream.content_length
+            }
+            ResponseFraming::None => Some(0),
+            ResponseFraming::Chunked | ResponseFraming::UntilClose => None,
+        };
+        let mut response = Response::new(upstream.status).with_body(Body::Upstream(len));
+        response.encoded_headers = Some(upstream.fields.clone().into());
+        let taken = forwarding
+            .forward
+            .as_ref()
+            .is_some_and(Forward::request_taken);
+        // The client's body is not all read: the connection cannot carry another request.
+        response.close = !taken;
+        self.answer(Some(&forwarding.head), response, out, worker);
+        let keep_going = !matches!(self.inbound, Inbound::Done);
+        let chunked = out_is_chunked(&forwarding.head, &upstream);
+        forwarding.answered = true;
+        let progress = forwarding
+            .forward
+            .as_mut()
+            .map(|forward| forward.start_body(&upstream, chunked, out));
+        self.inbound = Inbound::Forwarding(forwarding);
+        match progress {
+            Some(Ok(Progress::Complete { reusable })) => self.end_forward(reusable, !keep_going),
+            Some(Err(failure)) => self.forward_failed(failure, out, worker),
+            _ => {
+                if !keep_going && let Inbound::Forwarding(f) = &mut self.inbound {
+                    f.head.keep_alive = false;
+                }
+            }
+        }
+    }
+
+    /// The response is through: the upstream connection is given back, and the exchange goes
+    /// on with the next request (or ends, if the client's connection closes).
+    fn end_forward(&mut self, reusable: bool, close: bool) {
+        let Inbound::Forwarding(forwarding) = std::mem::replace(&mut self.inbound, Inbound::Head)
+        else {
+            return;
+        };
+        if let Some(member) = forwarding.member {
+            self.released = Some(Released {
+                member,
+                reusable,
+                failed: false,
+            });
+        }
+        self.request_unread = false;
+        if close || !forwarding.head.keep_alive || self.peer_closed {
+            self.inbound = Inbound::Done;
+        }
+    }
+
+    /// The upstream connection failed (refused, reset, closed) before the response was through.
+    pub fn upstream_broke(&mut self, out: &mut Outbox, worker: &mut Worker) {
+        let failure = match &self.inbound {
+            Inbound::Forwarding(f) if f.answered => ForwardFailure::MidBody,
+            _ => ForwardFailure::BeforeResponse,
+        };
+        self.forward_failed(failure, out, worker);
+    }
+
+    /// No upstream answered in time: `504` before the head, the client's connection closed
+    /// after it.
+    pub fn upstream_timed_out(&mut self, out: &mut Outbox, worker: &mut Worker) {
+        let answered = matches!(&self.inbound, Inbound::Forwarding(f) if f.answered);
+        let failure = if answered {
+            ForwardFailure::MidBody
+        } else {
+            ForwardFailure::TimedOut
+        };
+        self.forward_failed(failure, out, worker);
+    }
+
+    /// No upstream can take the request (all down, or the connection could not be made).
+    pub fn upstream_unavailable(&mut self, out: &mut Outbox, worker: &mut Worker) {
+        self.forward_failed(ForwardFailure::BeforeResponse, out, worker);
+    }
+
+    fn forward_failed(&mut self, failure: ForwardFailure, out: &mut Outbox, worker: &mut Worker) {
+        let Inbound::Forwarding(mut forwarding) =
+            std::mem::replace(&mut self.inbound, Inbound::Head)
+        else {
+            return;
+        };
+        let member = forwarding.member.take();
+        let member_failed = !matches!(failure, ForwardFailure::BadRequestBody(_));
+        if let Some(member) = member {
+            self.released = Some(Released {
+                member,
+                reusable: false,
+                failed: member_failed,
+            });
+        }
+        let retry = failure == ForwardFailure::BeforeResponse
+            && forwarding.attempts < 2
+            && forwarding.forward.as_ref().is_none_or(Forward::can_retry);
+        if retry && member.is_some() {
+            if let (Some(member), Some(upstreams)) = (member, &worker.site().upstreams) {
+                upstreams.retried(member);
+            }
+            log::debug!("{}: upstream failed; trying another", self.peer);
+            forwarding.avoid = member;
+            self.inbound = Inbound::Forwarding(forwarding);
+            return;
+        }
+        let head = forwarding.head;
+        match failure {
+            ForwardFailure::MidBody if forwarding.answered => {
+                log::debug!("{}: upstream broke off mid-body; closing", self.peer);
+                self.aborted = true;
+                self.inbound = Inbound::Done;
+                worker.recycle_head(head);
+                return;
+            }
+            ForwardFailure::BadRequestBody(error) => {
+                let mut response = Response::error(error.status());
+                response.close = true;
+                self.answer(Some(&head), response, out, worker);
+                self.inbound = Inbound::Done;
+            }
+            _ if forwarding.answered => {
+                self.aborted = true;
+                self.inbound = Inbound::Done;
+            }
+            failure => {
+                let status = match failure {
+                    ForwardFailure::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                if let ForwardFailure::BadResponse(why) = failure {
+                    log::warn!("{}: upstream response refused: {why:?}", self.peer);
+                }
+                let mut response = Response::error(status);
+                // The client's body (if any) was not all read: the stream cannot be trusted.
+                response.close = head.framing != Framing::None;
+                self.answer(Some(&head), response, out, worker);
+            }
+        }
+        worker.recycle_head(head);
+    }
+
+    /// The upstream connection to give back or drop, once the exchange is done with it.
+    pub fn take_released(&mut self) -> Option<Released> {
+        self.released.take()
+    }
+
+    /// Whether a proxied response broke off (the connection closes without completing it).
+    pub fn is_aborted(&self) -> bool {
+        self.aborted
+    }
+
     /// Starts collecting a body for a handler, refusing one that is declared too large.
     fn begin_body(
         &mut self,
         head: RequestHead,
-        handler: Handler,
+        route: Route,
         out: &mut Outbox,
         worker: &mut Worker,
     ) {
@@ -253,7 +682,7 @@ impl Exchange {
             reader: reader_for(head.framing),
             head,
             collected: Some(Vec::new()),
-            handler: Some(handler),
+            handler: Some(route),
         }));
     }
 
@@ -344,38 +773,41 @@ impl Exchange {
             handler,
             ..
         } = *state;
-        if let (Some(handler), Some(body)) = (handler, collected) {
-            self.dispatch(head, body, &handler, out, worker);
+        if let (Some(route), Some(body)) = (handler, collected) {
+            self.dispatch(head, body, route, out, worker);
         }
         true
     }
 
-    /// Runs a handler, turning a panic into a 500 so the server lives on.
+    /// Runs a handler: on this thread, or (a blocking route, on the event loop) on the
+    /// worker pool, the exchange then waiting for its response.
     fn dispatch(
         &mut self,
         head: RequestHead,
         body: Vec<u8>,
-        handler: &Handler,
+        route: Route,
         out: &mut Outbox,
         worker: &mut Worker,
     ) {
-        let request = Request::new(head, body, self.peer);
-        let response = match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
-            Ok(response) => response,
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                log::error!(
-                    "handler for {} {} panicked: {message}",
-                    request.method(),
-                    request.path()
-                );
-                Response::error(StatusCode::INTERNAL_SERVER_ERROR)
+        let state = worker.site().state.clone();
+        if route.execution == Execution::Blocking && worker.has_pool() {
+            let kept = head.clone();
+            let request = Request::new(head, body, self.peer, route.params, state);
+            match worker.submit(request, route.handler, self.ticket) {
+                Ok(job) => {
+                    self.inbound = Inbound::Waiting(Box::new(Waiting { job, head: kept }));
+                }
+                Err(_) => {
+                    let response =
+                        Response::error(StatusCode::SERVICE_UNAVAILABLE).header("Retry-After", "1");
+                    self.answer(Some(&kept), response, out, worker);
+                    worker.recycle_head(kept);
+                }
             }
-        };
+            return;
+        }
+        let request = Request::new(head, body, self.peer, route.params, state);
+        let response = pool::run(&route.handler, &request);
         let head = request.into_head();
         self.answer(Some(&head), response, out, worker);
         worker.recycle_head(head);
@@ -398,7 +830,15 @@ impl Exchange {
         }
         self.served += 1;
         let limit = worker.site().max_requests_per_connection;
+        let sends_body =
+            head.is_none_or(|h| h.method != Method::Head) && response.status.allows_body();
+        // A stream's end is its last chunk; an HTTP/1.0 client knows it only by the close.
+        let streamed = !response.body.has_length();
+        let http10 = head.is_none_or(|h| h.version == Version::Http10);
+        response.chunked = streamed && !http10 && response.status.allows_body();
+        let close_delimited = streamed && http10 && sends_body;
         let keep_alive = head.is_some_and(|h| h.keep_alive)
+            && !close_delimited
             && !response.close
             && !worker.is_draining()
             && !self.peer_closed
@@ -413,8 +853,6 @@ impl Exchange {
         encode_head(&response, persistence, worker.date(), tail);
         let head_len = tail.len() - before;
         out.added(head_len);
-        let sends_body =
-            head.is_none_or(|h| h.method != Method::Head) && response.status.allows_body();
         let body_len = if sends_body { response.body.len() } else { 0 };
         let elapsed = self.started.elapsed();
         if worker.site().access_log
@@ -425,7 +863,10 @@ impl Exchange {
         }
         worker.count_response(head.map(|h| h.method), response.status, elapsed);
         if sends_body {
-            queue_body(response.body, out);
+            if let Body::Stream(stream) = &response.body {
+                stream.set_wake(worker.wake_for(self.ticket));
+            }
+            queue_body(response.body, response.chunked, out);
         }
         if !keep_alive {
             self.inbound = Inbound::Done;
@@ -495,6 +936,16 @@ fn redirect_to_https(head: &RequestHead, port: u16) -> Option<Response> {
     Some(Response::redirect(StatusCode::PERMANENT_REDIRECT, location))
 }
 
+/// Whether the client gets an upstream body as chunks: an HTTP/1.1 client, and a body whose
+/// length is not known in advance.
+fn out_is_chunked(head: &RequestHead, upstream: &UpstreamHead) -> bool {
+    head.version == Version::Http11
+        && matches!(
+            upstream.framing,
+            ResponseFraming::Chunked | ResponseFraming::UntilClose
+        )
+}
+
 fn reader_for(framing: Framing) -> BodyReader {
     match framing {
         Framing::Chunked => BodyReader::Chunked(ChunkedDecoder::new()),
@@ -503,9 +954,10 @@ fn reader_for(framing: Framing) -> BodyReader {
     }
 }
 
-fn queue_body(body: Body, out: &mut Outbox) {
+fn queue_body(body: Body, chunked: bool, out: &mut Outbox) {
     match body {
-        Body::Empty => {}
+        Body::Empty | Body::Upstream(_) => {}
+        Body::Stream(stream) => out.push_stream(stream, chunked),
         Body::Bytes(bytes) => out.push_vec(bytes),
         Body::Shared(bytes) => out.push_shared(bytes),
         Body::File { file, offset, len } => out.push_file(file, offset, len),

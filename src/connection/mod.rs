@@ -12,10 +12,13 @@ pub(crate) mod exchange;
 pub(crate) mod outbox;
 pub(crate) mod readbuf;
 
+use crate::app::pool::Ticket;
+use crate::http::Response;
 use crate::listener::ListenerKind;
 use crate::stats::Stats;
 use crate::worker::Worker;
 use exchange::Exchange;
+use exchange::Released;
 use outbox::Outbox;
 use readbuf::ReadBuf;
 use std::net::SocketAddr;
@@ -29,6 +32,13 @@ pub const READ_BUDGET: usize = 16;
 pub const LINGER: Duration = Duration::from_secs(2);
 /// Most bytes discarded while lingering.
 pub const LINGER_BYTES: usize = 256 * 1024;
+/// Response bytes from an upstream that may wait for the client before the upstream is read
+/// no further.
+const UPSTREAM_HIGH_WATER: usize = 64 * 1024;
+/// How long a streamed body may go without a piece before the connection is dropped: the
+/// producer decides the pace (an event stream may be quiet for long), this only bounds a
+/// producer that forgot its stream.
+const STREAM_IDLE: Duration = Duration::from_secs(3600);
 /// Bytes the read buffer may hold beyond the head limit: the start of a body or of the next
 /// pipelined request, read along with a head.
 const READ_SLACK: usize = 1024;
@@ -54,6 +64,8 @@ pub enum State {
     Reading,
     /// Writing queued responses.
     Writing,
+    /// Waiting for a blocking handler's response.
+    Waiting,
     /// Responses sent and our side shut: reading what the peer still sends until it closes,
     /// so unread bytes do not make the kernel reset the connection under our last response.
     Closing,
@@ -69,6 +81,10 @@ pub struct Timeouts {
     pub keep_alive: Duration,
     /// A response with no write progress for this long is abandoned.
     pub send: Duration,
+    /// A blocking handler gets this long before the request is answered `504`.
+    pub handler: Duration,
+    /// An upstream server gets this long to start its response (`504`) and to go on with it.
+    pub upstream: Duration,
 }
 
 /// One client connection's protocol state.
@@ -89,6 +105,12 @@ pub struct Connection {
     request_started: Option<Instant>,
     /// Responses the exchange had queued when `head_started` was last set.
     served_seen: u64,
+    /// When the request now with a blocking handler was handed over.
+    waiting_since: Option<Instant>,
+    /// The output waits for a streamed body's producer, not for the socket.
+    stalled: bool,
+    /// The last byte moved to or from the upstream server of a forwarded request.
+    upstream_activity: Instant,
 }
 
 impl Connection {
@@ -97,12 +119,13 @@ impl Connection {
     pub fn open(
         peer: SocketAddr,
         listener: ListenerKind,
+        ticket: Ticket,
         now: Instant,
         stats: &Stats,
     ) -> Connection {
         stats.connection_opened();
         Connection {
-            exchange: Exchange::new(peer, listener, now),
+            exchange: Exchange::new(peer, listener, ticket, now),
             input: ReadBuf::default(),
             out: Outbox::default(),
             lingering: None,
@@ -111,6 +134,9 @@ impl Connection {
             head_started: Some(now),
             request_started: None,
             served_seen: 0,
+            waiting_since: None,
+            stalled: false,
+            upstream_activity: now,
         }
     }
 
@@ -131,6 +157,8 @@ impl Connection {
             State::Closing
         } else if !self.out.is_empty() {
             State::Writing
+        } else if self.exchange.is_waiting() || self.exchange.awaits_upstream_head() {
+            State::Waiting
         } else if self.exchange.served() > 0 && !self.mid_request() {
             State::Idle
         } else {
@@ -154,7 +182,11 @@ impl Connection {
     pub fn deadline(&self, timeouts: &Timeouts) -> Instant {
         match self.state() {
             State::Closing => self.last_activity + LINGER,
+            // A streamed body's producer sets the pace; the client leaving is seen at once.
+            State::Writing if self.stalled => self.last_activity + STREAM_IDLE,
             State::Writing => self.last_activity + timeouts.send,
+            _ if self.exchange.is_forwarding() => self.upstream_activity + timeouts.upstream,
+            State::Waiting => self.waiting_since.unwrap_or(self.last_activity) + timeouts.handler,
             State::Reading | State::Idle if self.exchange.reading_body() => {
                 self.last_activity + timeouts.header
             }
@@ -213,13 +245,40 @@ impl Connection {
     }
 
     /// Answers what the buffered bytes hold: parses requests and queues their responses, until
-    /// the input runs out or enough output waits.
-    pub fn answer(&mut self, worker: &mut Worker) {
+    /// the input runs out, enough output waits, or a blocking handler has the request.
+    pub fn answer(&mut self, worker: &mut Worker, now: Instant) {
         if let Some(started) = self.request_started {
             self.exchange.set_started(started);
         }
         self.exchange
             .process(&mut self.input, &mut self.out, worker);
+        if self.exchange.is_waiting() {
+            self.waiting_since.get_or_insert(now);
+        }
+    }
+
+    /// Delivers a blocking handler's response for `job`; false if it came too late.
+    pub fn deliver(&mut self, job: u64, response: Response, worker: &mut Worker) -> bool {
+        let delivered = self.exchange.deliver(job, response, &mut self.out, worker);
+        if delivered {
+            self.waiting_since = None;
+        }
+        delivered
+    }
+
+    /// Whether the output waits for a streamed body's producer rather than the socket.
+    pub fn is_stalled(&self) -> bool {
+        self.stalled
+    }
+
+    /// Records whether the output waits for a producer.
+    pub fn set_stalled(&mut self, stalled: bool) {
+        self.stalled = stalled;
+    }
+
+    /// Whether there is output the socket should take now.
+    pub fn wants_write(&self) -> bool {
+        !self.out.is_empty() && !self.stalled
     }
 
     /// Called once the queued responses are written: after an answered request, the next
@@ -239,6 +298,99 @@ impl Connection {
             return false;
         }
         self.exchange.time_out(&mut self.out, worker);
+        true
+    }
+
+    // -----------------------------------------------------------------------------------
+    // A request forwarded upstream. The shell owns the upstream socket; the core writes and
+    // reads through these.
+
+    /// Whether a request is being forwarded upstream.
+    pub fn is_forwarding(&self) -> bool {
+        self.exchange.is_forwarding()
+    }
+
+    /// The group (and a member to avoid) a forwarded request needs a connection for.
+    pub fn upstream_wanted(&self) -> Option<(usize, Option<usize>)> {
+        self.exchange.upstream_wanted()
+    }
+
+    /// The shell connected (or is connecting) to `member` for the forwarded request.
+    pub fn attach_upstream(&mut self, member: usize, worker: &Worker, now: Instant) {
+        self.exchange.attach_upstream(member, worker);
+        self.upstream_activity = now;
+    }
+
+    /// No upstream server can take the forwarded request: `502`.
+    pub fn upstream_unavailable(&mut self, worker: &mut Worker) {
+        self.exchange.upstream_unavailable(&mut self.out, worker);
+    }
+
+    /// The upstream connection failed: the request is tried elsewhere, answered `502`, or
+    /// (mid-body) the client's connection is ended.
+    pub fn upstream_broke(&mut self, worker: &mut Worker) {
+        self.exchange.upstream_broke(&mut self.out, worker);
+    }
+
+    /// Request bytes to send upstream.
+    pub fn upstream_output(&self) -> &[u8] {
+        self.exchange.upstream_output()
+    }
+
+    /// Records that `n` request bytes went upstream at `now`.
+    pub fn upstream_sent(&mut self, n: usize, now: Instant) {
+        self.exchange.upstream_sent(n);
+        if n > 0 {
+            self.upstream_activity = now;
+        }
+    }
+
+    /// Whether response bytes may be read from upstream now: a forwarded request is attached
+    /// and the client has taken enough of what came before (backpressure on the upstream).
+    pub fn takes_upstream_bytes(&self) -> bool {
+        self.exchange.upstream_wanted().is_none()
+            && self.exchange.is_forwarding()
+            && self.out.queued() < UPSTREAM_HIGH_WATER
+    }
+
+    /// Reads upstream bytes with `read`, and passes on what they complete (0: the upstream
+    /// closed).
+    pub fn upstream_read(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+        worker: &mut Worker,
+        now: Instant,
+    ) -> std::io::Result<usize> {
+        let n = self.exchange.upstream_fill(read)?;
+        self.upstream_activity = now;
+        self.exchange
+            .upstream_progress(n == 0, &mut self.out, worker);
+        Ok(n)
+    }
+
+    /// The upstream connection the exchange is done with: give it back to the pool or drop it.
+    pub fn take_released(&mut self) -> Option<Released> {
+        self.exchange.take_released()
+    }
+
+    /// A blocking handler ran past its timeout: answers `504` and goes on with the next
+    /// request; the late response is dropped. False if nothing was waiting.
+    pub fn give_up_waiting(&mut self, worker: &mut Worker) -> bool {
+        if !self.exchange.is_waiting() {
+            return false;
+        }
+        self.exchange.give_up_waiting(&mut self.out, worker);
+        self.waiting_since = None;
+        true
+    }
+
+    /// The upstream of a forwarded request was too slow: `504` (or, mid-body, the end of the
+    /// connection). False if nothing is forwarded.
+    pub fn give_up_upstream(&mut self, worker: &mut Worker) -> bool {
+        if !self.exchange.is_forwarding() {
+            return false;
+        }
+        self.exchange.upstream_timed_out(&mut self.out, worker);
         true
     }
 
@@ -280,6 +432,11 @@ impl Connection {
         self.exchange.is_done()
     }
 
+    /// Whether a proxied response broke off: the connection ends without completing it.
+    pub fn is_aborted(&self) -> bool {
+        self.exchange.is_aborted()
+    }
+
     /// Whether the connection can close at once, without lingering: nothing is unread, the
     /// peer is not still sending, and the socket was found empty (`drained`) or at its end.
     /// Then a plain close cannot make the kernel reset the connection under the response.
@@ -287,6 +444,11 @@ impl Connection {
         self.input.is_empty()
             && !self.exchange.peer_may_send()
             && (drained || self.exchange.saw_end())
+    }
+
+    /// Whether the peer's end of stream has been read.
+    pub fn saw_end(&self) -> bool {
+        self.exchange.saw_end()
     }
 
     /// Whether our side is shut and the connection only discards what the peer still sends.

@@ -3,6 +3,7 @@
 //! one `writev`, or a file window for `sendfile(2)`) and is told what went out; the transport
 //! does the writing.
 
+use crate::http::stream::{BodyStream, Piece};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -31,6 +32,11 @@ enum Chunk {
         offset: u64,
         left: u64,
     },
+    /// A streamed body: its pieces are taken (and framed) when it reaches the front.
+    Stream {
+        body: BodyStream,
+        chunked: bool,
+    },
 }
 
 impl Chunk {
@@ -38,7 +44,7 @@ impl Chunk {
         match self {
             Chunk::Bytes { buf, sent } => &buf[*sent..],
             Chunk::Shared { buf, sent } => &buf[*sent..],
-            Chunk::File { .. } => &[],
+            Chunk::File { .. } | Chunk::Stream { .. } => &[],
         }
     }
 }
@@ -55,6 +61,8 @@ pub enum Pending<'a> {
         /// Whether a file window follows these bytes.
         file_follows: bool,
     },
+    /// A streamed body whose next pieces must be taken first ([`Outbox::take_stream`]).
+    Stream,
     /// A window of an open file.
     File {
         /// The file.
@@ -198,12 +206,16 @@ impl Outbox {
     /// them (up to a file window or [`MAX_SLICES`]), or names the file window at the front.
     pub fn pending<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_SLICES]) -> Pending<'a> {
         let front_done = self.front_sent == self.front.len();
-        if front_done && let Some(Chunk::File { file, offset, left }) = self.rest.front() {
-            return Pending::File {
-                file,
-                offset: *offset,
-                len: *left,
-            };
+        match self.rest.front() {
+            Some(Chunk::File { file, offset, left }) if front_done => {
+                return Pending::File {
+                    file,
+                    offset: *offset,
+                    len: *left,
+                };
+            }
+            Some(Chunk::Stream { .. }) if front_done => return Pending::Stream,
+            _ => {}
         }
         let mut count = 0;
         if !front_done {
@@ -212,6 +224,9 @@ impl Outbox {
         }
         let mut file_follows = false;
         for chunk in &self.rest {
+            if matches!(chunk, Chunk::Stream { .. }) {
+                break;
+            }
             file_follows = matches!(chunk, Chunk::File { .. });
             if count == MAX_SLICES || file_follows {
                 break;
@@ -242,7 +257,9 @@ impl Outbox {
             if n < left {
                 match chunk {
                     Chunk::Bytes { sent, .. } | Chunk::Shared { sent, .. } => *sent += n,
-                    Chunk::File { .. } => unreachable!("file chunks are not in a writev"),
+                    Chunk::File { .. } | Chunk::Stream { .. } => {
+                        unreachable!("file and stream chunks are not in a writev")
+                    }
                 }
                 break;
             }
@@ -251,6 +268,62 @@ impl Outbox {
                 give_buffer(buf);
             }
         }
+    }
+
+    /// Queues a streamed body: sent chunked (or as it comes, until the close, for HTTP/1.0)
+    /// once everything before it is out.
+    pub fn push_stream(&mut self, body: BodyStream, chunked: bool) {
+        self.queued += FILE_COST;
+        self.rest.push_back(Chunk::Stream { body, chunked });
+    }
+
+    /// Takes what the stream at the front holds, framed, into the queue before it; returns
+    /// whether anything can be written now (false: the stream waits for its producer).
+    pub fn take_stream(&mut self) -> bool {
+        let Some(Chunk::Stream { body, chunked }) = self.rest.front() else {
+            return true;
+        };
+        let chunked = *chunked;
+        let taken = body.take();
+        let mut framed = VecDeque::with_capacity(taken.pieces.len() * 3 + 1);
+        for piece in taken.pieces {
+            let len = match &piece {
+                Piece::Owned(v) => v.len(),
+                Piece::Shared(s) => s.len(),
+            };
+            if chunked {
+                framed.push_back(Chunk::Bytes {
+                    buf: format!("{len:x}\r\n").into_bytes(),
+                    sent: 0,
+                });
+            }
+            framed.push_back(match piece {
+                Piece::Owned(buf) => Chunk::Bytes { buf, sent: 0 },
+                Piece::Shared(buf) => Chunk::Shared { buf, sent: 0 },
+            });
+            if chunked {
+                framed.push_back(Chunk::Bytes {
+                    buf: b"\r\n".to_vec(),
+                    sent: 0,
+                });
+            }
+            self.queued += len;
+        }
+        let progress = !framed.is_empty() || taken.finished;
+        if taken.finished {
+            self.rest.pop_front();
+            self.queued = self.queued.saturating_sub(FILE_COST);
+            if chunked {
+                framed.push_back(Chunk::Bytes {
+                    buf: b"0\r\n\r\n".to_vec(),
+                    sent: 0,
+                });
+            }
+        }
+        for chunk in framed.into_iter().rev() {
+            self.rest.push_front(chunk);
+        }
+        progress
     }
 
     /// Marks `n` bytes of the front file window as sent.

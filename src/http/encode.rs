@@ -19,7 +19,8 @@ pub enum Persistence {
 /// Appends the encoded head of `response` to `out`.
 ///
 /// `date` is the cached IMF-fixdate. `Content-Length` is the body's length, also for HEAD;
-/// it is left out where the status forbids a body.
+/// it is left out where the status forbids a body, and for a stream, which is framed by
+/// `Transfer-Encoding: chunked` (or, to an HTTP/1.0 client, by the close).
 pub fn encode_head(response: &Response, persistence: Persistence, date: &[u8], out: &mut Vec<u8>) {
     let mut status = itoa::Buffer::new();
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -31,7 +32,9 @@ pub fn encode_head(response: &Response, persistence: Persistence, date: &[u8], o
     out.extend_from_slice(b"\r\nDate: ");
     out.extend_from_slice(date);
     out.extend_from_slice(b"\r\n");
-    if response.status.allows_body() {
+    if response.chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    } else if response.status.allows_body() && response.body.has_length() {
         let mut len = itoa::Buffer::new();
         out.extend_from_slice(b"Content-Length: ");
         out.extend_from_slice(len.format(response.body.len()).as_bytes());

@@ -11,11 +11,12 @@ pub mod error;
 pub mod parse;
 pub mod response;
 pub mod status;
+pub mod stream;
 pub mod target;
 
 pub use error::RequestError;
 pub use parse::{Framing, Limits, RequestHead};
-pub use response::{Body, BodyPart, Response};
+pub use response::{Body, BodyPart, InvalidHeader, Response};
 pub use status::StatusCode;
 
 /// A request method. Methods margay does not know are refused with 501 before routing.

@@ -10,11 +10,13 @@ mod plain;
 mod pump;
 mod stream;
 pub(crate) mod tls;
+mod upstream;
 
 pub use plain::Plain;
 pub use pump::{expire, pump};
 pub use stream::Stream;
 pub use tls::Tls;
+pub use upstream::pump_upstream;
 
 use crate::connection::outbox::{MAX_SLICES, Outbox, Pending};
 use std::fs::File;
@@ -72,6 +74,8 @@ pub enum Flush {
     Blocked,
     /// The turn's budget is spent: let other connections run, then continue.
     Yielded,
+    /// A streamed body waits for its producer: nothing to write until it is woken.
+    Stalled,
 }
 
 /// Writes what `out` holds to `io`, at most about `budget` bytes. Returns how the flush ended
@@ -94,6 +98,12 @@ pub fn flush(
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let (result, from_file) = match out.pending(&mut slices) {
             Pending::Nothing => break,
+            Pending::Stream => {
+                if out.take_stream() {
+                    continue;
+                }
+                return Ok((Flush::Stalled, written));
+            }
             Pending::Bytes {
                 count,
                 file_follows,

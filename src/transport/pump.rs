@@ -22,8 +22,9 @@ pub fn pump(
     step
 }
 
-/// Called when a connection's deadline may have passed: if it did, answers a half-read
-/// request with `408` (if the transport takes it at once) and closes.
+/// Called when a connection's deadline may have passed: if it did, a blocking handler that
+/// took too long gets `504` and the connection goes on; otherwise a half-read request gets
+/// `408` (if the transport takes it at once) and the connection closes.
 pub fn expire(
     conn: &mut Connection,
     io: &mut impl Transport,
@@ -32,6 +33,9 @@ pub fn expire(
 ) -> Step {
     if now < conn.deadline(&worker.site().timeouts) {
         return Step::Continue;
+    }
+    if conn.give_up_waiting(worker) || conn.give_up_upstream(worker) {
+        return pump(conn, io, worker, now, false);
     }
     if conn.time_out(worker) {
         log::debug!("{}: request timed out", conn.peer());
@@ -69,6 +73,7 @@ fn run(
     // only to meet `WouldBlock` is a wasted syscall per request.
     let mut drained = false;
     loop {
+        let mut stalled = false;
         if conn.has_output() {
             let then_close = conn.is_done();
             match flush(conn.output(), io, WRITE_BUDGET, then_close) {
@@ -76,13 +81,23 @@ fn run(
                     conn.wrote(written, now, worker.stats());
                     match done {
                         Flush::Done => {}
-                        Flush::Blocked => return Step::Continue,
-                        Flush::Yielded => return Step::Yield,
+                        Flush::Blocked | Flush::Yielded => {
+                            conn.set_stalled(false);
+                            return match done {
+                                Flush::Blocked => Step::Continue,
+                                _ => Step::Yield,
+                            };
+                        }
+                        // A streamed body waits for its producer: meanwhile read on, so
+                        // pipelined requests are queued behind it and a client that leaves
+                        // is seen.
+                        Flush::Stalled => stalled = true,
                     }
                 }
                 Err(e) => return broken(conn, e),
             }
         }
+        conn.set_stalled(stalled);
         if io.has_pending() {
             // The transport's own output (TLS records) must be out before a close or a linger,
             // and before more is read: it is part of what was answered.
@@ -93,17 +108,24 @@ fn run(
                 return Step::Continue;
             }
         }
-        if conn.is_done() {
-            if conn.may_close_quietly(drained) {
+        if stalled {
+            if conn.saw_end() {
+                // The client left while its stream waits for the producer: end both now.
+                return Step::Close;
+            }
+        } else if conn.is_done() {
+            if conn.may_close_quietly(drained) || conn.is_aborted() {
                 return Step::Close;
             }
             return linger(conn, io, now);
         }
-        conn.answer(worker);
-        if conn.has_output() || conn.is_done() {
+        conn.answer(worker, now);
+        if !stalled && (conn.has_output() || conn.is_done()) {
             continue;
         }
-        conn.responses_sent(now);
+        if !conn.has_output() {
+            conn.responses_sent(now);
+        }
         if drained && !read_closed {
             conn.release_input(worker);
             return Step::Continue;
@@ -113,6 +135,10 @@ fn run(
         }
         reads += 1;
         let Some(space) = conn.read_space(worker) else {
+            if conn.is_forwarding() {
+                // A body waits for the upstream to take what came before it.
+                return Step::Continue;
+            }
             log::warn!("{}: read buffer full without a parse decision", conn.peer());
             return Step::Close;
         };

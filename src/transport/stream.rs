@@ -11,7 +11,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 
 /// Plain or TLS over a socket `S`. TLS state is boxed: a plain connection stays small.
-pub enum Stream<S> {
+pub enum Stream<S: Read + Write + AsFd> {
     /// Bytes as they are.
     Plain(Plain<S>),
     /// rustls between the socket and the core.

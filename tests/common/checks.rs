@@ -3,13 +3,12 @@
 
 use super::client::{IO_TIMEOUT, Resp, get_req, is_timeout, read_response, send};
 use super::site::STYLE_CSS;
-use std::io::{ErrorKind, Read};
-use std::net::TcpStream;
+use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, SystemTime};
 
 /// Asserts that the server closes the connection without sending anything more: a read
 /// returns end-of-file or a reset within the timeout.
-pub fn assert_closed(stream: &mut TcpStream) {
+pub fn assert_closed(stream: &mut impl Read) {
     let mut buf = [0u8; 4096];
     loop {
         match stream.read(&mut buf) {
@@ -27,7 +26,7 @@ pub fn assert_closed(stream: &mut TcpStream) {
 }
 
 /// Asserts the connection still serves: `GET /style.css` on it returns the file.
-pub fn assert_still_serves(stream: &mut TcpStream) {
+pub fn assert_still_serves(stream: &mut (impl Read + Write)) {
     send(stream, &get_req("/style.css"));
     let resp = read_response(stream, false);
     assert_eq!(resp.status, 200, "follow-up request on the same connection");

@@ -19,14 +19,14 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
 }
 
 /// Writes all of `bytes`, panicking on error.
-pub fn send(stream: &mut TcpStream, bytes: &[u8]) {
+pub fn send(stream: &mut impl Write, bytes: &[u8]) {
     stream.write_all(bytes).expect("write request");
     stream.flush().unwrap();
 }
 
 /// Writes as much of `bytes` as the server accepts: for requests the server may refuse and
 /// close before reading them whole (431, 414).
-pub fn send_lenient(stream: &mut TcpStream, bytes: &[u8]) {
+pub fn send_lenient(stream: &mut impl Write, bytes: &[u8]) {
     let _ = stream.write_all(bytes);
 }
 
@@ -107,7 +107,7 @@ impl Resp {
 /// response stay in the socket; the body is read by `Content-Length`, by chunked coding, or
 /// until close when neither is present and the status allows a body. HEAD responses and
 /// 1xx/204/304 have no body.
-pub fn read_response(stream: &mut TcpStream, head_request: bool) -> Resp {
+pub fn read_response(stream: &mut impl Read, head_request: bool) -> Resp {
     match try_read_response(stream, head_request) {
         Ok(resp) => resp,
         Err(e) => panic!("reading response: {e}"),
@@ -115,7 +115,7 @@ pub fn read_response(stream: &mut TcpStream, head_request: bool) -> Resp {
 }
 
 /// Like [`read_response`] but returns an error instead of panicking.
-pub fn try_read_response(stream: &mut TcpStream, head_request: bool) -> Result<Resp, String> {
+pub fn try_read_response(stream: &mut impl Read, head_request: bool) -> Result<Resp, String> {
     let head = read_head(stream)?;
     let text =
         std::str::from_utf8(&head).map_err(|_| format!("response head not UTF-8: {head:?}"))?;
@@ -208,7 +208,7 @@ fn is_tchar(b: u8) -> bool {
 }
 
 /// Reads up to and including the blank line that ends a response head.
-fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
+fn read_head(stream: &mut impl Read) -> Result<Vec<u8>, String> {
     let mut head = Vec::with_capacity(512);
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -242,7 +242,7 @@ fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
     Ok(head)
 }
 
-fn read_line(stream: &mut TcpStream) -> Result<String, String> {
+fn read_line(stream: &mut impl Read) -> Result<String, String> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     while !line.ends_with(b"\r\n") {
@@ -256,7 +256,7 @@ fn read_line(stream: &mut TcpStream) -> Result<String, String> {
     String::from_utf8(line).map_err(|_| "chunk line not UTF-8".into())
 }
 
-fn read_chunked(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
+fn read_chunked(stream: &mut impl Read) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     loop {
         let line = read_line(stream)?;
@@ -286,7 +286,7 @@ pub fn is_timeout(e: &io::Error) -> bool {
 
 /// Reads everything until the peer closes. A reset after the data counts as the close; a
 /// timeout panics.
-pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+pub fn read_to_close(stream: &mut impl Read) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = [0u8; 64 * 1024];
     loop {

@@ -52,6 +52,7 @@ impl TestServer {
             .root(site.root())
             .model(model)
             .access_log(AccessLog::Off)
+            .builtin_endpoints(true)
             .shutdown_timeout(SHUTDOWN_TIMEOUT);
         TestServerBuilder {
             site,
@@ -73,6 +74,16 @@ impl TestServer {
     /// A handle that starts a graceful shutdown without waiting for it.
     pub fn handle(&self) -> ShutdownHandle {
         self.running.handle()
+    }
+
+    /// The first address the server serves HTTPS on; panics if it has none.
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.running.tls_addr().expect("a TLS listener")
+    }
+
+    /// The running server, for what an embedder can ask of it.
+    pub fn running(&self) -> &RunningServer {
+        &self.running
     }
 
     /// The document root on disk.

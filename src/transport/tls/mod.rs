@@ -37,7 +37,7 @@ thread_local! {
 
 /// A TLS connection over a stream socket `S` (a `mio` socket on the event loop, a blocking
 /// `std` one in the thread model).
-pub struct Tls<S> {
+pub struct Tls<S: Read + Write + AsFd> {
     socket: S,
     tls: ServerConnection,
     stats: Arc<Stats>,
@@ -263,10 +263,15 @@ impl<S: Read + Write + AsFd> Transport for Tls<S> {
     }
 }
 
-impl<S> Drop for Tls<S> {
+impl<S: Read + Write + AsFd> Drop for Tls<S> {
     fn drop(&mut self) {
-        // A client that went quiet or away before the handshake finished.
-        if !self.established && !self.failed && !self.first_read {
+        if self.established {
+            // Without close_notify a TLS client cannot tell the end from a truncation attack
+            // (rustls and OpenSSL 3 report an error). Once only: a linger already sent it.
+            self.tls.send_close_notify();
+            self.flush_quietly();
+        } else if !self.failed && !self.first_read {
+            // A client that went quiet or away before the handshake finished.
             self.stats.tls_failed(TlsFailure::Incomplete);
         }
     }

@@ -57,24 +57,29 @@ impl TlsSettings {
     /// logged and the pairs in use stay. The thread ends with the server.
     pub fn watch(&self, reload: Arc<AtomicBool>, control: Arc<Control>) {
         let certificates = self.certificates.clone();
+        // Watching starts before this returns, so no change made after the start is missed.
+        let inotify = match watch_directories(&certificates) {
+            Ok(inotify) => Some(inotify),
+            Err(e) => {
+                log::warn!("certificate files cannot be watched ({e}); SIGHUP still reloads them");
+                None
+            }
+        };
         let spawned = std::thread::Builder::new()
             .name("margay-certificates".into())
-            .spawn(move || watch(&certificates, &reload, &control));
+            .spawn(move || watch(&certificates, inotify, &reload, &control));
         if let Err(e) = spawned {
             log::warn!("certificate changes cannot be watched: {e}");
         }
     }
 }
 
-fn watch(certificates: &Certificates, reload: &AtomicBool, control: &Control) {
-    let inotify = match watch_directories(certificates) {
-        Ok(inotify) => Some(inotify),
-        Err(e) => {
-            log::warn!("certificate files cannot be watched ({e}); SIGHUP still reloads them");
-            None
-        }
-    };
-    let mut inotify = inotify;
+fn watch(
+    certificates: &Certificates,
+    mut inotify: Option<Inotify>,
+    reload: &AtomicBool,
+    control: &Control,
+) {
     let mut changed = false;
     let mut buffer = [0u8; 4096];
     while !control.is_shutting_down() {

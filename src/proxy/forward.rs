@@ -1,0 +1,351 @@
+//! One request forwarded to an upstream server, without its sockets: the bytes to send (the
+//! rewritten head, then the body re-framed as it arrives from the client), and the bytes
+//! received (the response head, parsed strictly, then the body passed on with the framing
+//! the client gets). Memory is bounded both ways: at most [`UPSTREAM_BUFFER`] bytes wait to
+//! be sent upstream, and the caller reads from upstream only while the client keeps up.
+
+use super::head::{BadUpstream, ResponseFraming, UpstreamHead, parse_response};
+use crate::connection::outbox::Outbox;
+use crate::connection::readbuf::ReadBuf;
+use crate::http::chunked::ChunkedDecoder;
+use crate::http::{Method, RequestError};
+
+/// Request bytes that may wait to be sent upstream before the client is read no further.
+pub const UPSTREAM_BUFFER: usize = 64 * 1024;
+/// Size of the buffer upstream bytes are read into.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// How the request body arrives from the client.
+#[derive(Debug)]
+enum RequestBody {
+    /// No body, or all of it has been taken.
+    Done,
+    /// This many bytes still to take.
+    Length(u64),
+    /// Chunked: decoded, and sent upstream as chunks again.
+    Chunked(ChunkedDecoder),
+}
+
+/// Where the response stands.
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for (more of) the head.
+    Head,
+    /// Passing the body on.
+    Body {
+        framing: ResponseFraming,
+        /// Bytes still to come, for a `Length` body.
+        left: u64,
+        decoder: ChunkedDecoder,
+        /// The client gets the body as chunks (true) or as it is (a length, or until the
+        /// close).
+        chunked_out: bool,
+    },
+    /// Complete.
+    Done,
+}
+
+/// What upstream bytes amounted to.
+#[derive(Debug)]
+pub enum Progress {
+    /// Nothing complete yet.
+    Nothing,
+    /// The response head: answer the client with it, then call [`Forward::start_body`].
+    Head(UpstreamHead),
+    /// The response is complete; the upstream connection may be reused if `reusable`.
+    Complete {
+        /// Whether the upstream connection can carry another request.
+        reusable: bool,
+    },
+}
+
+/// Why forwarding failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The connection failed (refused, reset, closed) before any of the response arrived:
+    /// `502`, and a request without a body may be tried again elsewhere.
+    BeforeResponse,
+    /// The response broke the rules: `502`.
+    BadResponse(BadUpstream),
+    /// The connection ended or broke while the body was under way: the client's connection
+    /// is closed, so it cannot mistake a truncated body for a whole one.
+    MidBody,
+    /// The client's request body broke its framing.
+    BadRequestBody(RequestError),
+    /// No response head within the proxy timeout: `504`.
+    TimedOut,
+}
+
+/// One request on its way upstream and its response on its way back.
+#[derive(Debug)]
+pub struct Forward {
+    method: Method,
+    /// The request head as sent, kept so the request can be tried again.
+    head: Vec<u8>,
+    /// Bytes to send upstream, from `sent` on.
+    to_upstream: Vec<u8>,
+    sent: usize,
+    body: RequestBody,
+    /// Whether any body byte was taken from the client (then it cannot be sent again).
+    body_taken: bool,
+    /// Upstream bytes not yet consumed.
+    from_upstream: Vec<u8>,
+    phase: Phase,
+    /// Whether the response head allows reusing the upstream connection.
+    head_reusable: bool,
+    /// Whether any response byte arrived.
+    answered: bool,
+}
+
+impl Forward {
+    /// Forwards a request whose rewritten head is `head`, with a body framed by
+    /// `chunked`/`length` (neither: no body).
+    pub fn new(method: Method, head: Vec<u8>, length: Option<u64>, chunked: bool) -> Forward {
+        let body = if chunked {
+            RequestBody::Chunked(ChunkedDecoder::new())
+        } else {
+            match length {
+                Some(n) if n > 0 => RequestBody::Length(n),
+                _ => RequestBody::Done,
+            }
+        };
+        Forward {
+            method,
+            to_upstream: head.clone(),
+            head,
+            sent: 0,
+            body,
+            body_taken: false,
+            from_upstream: Vec::new(),
+            phase: Phase::Head,
+            head_reusable: false,
+            answered: false,
+        }
+    }
+
+    /// Whether the request may be sent again to another upstream: nothing of the response
+    /// arrived, no body byte was taken from the client, and the method is idempotent.
+    pub fn can_retry(&self) -> bool {
+        !self.answered
+            && !self.body_taken
+            && matches!(self.body, RequestBody::Done)
+            && matches!(
+                self.method,
+                Method::Get | Method::Head | Method::Put | Method::Delete | Method::Options
+            )
+    }
+
+    /// Starts over for another upstream connection.
+    pub fn restart(&mut self) {
+        self.to_upstream.clear();
+        self.to_upstream.extend_from_slice(&self.head);
+        self.sent = 0;
+        self.from_upstream.clear();
+        self.phase = Phase::Head;
+    }
+
+    /// Whether the whole request (head and body) has been taken from the client.
+    pub fn request_taken(&self) -> bool {
+        matches!(self.body, RequestBody::Done)
+    }
+
+    /// Takes request body bytes from `input` while there is room to send them.
+    pub fn take_body(&mut self, input: &mut ReadBuf) -> Result<(), Failure> {
+        if self.to_upstream.len() - self.sent >= UPSTREAM_BUFFER {
+            return Ok(());
+        }
+        if self.sent > 0 && self.sent == self.to_upstream.len() {
+            self.to_upstream.clear();
+            self.sent = 0;
+        }
+        let room = UPSTREAM_BUFFER - (self.to_upstream.len() - self.sent);
+        let data = input.data();
+        let data = &data[..data.len().min(room)];
+        let used = match &mut self.body {
+            RequestBody::Done => return Ok(()),
+            RequestBody::Length(left) => {
+                let take = (*left).min(data.len() as u64) as usize;
+                self.to_upstream.extend_from_slice(&data[..take]);
+                *left -= take as u64;
+                if *left == 0 {
+                    self.body = RequestBody::Done;
+                }
+                take
+            }
+            RequestBody::Chunked(decoder) => {
+                let mut decoded = Vec::new();
+                let used = decoder
+                    .decode(data, Some(&mut decoded))
+                    .map_err(Failure::BadRequestBody)?;
+                if !decoded.is_empty() {
+                    self.to_upstream
+                        .extend_from_slice(format!("{:x}\r\n", decoded.len()).as_bytes());
+                    self.to_upstream.extend_from_slice(&decoded);
+                    self.to_upstream.extend_from_slice(b"\r\n");
+                }
+                if decoder.is_done() {
+                    self.to_upstream.extend_from_slice(b"0\r\n\r\n");
+                    self.body = RequestBody::Done;
+                }
+                used
+            }
+        };
+        self.body_taken |= used > 0;
+        input.consume(used);
+        Ok(())
+    }
+
+    /// Bytes waiting to be sent upstream.
+    pub fn pending(&self) -> &[u8] {
+        &self.to_upstream[self.sent..]
+    }
+
+    /// Records that `n` of them went out.
+    pub fn sent(&mut self, n: usize) {
+        self.sent = (self.sent + n).min(self.to_upstream.len());
+    }
+
+    /// Reads upstream bytes with `read` (one read into a bounded buffer); returns what it
+    /// returned, 0 being the upstream's end of stream.
+    pub fn fill(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+    ) -> std::io::Result<usize> {
+        let used = self.from_upstream.len();
+        self.from_upstream.resize(used + READ_BUFFER, 0);
+        let result = read(&mut self.from_upstream[used..]);
+        let n = *result.as_ref().unwrap_or(&0);
+        self.from_upstream.truncate(used + n);
+        if n > 0 {
+            self.answered = true;
+        }
+        result
+    }
+
+    /// Passes on what the bytes read so far complete (`eof`: the upstream closed): the head
+    /// as [`Progress::Head`], body bytes into `out` with the client's framing.
+    pub fn process(&mut self, eof: bool, out: &mut Outbox) -> Result<Progress, Failure> {
+        self.advance(out, eof)
+    }
+
+    fn advance(&mut self, out: &mut Outbox, eof: bool) -> Result<Progress, Failure> {
+        loop {
+            match &mut self.phase {
+                Phase::Head => {
+                    match parse_response(&self.from_upstream, self.method) {
+                        Err(bad) => return Err(Failure::BadResponse(bad)),
+                        Ok(None) if eof && self.from_upstream.is_empty() => {
+                            return Err(Failure::BeforeResponse);
+                        }
+                        Ok(None) if eof => {
+                            return Err(Failure::BadResponse(BadUpstream::Malformed));
+                        }
+                        Ok(None) => return Ok(Progress::Nothing),
+                        Ok(Some((head, len))) => {
+                            self.from_upstream.drain(..len);
+                            // An interim response (100, 103): the final one follows.
+                            if head.status.as_u16() < 200 {
+                                continue;
+                            }
+                            return Ok(Progress::Head(head));
+                        }
+                    }
+                }
+                Phase::Body { .. } => return self.pass_body(out, eof),
+                Phase::Done => return Ok(Progress::Nothing),
+            }
+        }
+    }
+
+    /// After the client was answered with the head: pass the body on as `framing` says, as
+    /// chunks if `chunked_out`. Returns what the bytes already read amount to.
+    pub fn start_body(
+        &mut self,
+        head: &UpstreamHead,
+        chunked_out: bool,
+        out: &mut Outbox,
+    ) -> Result<Progress, Failure> {
+        let left = match head.framing {
+            ResponseFraming::Length(n) => n,
+            _ => 0,
+        };
+        self.phase = Phase::Body {
+            framing: head.framing,
+            left,
+            decoder: ChunkedDecoder::new(),
+            chunked_out,
+        };
+        self.head_reusable = head.reusable;
+        self.pass_body(out, false)
+    }
+
+    fn pass_body(&mut self, out: &mut Outbox, eof: bool) -> Result<Progress, Failure> {
+        let Phase::Body {
+            framing,
+            left,
+            decoder,
+            chunked_out,
+        } = &mut self.phase
+        else {
+            return Ok(Progress::Nothing);
+        };
+        let data = std::mem::take(&mut self.from_upstream);
+        let (consumed, complete) = match framing {
+            ResponseFraming::None => (0, true),
+            ResponseFraming::Length(_) => {
+                let take = (*left).min(data.len() as u64) as usize;
+                if take > 0 {
+                    out.push_vec(data[..take].to_vec());
+                }
+                *left -= take as u64;
+                (take, *left == 0)
+            }
+            ResponseFraming::Chunked => {
+                let mut decoded = Vec::new();
+                let used = decoder
+                    .decode(&data, Some(&mut decoded))
+                    .map_err(|_| Failure::MidBody)?;
+                push_piece(out, decoded, *chunked_out);
+                (used, decoder.is_done())
+            }
+            ResponseFraming::UntilClose => {
+                let len = data.len();
+                push_piece(out, data[..len].to_vec(), *chunked_out);
+                (len, eof)
+            }
+        };
+        let chunked_out = *chunked_out;
+        let framing = *framing;
+        self.from_upstream = data;
+        self.from_upstream.drain(..consumed);
+        if complete {
+            if chunked_out {
+                out.push_bytes(b"0\r\n\r\n");
+            }
+            self.phase = Phase::Done;
+            let reusable = framing != ResponseFraming::UntilClose
+                && self.from_upstream.is_empty()
+                && self.request_taken()
+                && self.head_reusable;
+            return Ok(Progress::Complete { reusable });
+        }
+        if eof {
+            return Err(Failure::MidBody);
+        }
+        Ok(Progress::Nothing)
+    }
+}
+
+/// Queues a decoded body piece for the client, as a chunk or as it is.
+fn push_piece(out: &mut Outbox, piece: Vec<u8>, chunked: bool) {
+    if piece.is_empty() {
+        return;
+    }
+    if chunked {
+        out.push_bytes(format!("{:x}\r\n", piece.len()).as_bytes());
+        out.push_vec(piece);
+        out.push_bytes(b"\r\n");
+    } else {
+        out.push_vec(piece);
+    }
+}

@@ -1,0 +1,628 @@
+//! The heads a proxy writes and reads: the request it sends upstream (hop-by-hop fields
+//! removed, forwarding fields set from the real connection, the body re-framed) and the
+//! upstream's response, parsed as strictly as requests are, then cleaned for the client
+//! (RFC 9110 section 7.6).
+
+use crate::http::{Method, RequestHead, StatusCode};
+use std::net::IpAddr;
+
+/// Fields that describe one connection, not the message: never forwarded (RFC 9110 7.6.1),
+/// nor the fields a `Connection` field names. `Proxy-*` fields are dropped by prefix.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-connection",
+];
+
+/// Request fields margay sets itself when it forwards: dropped from what the client sent.
+const SET_BY_PROXY: [&str; 7] = [
+    "host",
+    "content-length",
+    "expect",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+];
+
+/// Response fields margay writes itself for the client.
+const SET_FOR_CLIENT: [&str; 4] = ["date", "server", "content-length", "via"];
+
+/// Largest upstream response head accepted.
+pub const MAX_RESPONSE_HEAD: usize = 32 * 1024;
+/// Most fields in an upstream response head.
+const MAX_RESPONSE_FIELDS: usize = 100;
+
+/// Who sent the request, as the forwarding fields tell it.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The connection's peer.
+    pub client: IpAddr,
+    /// Whether that peer is a trusted proxy, whose forwarding fields are kept and extended.
+    pub trusted: bool,
+    /// `http` or `https`.
+    pub proto: &'static str,
+}
+
+/// How the request's body goes upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body.
+    None,
+    /// This many bytes.
+    Length(u64),
+    /// Chunked (the client's chunks are decoded and sent again as chunks).
+    Chunked,
+}
+
+/// Whether a field name appears in the hop-by-hop set, or is named by `connection_tokens`.
+fn is_hop_by_hop(name: &str, connection_tokens: &[&str]) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+        || name.len() > 6 && name[..6].eq_ignore_ascii_case("proxy-")
+        || connection_tokens
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(name))
+}
+
+/// The tokens of every `Connection` field.
+fn connection_tokens<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<&'a str> {
+    values
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Percent-encodes a decoded path for the request line: `/`, unreserved characters and the
+/// sub-delims RFC 3986 allows in a segment stay, everything else is escaped.
+pub fn encode_path(path: &str, out: &mut Vec<u8>) {
+    for &b in path.as_bytes() {
+        let plain = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'/' | b'-'
+                    | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+            );
+        if plain {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+}
+
+/// The head sent upstream for `head`, whose path (already normalised) is now `path`.
+///
+/// `host`: the `Host` to send (the client's, or the upstream's own authority). The body is
+/// framed by `body`. Forwarding fields: a client that is not a trusted proxy has its own
+/// `X-Forwarded-*` and `Forwarded` dropped and replaced; a trusted one has its chain kept
+/// and extended with its own address.
+pub fn request_head(
+    head: &RequestHead,
+    path: &str,
+    host: &str,
+    origin: &Origin,
+    body: BodyFraming,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(head.method.as_str().as_bytes());
+    out.push(b' ');
+    encode_path(path, &mut out);
+    if let Some(query) = head.query() {
+        out.push(b'?');
+        out.extend_from_slice(query.as_bytes());
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let tokens = connection_tokens(head.header_values("connection"));
+    for (name, value) in head.headers() {
+        if is_hop_by_hop(name, &tokens) || SET_BY_PROXY.iter().any(|s| s.eq_ignore_ascii_case(name))
+        {
+            continue;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    let client = origin.client.to_string();
+    // X-Forwarded-For: the trusted chain so far, then the address that connected to us.
+    out.extend_from_slice(b"X-Forwarded-For: ");
+    if origin.trusted {
+        for earlier in head.headers_named("x-forwarded-for") {
+            out.extend_from_slice(earlier.as_bytes());
+            out.extend_from_slice(b", ");
+        }
+    }
+    out.extend_from_slice(client.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let (proto, original_host) = match origin.trusted {
+        true => (
+            head.header("x-forwarded-proto").unwrap_or(origin.proto),
+            head.header("x-forwarded-host")
+                .or_else(|| head.header("host"))
+                .unwrap_or(""),
+        ),
+        false => (origin.proto, head.header("host").unwrap_or("")),
+    };
+    out.extend_from_slice(b"X-Forwarded-Proto: ");
+    out.extend_from_slice(proto.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if !original_host.is_empty() {
+        out.extend_from_slice(b"X-Forwarded-Host: ");
+        out.extend_from_slice(original_host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    // Forwarded (RFC 7239): the trusted elements so far, then ours. An IPv6 address is quoted
+    // in brackets, as the grammar requires.
+    out.extend_from_slice(b"Forwarded: ");
+    if origin.trusted {
+        for earlier in head.headers_named("forwarded") {
+            out.extend_from_slice(earlier.as_bytes());
+            out.extend_from_slice(b", ");
+        }
+    }
+    match origin.client {
+        IpAddr::V4(ip) => out.extend_from_slice(format!("for={ip}").as_bytes()),
+        IpAddr::V6(ip) => out.extend_from_slice(format!("for=\"[{ip}]\"").as_bytes()),
+    }
+    out.extend_from_slice(b";proto=");
+    out.extend_from_slice(origin.proto.as_bytes());
+    if let Some(host) = head.header("host").filter(|h| is_token_or_host(h)) {
+        out.extend_from_slice(b";host=");
+        out.extend_from_slice(host.as_bytes());
+    }
+    out.extend_from_slice(b"\r\nVia: 1.1 margay\r\n");
+    match body {
+        BodyFraming::None => {}
+        BodyFraming::Length(n) => {
+            out.extend_from_slice(b"Content-Length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// A `Forwarded` value may be a token unquoted; a `Host` with `:` must be quoted, so it is
+/// written only when it needs no quoting.
+fn is_token_or_host(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// How an upstream response's body is delimited (RFC 9112 section 6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFraming {
+    /// No body (a `HEAD` request, 1xx, 204, 304).
+    None,
+    /// This many bytes.
+    Length(u64),
+    /// Chunked.
+    Chunked,
+    /// Until the upstream closes the connection.
+    UntilClose,
+}
+
+/// An upstream response head, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct UpstreamHead {
+    /// The status.
+    pub status: StatusCode,
+    /// How its body is delimited.
+    pub framing: ResponseFraming,
+    /// Whether the upstream connection may carry another request after this response.
+    pub reusable: bool,
+    /// Its `Content-Length`, if it had one (what a `HEAD` response reports).
+    pub content_length: Option<u64>,
+    /// The header lines to pass to the client (hop-by-hop and server-owned fields removed),
+    /// each ending in CRLF, with `Via` added.
+    pub fields: Vec<u8>,
+}
+
+/// Why an upstream response cannot be passed on (answered `502`, the connection dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadUpstream {
+    /// Not HTTP/1.x syntax, a bare LF, or a status outside 100-599.
+    Malformed,
+    /// Larger than [`MAX_RESPONSE_HEAD`] or more fields than allowed.
+    TooLarge,
+    /// `Content-Length` that is not a number, or two that disagree.
+    BadLength,
+    /// `Transfer-Encoding` together with `Content-Length`: framing a smuggler could exploit.
+    Conflict,
+    /// A protocol switch (101), which the proxy does not carry.
+    Upgrade,
+}
+
+/// Parses an upstream response head at the start of `buf`, for a request made with `method`.
+/// `Ok(None)`: more bytes needed. Interim responses (1xx but 101) are returned too: the caller
+/// skips them.
+pub fn parse_response(
+    buf: &[u8],
+    method: Method,
+) -> Result<Option<(UpstreamHead, usize)>, BadUpstream> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
+    let mut response = httparse::Response::new(&mut fields);
+    let window = &buf[..buf.len().min(MAX_RESPONSE_HEAD)];
+    let len = match response.parse(window) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => return Ok(None),
+        Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+            return Err(BadUpstream::TooLarge);
+        }
+        Err(_) => return Err(BadUpstream::Malformed),
+    };
+    // httparse takes a bare LF as a line end; a front-end that did not would read another
+    // message here.
+    let head_bytes = &buf[..len];
+    if head_bytes
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || head_bytes[i - 1] != b'\r'))
+    {
+        return Err(BadUpstream::Malformed);
+    }
+    let status = response
+        .code
+        .and_then(StatusCode::from_u16)
+        .ok_or(BadUpstream::Malformed)?;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(BadUpstream::Upgrade);
+    }
+    let http11 = response.version == Some(1);
+    let headers = response.headers;
+    let values = |name: &'static str| {
+        headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    let tokens: Vec<String> = connection_tokens(values("connection"))
+        .into_iter()
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let close = tokens.iter().any(|t| t == "close");
+    let keep_alive = tokens.iter().any(|t| t == "keep-alive");
+    let transfer: Vec<&[u8]> = values("transfer-encoding").collect();
+    let lengths: Vec<&[u8]> = values("content-length").collect();
+    let length = content_length(&lengths)?;
+    let no_body = method == Method::Head || !status.allows_body();
+    let framing = if no_body {
+        ResponseFraming::None
+    } else if !transfer.is_empty() {
+        if length.is_some() {
+            return Err(BadUpstream::Conflict);
+        }
+        if ends_in_chunked(&transfer) {
+            ResponseFraming::Chunked
+        } else {
+            ResponseFraming::UntilClose
+        }
+    } else {
+        match length {
+            Some(n) => ResponseFraming::Length(n),
+            None => ResponseFraming::UntilClose,
+        }
+    };
+    if no_body && !transfer.is_empty() && length.is_some() {
+        return Err(BadUpstream::Conflict);
+    }
+    let reusable = framing != ResponseFraming::UntilClose
+        && !close
+        && (http11 || keep_alive)
+        && (status.as_u16() >= 200);
+    let token_refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let mut passed = Vec::with_capacity(len);
+    for field in headers.iter() {
+        if is_hop_by_hop(field.name, &token_refs)
+            || SET_FOR_CLIENT
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(field.name))
+        {
+            continue;
+        }
+        passed.extend_from_slice(field.name.as_bytes());
+        passed.extend_from_slice(b": ");
+        passed.extend_from_slice(trim(field.value));
+        passed.extend_from_slice(b"\r\n");
+    }
+    passed.extend_from_slice(b"Via: ");
+    passed.extend_from_slice(if http11 { b"1.1" } else { b"1.0" });
+    passed.extend_from_slice(b" margay\r\n");
+    Ok(Some((
+        UpstreamHead {
+            status,
+            framing,
+            reusable,
+            content_length: length,
+            fields: passed,
+        },
+        len,
+    )))
+}
+
+/// All `Content-Length` values must be the same number (a list of equal values counts as
+/// one, RFC 9110 8.6).
+fn content_length(values: &[&[u8]]) -> Result<Option<u64>, BadUpstream> {
+    let mut found: Option<u64> = None;
+    for value in values {
+        for part in value.split(|&b| b == b',') {
+            let part = trim(part);
+            if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+                return Err(BadUpstream::BadLength);
+            }
+            let n: u64 = std::str::from_utf8(part)
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .ok_or(BadUpstream::BadLength)?;
+            if found.is_some_and(|f| f != n) {
+                return Err(BadUpstream::BadLength);
+            }
+            found = Some(n);
+        }
+    }
+    Ok(found)
+}
+
+fn ends_in_chunked(values: &[&[u8]]) -> bool {
+    values
+        .iter()
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(trim)
+        .rfind(|c| !c.is_empty())
+        .is_some_and(|last| last.eq_ignore_ascii_case(b"chunked"))
+}
+
+fn trim(value: &[u8]) -> &[u8] {
+    let start = value
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |e| e + 1);
+    &value[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Limits;
+    use crate::http::parse::parse_head;
+
+    fn head(text: &str) -> RequestHead {
+        parse_head(text.as_bytes(), &Limits::default())
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    fn forwarded(request: &str, trusted: bool) -> String {
+        let origin = Origin {
+            client: "192.0.2.9".parse().unwrap(),
+            trusted,
+            proto: "https",
+        };
+        let head = head(request);
+        let path = head.path().to_string();
+        String::from_utf8(request_head(
+            &head,
+            &path,
+            "app.internal:9000",
+            &origin,
+            BodyFraming::None,
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_dropped_and_forwarding_fields_set() {
+        let sent = forwarded(
+            "GET /a%20b/./c?x=1 HTTP/1.1\r\nHost: example.org\r\nConnection: keep-alive, X-Secret\r\n\
+             X-Secret: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\nProxy-Authorization: x\r\n\
+             X-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nAccept: */*\r\n\r\n",
+            false,
+        );
+        let lines: Vec<&str> = sent.split("\r\n").collect();
+        assert_eq!(lines[0], "GET /a%20b/c?x=1 HTTP/1.1");
+        assert_eq!(lines[1], "Host: app.internal:9000");
+        for gone in [
+            "Connection",
+            "X-Secret",
+            "Keep-Alive",
+            "TE",
+            "Upgrade",
+            "Proxy-Authorization",
+            "6.6.6.6",
+        ] {
+            assert!(!sent.contains(gone), "{gone} forwarded: {sent}");
+        }
+        for line in [
+            "Accept: */*",
+            "X-Forwarded-For: 192.0.2.9",
+            "X-Forwarded-Proto: https",
+            "X-Forwarded-Host: example.org",
+            "Forwarded: for=192.0.2.9;proto=https;host=example.org",
+            "Via: 1.1 margay",
+        ] {
+            assert!(lines.contains(&line), "{line} missing: {sent}");
+        }
+        assert!(sent.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_trusted_proxy_chain_is_kept_and_extended() {
+        let sent = forwarded(
+            "GET / HTTP/1.1\r\nHost: example.org\r\nX-Forwarded-For: 203.0.113.5\r\n\
+             X-Forwarded-Proto: http\r\nForwarded: for=203.0.113.5\r\n\r\n",
+            true,
+        );
+        assert!(
+            sent.contains("X-Forwarded-For: 203.0.113.5, 192.0.2.9\r\n"),
+            "{sent}"
+        );
+        assert!(sent.contains("X-Forwarded-Proto: http\r\n"), "{sent}");
+        assert!(
+            sent.contains("Forwarded: for=203.0.113.5, for=192.0.2.9;proto=https"),
+            "{sent}"
+        );
+    }
+
+    #[test]
+    fn upstream_responses() {
+        // (response head, request method, outcome: framing and reusable, or the refusal)
+        type Outcome = Result<(ResponseFraming, bool), BadUpstream>;
+        let rows: &[(&str, Method, Outcome)] = &[
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                Method::Get,
+                Ok((ResponseFraming::Length(5), true)),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n",
+                Method::Get,
+                Ok((ResponseFraming::Length(5), true)),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Method::Get,
+                Ok((ResponseFraming::Chunked, true)),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\n\r\n",
+                Method::Get,
+                Ok((ResponseFraming::UntilClose, false)),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
+                Method::Get,
+                Ok((ResponseFraming::Length(5), false)),
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\n",
+                Method::Get,
+                Ok((ResponseFraming::Length(5), false)),
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n",
+                Method::Get,
+                Ok((ResponseFraming::Length(5), true)),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n",
+                Method::Head,
+                Ok((ResponseFraming::None, true)),
+            ),
+            (
+                "HTTP/1.1 304 Not Modified\r\n\r\n",
+                Method::Get,
+                Ok((ResponseFraming::None, true)),
+            ),
+            (
+                "HTTP/1.1 204 No Content\r\n\r\n",
+                Method::Get,
+                Ok((ResponseFraming::None, true)),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+                Method::Get,
+                Err(BadUpstream::BadLength),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n",
+                Method::Get,
+                Err(BadUpstream::BadLength),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Method::Get,
+                Err(BadUpstream::Conflict),
+            ),
+            (
+                "HTTP/1.1 200 OK\nContent-Length: 5\n\n",
+                Method::Get,
+                Err(BadUpstream::Malformed),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nX: a\nContent-Length: 5\r\n\r\n",
+                Method::Get,
+                Err(BadUpstream::Malformed),
+            ),
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n",
+                Method::Get,
+                Err(BadUpstream::Upgrade),
+            ),
+            (
+                "HTTP/1.1 999 Odd\r\n\r\n",
+                Method::Get,
+                Err(BadUpstream::Malformed),
+            ),
+            (
+                "SSH-2.0-OpenSSH\r\n\r\n",
+                Method::Get,
+                Err(BadUpstream::Malformed),
+            ),
+        ];
+        for (text, method, expected) in rows {
+            let got = parse_response(text.as_bytes(), *method)
+                .map(|parsed| parsed.map(|(h, _)| (h.framing, h.reusable)).unwrap());
+            assert_eq!(&got, expected, "{text:?}");
+        }
+        let big = format!(
+            "HTTP/1.1 200 OK\r\nX: {}\r\n\r\n",
+            "a".repeat(MAX_RESPONSE_HEAD)
+        );
+        assert_eq!(
+            parse_response(big.as_bytes(), Method::Get).err(),
+            Some(BadUpstream::TooLarge)
+        );
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-", Method::Get)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_client_gets_the_upstream_fields_but_hop_by_hop_and_server_owned_ones() {
+        let text = "HTTP/1.1 200 OK\r\nDate: x\r\nServer: app\r\nContent-Length: 2\r\n\
+                    Connection: X-Internal\r\nX-Internal: 1\r\nKeep-Alive: 5\r\n\
+                    Set-Cookie: a=1\r\nContent-Type: text/plain\r\n\r\n";
+        let (head, _) = parse_response(text.as_bytes(), Method::Get)
+            .unwrap()
+            .unwrap();
+        let fields = String::from_utf8(head.fields).unwrap();
+        assert_eq!(
+            fields,
+            "Set-Cookie: a=1\r\nContent-Type: text/plain\r\nVia: 1.1 margay\r\n"
+        );
+    }
+}

@@ -1,0 +1,280 @@
+//! What is forwarded where: a path prefix, the upstream servers behind it, and whether the
+//! prefix is kept or replaced; and the settings every rule shares.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// An upstream server of a rule: `http://HOST:PORT[/path]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// Its address (the host name resolved once, at start).
+    pub addr: SocketAddr,
+    /// `HOST:PORT` as written, for a rewritten `Host`.
+    pub authority: String,
+    /// The path the prefix is replaced by, if the URL has one.
+    pub path: Option<String>,
+}
+
+/// Requests whose path starts with `prefix` go to one of `upstreams`.
+///
+/// Written `PREFIX=URL[,URL...]`, e.g. `/api/=http://127.0.0.1:9000,http://127.0.0.1:9001`.
+/// The prefix is kept (`/api/x` goes upstream as `/api/x`) unless the URLs have a path, which
+/// then replaces it, as nginx's `proxy_pass` does (`/api/=http://app:9000/` sends `/api/x` as
+/// `/x`); [`ProxyRule::strip_prefix`] says so explicitly. A prefix that ends in `/` covers
+/// every path under it; one that does not covers itself and the paths under `PREFIX/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyRule {
+    /// The path prefix.
+    pub prefix: String,
+    /// The servers, in order.
+    pub upstreams: Vec<Upstream>,
+    /// Whether the prefix is replaced by the upstream URL's path (or `/`).
+    pub strip: bool,
+}
+
+/// A rule or an upstream URL that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyRuleError(String);
+
+impl fmt::Display for ProxyRuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ProxyRuleError {}
+
+impl ProxyRule {
+    /// Requests under `prefix` go to `urls` (`http://HOST:PORT[/path]`).
+    pub fn new(prefix: &str, urls: &[&str]) -> Result<ProxyRule, ProxyRuleError> {
+        if !prefix.starts_with('/') {
+            return Err(ProxyRuleError(format!(
+                "proxy prefix {prefix:?} must start with /"
+            )));
+        }
+        if urls.is_empty() {
+            return Err(ProxyRuleError(format!(
+                "proxy prefix {prefix}: no upstream URL"
+            )));
+        }
+        let upstreams = urls
+            .iter()
+            .map(|url| parse_url(url.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let strip = upstreams.iter().any(|u| u.path.is_some());
+        Ok(ProxyRule {
+            prefix: prefix.to_string(),
+            upstreams,
+            strip,
+        })
+    }
+
+    /// Says explicitly whether the prefix is replaced (by the URL's path, or `/`) or kept.
+    pub fn strip_prefix(mut self, strip: bool) -> ProxyRule {
+        self.strip = strip;
+        self
+    }
+
+    /// Whether this rule covers `path`.
+    pub fn covers(&self, path: &str) -> bool {
+        let prefix = self.prefix.as_str();
+        if prefix.ends_with('/') {
+            return path.starts_with(prefix);
+        }
+        path == prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|r| r.starts_with('/'))
+    }
+
+    /// The path a request for `path` is sent upstream with, by `upstream`.
+    pub fn upstream_path(&self, path: &str, upstream: &Upstream) -> String {
+        if !self.strip {
+            return path.to_string();
+        }
+        let rest = &path[self.prefix.len().min(path.len())..];
+        let base = upstream.path.as_deref().unwrap_or("/");
+        match (base.ends_with('/'), rest.starts_with('/')) {
+            (true, true) => format!("{base}{}", &rest[1..]),
+            (false, false) if !rest.is_empty() => format!("{base}/{rest}"),
+            _ => format!("{base}{rest}"),
+        }
+    }
+}
+
+impl FromStr for ProxyRule {
+    type Err = ProxyRuleError;
+
+    /// `PREFIX=URL[,URL...]`.
+    fn from_str(text: &str) -> Result<ProxyRule, ProxyRuleError> {
+        let (prefix, urls) = text
+            .split_once('=')
+            .ok_or_else(|| ProxyRuleError(format!("{text:?}: expected PREFIX=URL[,URL...]")))?;
+        let urls: Vec<&str> = urls.split(',').filter(|u| !u.trim().is_empty()).collect();
+        ProxyRule::new(prefix, &urls)
+    }
+}
+
+fn parse_url(url: &str) -> Result<Upstream, ProxyRuleError> {
+    let bad = |why: &str| ProxyRuleError(format!("upstream {url:?}: {why}"));
+    let rest = match url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+        Some(_) => return Err(bad("only http:// upstreams are supported")),
+        None => return Err(bad("expected http://HOST:PORT[/path]")),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(rest[i..].to_string())),
+        None => (rest, None),
+    };
+    if authority.is_empty() || authority.contains(['@', '?', '#']) {
+        return Err(bad("expected http://HOST:PORT[/path]"));
+    }
+    if path.as_deref().is_some_and(|p| p.contains(['?', '#'])) {
+        return Err(bad("the path may not hold a query or a fragment"));
+    }
+    let with_port = match authority.rsplit_once(':') {
+        Some((_, port)) if !port.contains(']') => authority.to_string(),
+        _ => format!("{authority}:80"),
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .map_err(|e| bad(&format!("cannot resolve: {e}")))?
+        .next()
+        .ok_or_else(|| bad("resolves to no address"))?;
+    Ok(Upstream {
+        addr,
+        authority: authority.to_string(),
+        path,
+    })
+}
+
+/// How a group's member is chosen for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balance {
+    /// In turn.
+    #[default]
+    RoundRobin,
+    /// The member serving the fewest requests now.
+    LeastConnections,
+}
+
+impl FromStr for Balance {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Balance, String> {
+        match text {
+            "round-robin" => Ok(Balance::RoundRobin),
+            "least-connections" => Ok(Balance::LeastConnections),
+            _ => Err("expected round-robin or least-connections".into()),
+        }
+    }
+}
+
+/// Which `Host` the upstream gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostHeader {
+    /// The client's, as sent (the default): the application sees the site's name.
+    #[default]
+    Keep,
+    /// The upstream's own `HOST:PORT` from its URL.
+    Upstream,
+}
+
+/// Settings every proxy rule shares.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// Idle keep-alive connections kept per upstream server.
+    pub keepalive: usize,
+    /// How long an idle kept connection is trusted before it is dropped.
+    pub idle_timeout: Duration,
+    /// A response head must arrive within this (else `504`); a body must keep moving.
+    pub timeout: Duration,
+    /// How a member is chosen.
+    pub balance: Balance,
+    /// Failures in a row before a member is skipped.
+    pub max_fails: u32,
+    /// How long a failing member is skipped.
+    pub fail_timeout: Duration,
+    /// `GET` this path on every member every [`ProxySettings::health_interval`]; `None`: no
+    /// active checks.
+    pub health_check: Option<String>,
+    /// Time between active checks.
+    pub health_interval: Duration,
+    /// Which `Host` upstreams get.
+    pub host: HostHeader,
+}
+
+impl Default for ProxySettings {
+    fn default() -> ProxySettings {
+        ProxySettings {
+            keepalive: 32,
+            idle_timeout: Duration::from_secs(50),
+            timeout: Duration::from_secs(30),
+            balance: Balance::RoundRobin,
+            max_fails: 3,
+            fail_timeout: Duration::from_secs(10),
+            health_check: None,
+            health_interval: Duration::from_secs(5),
+            host: HostHeader::Keep,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_and_the_paths_they_send() {
+        // (rule, request path, path sent upstream or None when not covered)
+        let rows: &[(&str, &str, Option<&str>)] = &[
+            ("/api/=http://127.0.0.1:9000", "/api/x", Some("/api/x")),
+            ("/api/=http://127.0.0.1:9000/", "/api/x", Some("/x")),
+            ("/api/=http://127.0.0.1:9000/", "/api/", Some("/")),
+            (
+                "/api/=http://127.0.0.1:9000/v2/",
+                "/api/a/b",
+                Some("/v2/a/b"),
+            ),
+            ("/api/=http://127.0.0.1:9000/v2", "/api/a", Some("/v2/a")),
+            ("/api=http://127.0.0.1:9000/", "/api/a", Some("/a")),
+            ("/api=http://127.0.0.1:9000/", "/api", Some("/")),
+            ("/api=http://127.0.0.1:9000", "/apix", None),
+            ("/api/=http://127.0.0.1:9000", "/other", None),
+        ];
+        for (text, path, expected) in rows {
+            let rule: ProxyRule = text.parse().unwrap();
+            let got = rule
+                .covers(path)
+                .then(|| rule.upstream_path(path, &rule.upstreams[0]));
+            assert_eq!(got.as_deref(), *expected, "{text} {path}");
+        }
+        let both: ProxyRule = "/a/=http://127.0.0.1:1,http://127.0.0.1:2".parse().unwrap();
+        assert_eq!(both.upstreams.len(), 2);
+        assert_eq!(both.upstreams[1].addr.port(), 2);
+        let default_port: ProxyRule = "/a/=http://127.0.0.1".parse().unwrap();
+        assert_eq!(default_port.upstreams[0].addr.port(), 80);
+        let kept = ProxyRule::new("/api/", &["http://127.0.0.1:9/"])
+            .unwrap()
+            .strip_prefix(false);
+        assert_eq!(kept.upstream_path("/api/x", &kept.upstreams[0]), "/api/x");
+    }
+
+    #[test]
+    fn bad_rules() {
+        for text in [
+            "/api/",
+            "api/=http://127.0.0.1:9",
+            "/api/=https://127.0.0.1:9",
+            "/api/=127.0.0.1:9",
+            "/api/=http://user@127.0.0.1:9",
+            "/api/=http://127.0.0.1:9/x?y",
+            "/api/=",
+            "/api/=http://127.0.0.1:notaport",
+        ] {
+            assert!(text.parse::<ProxyRule>().is_err(), "{text} accepted");
+        }
+    }
+}

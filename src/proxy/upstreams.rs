@@ -1,0 +1,379 @@
+//! The upstream servers: which path prefixes go to which group, how a member of a group is
+//! chosen (round robin or least connections), which members are healthy (passively, from
+//! failures; actively, from periodic checks), and the idle keep-alive connections kept for
+//! each member.
+
+use super::rule::{Balance, ProxyRule, ProxySettings, Upstream};
+use serde::Serialize;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One upstream server.
+#[derive(Debug)]
+pub struct Member {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// `host:port` as written in the rule, for a rewritten `Host`.
+    pub authority: String,
+    /// Requests it is serving now (least connections).
+    active: AtomicUsize,
+    /// Failures in a row.
+    fails: AtomicU32,
+    /// Until when it is skipped (milliseconds since the pool started).
+    down_until: AtomicU64,
+    /// What the last active check said.
+    healthy: AtomicBool,
+    requests: AtomicU64,
+    failures: AtomicU64,
+    retries: AtomicU64,
+    idle: Mutex<Vec<(TcpStream, Instant)>>,
+}
+
+/// A rule compiled: its prefix and the members it spreads requests over.
+#[derive(Debug)]
+pub struct Group {
+    /// The rule.
+    pub rule: ProxyRule,
+    /// Indices into the members.
+    members: Vec<usize>,
+    /// Round-robin position.
+    next: AtomicUsize,
+}
+
+/// Every rule and member, shared by all workers.
+#[derive(Debug)]
+pub struct Upstreams {
+    groups: Vec<Group>,
+    members: Vec<Member>,
+    settings: ProxySettings,
+    started: Instant,
+}
+
+/// A member's state in the status report.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberReport {
+    /// Its address.
+    pub addr: String,
+    /// `up`, `down` (failing: skipped until its fail timeout has passed) or `unhealthy`
+    /// (its active check fails).
+    pub state: &'static str,
+    /// Requests it is serving now.
+    pub active: usize,
+    /// Requests sent to it.
+    pub requests: u64,
+    /// Connections or responses that failed.
+    pub failures: u64,
+    /// Requests retried elsewhere after it failed them.
+    pub retried: u64,
+    /// Idle keep-alive connections kept for it.
+    pub idle: usize,
+}
+
+/// A group in the status report.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupReport {
+    /// The path prefix.
+    pub prefix: String,
+    /// Its members.
+    pub members: Vec<MemberReport>,
+}
+
+impl Upstreams {
+    /// Compiles the rules.
+    pub fn new(rules: &[ProxyRule], settings: ProxySettings) -> Upstreams {
+        let mut members: Vec<Member> = Vec::new();
+        let mut groups = Vec::new();
+        for rule in rules {
+            let mut indices = Vec::new();
+            for upstream in &rule.upstreams {
+                let index = match members.iter().position(|m| m.addr == upstream.addr) {
+                    Some(i) => i,
+                    None => {
+                        members.push(Member::new(upstream));
+                        members.len() - 1
+                    }
+                };
+                indices.push(index);
+            }
+            groups.push(Group {
+                rule: rule.clone(),
+                members: indices,
+                next: AtomicUsize::new(0),
+            });
+        }
+        Upstreams {
+            groups,
+            members,
+            settings,
+            started: Instant::now(),
+        }
+    }
+
+    /// The settings every group shares.
+    pub fn settings(&self) -> &ProxySettings {
+        &self.settings
+    }
+
+    /// Whether there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// The group whose prefix covers `path` (the longest), if any.
+    pub fn route(&self, path: &str) -> Option<usize> {
+        self.groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.rule.covers(path))
+            .max_by_key(|(_, g)| g.rule.prefix.len())
+            .map(|(i, _)| i)
+    }
+
+    /// A group by index.
+    pub fn group(&self, index: usize) -> &Group {
+        &self.groups[index]
+    }
+
+    /// A member by index.
+    pub fn member(&self, index: usize) -> &Member {
+        &self.members[index]
+    }
+
+    /// Every member, for the active health checks.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Chooses a member of `group` for a request, skipping `avoid` (one that just failed it)
+    /// and members that are down or unhealthy; `None` when none is left.
+    pub fn choose(&self, group: usize, avoid: Option<usize>) -> Option<usize> {
+        let group = &self.groups[group];
+        let now = self.now_ms();
+        let usable = |&&m: &&usize| {
+            let member = &self.members[m];
+            Some(m) != avoid
+                && member.healthy.load(Relaxed)
+                && member.down_until.load(Relaxed) <= now
+        };
+        let candidates: Vec<usize> = group.members.iter().filter(usable).copied().collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let turn = group.next.fetch_add(1, Relaxed);
+        let chosen = match self.settings.balance {
+            Balance::RoundRobin => candidates[turn % candidates.len()],
+            Balance::LeastConnections => {
+                // Ties go round robin, so equal members share the load.
+                let least = candidates
+                    .iter()
+                    .map(|&m| self.members[m].active.load(Relaxed))
+                    .min()
+                    .unwrap_or(0);
+                let tied: Vec<usize> = candidates
+                    .into_iter()
+                    .filter(|&m| self.members[m].active.load(Relaxed) == least)
+                    .collect();
+                tied[turn % tied.len()]
+            }
+        };
+        let member = &self.members[chosen];
+        member.active.fetch_add(1, Relaxed);
+        member.requests.fetch_add(1, Relaxed);
+        Some(chosen)
+    }
+
+    /// `member` answered a request: its count of failures in a row starts again.
+    pub fn answered(&self, member: usize) {
+        self.members[member].fails.store(0, Relaxed);
+    }
+
+    /// A request to `member` ended; `failed`: the connection or the response failed, which
+    /// counts for its passive health.
+    pub fn finished(&self, member: usize, failed: bool) {
+        let m = &self.members[member];
+        let _ = m
+            .active
+            .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+        if !failed {
+            return;
+        }
+        m.failures.fetch_add(1, Relaxed);
+        let fails = m.fails.fetch_add(1, Relaxed) + 1;
+        if fails >= self.settings.max_fails {
+            m.fails.store(0, Relaxed);
+            let until = self.now_ms() + self.settings.fail_timeout.as_millis() as u64;
+            m.down_until.store(until, Relaxed);
+            log::warn!(
+                "upstream {} failed {fails} times in a row; skipped for {:?}",
+                m.addr,
+                self.settings.fail_timeout
+            );
+        }
+    }
+
+    /// Counts a request of `member`'s retried elsewhere.
+    pub fn retried(&self, member: usize) {
+        self.members[member].retries.fetch_add(1, Relaxed);
+    }
+
+    /// An idle keep-alive connection to `member`, if one is kept and still open.
+    pub fn take_idle(&self, member: usize) -> Option<TcpStream> {
+        let mut idle = self.members[member]
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        while let Some((socket, since)) = idle.pop() {
+            if since.elapsed() < self.settings.idle_timeout && still_open(&socket) {
+                return Some(socket);
+            }
+        }
+        None
+    }
+
+    /// Keeps an idle keep-alive connection to `member` for a later request (up to the
+    /// keep-alive limit; past it the connection is closed).
+    pub fn give_idle(&self, member: usize, socket: TcpStream) {
+        let mut idle = self.members[member]
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.settings.keepalive {
+            idle.push((socket, Instant::now()));
+        }
+    }
+
+    /// Marks what an active check found.
+    pub fn set_healthy(&self, member: usize, healthy: bool) {
+        let m = &self.members[member];
+        if m.healthy.swap(healthy, Relaxed) != healthy {
+            match healthy {
+                true => log::info!("upstream {} passes its health check again", m.addr),
+                false => log::warn!("upstream {} fails its health check; skipped", m.addr),
+            }
+        }
+    }
+
+    /// Every group and member, for the status report.
+    pub fn report(&self) -> Vec<GroupReport> {
+        let now = self.now_ms();
+        self.groups
+            .iter()
+            .map(|group| GroupReport {
+                prefix: group.rule.prefix.clone(),
+                members: group
+                    .members
+                    .iter()
+                    .map(|&i| {
+                        let m = &self.members[i];
+                        let state = if !m.healthy.load(Relaxed) {
+                            "unhealthy"
+                        } else if m.down_until.load(Relaxed) > now {
+                            "down"
+                        } else {
+                            "up"
+                        };
+                        MemberReport {
+                            addr: m.addr.to_string(),
+                            state,
+                            active: m.active.load(Relaxed),
+                            requests: m.requests.load(Relaxed),
+                            failures: m.failures.load(Relaxed),
+                            retried: m.retries.load(Relaxed),
+                            idle: m.idle.lock().map_or(0, |i| i.len()),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+impl Member {
+    fn new(upstream: &Upstream) -> Member {
+        Member {
+            addr: upstream.addr,
+            authority: upstream.authority.clone(),
+            active: AtomicUsize::new(0),
+            fails: AtomicU32::new(0),
+            down_until: AtomicU64::new(0),
+            healthy: AtomicBool::new(true),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// Whether an idle connection is still open: the upstream may have closed it meanwhile (its
+/// own keep-alive timeout), which a peek sees as an end of stream or an error.
+fn still_open(socket: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    // SAFETY: a valid descriptor and a one-byte buffer for the duration of the call.
+    let n = unsafe {
+        libc::recv(
+            std::os::fd::AsRawFd::as_raw_fd(socket),
+            byte.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+}
+
+/// Runs the active health checks: every `interval`, `GET path` on each member with a short
+/// timeout; a 2xx or 3xx answer is healthy. Ends when `stop` says so.
+pub fn check_health(
+    upstreams: Arc<Upstreams>,
+    path: String,
+    interval: Duration,
+    stop: impl Fn() -> bool + Send + 'static,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("margay-health".into())
+        .spawn(move || {
+            while !stop() {
+                for (i, member) in upstreams.members().iter().enumerate() {
+                    let healthy = probe(member, &path);
+                    upstreams.set_healthy(i, healthy);
+                }
+                let mut slept = Duration::ZERO;
+                while slept < interval && !stop() {
+                    std::thread::sleep(Duration::from_millis(100));
+                    slept += Duration::from_millis(100);
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("the upstream health checks cannot run: {e}");
+    }
+}
+
+fn probe(member: &Member, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let timeout = Duration::from_secs(2);
+    let Ok(mut socket) = TcpStream::connect_timeout(&member.addr, timeout) else {
+        return false;
+    };
+    let _ = socket.set_read_timeout(Some(timeout));
+    let _ = socket.set_write_timeout(Some(timeout));
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: margay-health-check\r\nConnection: close\r\n\r\n",
+        member.authority
+    );
+    if socket.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut line = [0u8; 12];
+    if socket.read_exact(&mut line).is_err() {
+        return false;
+    }
+    // "HTTP/1.1 200"
+    line.starts_with(b"HTTP/1.") && matches!(line[9], b'2' | b'3')
+}

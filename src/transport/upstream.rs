@@ -1,0 +1,61 @@
+//! The loop between an upstream server's socket and the connection whose request it carries:
+//! the request's bytes out, the response's bytes in (only while the client keeps up).
+
+use super::Transport;
+use crate::connection::Connection;
+use crate::worker::Worker;
+use std::io::{self, IoSlice};
+use std::time::Instant;
+
+/// Reads from the upstream per turn before other connections get theirs.
+const READ_BUDGET: usize = 16;
+
+/// Moves a forwarded request's bytes to `up` and its response's bytes back into the
+/// connection's output, as far as both sides allow. Returns whether anything moved (the
+/// client side may then have more to do). A broken upstream is reported to the connection,
+/// which retries, answers `502` or ends the client's connection.
+pub fn pump_upstream(
+    conn: &mut Connection,
+    up: &mut impl Transport,
+    worker: &mut Worker,
+    now: Instant,
+) -> bool {
+    let mut moved = false;
+    while !conn.upstream_output().is_empty() {
+        let pending = conn.upstream_output();
+        match up.write(&[IoSlice::new(pending)], false) {
+            Ok(0) => {
+                conn.upstream_broke(worker);
+                return true;
+            }
+            Ok(n) => {
+                conn.upstream_sent(n, now);
+                moved = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("{}: upstream write failed: {e}", conn.peer());
+                conn.upstream_broke(worker);
+                return true;
+            }
+        }
+    }
+    for _ in 0..READ_BUDGET {
+        if !conn.takes_upstream_bytes() {
+            break;
+        }
+        match conn.upstream_read(|buf| up.read(buf), worker, now) {
+            Ok(0) => return true,
+            Ok(_) => moved = true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("{}: upstream read failed: {e}", conn.peer());
+                conn.upstream_broke(worker);
+                return true;
+            }
+        }
+    }
+    moved
+}

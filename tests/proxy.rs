@@ -1,0 +1,657 @@
+//! The reverse proxy against small test backends that misbehave on purpose: refused and reset
+//! connections (502, and one retry elsewhere for a request that can be repeated), a stalled
+//! backend (504), smuggled responses (502), a backend that dies mid-body (the client's
+//! connection closed), a HEAD answered with a body, the hop-by-hop table both ways, the
+//! forwarded headers, bodies streamed both ways in bounded memory, 100-continue, the
+//! keep-alive pool, and no pipelining upstream. Every test runs on both models.
+
+mod common;
+
+use common::*;
+use margay::{Model, ProxyRule};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A request as the backend read it.
+#[derive(Debug, Clone)]
+struct Seen {
+    head: String,
+    body: Vec<u8>,
+    /// Bytes of a following request already in the buffer when this one was read.
+    pipelined: bool,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.split("\r\n").skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
+    fn target(&self) -> String {
+        self.head.split(' ').nth(1).unwrap_or("").to_string()
+    }
+}
+
+type Answer = dyn Fn(&Seen, &mut TcpStream) -> bool + Send + Sync;
+
+/// A backend on `127.0.0.1:0`: reads requests (heads, and bodies by length or chunks) on
+/// every connection and lets `answer` write the reply (returning false to close).
+struct Backend {
+    addr: SocketAddr,
+    accepts: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Backend {
+    fn start(answer: impl Fn(&Seen, &mut TcpStream) -> bool + Send + Sync + 'static) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepts = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let answer: Arc<Answer> = Arc::new(answer);
+        let (count, record) = (accepts.clone(), seen.clone());
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                count.fetch_add(1, Ordering::SeqCst);
+                let (answer, record) = (answer.clone(), record.clone());
+                thread::spawn(move || serve(stream, &*answer, &record));
+            }
+        });
+        Backend {
+            addr,
+            accepts,
+            seen,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn serve(mut stream: TcpStream, answer: &Answer, record: &Mutex<Vec<Seen>>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut buf = Vec::new();
+    loop {
+        let Some(end) = read_until(&mut stream, &mut buf, b"\r\n\r\n") else {
+            return;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        buf.drain(..end + 4);
+        let lower = head.to_ascii_lowercase();
+        let mut body = Vec::new();
+        if lower.contains("\r\ntransfer-encoding: chunked") {
+            loop {
+                let Some(line_end) = read_until(&mut stream, &mut buf, b"\r\n") else {
+                    return;
+                };
+                let size = usize::from_str_radix(
+                    String::from_utf8_lossy(&buf[..line_end])
+                        .split(';')
+                        .next()
+                        .unwrap()
+                        .trim(),
+                    16,
+                )
+                .unwrap();
+                buf.drain(..line_end + 2);
+                if size == 0 {
+                    let Some(t) = read_until(&mut stream, &mut buf, b"\r\n") else {
+                        return;
+                    };
+                    buf.drain(..t + 2);
+                    break;
+                }
+                if !fill(&mut stream, &mut buf, size + 2) {
+                    return;
+                }
+                body.extend_from_slice(&buf[..size]);
+                buf.drain(..size + 2);
+            }
+        } else if let Some(len) = lower
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix("content-length:"))
+        {
+            let len: usize = len.trim().parse().unwrap();
+            if !fill(&mut stream, &mut buf, len) {
+                return;
+            }
+            body = buf.drain(..len).collect();
+        }
+        let seen = Seen {
+            head,
+            body,
+            pipelined: !buf.is_empty(),
+        };
+        record.lock().unwrap().push(seen.clone());
+        if !answer(&seen, &mut stream) {
+            return;
+        }
+    }
+}
+
+fn read_until(stream: &mut TcpStream, buf: &mut Vec<u8>, end: &[u8]) -> Option<usize> {
+    loop {
+        if let Some(at) = buf.windows(end.len()).position(|w| w == end) {
+            return Some(at);
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> bool {
+    while buf.len() < len {
+        let mut chunk = [0u8; 64 * 1024];
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    true
+}
+
+/// Answers every request with `body` (keep-alive, `Content-Length`).
+fn replies(body: &'static str) -> impl Fn(&Seen, &mut TcpStream) -> bool + Send + Sync {
+    move |_, stream| {
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(reply.as_bytes()).is_ok()
+    }
+}
+
+/// A proxy in front of `urls` under `/up/` (prefix kept).
+fn proxy(
+    model: Model,
+    urls: &[&str],
+    tune: impl FnOnce(margay::Config) -> margay::Config + 'static,
+) -> TestServer {
+    let rule = ProxyRule::new("/up/", urls).unwrap();
+    TestServer::builder(model)
+        .config(move |c| tune(c.proxy(rule).proxy_timeout(Duration::from_secs(2))))
+        .start()
+}
+
+/// An address nothing listens on.
+fn refusing_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
+both_models!(a_request_is_forwarded_and_answered, |model| {
+    let backend = Backend::start(replies("from the backend"));
+    let server = proxy(model, &[&backend.url()], |c| c);
+    let resp = server.get("/up/a/b%20c?x=1&y=2");
+    assert_eq!(
+        (resp.status, resp.text().as_str()),
+        (200, "from the backend")
+    );
+    assert_eq!(resp.header("via"), Some("1.1 margay"));
+    assert_standard_headers(&resp, false);
+    let seen = backend.seen();
+    assert_eq!(seen[0].target(), "/up/a/b%20c?x=1&y=2");
+    assert_eq!(seen[0].header("host").as_deref(), Some("localhost"));
+    assert_eq!(seen[0].header("via").as_deref(), Some("1.1 margay"));
+    // Static files are still served beside the proxied prefix.
+    assert_eq!(server.get("/style.css").text(), STYLE_CSS);
+});
+
+both_models!(a_url_with_a_path_replaces_the_prefix, |model| {
+    let backend = Backend::start(replies("ok"));
+    let rule = ProxyRule::new("/app/", &[&format!("{}/v2/", backend.url())]).unwrap();
+    let server = TestServer::builder(model).config(|c| c.proxy(rule)).start();
+    assert_eq!(server.get("/app/items/7").status, 200);
+    assert_eq!(backend.seen()[0].target(), "/v2/items/7");
+});
+
+both_models!(hop_by_hop_fields_go_neither_way, |model| {
+    let backend = Backend::start(|_, stream| {
+        let reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: X-Private\r\n\
+                     X-Private: secret\r\nKeep-Alive: timeout=5\r\nTrailer: X-T\r\n\
+                     Proxy-Authenticate: Basic\r\nX-Public: yes\r\n\r\nok";
+        stream.write_all(reply.as_bytes()).is_ok()
+    });
+    let server = proxy(model, &[&backend.url()], |c| c);
+    let resp = server.get_with(
+        "/up/x",
+        &[
+            ("Connection", "keep-alive, X-Client-Private"),
+            ("X-Client-Private", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("TE", "trailers"),
+            ("Upgrade", "h2c"),
+            ("Proxy-Authorization", "Basic Zm9vOmJhcg=="),
+            ("X-Client-Public", "yes"),
+        ],
+    );
+    let seen = &backend.seen()[0];
+    for gone in [
+        "x-client-private",
+        "keep-alive",
+        "te",
+        "upgrade",
+        "proxy-authorization",
+    ] {
+        assert_eq!(
+            seen.header(gone),
+            None,
+            "{gone} reached the backend: {}",
+            seen.head
+        );
+    }
+    assert_eq!(seen.header("connection"), None, "{}", seen.head);
+    assert_eq!(seen.header("x-client-public").as_deref(), Some("yes"));
+    for gone in ["x-private", "keep-alive", "trailer", "proxy-authenticate"] {
+        assert_eq!(
+            resp.header(gone),
+            None,
+            "{gone} reached the client: {resp:?}"
+        );
+    }
+    assert!(!resp.says_close());
+    assert_eq!(resp.header("x-public"), Some("yes"));
+});
+
+both_models!(
+    forwarding_fields_come_from_the_connection_not_the_client,
+    |model| {
+        let backend = Backend::start(replies("ok"));
+        let server = proxy(model, &[&backend.url()], |c| c);
+        server.get_with(
+            "/up/x",
+            &[
+                ("X-Forwarded-For", "6.6.6.6"),
+                ("X-Forwarded-Proto", "https"),
+                ("X-Forwarded-Host", "evil.example"),
+                ("Forwarded", "for=6.6.6.6;proto=https"),
+            ],
+        );
+        let seen = &backend.seen()[0];
+        assert_eq!(seen.header("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+        assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("http"));
+        assert_eq!(
+            seen.header("x-forwarded-host").as_deref(),
+            Some("localhost")
+        );
+        assert_eq!(
+            seen.header("forwarded").as_deref(),
+            Some("for=127.0.0.1;proto=http;host=localhost")
+        );
+        assert!(
+            !seen.head.contains("6.6.6.6") && !seen.head.contains("evil"),
+            "{}",
+            seen.head
+        );
+    }
+);
+
+both_models!(a_refused_connection_is_retried_on_another_member, |model| {
+    let backend = Backend::start(replies("alive"));
+    let server = proxy(model, &[&refusing_url(), &backend.url()], |c| c);
+    for _ in 0..4 {
+        let resp = server.get("/up/x");
+        assert_eq!((resp.status, resp.text().as_str()), (200, "alive"));
+    }
+    let status = server.status();
+    let members = &status["upstreams"][0]["members"];
+    assert!(members[0]["failures"].as_u64().unwrap() >= 1, "{status}");
+});
+
+both_models!(with_every_member_refusing_the_answer_is_502, |model| {
+    let server = proxy(model, &[&refusing_url(), &refusing_url()], |c| c);
+    assert_error_page(&server.get("/up/x"), 502);
+    // A request with a body is never repeated: 502 at the first failure.
+    let mut raw = request("POST", "/up/x", &[("Content-Length", "3")]);
+    raw.extend_from_slice(b"abc");
+    assert_error_page(&server.exchange(&raw, false), 502);
+});
+
+both_models!(a_reset_before_the_response_is_502_or_a_retry, |model| {
+    let resets = Backend::start(|_, stream| {
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        false
+    });
+    let backend = Backend::start(replies("second"));
+    let server = proxy(model, &[&resets.url(), &backend.url()], |c| {
+        c.proxy_max_fails(100)
+    });
+    // GET: retried on the other member.
+    for _ in 0..2 {
+        assert_eq!(server.get("/up/x").text(), "second");
+    }
+    // POST with a body: 502 when its member resets (round robin sends one of two there).
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let mut raw = request("POST", "/up/x", &[("Content-Length", "3")]);
+        raw.extend_from_slice(b"abc");
+        statuses.push(server.exchange(&raw, false).status);
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 502]);
+});
+
+both_models!(a_stalled_backend_gets_504_within_the_timeout, |model| {
+    let stalled = Backend::start(|_, _| {
+        thread::sleep(Duration::from_secs(6));
+        false
+    });
+    let server = proxy(model, &[&stalled.url()], |c| {
+        c.proxy_timeout(Duration::from_secs(1))
+    });
+    let started = Instant::now();
+    let resp = server.get("/up/x");
+    assert_error_page(&resp, 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The front still serves.
+    server.assert_serves("after a stalled upstream");
+});
+
+both_models!(a_response_that_could_smuggle_another_is_502, |model| {
+    // (name, the backend's reply)
+    let rows: &[(&str, &'static str)] = &[
+        (
+            "two lengths",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+        ),
+        (
+            "length and chunked",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        ),
+        ("bare LF", "HTTP/1.1 200 OK\nContent-Length: 5\n\nhello"),
+        ("not HTTP", "SSH-2.0-OpenSSH_9.2\r\n\r\n"),
+        (
+            "a protocol switch",
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n",
+        ),
+    ];
+    for (name, reply) in rows {
+        let backend = Backend::start(move |_, stream| {
+            let _ = stream.write_all(reply.as_bytes());
+            false
+        });
+        let server = proxy(model, &[&backend.url()], |c| c);
+        let resp = server.get("/up/x");
+        assert_eq!(resp.status, 502, "{name}: {resp:?}");
+        assert!(!resp.text().contains("hello"), "{name}");
+    }
+});
+
+both_models!(
+    a_backend_that_dies_mid_body_ends_the_client_connection,
+    |model| {
+        let backend = Backend::start(|_, stream| {
+            let _ =
+                stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part of it");
+            false
+        });
+        let chunked = Backend::start(|_, stream| {
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+            false
+        });
+        for (url, name) in [(backend.url(), "length"), (chunked.url(), "chunked")] {
+            let server = proxy(model, &[&url], |c| c);
+            let mut stream = server.connect();
+            send(&mut stream, &get_req("/up/x"));
+            let all = read_to_close(&mut stream);
+            let text = String::from_utf8_lossy(&all);
+            let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+            assert!(head.starts_with("HTTP/1.1 200"), "{name}: {head}");
+            match name {
+                "length" => {
+                    assert!(head.contains("Content-Length: 100"), "{head}");
+                    assert!(body.len() < 100, "{name}: the body looks whole");
+                }
+                _ => assert!(
+                    !body.ends_with("0\r\n\r\n"),
+                    "{name}: the chunked body looks whole"
+                ),
+            }
+        }
+    }
+);
+
+both_models!(
+    a_head_answered_with_a_body_sends_none_and_drops_the_connection,
+    |model| {
+        let backend = Backend::start(|seen, stream| {
+            let reply = "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world";
+            let _ = stream.write_all(reply.as_bytes());
+            seen.head.starts_with("GET")
+        });
+        let server = proxy(model, &[&backend.url()], |c| c);
+        let mut stream = server.connect();
+        send(&mut stream, &request("HEAD", "/up/x", &[]));
+        let resp = read_response(&mut stream, true);
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.content_length(), Some(11), "HEAD reports the length");
+        // The same client connection goes on; the next answer is a proper one, not the body.
+        let next = {
+            send(&mut stream, &get_req("/up/y"));
+            read_response(&mut stream, false)
+        };
+        assert_eq!((next.status, next.text().as_str()), (200, "hello world"));
+        assert_eq!(
+            backend.accepts.load(Ordering::SeqCst),
+            2,
+            "the used connection was dropped"
+        );
+    }
+);
+
+both_models!(no_content_and_not_modified_have_no_body, |model| {
+    let backend = Backend::start(|seen, stream| {
+        let reply = if seen.target().ends_with("204") {
+            "HTTP/1.1 204 No Content\r\n\r\n"
+        } else {
+            "HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n"
+        };
+        stream.write_all(reply.as_bytes()).is_ok()
+    });
+    let server = proxy(model, &[&backend.url()], |c| c);
+    let mut stream = server.connect();
+    for (path, status) in [("/up/204", 204), ("/up/304", 304), ("/up/204", 204)] {
+        send(&mut stream, &get_req(path));
+        let resp = read_response(&mut stream, false);
+        assert_eq!(resp.status, status);
+        assert!(resp.body.is_empty());
+        assert_eq!(resp.header("content-length"), None);
+    }
+    assert_still_serves(&mut stream);
+});
+
+both_models!(bodies_stream_both_ways_intact, |model| {
+    let backend = Backend::start(|seen, stream| {
+        let digest: u64 = seen.body.iter().map(|&b| b as u64).sum();
+        let reply = format!("{} {digest}", seen.body.len());
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", reply.len());
+        stream.write_all(head.as_bytes()).is_ok() && stream.write_all(reply.as_bytes()).is_ok()
+    });
+    let server = proxy(model, &[&backend.url()], |c| c);
+    let body = big_bin();
+    let expected = format!(
+        "{} {}",
+        body.len(),
+        body.iter().map(|&b| b as u64).sum::<u64>()
+    );
+    // By length.
+    let mut stream = server.connect();
+    let mut raw = request(
+        "POST",
+        "/up/upload",
+        &[("Content-Length", &body.len().to_string())],
+    );
+    raw.extend_from_slice(body);
+    send(&mut stream, &raw);
+    assert_eq!(read_response(&mut stream, false).text(), expected);
+    // Chunked, in uneven chunks.
+    let mut raw = request("POST", "/up/upload", &[("Transfer-Encoding", "chunked")]);
+    for piece in body.chunks(100_003) {
+        raw.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        raw.extend_from_slice(piece);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    send(&mut stream, &raw);
+    assert_eq!(read_response(&mut stream, false).text(), expected);
+    assert_eq!(
+        backend.seen()[1].header("transfer-encoding").as_deref(),
+        Some("chunked")
+    );
+});
+
+both_models!(a_slow_client_slows_the_backend_not_the_memory, |model| {
+    const TOTAL: usize = 32 * 1024 * 1024;
+    let written = Arc::new(AtomicUsize::new(0));
+    let progress = written.clone();
+    let backend = Backend::start(move |_, stream| {
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {TOTAL}\r\n\r\n");
+        let _ = stream.write_all(head.as_bytes());
+        let piece = vec![b'x'; 64 * 1024];
+        for _ in 0..TOTAL / piece.len() {
+            if stream.write_all(&piece).is_err() {
+                return false;
+            }
+            progress.fetch_add(piece.len(), Ordering::SeqCst);
+        }
+        true
+    });
+    let server = proxy(model, &[&backend.url()], |c| c.send_buffer(Some(16 * 1024)));
+    let mut stream = connect_small_buffers(server.addr());
+    send(&mut stream, &get_req("/up/big"));
+    thread::sleep(Duration::from_millis(1500));
+    let ahead = written.load(Ordering::SeqCst);
+    // Kernel buffers on both sides plus the proxy's bounded buffers: nowhere near 32 MiB.
+    assert!(
+        ahead < 8 * 1024 * 1024,
+        "the backend ran {ahead} bytes ahead of the client"
+    );
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let resp = read_response(&mut stream, false);
+    assert_eq!(resp.body.len(), TOTAL);
+});
+
+both_models!(expect_100_continue_is_answered_by_the_front, |model| {
+    let backend = Backend::start(|seen, stream| {
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+            seen.body.len()
+        );
+        stream.write_all(reply.as_bytes()).is_ok() && stream.write_all(&seen.body).is_ok()
+    });
+    let server = proxy(model, &[&backend.url()], |c| c);
+    let mut stream = server.connect();
+    send(
+        &mut stream,
+        &request(
+            "POST",
+            "/up/x",
+            &[("Content-Length", "5"), ("Expect", "100-continue")],
+        ),
+    );
+    let interim = read_response(&mut stream, false);
+    assert_eq!(interim.status, 100);
+    send(&mut stream, b"hello");
+    let resp = read_response(&mut stream, false);
+    assert_eq!((resp.status, resp.text().as_str()), (200, "hello"));
+    assert_eq!(backend.seen()[0].header("expect"), None);
+});
+
+both_models!(closing_clients_reuse_kept_upstream_connections, |model| {
+    let backend = Backend::start(replies("pooled"));
+    let server = proxy(model, &[&backend.url()], |c| c);
+    for _ in 0..20 {
+        let resp = server.get_with("/up/x", &[("Connection", "close")]);
+        assert_eq!(resp.text(), "pooled");
+    }
+    let accepts = backend.accepts.load(Ordering::SeqCst);
+    assert!(
+        accepts <= 2,
+        "{accepts} upstream connections for 20 requests"
+    );
+});
+
+both_models!(requests_are_never_pipelined_upstream, |model| {
+    let backend = Backend::start(|_, stream| {
+        thread::sleep(Duration::from_millis(50));
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .is_ok()
+    });
+    let server = proxy(model, &[&backend.url()], |c| c);
+    let mut stream = server.connect();
+    let mut batch = Vec::new();
+    for i in 0..4 {
+        batch.extend_from_slice(&get_req(&format!("/up/{i}")));
+    }
+    send(&mut stream, &batch);
+    for _ in 0..4 {
+        assert_eq!(read_response(&mut stream, false).text(), "ok");
+    }
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 4);
+    assert!(
+        seen.iter().all(|s| !s.pipelined),
+        "a request arrived before its predecessor was answered"
+    );
+    let targets: Vec<String> = seen.iter().map(Seen::target).collect();
+    assert_eq!(targets, ["/up/0", "/up/1", "/up/2", "/up/3"]);
+});
+
+both_models!(a_failing_member_is_skipped_then_tried_again, |model| {
+    let backend = Backend::start(replies("good"));
+    let bad = refusing_url();
+    let server = proxy(model, &[&bad, &backend.url()], |c| {
+        c.proxy_max_fails(1)
+            .proxy_fail_timeout(Duration::from_secs(2))
+    });
+    server.get("/up/x");
+    let status = server.status();
+    let members = &status["upstreams"][0]["members"];
+    assert_eq!(members[0]["state"], "down", "{status}");
+    thread::sleep(Duration::from_millis(2200));
+    let status = server.status();
+    assert_eq!(
+        status["upstreams"][0]["members"][0]["state"], "up",
+        "{status}"
+    );
+});
+
+#[test]
+fn proxy_rules_in_the_binary() {
+    let backend = Backend::start(replies("through the binary"));
+    let rule = format!("/api/=http://{}/", backend.addr);
+    let server = ServerProcess::builder(Model::Reactor)
+        .args(&["--proxy", &rule, "--proxy-balance", "least-connections"])
+        .start();
+    let mut stream = connect(server.addr);
+    send(&mut stream, &get_req("/api/todos"));
+    let resp = read_response(&mut stream, false);
+    assert_eq!(
+        (resp.status, resp.text().as_str()),
+        (200, "through the binary")
+    );
+    assert_eq!(backend.seen()[0].target(), "/todos");
+}
