@@ -369,6 +369,9 @@ both_models!(handlers_opt_in_to_compression, |model| {
             .route(margay::Method::Get, "/plain", |_| {
                 margay::Response::bytes("application/json", report(100))
             })
+            .blocking(margay::Method::Get, "/slow-report", |_| {
+                margay::Response::bytes("application/json", report(3000)).compressible()
+            })
         })
         .start();
     let big = report(100);
@@ -405,6 +408,15 @@ both_models!(handlers_opt_in_to_compression, |model| {
         assert_eq!(resp.header("content-encoding"), None, "{rows} rows");
         assert_eq!(resp.body, report(rows), "{rows} rows");
     }
+    // A blocking handler's body is compressed off the event loop, so larger ones too.
+    let slow = server.get_with("/slow-report", &[("Accept-Encoding", "gzip")]);
+    assert_eq!(slow.status, 200);
+    assert_eq!(slow.header("content-encoding"), Some("gzip"));
+    assert_eq!(vary(&slow), ["accept-encoding"]);
+    assert_eq!(gunzip(&slow.body), report(3000));
+    let slow_plain = server.get("/slow-report");
+    assert_eq!(slow_plain.header("content-encoding"), None);
+    assert_eq!(vary(&slow_plain), ["accept-encoding"]);
     // Without the opt-in, nothing changes.
     let plain = server.get_with("/plain", &[("Accept-Encoding", "gzip")]);
     assert_eq!(plain.header("content-encoding"), None);

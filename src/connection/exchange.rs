@@ -807,7 +807,12 @@ impl Exchange {
             return;
         }
         let request = Request::new(head, body, self.peer, route.params, state);
-        let response = pool::run(&route.handler, &request);
+        let mut response = pool::run(&route.handler, &request);
+        if route.execution == Execution::Blocking {
+            // The thread model: this is the connection's own thread, not an event loop.
+            let accept = AcceptEncoding::parse(request.head().header_values("accept-encoding"));
+            coding::compress_response(&mut response, &accept, coding::MAX_OFF_LOOP_COMPRESS);
+        }
         let head = request.into_head();
         self.answer(Some(&head), response, out, worker);
         worker.recycle_head(head);
@@ -826,7 +831,7 @@ impl Exchange {
             && let Some(head) = head
         {
             let accept = AcceptEncoding::parse(head.header_values("accept-encoding"));
-            coding::compress_response(&mut response, &accept);
+            coding::compress_response(&mut response, &accept, coding::MAX_ON_LOOP_COMPRESS);
         }
         self.served += 1;
         let limit = worker.site().max_requests_per_connection;

@@ -247,14 +247,21 @@ pub fn is_compressible(content_type: &str) -> bool {
         )
 }
 
-/// Largest handler body compressed: compressing runs on the event loop, and 64 KiB takes
-/// about a millisecond at [`BROTLI_QUALITY`].
-pub const MAX_HANDLER_COMPRESS: usize = 64 * 1024;
+/// Largest handler body compressed on the event loop: 64 KiB takes about a millisecond at
+/// [`BROTLI_QUALITY`].
+pub const MAX_ON_LOOP_COMPRESS: usize = 64 * 1024;
+/// Largest handler body compressed off the event loop (a blocking handler's, on the worker
+/// pool or its connection's thread): a few tens of milliseconds of one pool thread.
+pub const MAX_OFF_LOOP_COMPRESS: usize = 4 * 1024 * 1024;
 
-/// Compresses a handler's [`Response::compressible`] body for a client that accepts gzip or
-/// brotli, in place: `Content-Encoding` added, a strong `ETag` marked with the coding. Every
-/// such response gets `Vary: Accept-Encoding`, since its body may differ by it.
-pub fn compress_response(response: &mut Response, accept: &AcceptEncoding) {
+/// Compresses a handler's [`Response::compressible`] body, of at most `max` bytes, for a
+/// client that accepts gzip or brotli, in place: `Content-Encoding` added, a strong `ETag`
+/// marked with the coding. Every such response gets `Vary: Accept-Encoding`, since its body
+/// may differ by it. Clears the mark, so a response is looked at once.
+pub fn compress_response(response: &mut Response, accept: &AcceptEncoding, max: usize) {
+    if !std::mem::take(&mut response.compress) {
+        return;
+    }
     if !response.status.allows_body() || response.status == StatusCode::PARTIAL_CONTENT {
         return;
     }
@@ -269,7 +276,7 @@ pub fn compress_response(response: &mut Response, accept: &AcceptEncoding) {
         Body::Shared(bytes) => bytes,
         _ => return,
     };
-    if !(MIN_COMPRESS..=MAX_HANDLER_COMPRESS).contains(&bytes.len()) {
+    if !(MIN_COMPRESS..=max).contains(&bytes.len()) {
         return;
     }
     let coding = accept.choose(Coding::can_compress);

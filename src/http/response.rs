@@ -226,8 +226,9 @@ impl Response {
 
     /// Lets the server compress the body with gzip or brotli for a client that accepts one
     /// (`Accept-Encoding`), adding `Content-Encoding` and `Vary: Accept-Encoding`. Bodies
-    /// under 1 KiB or over 64 KiB, and bodies already encoded, are sent as they are: the
-    /// compression runs on the event loop, and 64 KiB takes about a millisecond.
+    /// under 1 KiB, bodies already encoded, and bodies over 64 KiB from a handler that runs on
+    /// the event loop (about a millisecond of compressing) are sent as they are; a blocking
+    /// handler's body is compressed off the loop, up to 4 MiB.
     pub fn compressible(mut self) -> Response {
         self.compress = true;
         self
