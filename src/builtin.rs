@@ -23,6 +23,7 @@ pub(crate) fn add_monitoring(
     router: &mut Router,
     stats: &Arc<Stats>,
     control: &Arc<Control>,
+    upstreams: Option<Arc<Upstreams>>,
     log_health_checks: bool,
 ) {
     let (stats, shutdown) = (stats.clone(), control.clone());
@@ -30,7 +31,8 @@ pub(crate) fn add_monitoring(
         Method::Get,
         "/metrics",
         handler(move |_| {
-            let text = metrics::render(&stats, shutdown.is_shutting_down());
+            let shutting_down = shutdown.is_shutting_down();
+            let text = metrics::render(&stats, shutting_down, upstreams.as_deref());
             Response::bytes(metrics::CONTENT_TYPE, text).header("Cache-Control", "no-store")
         }),
         Execution::OnLoop,

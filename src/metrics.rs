@@ -2,6 +2,8 @@
 //! 0.0.4): a `# HELP` and a `# TYPE` line per family, then its samples; histograms as
 //! cumulative `_bucket{le=".."}` samples ending with `+Inf`, then `_sum` and `_count`.
 
+use crate::proxy::Upstreams;
+use crate::proxy::upstreams::MemberReport;
 use crate::stats::{Counters, DURATION_BUCKETS_US, METHODS, STATUS_CLASSES, Stats};
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
@@ -9,8 +11,8 @@ use std::sync::atomic::Ordering::Relaxed;
 /// The `Content-Type` of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Renders every family from `stats`.
-pub fn render(stats: &Stats, shutting_down: bool) -> String {
+/// Renders every family from `stats`, and the reverse proxy's upstream servers if any.
+pub fn render(stats: &Stats, shutting_down: bool, upstreams: Option<&Upstreams>) -> String {
     let counters = stats.counters();
     let mut out = String::with_capacity(8 * 1024);
     let out = &mut out;
@@ -19,6 +21,10 @@ pub fn render(stats: &Stats, shutting_down: bool) -> String {
     connection_families(out, &counters);
     cache_families(out, stats);
     tls_families(out, &counters);
+    pool_families(out, &counters);
+    if let Some(upstreams) = upstreams {
+        upstream_families(out, upstreams);
+    }
     std::mem::take(out)
 }
 
@@ -35,12 +41,25 @@ fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std
             if i > 0 {
                 out.push(',');
             }
-            // Label values here are fixed words and numbers: nothing to escape.
-            let _ = write!(out, "{label}=\"{text}\"");
+            let _ = write!(out, "{label}=\"");
+            escape_label(text, out);
+            out.push('"');
         }
         out.push('}');
     }
     let _ = writeln!(out, " {value}");
+}
+
+/// A label value as the format wants it: backslash, double quote and line feed escaped.
+fn escape_label(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
 }
 
 fn server_families(out: &mut String, counters: &Counters, shutting_down: bool) {
@@ -227,6 +246,103 @@ fn tls_families(out: &mut String, counters: &Counters) {
     }
 }
 
+fn pool_families(out: &mut String, counters: &Counters) {
+    let pool = &counters.handler_pool;
+    for (name, kind, help, value) in [
+        (
+            "margay_handler_pool_queued",
+            "gauge",
+            "Blocking-handler requests waiting for a pool thread.",
+            pool.queued,
+        ),
+        (
+            "margay_handler_pool_running",
+            "gauge",
+            "Blocking-handler requests a pool thread is running.",
+            pool.running,
+        ),
+        (
+            "margay_handler_pool_finished_total",
+            "counter",
+            "Blocking-handler requests the pool has finished.",
+            i64::try_from(pool.finished).unwrap_or(i64::MAX),
+        ),
+        (
+            "margay_handler_pool_rejected_total",
+            "counter",
+            "Blocking-handler requests refused with 503 because the queue was full.",
+            i64::try_from(pool.rejected).unwrap_or(i64::MAX),
+        ),
+        (
+            "margay_handler_pool_timeouts_total",
+            "counter",
+            "Blocking-handler requests answered 504 because the handler overran its timeout.",
+            i64::try_from(pool.timed_out).unwrap_or(i64::MAX),
+        ),
+    ] {
+        family(out, name, kind, help);
+        sample(out, name, &[], value);
+    }
+}
+
+fn upstream_families(out: &mut String, upstreams: &Upstreams) {
+    let groups = upstreams.report();
+    let members = || {
+        groups.iter().flat_map(|group| {
+            group
+                .members
+                .iter()
+                .map(move |member| (group.prefix.as_str(), member))
+        })
+    };
+    type Value = fn(&MemberReport) -> u64;
+    let families: [(&str, &str, &str, Value); 6] = [
+        (
+            "margay_upstream_up",
+            "gauge",
+            "1 while an upstream server is used, 0 while it is skipped (down after failures, or unhealthy by its active check).",
+            |m| u64::from(m.state == "up"),
+        ),
+        (
+            "margay_upstream_active_requests",
+            "gauge",
+            "Requests an upstream server is serving now.",
+            |m| m.active as u64,
+        ),
+        (
+            "margay_upstream_idle_connections",
+            "gauge",
+            "Idle keep-alive connections kept for an upstream server.",
+            |m| m.idle as u64,
+        ),
+        (
+            "margay_upstream_requests_total",
+            "counter",
+            "Requests sent to an upstream server.",
+            |m| m.requests,
+        ),
+        (
+            "margay_upstream_failures_total",
+            "counter",
+            "Connections or responses of an upstream server that failed.",
+            |m| m.failures,
+        ),
+        (
+            "margay_upstream_retries_total",
+            "counter",
+            "Requests retried elsewhere after an upstream server failed them.",
+            |m| m.retried,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        family(out, name, kind, help);
+        for (prefix, member) in members() {
+            let labels = [("prefix", prefix), ("upstream", member.addr.as_str())];
+            sample(out, name, &labels, value(member));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,7 +358,7 @@ mod tests {
             StatusCode::NOT_FOUND,
             Duration::from_micros(300),
         );
-        let text = render(&stats, true);
+        let text = render(&stats, true, None);
         for line in [
             "# TYPE margay_http_requests_total counter",
             "margay_http_requests_total{method=\"GET\",code=\"2xx\"} 0",
@@ -258,9 +374,14 @@ mod tests {
             "margay_connections{state=\"idle\"} 0",
             "margay_shutting_down 1",
             "margay_tls_handshake_failures_total{reason=\"plain_http\"} 0",
+            "margay_handler_pool_queued 0",
+            "margay_handler_pool_timeouts_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
         }
+        let mut escaped = String::new();
+        escape_label("a\"b\\c\nd", &mut escaped);
+        assert_eq!(escaped, "a\\\"b\\\\c\\nd");
         // Every sample belongs to the family announced last.
         let mut family = String::new();
         for line in text.lines() {

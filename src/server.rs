@@ -271,7 +271,8 @@ impl Server {
         if self.config.builtin_endpoints {
             builtin::add_endpoints(&mut self.router, &self.stats, &control, upstreams.clone());
             let log_health = self.config.log_health_checks;
-            builtin::add_monitoring(&mut self.router, &self.stats, &control, log_health);
+            let (stats, proxied) = (&self.stats, upstreams.clone());
+            builtin::add_monitoring(&mut self.router, stats, &control, proxied, log_health);
         }
         let files = files.with_counters(self.stats.file_cache.clone());
         let config = self.config;

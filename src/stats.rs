@@ -180,6 +180,8 @@ pub struct Counters {
     pub tls_resumed: u64,
     /// TLS handshake failures by reason.
     pub tls_failures: Vec<(&'static str, u64)>,
+    /// The blocking handlers' pool.
+    pub handler_pool: HandlerReport,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -342,6 +344,17 @@ impl Stats {
                 .iter()
                 .map(|f| (f.name(), self.tls_failures[f.index()].load(Relaxed)))
                 .collect(),
+            handler_pool: self.handler_report(),
+        }
+    }
+
+    fn handler_report(&self) -> HandlerReport {
+        HandlerReport {
+            queued: self.handlers.queued.load(Relaxed),
+            running: self.handlers.running.load(Relaxed),
+            finished: self.handlers.finished.load(Relaxed),
+            rejected: self.handlers.rejected.load(Relaxed),
+            timed_out: self.handlers.timed_out.load(Relaxed),
         }
     }
 
@@ -434,13 +447,7 @@ impl Stats {
             requests_per_second: rate(current.requests, base.requests),
             bytes_per_second: rate(current.bytes_sent, base.bytes_sent),
             requests_per_worker: self.per_worker.iter().map(|n| n.load(Relaxed)).collect(),
-            handler_pool: HandlerReport {
-                queued: self.handlers.queued.load(Relaxed),
-                running: self.handlers.running.load(Relaxed),
-                finished: self.handlers.finished.load(Relaxed),
-                rejected: self.handlers.rejected.load(Relaxed),
-                timed_out: self.handlers.timed_out.load(Relaxed),
-            },
+            handler_pool: self.handler_report(),
             tls: TlsReport {
                 handshakes: self.tls_handshakes.load(Relaxed),
                 resumed: self.tls_resumed.load(Relaxed),

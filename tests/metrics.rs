@@ -171,3 +171,41 @@ both_models!(shed_connections_are_counted, |model| {
     assert_eq!(scrape.get("margay_connections_shed_total"), 1.0);
     idle.clear();
 });
+
+both_models!(upstreams_and_the_handler_pool_are_counted, |model| {
+    let backend = TestServer::start(model);
+    let upstream = backend.addr().to_string();
+    let rule = margay::ProxyRule::new("/up/", &[&format!("http://{upstream}/")]).unwrap();
+    let server = TestServer::builder(model)
+        .config(move |c| c.proxy(rule))
+        .routes(|s| {
+            s.blocking(margay::Method::Get, "/slow", |_| {
+                margay::Response::text("done")
+            })
+        })
+        .start();
+    for _ in 0..3 {
+        let resp = server.get("/up/style.css");
+        assert_eq!((resp.status, resp.text()), (200, STYLE_CSS.to_string()));
+    }
+    for _ in 0..2 {
+        assert_eq!(server.get("/slow").text(), "done");
+    }
+    let scrape = scrape(server.addr());
+    let labels = format!("{{prefix=\"/up/\",upstream=\"{upstream}\"}}");
+    let upstream_sample = |name: &str| scrape.get(&format!("{name}{labels}"));
+    assert_eq!(upstream_sample("margay_upstream_requests_total"), 3.0);
+    assert_eq!(upstream_sample("margay_upstream_up"), 1.0);
+    assert_eq!(upstream_sample("margay_upstream_failures_total"), 0.0);
+    assert_eq!(upstream_sample("margay_upstream_active_requests"), 0.0);
+    assert_eq!(scrape.types["margay_upstream_up"], "gauge");
+    // The event loop hands blocking handlers to its pool; the thread model runs them on the
+    // connection's own thread.
+    let pooled = match model {
+        margay::Model::Reactor => 2.0,
+        margay::Model::Threads => 0.0,
+    };
+    assert_eq!(scrape.get("margay_handler_pool_finished_total"), pooled);
+    assert_eq!(scrape.get("margay_handler_pool_queued"), 0.0);
+    assert_eq!(scrape.get("margay_handler_pool_rejected_total"), 0.0);
+});

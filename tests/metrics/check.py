@@ -25,6 +25,17 @@ EXPECTED = {
     "margay_tls_handshakes": "counter",
     "margay_tls_resumed_handshakes": "counter",
     "margay_tls_handshake_failures": "counter",
+    "margay_handler_pool_queued": "gauge",
+    "margay_handler_pool_running": "gauge",
+    "margay_handler_pool_finished": "counter",
+    "margay_handler_pool_rejected": "counter",
+    "margay_handler_pool_timeouts": "counter",
+    "margay_upstream_up": "gauge",
+    "margay_upstream_active_requests": "gauge",
+    "margay_upstream_idle_connections": "gauge",
+    "margay_upstream_requests": "counter",
+    "margay_upstream_failures": "counter",
+    "margay_upstream_retries": "counter",
 }
 
 
@@ -60,6 +71,8 @@ def main(path):
         (value("margay_file_cache_compressions", "margay_file_cache_compressions_total", encoding="gzip") == 1, "one gzip copy"),
         (value("margay_file_cache_compressions", "margay_file_cache_compressions_total", encoding="br") == 1, "one br copy"),
         (value("margay_file_cache_compressed_bytes", "margay_file_cache_compressed_bytes") > 0, "compressed bytes held"),
+        (value("margay_upstream_requests", "margay_upstream_requests_total", prefix="/up/") == 1, "one proxied request"),
+        (value("margay_upstream_up", "margay_upstream_up", prefix="/up/") == 1, "the upstream is up"),
     ]
     histogram = families["margay_http_request_duration_seconds"]
     buckets = [s for s in histogram.samples if s.name.endswith("_bucket")]
@@ -68,7 +81,7 @@ def main(path):
         (buckets and buckets[-1].labels["le"] == "+Inf", "the last bucket is +Inf"),
         (buckets[-1].value == count, "+Inf equals _count"),
         (all(a.value <= b.value for a, b in zip(buckets, buckets[1:])), "buckets are cumulative"),
-        (count >= 9, "every request timed"),
+        (count >= 10, "every request timed"),
     ]
     failed = [what for ok, what in checks if not ok]
     if failed:

@@ -5,7 +5,7 @@
 # Usage: tests/metrics/check.sh
 # Needs python3 with venv; installs prometheus_client from PyPI into target/metrics-venv on
 # first use, builds margay in release mode, serves a copy of htdocs on a free port with an
-# admin listener on another, sends some traffic, scrapes the admin listener and runs
+# admin listener on another (and a proxy rule back to itself), sends some traffic, scrapes the admin listener and runs
 # check.py on the scrape. Exits non-zero on a parse error, a missing family or a count that
 # does not follow the traffic.
 set -euo pipefail
@@ -26,7 +26,9 @@ cp -r htdocs "$SCRATCH/docroot"
 for i in $(seq 1 200); do echo "function f$i() { return $i * 2; }"; done >"$SCRATCH/docroot/app.js"
 PORT=$(free_port)
 ADMIN_PORT=$(free_port)
-margay_start "$SCRATCH/run" "$SCRATCH/docroot" --admin-listen "127.0.0.1:$ADMIN_PORT"
+# The proxy forwards /up/ to this same server, so the upstream families have a member.
+margay_start "$SCRATCH/run" "$SCRATCH/docroot" --admin-listen "127.0.0.1:$ADMIN_PORT" \
+    --proxy "/up/=http://127.0.0.1:$PORT/"
 
 public=http://127.0.0.1:$PORT
 for _ in 1 2 3; do curl -fsS -o /dev/null "$public/"; done
@@ -35,6 +37,7 @@ curl -fsS -o /dev/null -H 'Accept-Encoding: br' "$public/app.js"
 curl -fsS -o /dev/null -I "$public/"
 curl -sS -o /dev/null "$public/missing" || true
 curl -fsS -o /dev/null -X POST --data 'x' "$public/api/echo"
+curl -fsS -o /dev/null "$public/up/index.html"
 public_metrics=$(curl -sS -o /dev/null -w '%{http_code}' "$public/metrics")
 if [[ $public_metrics != 404 ]]; then
     echo "the public listener answered /metrics with $public_metrics, not 404" >&2
