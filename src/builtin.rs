@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The paths an admin listener serves, and that the public listeners then do not.
-pub(crate) const ADMIN_PATHS: [&str; 3] = ["/metrics", "/healthz", "/api/status"];
+/// The paths an admin listener serves, and that the public listeners then do not: the
+/// monitoring endpoints and the counters (`/api/events` streams what `/api/status` reports).
+pub(crate) const ADMIN_PATHS: [&str; 4] = ["/metrics", "/healthz", "/api/status", "/api/events"];
 
 /// `GET /metrics` (the counters in the Prometheus text format) and `GET /healthz` (`200 ok`
 /// while serving, `503` once a graceful shutdown has begun, left out of the access log

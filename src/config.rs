@@ -131,7 +131,7 @@ impl Config {
     }
 
     /// Also serves the monitoring endpoints (`GET /metrics`, `GET /healthz`,
-    /// `GET /api/status`) on `addr`, plain HTTP, and nothing else there; the other listeners
+    /// `GET /api/status`, `GET /api/events`) on `addr`, plain HTTP, and nothing else there; the other listeners
     /// then answer those paths with `404`. Repeat for several addresses. Typically a loopback
     /// or private address, such as `127.0.0.1:9090`.
     pub fn admin_listen(mut self, addr: SocketAddr) -> Config {

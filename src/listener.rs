@@ -13,8 +13,8 @@ pub enum ListenerKind {
     Plain,
     /// HTTP over TLS.
     Tls,
-    /// Plain HTTP for monitoring only: `/metrics`, `/healthz` and `/api/status`, which the
-    /// other listeners then do not serve.
+    /// Plain HTTP for monitoring only: `/metrics`, `/healthz`, `/api/status` and
+    /// `/api/events`, which the other listeners then do not serve.
     Admin,
 }
 

@@ -65,6 +65,7 @@ both_models!(an_admin_listener_takes_the_monitoring_endpoints, |model| {
         ("GET", "/metrics", 404, 200),
         ("GET", "/healthz", 404, 200),
         ("GET", "/api/status", 404, 200),
+        ("HEAD", "/api/events", 404, 200),
         ("HEAD", "/metrics", 404, 200),
         ("GET", "/style.css", 200, 404),
         ("GET", "/", 200, 404),

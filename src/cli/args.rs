@@ -25,8 +25,9 @@ pub struct Args {
     /// Address to serve HTTPS on; repeat for several. Needs --tls-cert and --tls-key.
     #[arg(long, value_name = "ADDR")]
     pub tls_listen: Vec<SocketAddr>,
-    /// Address to serve only /metrics, /healthz and /api/status on (plain HTTP, e.g.
-    /// 127.0.0.1:9090); the other listeners then answer them 404. Repeat for several.
+    /// Address to serve only /metrics, /healthz, /api/status and /api/events on (plain
+    /// HTTP, e.g. 127.0.0.1:9090); the other listeners then answer them 404. Repeat for
+    /// several.
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Vec<SocketAddr>,
     /// PEM certificate chain for HTTPS, the server's certificate first; repeat (each with its
