@@ -173,10 +173,20 @@ pub(crate) fn run(
             }
         }
     }
-    drop(listeners);
+    // Admin listeners stay open while the rest finishes: a load balancer's probe of /healthz
+    // gets its 503 rather than a refused connection.
+    listeners.retain(|(_, kind)| *kind == ListenerKind::Admin);
     let deadline = Instant::now() + config.shutdown_timeout;
     while registry.len() > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+        if listeners.is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        let _ = poll.poll(&mut events, Some(Duration::from_millis(20)));
+        for (listener, kind) in &listeners {
+            // At the cap a newcomer is not kept waiting now: it is closed.
+            let _ = accept_all(listener, *kind, &worker, &config, &control, &registry);
+        }
     }
     let left = registry.len();
     if left > 0 {
@@ -279,15 +289,18 @@ fn serve(
     }
     let mut was_idle = false;
     let mut upstream: Option<Upstream> = None;
+    // A connection accepted during shutdown (on an admin listener) gets its first request read.
+    let mut fresh = true;
     loop {
         let now = Instant::now();
         worker.tick(SystemTime::now());
         if control.is_shutting_down() {
             worker.drain();
-            if conn.awaits_request() {
+            if conn.awaits_request() && !fresh {
                 break;
             }
         }
+        fresh = false;
         // Each blocking call waits no longer than the deadline (or a slice of it).
         let deadline = conn.deadline(&worker.site().timeouts);
         if now >= deadline {

@@ -104,3 +104,36 @@ both_models!(
         }
     }
 );
+
+both_models!(
+    the_admin_listener_answers_503_while_the_server_drains,
+    |model| {
+        let server = TestServer::builder(model)
+            .config(|c| c.admin_listen("127.0.0.1:0".parse().unwrap()))
+            .start();
+        let admin = server.admin_addr().expect("an admin address");
+        assert_eq!(fetch(admin, "GET", "/healthz", &[]).status, 200);
+        // A request under way keeps the server draining (for up to its shutdown timeout).
+        let mut slow = server.connect();
+        send(&mut slow, b"GET /style.css HTTP/1.1\r\nHost: localhost\r\n");
+        thread::sleep(Duration::from_millis(200));
+        server.handle().shutdown();
+        thread::sleep(Duration::from_millis(600));
+        // New probes still reach the admin listener, and learn the server is going away.
+        for _ in 0..2 {
+            let resp = fetch(admin, "GET", "/healthz", &[]);
+            assert_eq!(resp.status, 503);
+            assert!(resp.says_close());
+        }
+        // The public listener takes no new clients.
+        let refused = std::net::TcpStream::connect_timeout(&server.addr(), Duration::from_secs(2));
+        assert!(refused.is_err(), "the public listener still accepts");
+        // The request under way is still answered.
+        send(&mut slow, b"\r\n");
+        let resp = read_response(&mut slow, false);
+        assert_eq!(
+            (resp.status, resp.body.as_slice()),
+            (200, STYLE_CSS.as_bytes())
+        );
+    }
+);
