@@ -224,3 +224,48 @@ both_models!(sigusr1_reopens_the_log_without_losing_a_line, |model| {
     assert_eq!(seen.len(), total, "one line per request, across both files");
     server.assert_alive("after SIGUSR1");
 });
+
+both_models!(
+    the_proxy_keeps_a_trusted_peers_forwarded_chain_only,
+    |model| {
+        let backend = TestServer::start(model);
+        let upstream = format!("http://{}/", backend.addr());
+        // (trusted blocks, X-Forwarded-For the backend sees)
+        let rows: &[(&[&str], &str)] = &[
+            (&[], "127.0.0.1"),
+            (&["10.0.0.0/8"], "127.0.0.1"),
+            (&["127.0.0.1"], "198.51.100.9, 127.0.0.1"),
+        ];
+        for (trusted, seen) in rows {
+            let rule = margay::ProxyRule::new("/up/", &[&upstream]).unwrap();
+            let blocks: Vec<margay::Cidr> = trusted.iter().map(|b| b.parse().unwrap()).collect();
+            let front = TestServer::builder(model)
+                .config(move |c| {
+                    blocks
+                        .into_iter()
+                        .fold(c.proxy(rule), |c, block| c.trusted_proxy(block))
+                })
+                .start();
+            let resp = fetch(
+                front.addr(),
+                "POST",
+                "/up/api/echo",
+                &[("X-Forwarded-For", "198.51.100.9"), ("Content-Length", "0")],
+            );
+            assert_eq!(resp.status, 200, "{}", resp.text());
+            let echo: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+            let forwarded: Vec<&str> = echo["headers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|h| {
+                    h[0].as_str()
+                        .unwrap()
+                        .eq_ignore_ascii_case("x-forwarded-for")
+                })
+                .map(|h| h[1].as_str().unwrap())
+                .collect();
+            assert_eq!(forwarded, [*seen], "trusted {trusted:?}");
+        }
+    }
+);
