@@ -7,6 +7,7 @@ use crate::connection::Timeouts;
 use crate::forwarded::Cidr;
 use crate::http::Limits;
 use crate::proxy::{Balance, HostHeader, ProxyRule, ProxySettings};
+use crate::rules::SiteRules;
 use crate::transport::tls::certs::CertificatePair;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -70,6 +71,7 @@ pub struct Config {
     pub(crate) proxy_rules: Vec<ProxyRule>,
     pub(crate) proxy: ProxySettings,
     pub(crate) limits: Limits,
+    pub(crate) site_rules: SiteRules,
 }
 
 impl Default for Config {
@@ -106,6 +108,7 @@ impl Default for Config {
             builtin_endpoints: false,
             log_health_checks: false,
             limits: Limits::default(),
+            site_rules: SiteRules::new(),
         }
     }
 }
@@ -347,6 +350,14 @@ impl Config {
     /// `504 Gateway Timeout` (its late response is dropped). Default 30 s.
     pub fn handler_timeout(mut self, timeout: Duration) -> Config {
         self.timeouts.handler = timeout;
+        self
+    }
+
+    /// The site's rules: headers, redirects, CORS and basic auth by path, error pages, the
+    /// single-page-app fallback, directory listings. Default none. A running server's rules
+    /// can be replaced with a [`RulesHandle`](crate::RulesHandle).
+    pub fn site_rules(mut self, rules: SiteRules) -> Config {
+        self.site_rules = rules;
         self
     }
 }

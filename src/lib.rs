@@ -18,6 +18,11 @@
 //! }
 //! ```
 //!
+//! What a site says beyond that (response headers, CORS, redirects and basic auth by path
+//! pattern, its own error pages, a single-page-app fallback, directory listings) is a set of
+//! [`SiteRules`], built in code or read from TOML, set with [`Config::site_rules`] and
+//! replaceable while the server runs through a [`RulesHandle`].
+//!
 //! Handlers run on the event-loop thread: they must not block (no sleeping, no slow disk or
 //! network calls), or every other client waits. A handler that panics answers its request
 //! with `500 Internal Server Error`; the panic is logged and the server carries on.
@@ -35,6 +40,7 @@ mod listener;
 mod metrics;
 mod proxy;
 mod reactor;
+mod rules;
 mod server;
 mod stats;
 mod threaded;
@@ -48,6 +54,7 @@ pub use forwarded::Cidr;
 pub use http::status::InvalidStatusCode;
 pub use http::{Body, BodyPart, InvalidHeader, Method, Response, StatusCode, Version};
 pub use proxy::{Balance, HostHeader, ProxyRule, ProxyRuleError};
+pub use rules::{Cors, Rule, RulesError, RulesHandle, SiteRules};
 pub use server::{RunningServer, Server, ShutdownHandle};
 pub use stats::StatusReport;
 

@@ -2,15 +2,17 @@
 
 mod cli;
 
-use cli::{Failure, Options, args::Args};
-use margay::{AccessLog, Config, Server};
+use cli::{Failure, Options};
+use margay::{AccessLog, Config, RulesHandle, Server};
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn main() {
-    let options = match Options::load(std::env::args_os().collect()) {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let options = match Options::load(argv.clone()) {
         Ok(options) => options,
         Err(Failure::Display(help)) => help.exit(),
         Err(Failure::Mistake(message)) => {
@@ -26,8 +28,7 @@ fn main() {
         }
         return;
     }
-    let listen_is_default = options.is_default("listen");
-    if let Err(e) = run(options.args, listen_is_default) {
+    if let Err(e) = run(options, argv) {
         eprintln!("margay: {e}");
         std::process::exit(exit_code(&*e));
     }
@@ -42,7 +43,9 @@ fn exit_code(error: &(dyn std::error::Error + 'static)) -> i32 {
     }
 }
 
-fn run(args: Args, listen_is_default: bool) -> Result<(), Box<dyn std::error::Error>> {
+fn run(options: Options, argv: Vec<OsString>) -> Result<(), Box<dyn std::error::Error>> {
+    let args = &options.args;
+    let listen_is_default = options.is_default("listen");
     let access_log = match args.access_log.as_str() {
         "off" => AccessLog::Off,
         "stdout" => AccessLog::Stdout,
@@ -58,7 +61,7 @@ fn run(args: Args, listen_is_default: bool) -> Result<(), Box<dyn std::error::Er
     let mut config = Config::default()
         .listen_on(plain)
         .redirect_https(args.redirect_https)
-        .root(args.root)
+        .root(&args.root)
         .model(args.model)
         .access_log(access_log)
         .access_log_format(args.access_log_format)
@@ -76,7 +79,8 @@ fn run(args: Args, listen_is_default: bool) -> Result<(), Box<dyn std::error::Er
         .log_health_checks(args.log_health_checks)
         .handler_threads(usize::try_from(args.handler_threads).unwrap_or(usize::MAX))
         .handler_queue(usize::try_from(args.handler_queue).unwrap_or(usize::MAX))
-        .handler_timeout(Duration::from_secs(args.handler_timeout));
+        .handler_timeout(Duration::from_secs(args.handler_timeout))
+        .site_rules(options.rules.clone());
     config = config
         .proxy_keepalive(usize::try_from(args.proxy_keepalive).unwrap_or(usize::MAX))
         .proxy_timeout(Duration::from_secs(args.proxy_timeout))
@@ -100,8 +104,56 @@ fn run(args: Args, listen_is_default: bool) -> Result<(), Box<dyn std::error::Er
     for (cert, key) in args.tls_cert.iter().zip(&args.tls_key) {
         config = config.tls_certificate(cert, key);
     }
-    Server::new(config)?.run()?;
+    let server = Server::new(config)?;
+    reload_on_sighup(options, argv, server.rules_handle())?;
+    server.run()?;
     log::info!("stopped");
+    Ok(())
+}
+
+/// On SIGHUP, reads the command line and the configuration file again and puts the new site
+/// rules in force; a file with a mistake is reported and the rules in force are kept.
+/// Options that only a restart applies (the address, the workers, ...) are named if changed.
+fn reload_on_sighup(
+    started: Options,
+    argv: Vec<OsString>,
+    rules: RulesHandle,
+) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    std::thread::Builder::new()
+        .name("margay-reload".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                let Some(file) = started.file.clone() else {
+                    log::info!("SIGHUP: no configuration file to reload");
+                    continue;
+                };
+                match Options::load(argv.clone()) {
+                    Ok(newer) => {
+                        rules.replace(newer.rules.clone());
+                        log::info!(
+                            "reloaded {}: {} rule(s); new requests follow them",
+                            file.display(),
+                            newer.rules.len()
+                        );
+                        // Against what the server started with: that is what still runs.
+                        let restart = started.needing_restart(&newer);
+                        if !restart.is_empty() {
+                            log::warn!(
+                                "{} changed in {}: only a restart applies {}",
+                                restart.join(", "),
+                                file.display(),
+                                if restart.len() == 1 { "it" } else { "them" }
+                            );
+                        }
+                    }
+                    Err(Failure::Mistake(message)) => {
+                        log::error!("reload failed, the configuration in force is kept: {message}")
+                    }
+                    Err(Failure::Display(_)) => {}
+                }
+            }
+        })?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use crate::listener::{Listener, ListenerKind, bind};
 use crate::proxy::Upstreams;
 use crate::proxy::upstreams::check_health;
 use crate::reactor::{Reactor, ReactorConfig};
+use crate::rules::{RulesHandle, RulesSlot};
 use crate::stats::{Stats, StatusReport};
 use crate::threaded;
 use crate::transport::tls::settings::TlsSettings;
@@ -35,6 +36,7 @@ pub struct Server {
     router: Router,
     state: StateMap,
     stats: Arc<Stats>,
+    rules: Arc<RulesSlot>,
 }
 
 impl Server {
@@ -95,6 +97,7 @@ impl Server {
             }
             listeners.push(own);
         }
+        let rules = Arc::new(RulesSlot::new(config.site_rules.clone()));
         Ok(Server {
             config,
             listeners,
@@ -103,6 +106,7 @@ impl Server {
             router: Router::default(),
             state: StateMap::default(),
             stats: Arc::new(Stats::new(workers)),
+            rules,
         })
     }
 
@@ -117,9 +121,9 @@ impl Server {
     /// `path` is exact (`/api/todos`) or has `{name}` segments (`/api/todos/{id}`), read with
     /// [`Request::param`]. Routes are looked up before static files; the most specific wins;
     /// a `GET` route also answers `HEAD`; a path routed only for other methods gets `405`
-    /// with `Allow`. A handler returns a [`Response`] or a [`crate::Result`] (so `?` works);
-    /// an error or a panic answers with its status (`500` for a panic, logged) and the server
-    /// carries on.
+    /// with `Allow`. A handler returns a [`Response`](crate::Response) or a
+    /// [`crate::Result`] (so `?` works); an error or a panic answers with its status (`500`
+    /// for a panic, logged) and the server carries on.
     pub fn route<F, R>(self, method: Method, path: &str, handler: F) -> Server
     where
         F: Fn(&Request) -> R + Send + Sync + 'static,
@@ -213,6 +217,12 @@ impl Server {
         Ok(self.addrs[0].0)
     }
 
+    /// A handle that replaces the site rules once the server runs (the `margay` binary uses
+    /// it to reload its configuration file on SIGHUP).
+    pub fn rules_handle(&self) -> RulesHandle {
+        RulesHandle(self.rules.clone())
+    }
+
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully (a second signal exits at
     /// once).
     pub fn run(self) -> io::Result<()> {
@@ -246,12 +256,14 @@ impl Server {
 
     /// Starts serving on background threads and returns at once.
     pub fn spawn(mut self) -> io::Result<RunningServer> {
-        let files = StaticFiles::new(&self.config.root).map_err(|e| {
+        let mut files = StaticFiles::new(&self.config.root).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("document root {}: {e}", self.config.root.display()),
             )
         })?;
+        files.set_rules(self.rules.current().1);
+        files.check_rules();
         let control = Arc::new(Control::default());
         let upstreams = (!self.config.proxy_rules.is_empty()).then(|| {
             Arc::new(Upstreams::new(
@@ -312,7 +324,7 @@ impl Server {
         let mut threads = Vec::new();
         let worker_count = self.listeners.len();
         for (n, listener) in self.listeners.into_iter().enumerate() {
-            let worker = Worker::new(site.clone(), n, files.clone());
+            let worker = Worker::new(site.clone(), n, files.clone()).with_rules(self.rules.clone());
             let control = control.clone();
             let thread = std::thread::Builder::new().name(format!("margay-worker-{n}"));
             let thread = match config.model {
@@ -354,6 +366,7 @@ impl Server {
             control,
             threads,
             stats: self.stats,
+            rules: self.rules,
             reload,
         })
     }
@@ -365,6 +378,7 @@ pub struct RunningServer {
     control: Arc<Control>,
     threads: Vec<JoinHandle<io::Result<()>>>,
     stats: Arc<Stats>,
+    rules: Arc<RulesSlot>,
     /// Set to have the certificates read again.
     reload: Arc<AtomicBool>,
 }
@@ -417,6 +431,11 @@ impl RunningServer {
     /// A handle that can start the shutdown from elsewhere (a signal thread, say).
     pub fn handle(&self) -> ShutdownHandle {
         ShutdownHandle(self.control.clone())
+    }
+
+    /// A handle that replaces the site rules while the server runs.
+    pub fn rules_handle(&self) -> RulesHandle {
+        RulesHandle(self.rules.clone())
     }
 
     /// Shuts down gracefully and waits for the workers.

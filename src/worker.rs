@@ -1,6 +1,7 @@
 //! A worker thread's view of the server: the [`Site`] every worker shares (routes, limits,
 //! timeouts, counters) and what only this thread touches (its file cache, the cached `Date`
-//! and log time, read buffers, the allocations of the last request head).
+//! and log time, read buffers, the allocations of the last request head, the site rules it
+//! last picked up).
 
 use crate::access_log::AccessLogFormat;
 use crate::app::pool::{Mailbox, Pool, QueueFull, Ticket, Wake};
@@ -14,6 +15,7 @@ use crate::http::date::DateCache;
 use crate::http::parse::{HeadStorage, parse_head_reusing};
 use crate::http::{Limits, Method, RequestError, RequestHead, Response, StatusCode};
 use crate::proxy::Upstreams;
+use crate::rules::{RulesSlot, SiteRules};
 use crate::stats::Stats;
 use crate::transport::tls::settings::TlsSettings;
 use std::io;
@@ -115,6 +117,10 @@ pub struct Worker {
     notifier: Notifier,
     /// The server's shutdown flag, looked at when a response is encoded.
     control: Option<Arc<Control>>,
+    /// The site rules in force when last looked, and where replacements appear.
+    rules: Arc<SiteRules>,
+    slot: Option<Arc<RulesSlot>>,
+    epoch: u64,
 }
 
 impl Worker {
@@ -131,6 +137,9 @@ impl Worker {
             draining: false,
             notifier: Notifier::Nobody,
             control: None,
+            rules: Arc::new(SiteRules::new()),
+            slot: None,
+            epoch: 0,
         }
     }
 
@@ -182,9 +191,40 @@ impl Worker {
         }
     }
 
+    /// Serves by the rules in `slot`, and by whatever replaces them there.
+    pub(crate) fn with_rules(mut self, slot: Arc<RulesSlot>) -> Worker {
+        self.epoch = u64::MAX;
+        self.slot = Some(slot);
+        self.follow_rules();
+        self
+    }
+
     /// Another worker for the same site, with caches of its own (empty).
     pub fn sibling(&self) -> Worker {
-        Worker::new(self.site.clone(), self.index, self.files.clone())
+        let mut sibling = Worker::new(self.site.clone(), self.index, self.files.clone());
+        sibling.rules = self.rules.clone();
+        sibling.slot = self.slot.clone();
+        sibling.epoch = self.epoch;
+        sibling
+    }
+
+    /// Picks up rules replaced since the last look: one atomic load when nothing changed.
+    pub fn follow_rules(&mut self) {
+        let Some(slot) = &self.slot else {
+            return;
+        };
+        if slot.epoch() == self.epoch {
+            return;
+        }
+        let (epoch, rules) = slot.current();
+        self.epoch = epoch;
+        self.files.set_rules(rules.clone());
+        self.rules = rules;
+    }
+
+    /// The site rules in force.
+    pub fn rules(&self) -> &SiteRules {
+        &self.rules
     }
 
     /// The shared site.
@@ -253,9 +293,23 @@ impl Worker {
         self.spare_head = head.into_storage();
     }
 
-    /// Answers a request from the static files.
+    /// Answers a request from the static files (with the fallback where no handler route or
+    /// proxy rule covers the path).
     pub fn serve_file(&mut self, head: &RequestHead) -> Response {
-        self.files.serve(head)
+        let router = &self.site.router;
+        let upstreams = self.site.upstreams.as_deref();
+        self.files.serve_site(head, &|path| {
+            router.covers(path) || upstreams.is_some_and(|u| u.route(path).is_some())
+        })
+    }
+
+    /// The site's own page for an error response of the server's, if it has one.
+    pub fn error_page(&mut self, response: Response) -> Response {
+        if response.stock_page && self.rules.has_error_pages() {
+            self.files.error_page(response)
+        } else {
+            response
+        }
     }
 
     /// The `Date` value for this second.

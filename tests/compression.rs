@@ -422,3 +422,49 @@ both_models!(handlers_opt_in_to_compression, |model| {
     assert_eq!(plain.header("content-encoding"), None);
     assert!(vary(&plain).is_empty());
 });
+
+both_models!(site_rule_headers_reach_every_encoding, |model| {
+    let rules = margay::SiteRules::new()
+        .rule(
+            margay::Rule::new("/**/*.js")
+                .unwrap()
+                .header("Cache-Control", "public, max-age=600")
+                .unwrap(),
+        )
+        .unwrap();
+    let server = TestServer::builder(model)
+        .config(|c| c.site_rules(rules))
+        .files(|root| {
+            write(root, "app.js", script("v1"));
+            write(root, "lib.js", script("lib"));
+            write(root, "lib.js.br", b"BROTLI SIDECAR");
+        })
+        .start();
+    // (path, Accept-Encoding, Content-Encoding)
+    let rows: &[(&str, &str, Option<&str>)] = &[
+        ("/app.js", "identity", None),
+        ("/app.js", "gzip", Some("gzip")),
+        ("/app.js", "br", Some("br")),
+        ("/lib.js", "br", Some("br")),
+    ];
+    for (path, accept, coding) in rows {
+        let resp = server.get_with(path, &[("Accept-Encoding", accept)]);
+        assert_eq!(resp.header("content-encoding"), *coding, "{path} {accept}");
+        assert_eq!(
+            resp.header("cache-control"),
+            Some("public, max-age=600"),
+            "{path} {accept}"
+        );
+        let etag = resp.header("etag").unwrap().to_string();
+        let revalidated = server.get_with(
+            path,
+            &[("Accept-Encoding", accept), ("If-None-Match", &etag)],
+        );
+        assert_eq!(revalidated.status, 304);
+        assert_eq!(
+            revalidated.header("cache-control"),
+            Some("public, max-age=600")
+        );
+        assert_eq!(vary(&revalidated), ["accept-encoding"]);
+    }
+});

@@ -173,10 +173,14 @@ impl Router {
         self.routes.is_empty()
     }
 
-    /// The prefixes and templates' literal beginnings that routes cover, for rules that must
-    /// not apply under them (the single-page-app fallback).
+    /// Whether a route covers `path`, for rules that must not apply under handlers (the
+    /// single-page-app fallback): any route that would match it, and a prefix route's prefix
+    /// without its trailing `/`.
     pub fn covers(&self, path: &str) -> bool {
-        self.routes.iter().any(|r| r.pattern.rank(path).is_some())
+        self.routes.iter().any(|r| {
+            r.pattern.rank(path).is_some()
+                || matches!(&r.pattern, Pattern::Prefix(p) if p.strip_suffix('/') == Some(path))
+        })
     }
 
     /// Finds what answers `method` on `path`.
@@ -303,6 +307,20 @@ mod tests {
         ];
         for (method, path, expected) in rows {
             assert_eq!(answer(&router, *method, path), *expected, "{method} {path}");
+        }
+        // (path, covered by a route)
+        let covered: &[(&str, bool)] = &[
+            ("/api/items", true),
+            ("/api/anything/deep", true),
+            ("/api", true),
+            ("/apiary", false),
+            ("/users/ann/todos/3", true),
+            ("/users/ann/todos", false),
+            ("/index.html", false),
+            ("/", false),
+        ];
+        for (path, expected) in covered {
+            assert_eq!(router.covers(path), *expected, "{path}");
         }
     }
 

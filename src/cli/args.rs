@@ -143,6 +143,15 @@ pub struct Args {
     /// Host sent upstream: keep (the client's) or upstream (the upstream's own host:port).
     #[arg(long, default_value = "keep", value_name = "keep|upstream", value_parser = parse_host)]
     pub proxy_host: margay::HostHeader,
+    /// Single-page-app fallback: a file under the root (e.g. /index.html) served with 200 for
+    /// GET and HEAD requests no file or handler answers, whose path has no extension and no
+    /// dot segment, from clients whose Accept names text/html.
+    #[arg(long, value_name = "PATH", value_parser = fallback_path)]
+    pub fallback: Option<String>,
+    /// List the files of directories that have no index.html (HTML, or JSON for clients
+    /// asking for application/json).
+    #[arg(long)]
+    pub list_directories: bool,
 }
 
 /// Options that steer the command itself and have no key in the file.
@@ -185,6 +194,16 @@ fn parse_workers(text: &str) -> Result<usize, String> {
             _ => Err("expected a positive number or auto".into()),
         },
     }
+}
+
+/// A file path under the root, or nothing (`""`, the file's way of saying no fallback).
+fn fallback_path(text: &str) -> Result<String, String> {
+    if !text.is_empty() {
+        margay::SiteRules::new()
+            .fallback(text)
+            .map_err(|e| e.message().to_string())?;
+    }
+    Ok(text.to_string())
 }
 
 fn existing_dir(text: &str) -> Result<PathBuf, String> {

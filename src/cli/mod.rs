@@ -1,13 +1,16 @@
 //! The command line and the configuration file, merged into one set of options before the
 //! server binds. Each option is declared once ([`args::Args`]); the file's keys are the long
 //! option names with `_` for `-`, checked by the same parsers as the command line, and the
-//! command line wins where both set an option.
+//! command line wins where both set an option. The file's tables (`[error_pages]`,
+//! `[[rule]]`) are the site rules, read by [`margay::SiteRules::from_toml`].
 
 pub mod args;
 
 use args::{Args, NOT_IN_FILE};
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches};
+use margay::SiteRules;
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -22,12 +25,20 @@ pub enum Failure {
     Mistake(String),
 }
 
+/// The file's keys that are tables of site rules rather than options.
+const RULE_TABLES: &[&str] = &["error_pages", "rule"];
+
+/// Options the server takes up again when the file is reloaded; the others need a restart.
+const RELOADABLE: &[&str] = &["fallback", "list_directories"];
+
 /// The options in effect, and where each came from.
 pub struct Options {
     /// The parsed options.
     pub args: Args,
     /// The configuration file, if one was read.
     pub file: Option<PathBuf>,
+    /// The site rules: the file's tables, with the fallback and listings of the options.
+    pub rules: SiteRules,
     /// The command line alone, to tell its values from the file's.
     given: ArgMatches,
     /// The command line and the file together.
@@ -45,19 +56,63 @@ impl Options {
             .map_err(clap_failure)?;
         let file = given.get_one::<PathBuf>("config").cloned();
         let mut merged = vec![argv.first().cloned().unwrap_or_else(|| "margay".into())];
+        let mut rules = SiteRules::new();
         if let Some(path) = &file {
-            merged.extend(file_arguments(&command, &given, path)?);
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::Mistake(format!("{}: cannot read: {e}", path.display())))?;
+            merged.extend(file_arguments(&command, &given, path, &text)?);
+            // Users files of basic auth are found next to the configuration file.
+            let base = path.parent().unwrap_or(Path::new("."));
+            rules = SiteRules::from_toml(&text, base)
+                .map_err(|e| Failure::Mistake(format!("{}:{e}", path.display())))?;
         }
         merged.extend(argv.into_iter().skip(1));
         let matches = command.try_get_matches_from(merged).map_err(clap_failure)?;
         let args = Args::from_arg_matches(&matches).map_err(clap_failure)?;
         check_pairs(&args)?;
+        if let Some(fallback) = args.fallback.as_deref().filter(|f| !f.is_empty()) {
+            rules = rules
+                .fallback(fallback)
+                .map_err(|e| Failure::Mistake(e.to_string()))?;
+        }
+        let rules = rules.list_directories(args.list_directories);
         Ok(Options {
             args,
             file,
+            rules,
             given,
             matches,
         })
+    }
+
+    /// Each option's value as TOML, by key.
+    fn values(&self) -> BTreeMap<String, String> {
+        Args::command()
+            .get_arguments()
+            .filter(|arg| !NOT_IN_FILE.contains(&arg.get_id().as_str()))
+            .map(|arg| {
+                let id = arg.get_id().as_str();
+                let values: Vec<String> = self
+                    .matches
+                    .get_raw(id)
+                    .into_iter()
+                    .flatten()
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .collect();
+                (id.to_string(), toml_value(arg, &values))
+            })
+            .collect()
+    }
+
+    /// The options `newer` sets differently that only a restart can apply.
+    pub fn needing_restart(&self, newer: &Options) -> Vec<String> {
+        let (old, new) = (self.values(), newer.values());
+        new.iter()
+            .filter(|(key, value)| {
+                !RELOADABLE.contains(&key.as_str()) && old.get(*key) != Some(*value)
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
     }
 
     /// Whether `id` took its default value (neither the command line nor the file set it).
@@ -93,6 +148,10 @@ impl Options {
             };
             let _ = writeln!(out, "{id} = {value}  # {source}");
         }
+        let tables = self.rules.to_toml();
+        if !tables.is_empty() {
+            let _ = write!(out, "\n# site rules, from the configuration file\n{tables}");
+        }
         out
     }
 }
@@ -120,11 +179,10 @@ fn file_arguments(
     command: &Command,
     given: &ArgMatches,
     path: &Path,
+    text: &str,
 ) -> Result<Vec<OsString>, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::Mistake(format!("{}: cannot read: {e}", path.display())))?;
-    let table = DeTable::parse(&text).map_err(|e| {
-        let line = e.span().map_or(1, |span| line_of(&text, span.start));
+    let table = DeTable::parse(text).map_err(|e| {
+        let line = e.span().map_or(1, |span| line_of(text, span.start));
         let message = e.message().trim().to_string();
         Failure::Mistake(format!("{}:{line}: {message}", path.display()))
     })?;
@@ -133,7 +191,10 @@ fn file_arguments(
     let mut entries: Vec<_> = table.get_ref().iter().collect();
     entries.sort_by_key(|(key, _)| key.span().start);
     for (key, value) in entries {
-        let line = line_of(&text, key.span().start);
+        if RULE_TABLES.contains(&key.get_ref().as_ref()) {
+            continue;
+        }
+        let line = line_of(text, key.span().start);
         let at = |message: String| {
             Failure::Mistake(format!(
                 "{}:{line}: {}: {message}",

@@ -193,6 +193,10 @@ impl Exchange {
         let Inbound::Waiting(waiting) = std::mem::replace(&mut self.inbound, Inbound::Head) else {
             return false;
         };
+        let mut response = response;
+        worker
+            .rules()
+            .apply_headers(waiting.head.path(), &mut response);
         self.answer(Some(&waiting.head), response, out, worker);
         worker.recycle_head(waiting.head);
         true
@@ -303,6 +307,7 @@ impl Exchange {
         log::debug!("{}: {}", self.peer, head.request_line());
         let has_body = head.framing != Framing::None;
         self.request_unread = has_body;
+        worker.follow_rules();
         if let Some(error) = head.error {
             let mut response = Response::error(error.status());
             response.close = error.closes() || (has_body && head.expect_continue);
@@ -318,6 +323,11 @@ impl Exchange {
             && let Some(port) = worker.site().redirect_https
             && let Some(response) = redirect_to_https(&head, port)
         {
+            return self.answer_then_discard(head, response, out, worker);
+        }
+        // A CORS preflight, a 401 or a forced redirect, before any route (and after the
+        // move to HTTPS, so no password is asked for in clear).
+        if let Some(response) = worker.rules().before_route(&head) {
             return self.answer_then_discard(head, response, out, worker);
         }
         let router = &worker.site().router;
@@ -808,6 +818,7 @@ impl Exchange {
         }
         let request = Request::new(head, body, self.peer, route.params, state);
         let mut response = pool::run(&route.handler, &request);
+        worker.rules().apply_headers(request.path(), &mut response);
         if route.execution == Execution::Blocking {
             // The thread model: this is the connection's own thread, not an event loop.
             let accept = AcceptEncoding::parse(request.head().header_values("accept-encoding"));
@@ -833,6 +844,10 @@ impl Exchange {
             let accept = AcceptEncoding::parse(head.header_values("accept-encoding"));
             coding::compress_response(&mut response, &accept, coding::MAX_ON_LOOP_COMPRESS);
         }
+        if let Some(head) = head {
+            worker.rules().decorate_cors(head, &mut response);
+        }
+        let mut response = worker.error_page(response);
         self.served += 1;
         let limit = worker.site().max_requests_per_connection;
         let sends_body =

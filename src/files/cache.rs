@@ -175,7 +175,8 @@ impl FileCache {
         }
     }
 
-    fn clear(&mut self) {
+    /// Drops every entry.
+    pub fn clear(&mut self) {
         self.index.clear();
         self.entries.clear();
         self.used = 0;

@@ -1,11 +1,14 @@
 //! Pure static-file logic: resolve a request path safely under the root, answer conditional
-//! and range requests, pick the content type, and keep small hot files in memory.
+//! and range requests, pick the content type, and keep small hot files in memory. With site
+//! rules: their headers folded into cached files, redirects where no file is, the
+//! single-page-app fallback, directory listings and custom error pages.
 //!
 //! Nothing here touches a socket: [`StaticFiles::serve`] takes a parsed request head and
 //! returns a [`Response`] whose body is bytes or a window of an open file.
 
 pub mod cache;
 pub mod conditional;
+pub mod listing;
 pub mod mime;
 pub mod range;
 pub mod representation;
@@ -13,13 +16,17 @@ pub mod resolve;
 pub mod variants;
 pub mod watch;
 
+use crate::http::accept::named_quality;
 use crate::http::coding::Coding;
 use crate::http::{Method, RequestHead, Response, StatusCode};
+use crate::rules::{SiteRules, add_vary};
 use cache::{CacheCounters, FileCache, read_whole};
 use conditional::Precondition;
 use range::RangePlan;
 use representation::{Representation, Source};
-use resolve::{FileIdentity, INDEX_FILE, Resolved, open_file, resolve_path};
+use resolve::{
+    FileIdentity, INDEX_FILE, Refusal, Resolved, open_file, resolve_directory, resolve_path,
+};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -40,6 +47,7 @@ pub const DEFAULT_REVALIDATE_AFTER: Duration = Duration::ZERO;
 pub struct StaticFiles {
     root: PathBuf,
     cache: FileCache,
+    rules: Arc<SiteRules>,
 }
 
 impl Clone for StaticFiles {
@@ -50,8 +58,17 @@ impl Clone for StaticFiles {
                 self.cache.revalidate_after(),
                 self.cache.counters().clone(),
             ),
+            rules: self.rules.clone(),
         }
     }
+}
+
+/// Why a path has no representation to serve.
+enum Miss {
+    /// A directory named without its trailing slash.
+    Directory,
+    /// Nothing servable there.
+    Refused(Refusal),
 }
 
 impl StaticFiles {
@@ -67,7 +84,28 @@ impl StaticFiles {
         Ok(StaticFiles {
             root,
             cache: FileCache::new(DEFAULT_REVALIDATE_AFTER),
+            rules: Arc::new(SiteRules::new()),
         })
+    }
+
+    /// Serves by `rules` from now on. Empties the cache, whose header lines came from the
+    /// rules before.
+    pub fn set_rules(&mut self, rules: Arc<SiteRules>) {
+        self.rules = rules;
+        self.cache.clear();
+    }
+
+    /// Logs a warning for each error page or fallback whose file is not there (yet).
+    pub fn check_rules(&self) {
+        for (what, path) in self.rules.site_paths() {
+            if !matches!(resolve_path(&self.root, path), Ok(Resolved::File { .. })) {
+                log::warn!(
+                    "{what}: no file {path} under {}; the server's own answer is used until \
+                     there is one",
+                    self.root.display()
+                );
+            }
+        }
     }
 
     /// Sets how long a cached file is trusted before its metadata is checked again (zero:
@@ -89,20 +127,43 @@ impl StaticFiles {
         &self.root
     }
 
-    /// Answers a request for a file under the root.
+    /// Answers a request for a file under the root, knowing no handler (see
+    /// [`StaticFiles::serve_site`]).
+    pub fn serve(&mut self, head: &RequestHead) -> Response {
+        self.serve_site(head, &|_| false)
+    }
+
+    /// Answers a request for a file under the root; `handled(path)` says whether a handler
+    /// route covers a path, where the single-page-app fallback never applies.
     ///
     /// Called only for requests whose `head.error` is `None`. GET and HEAD get the same
     /// response (the caller drops the body for HEAD); OPTIONS gets 204 with `Allow`; other
-    /// methods get 405 (404 when nothing is there). Never panics, never touches a socket.
-    pub fn serve(&mut self, head: &RequestHead) -> Response {
-        if matches!(head.method, Method::Get | Method::Head) {
-            return self.serve_file(head);
+    /// methods get 405 (404 when nothing is there). Where nothing is there, the rules'
+    /// redirect or fallback may answer instead. Never panics, never touches a socket.
+    pub fn serve_site(&mut self, head: &RequestHead, handled: &dyn Fn(&str) -> bool) -> Response {
+        let response = if matches!(head.method, Method::Get | Method::Head) {
+            self.serve_file(head, head.path())
+        } else {
+            self.serve_other(head)
+        };
+        if response.status != StatusCode::NOT_FOUND {
+            return response;
         }
+        self.after_miss(head, response, handled)
+    }
+
+    fn serve_other(&mut self, head: &RequestHead) -> Response {
         if head.method == Method::Options && head.path() == "*" {
             return Response::new(StatusCode::NO_CONTENT).header("Allow", ALLOW);
         }
         // Other methods are refused only for what exists: a missing file is still 404.
-        match resolve_path(&self.root, head.path()) {
+        let found = match resolve_path(&self.root, head.path()) {
+            Err(Refusal::NotFound) if self.lists(head.path()) => {
+                resolve_directory(&self.root, head.path()).map(|_| ())
+            }
+            found => found.map(|_| ()),
+        };
+        match found {
             Err(refusal) => Response::error(refusal.status()),
             Ok(_) if head.method == Method::Options => {
                 Response::new(StatusCode::NO_CONTENT).header("Allow", ALLOW)
@@ -111,16 +172,118 @@ impl StaticFiles {
         }
     }
 
-    fn serve_file(&mut self, head: &RequestHead) -> Response {
-        let key = head.path();
-        let found = self.cache.lookup(key, Instant::now(), current_identity);
-        let slot = match found {
-            Some(slot) => slot,
-            None => match self.load(head) {
-                Ok(slot) => slot,
-                Err(response) => return response,
-            },
+    /// What answers where no file is: a redirect rule, then the fallback, then the 404.
+    fn after_miss(
+        &mut self,
+        head: &RequestHead,
+        missed: Response,
+        handled: &dyn Fn(&str) -> bool,
+    ) -> Response {
+        if let Some(redirect) = self.rules.redirect_on_miss(head) {
+            return redirect;
+        }
+        let Some(fallback) = self.rules.fallback_path() else {
+            return missed;
         };
+        let path = head.path();
+        let last = path.rsplit('/').next().unwrap_or_default();
+        // An extension means a file was wanted; a dot segment (`/.git/`, `/.well-known/`)
+        // is never an app's route.
+        if !matches!(head.method, Method::Get | Method::Head)
+            || last.contains('.')
+            || path.contains("/.")
+            || handled(path)
+        {
+            return missed;
+        }
+        let fallback = fallback.to_string();
+        let accepts_html =
+            named_quality(head.headers_named("accept"), "text/html").is_some_and(|q| q > 0.0);
+        let mut response = if accepts_html {
+            match self.serve_file(head, &fallback) {
+                found if found.status != StatusCode::NOT_FOUND => found,
+                _ => missed,
+            }
+        } else {
+            missed
+        };
+        // Another Accept would have had another answer.
+        add_vary(&mut response, "Accept");
+        response
+    }
+
+    /// Whether directories without an index are listed, and `path` names one.
+    fn lists(&self, path: &str) -> bool {
+        self.rules.lists_directories() && path.ends_with('/')
+    }
+
+    /// Answers GET or HEAD for the file at `key` (the request path, or the fallback's), in
+    /// the content coding the request prefers.
+    fn serve_file(&mut self, head: &RequestHead, key: &str) -> Response {
+        let miss = match self.entry(key) {
+            Ok(slot) => return self.respond_negotiated(head, slot),
+            Err(miss) => miss,
+        };
+        match miss {
+            Miss::Directory => {
+                let mut response = redirect_to_directory(head);
+                self.rules.apply_headers(key, &mut response);
+                response
+            }
+            Miss::Refused(Refusal::NotFound) if self.lists(key) => self
+                .listing(head, key)
+                .unwrap_or_else(|| Response::error(StatusCode::NOT_FOUND)),
+            Miss::Refused(refusal) => Response::error(refusal.status()),
+        }
+    }
+
+    /// Replaces the body of one of the server's own error pages with the site's page for its
+    /// status, if there is one; its other fields (`Allow`, `WWW-Authenticate`, ...) stay.
+    pub fn error_page(&mut self, mut response: Response) -> Response {
+        let Some(path) = self.rules.error_page_for(response.status) else {
+            return response;
+        };
+        let path = path.to_string();
+        let Some(variants) = self
+            .entry(&path)
+            .ok()
+            .and_then(|slot| self.cache.variants(slot))
+        else {
+            return response;
+        };
+        let page = variants.identity.page(response.status);
+        response
+            .headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
+        response.headers.extend(page.headers);
+        response.body = page.body;
+        response.stock_page = false;
+        response
+    }
+
+    /// A listing of the directory at `key`, or `None` if there is none to list.
+    fn listing(&mut self, head: &RequestHead, key: &str) -> Option<Response> {
+        let dir = resolve_directory(&self.root, key).ok()?;
+        let entries = match listing::read_entries(&self.root, &dir) {
+            Ok(entries) => entries,
+            Err(e) => return Some(Response::error(Refusal::from_io(&e).status())),
+        };
+        let accept = || head.headers_named("accept");
+        let json = named_quality(accept(), "application/json").unwrap_or(0.0);
+        let html = named_quality(accept(), "text/html").unwrap_or(0.0);
+        let mut response = if json > 0.0 && json > html {
+            Response::bytes("application/json", listing::json(key, &entries))
+        } else {
+            Response::bytes("text/html; charset=utf-8", listing::html(key, &entries))
+        };
+        add_vary(&mut response, "Accept");
+        self.rules.apply_headers(key, &mut response);
+        Some(response)
+    }
+
+    /// The representation of cache entry `slot` that the request's `Accept-Encoding`
+    /// prefers, with its preconditions and ranges applied.
+    fn respond_negotiated(&mut self, head: &RequestHead, slot: usize) -> Response {
         let Some(variants) = self.cache.variants(slot) else {
             return Response::error(StatusCode::INTERNAL_SERVER_ERROR);
         };
@@ -138,24 +301,42 @@ impl StaticFiles {
         }
     }
 
-    /// Resolves, opens and reads the file a request names, with its sidecars, into the
-    /// cache, returning its slot; `Err` with the response when it cannot be served.
-    fn load(&mut self, head: &RequestHead) -> Result<usize, Response> {
-        let key = head.path();
+    /// The cache entry of the file at `key` (its slot), found or read now with its sidecars.
+    fn entry(&mut self, key: &str) -> Result<usize, Miss> {
+        let now = Instant::now();
+        if let Some(slot) = self.cache.lookup(key, now, current_identity) {
+            return Ok(slot);
+        }
         let (path, index) = match resolve_path(&self.root, key) {
             Ok(Resolved::File { path, index, .. }) => (path, index),
-            Ok(Resolved::Redirect) => return Err(redirect_to_directory(head)),
-            Err(refusal) => return Err(Response::error(refusal.status())),
+            Ok(Resolved::Redirect) => return Err(Miss::Directory),
+            Err(refusal) => return Err(Miss::Refused(refusal)),
         };
         // Watched before it is opened, so a change after the read below is always reported.
         let watched = self.watch_dirs(key, &path);
-        let (file, identity) = open_file(&path).map_err(|r| Response::error(r.status()))?;
+        let (file, identity) = open_file(&path).map_err(Miss::Refused)?;
         // The type follows the name asked for, not where a symlink leads.
-        let content_type = mime::content_type(if index {
+        let mut content_type = mime::content_type(if index {
             Path::new(INDEX_FILE)
         } else {
             Path::new(key)
         });
+        // Header rules are matched once per cached file, as the file it is (`/docs/` as
+        // `/docs/index.html`, as nginx matches an index).
+        let site_headers = if index {
+            self.rules.file_headers(&format!("{key}{INDEX_FILE}"))
+        } else {
+            self.rules.file_headers(key)
+        };
+        let extra_lines = match site_headers {
+            Some((own_type, lines)) => {
+                if let Some(own_type) = own_type {
+                    content_type = own_type.into();
+                }
+                lines
+            }
+            None => Vec::new(),
+        };
         let in_memory = if self.cache.accepts(identity.len) {
             read_whole(&file, identity.len)
         } else {
@@ -175,7 +356,8 @@ impl StaticFiles {
                     .map(|(_, id)| (sidecar_path(&path, *coding), *id))
             })
             .collect();
-        let variants = Variants::new(source, &identity, content_type, SystemTime::now(), sidecars);
+        let variants = Variants::new(source, &identity, content_type, SystemTime::now(), sidecars)
+            .with_extra_headers(&extra_lines);
         Ok(self.cache.insert(
             key,
             path,
@@ -183,7 +365,7 @@ impl StaticFiles {
             identity,
             sidecar_identities,
             variants,
-            Instant::now(),
+            now,
         ))
     }
 }
@@ -233,7 +415,7 @@ fn current_identity(path: &Path) -> Option<FileIdentity> {
 /// selected representation. Several ranges of an encoded one get the whole of it: a
 /// multipart body of pieces of a compressed stream helps no client.
 fn respond(head: &RequestHead, rep: &Representation) -> Response {
-    let response = match conditional::evaluate(head, &rep.validators) {
+    let mut response = match conditional::evaluate(head, &rep.validators) {
         Precondition::Failed => Response::error(StatusCode::PRECONDITION_FAILED),
         Precondition::NotModified => return rep.not_modified(),
         Precondition::Proceed => match range::plan(head, &rep.validators, rep.len()) {
@@ -246,10 +428,9 @@ fn respond(head: &RequestHead, rep: &Representation) -> Response {
         },
     };
     if rep.varies {
-        response.header("Vary", "Accept-Encoding")
-    } else {
-        response
+        add_vary(&mut response, "Accept-Encoding");
     }
+    response
 }
 
 /// 301 to the directory's name with a trailing slash.
@@ -306,13 +487,11 @@ pub(crate) fn test_memory(bytes: &[u8]) -> Representation {
     };
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(800_000_000);
     let content_type = "text/plain; charset=utf-8".into();
-    Representation::encoded(
+    Representation::new(
         Source::Memory(Arc::from(bytes)),
         &identity,
         content_type,
         now,
-        Coding::Identity,
-        false,
     )
 }
 

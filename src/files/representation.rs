@@ -155,6 +155,26 @@ impl Representation {
         }
     }
 
+    /// Appends header lines (each ending in CRLF) to those sent with 200, 206 and 304: the
+    /// site's rules for this file, encoded once like the rest.
+    pub fn with_extra_headers(mut self, lines: &[u8]) -> Representation {
+        if lines.is_empty() {
+            return self;
+        }
+        let append = |headers: &Arc<[u8]>| -> Arc<[u8]> { [&headers[..], lines].concat().into() };
+        self.full_headers = append(&self.full_headers);
+        self.validator_headers = append(&self.validator_headers);
+        self
+    }
+
+    /// The whole file as the body of a response with `status` (an error page): its type and
+    /// nothing else, since its validators describe the page, not what was asked for.
+    pub fn page(&self, status: StatusCode) -> Response {
+        Response::new(status)
+            .header("Content-Type", self.content_type.clone())
+            .with_body(self.body(0, self.len))
+    }
+
     /// The size of the file in bytes.
     pub fn len(&self) -> u64 {
         self.len

@@ -1,5 +1,7 @@
 //! Maps a decoded request path to a regular file under the root, refusing anything that
 //! would leave the root, reveal a dotfile, or open something that is not a regular file.
+//! The one dot-named directory served is `/.well-known/` at the root (RFC 8615: ACME
+//! challenges, `security.txt`); dotfiles inside it stay refused.
 
 use crate::http::StatusCode;
 use std::fs::{self, File, Metadata, OpenOptions};
@@ -9,6 +11,9 @@ use std::path::{Component, Path, PathBuf};
 
 /// The file served for a directory requested with a trailing slash.
 pub const INDEX_FILE: &str = "index.html";
+
+/// The only dot-named segment served, and only as the first segment (RFC 8615).
+pub const WELL_KNOWN: &str = ".well-known";
 
 /// Where a request path leads.
 #[derive(Debug)]
@@ -106,14 +111,7 @@ pub fn resolve_path(root: &Path, decoded_path: &str) -> Result<Resolved, Refusal
         Some(named) => (named, true),
         None => (relative, relative.is_empty()),
     };
-    let mut joined = root.to_path_buf();
-    if !named.is_empty() {
-        for segment in named.split('/') {
-            check_segment(segment)?;
-            joined.push(segment);
-        }
-    }
-    let (path, metadata) = real_path_under(root, &joined)?;
+    let (path, metadata) = real_path_under(root, &join_checked(root, named)?)?;
     if metadata.is_dir() {
         if !wants_directory {
             return Ok(Resolved::Redirect);
@@ -125,6 +123,35 @@ pub fn resolve_path(root: &Path, decoded_path: &str) -> Result<Resolved, Refusal
         return Err(Refusal::NotFound);
     }
     regular_file(path, metadata, false)
+}
+
+/// Resolves a request path ending in `/` to a directory under the root, for a listing.
+pub fn resolve_directory(root: &Path, decoded_path: &str) -> Result<PathBuf, Refusal> {
+    let named = match decoded_path {
+        "/" => "",
+        path => path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_suffix('/'))
+            .filter(|p| !p.is_empty())
+            .ok_or(Refusal::NotFound)?,
+    };
+    let (path, metadata) = real_path_under(root, &join_checked(root, named)?)?;
+    if !metadata.is_dir() {
+        return Err(Refusal::NotFound);
+    }
+    Ok(path)
+}
+
+/// `root` joined with each segment of `named` (no leading or trailing `/`), each checked.
+fn join_checked(root: &Path, named: &str) -> Result<PathBuf, Refusal> {
+    let mut joined = root.to_path_buf();
+    if !named.is_empty() {
+        for (i, segment) in named.split('/').enumerate() {
+            check_segment(i, segment)?;
+            joined.push(segment);
+        }
+    }
+    Ok(joined)
 }
 
 /// Opens a resolved file for reading without ever blocking or following a last-moment
@@ -144,20 +171,30 @@ pub fn open_file(path: &Path) -> Result<(File, FileIdentity), Refusal> {
     Ok((file, FileIdentity::of(&metadata)))
 }
 
-/// A request segment may not be empty, name a dotfile (which covers `.` and `..`) or hold NUL.
-fn check_segment(segment: &str) -> Result<(), Refusal> {
-    if segment.is_empty() || segment.starts_with('.') || segment.contains('\0') {
+/// A request segment may not be empty, name a dotfile (which covers `.` and `..`; the first
+/// may be `.well-known`) or hold NUL.
+fn check_segment(index: usize, segment: &str) -> Result<(), Refusal> {
+    let dotted = segment.starts_with('.') && !(index == 0 && segment == WELL_KNOWN);
+    if segment.is_empty() || dotted || segment.contains('\0') {
         return Err(Refusal::NotFound);
     }
     Ok(())
+}
+
+/// Whether `path` (say, a symbolic link found in a listed directory) leads to something
+/// under `root` with no hidden component, as a request would have to.
+pub fn is_servable(root: &Path, path: &Path) -> bool {
+    real_path_under(root, path).is_ok()
 }
 
 /// Canonicalises `path` and checks the real path is under `root` with no hidden component.
 fn real_path_under(root: &Path, path: &Path) -> Result<(PathBuf, Metadata), Refusal> {
     let real = fs::canonicalize(path).map_err(|e| Refusal::from_io(&e))?;
     let inside = real.strip_prefix(root).map_err(|_| Refusal::NotFound)?;
-    let hidden = inside.components().any(|c| match c {
-        Component::Normal(name) => name.as_encoded_bytes().starts_with(b"."),
+    let hidden = inside.components().enumerate().any(|(i, c)| match c {
+        Component::Normal(name) => {
+            name.as_encoded_bytes().starts_with(b".") && !(i == 0 && name == WELL_KNOWN)
+        }
         _ => true,
     });
     if hidden {
@@ -201,6 +238,8 @@ mod tests {
             "root/.git",
             "root/index_dir/index.html",
             "root/indexlink",
+            "root/.well-known/acme-challenge",
+            "root/sub/.well-known",
             "outside",
         ] {
             fs::create_dir_all(base.join(dir)).expect("mkdir");
@@ -214,6 +253,10 @@ mod tests {
             "root/.git/config",
             "root/with space.txt",
             "root/..dots",
+            "root/.well-known/security.txt",
+            "root/.well-known/acme-challenge/token-1",
+            "root/.well-known/.secret",
+            "root/sub/.well-known/x",
             "outside/secret.txt",
         ] {
             fs::write(base.join(file), file).expect("write");
@@ -227,6 +270,8 @@ mod tests {
             ("../../outside/secret.txt", "root/indexlink/index.html"),
             ("missing", "root/dangling"),
             ("loop", "root/loop"),
+            ("../.git", "root/.well-known/git"),
+            ("../.git/config", "root/.well-known/config-link"),
         ] {
             symlink(target, base.join(link)).expect("symlink");
         }
@@ -273,6 +318,23 @@ mod tests {
             ("/.git/", Refused(Refusal::NotFound)),
             ("/sub/.hidden", Refused(Refusal::NotFound)),
             ("/..dots", Refused(Refusal::NotFound)),
+            // The one dot-named directory served.
+            (
+                "/.well-known/security.txt",
+                File(".well-known/security.txt"),
+            ),
+            (
+                "/.well-known/acme-challenge/token-1",
+                File(".well-known/acme-challenge/token-1"),
+            ),
+            ("/.well-known", Redirect),
+            ("/.well-known/", Refused(Refusal::NotFound)),
+            ("/.well-known/.secret", Refused(Refusal::NotFound)),
+            ("/.well-known/../.hidden", Refused(Refusal::NotFound)),
+            ("/.well-known/git/config", Refused(Refusal::NotFound)),
+            ("/.well-known/config-link", Refused(Refusal::NotFound)),
+            ("/sub/.well-known/x", Refused(Refusal::NotFound)),
+            ("/.WELL-KNOWN/security.txt", Refused(Refusal::NotFound)),
             // Symlinks leading out of the root or to hidden files.
             ("/link_out", Refused(Refusal::NotFound)),
             ("/dirlink_out", Refused(Refusal::NotFound)),
@@ -307,6 +369,37 @@ mod tests {
                 Err(refusal) => Refused(refusal),
             };
             assert_eq!(&got, expected, "path {path:?}");
+        }
+    }
+
+    #[test]
+    fn directories_for_listings() {
+        let (_top, root) = site();
+        // (request path, directory relative to the root, or refused)
+        let rows: &[(&str, Option<&str>)] = &[
+            ("/", Some("")),
+            ("/dir/", Some("dir")),
+            ("/sublink/", Some("sub")),
+            ("/.well-known/", Some(".well-known")),
+            (
+                "/.well-known/acme-challenge/",
+                Some(".well-known/acme-challenge"),
+            ),
+            ("/.git/", None),
+            ("/dirlink_out/", None),
+            ("/a.txt/", None),
+            ("/missing/", None),
+            ("/dir", None),
+            ("//", None),
+            ("dir/", None),
+        ];
+        for (path, expected) in rows {
+            let got = resolve_directory(&root, path);
+            let got = got
+                .as_ref()
+                .ok()
+                .map(|p| p.strip_prefix(&root).expect("under root"));
+            assert_eq!(got, expected.map(Path::new), "{path:?}");
         }
     }
 

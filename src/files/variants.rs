@@ -33,6 +33,8 @@ pub struct Variants {
     pub identity: Representation,
     /// br, zstd and gzip, in [`Coding::ENCODED`] order.
     encoded: [Encoded; 3],
+    /// Header lines the site's rules add to every representation of the file.
+    extra_lines: Vec<u8>,
 }
 
 impl Variants {
@@ -79,7 +81,24 @@ impl Variants {
         Variants {
             identity: identity_rep,
             encoded,
+            extra_lines: Vec::new(),
         }
+    }
+
+    /// Appends header lines (the site's rules for this file) to every representation, and
+    /// to the copies compressed later.
+    pub fn with_extra_headers(mut self, lines: &[u8]) -> Variants {
+        if lines.is_empty() {
+            return self;
+        }
+        self.identity = self.identity.clone().with_extra_headers(lines);
+        for encoded in &mut self.encoded {
+            if let Encoded::Ready { rep, .. } = encoded {
+                *rep = rep.clone().with_extra_headers(lines);
+            }
+        }
+        self.extra_lines = lines.to_vec();
+        self
     }
 
     /// Whether responses carry `Vary: Accept-Encoding`.
@@ -114,7 +133,11 @@ impl Variants {
             return None;
         };
         match coding::compress(coding, bytes) {
-            Some(out) => Some(self.identity.compressed_copy(coding, Arc::from(out))),
+            Some(out) => Some(
+                self.identity
+                    .compressed_copy(coding, Arc::from(out))
+                    .with_extra_headers(&self.extra_lines),
+            ),
             None => {
                 self.encoded[i] = Encoded::Absent;
                 None

@@ -3,6 +3,7 @@
 //! Nothing here touches a socket: functions take bytes and return decisions and bytes, so the
 //! event loop and the thread-per-connection model share every line of it.
 
+pub mod accept;
 pub mod chunked;
 pub mod coding;
 pub mod date;

@@ -107,6 +107,8 @@ pub struct Response {
     pub(crate) body: Body,
     /// Set when the connection must close after this response (e.g. a framing error).
     pub(crate) close: bool,
+    /// Built by [`Response::error`]: a site's own page for the status may replace it.
+    pub(crate) stock_page: bool,
     /// Set by the connection for a streamed body sent with chunked transfer coding.
     pub(crate) chunked: bool,
     /// Set to leave the response out of the access log (health checks).
@@ -124,6 +126,7 @@ impl Response {
             encoded_headers: None,
             body: Body::Empty,
             close: false,
+            stock_page: false,
             chunked: false,
             quiet: false,
             compress: false,
@@ -211,9 +214,11 @@ impl Response {
         ] {
             html.extend_from_slice(piece.as_bytes());
         }
-        Response::new(status)
+        let mut page = Response::new(status)
             .header("Content-Type", "text/html; charset=utf-8")
-            .with_body(Body::Bytes(html))
+            .with_body(Body::Bytes(html));
+        page.stock_page = true;
+        page
     }
 }
 
