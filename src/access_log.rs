@@ -249,7 +249,7 @@ mod tests {
     fn lines_by_format() {
         let head = test_request(
             "GET",
-            "/a?b=\"c\"",
+            "/a?b=%22c%22",
             "Referer: http://x/\r\nUser-Agent: agent \"quoted\" \\ ok\r\n",
         );
         let tls = Some(("TLSv1_3", "TLS13_AES_256_GCM_SHA384"));
@@ -258,12 +258,12 @@ mod tests {
             (
                 entry(Some(&head), None),
                 AccessLogFormat::Combined,
-                r#"198.51.100.1 - - [10/Oct/2000:13:55:36 +0000] "GET /a?b=\"c\" HTTP/1.1" 200 1234 "http://x/" "agent \"quoted\" \\ ok""#,
+                r#"198.51.100.1 - - [10/Oct/2000:13:55:36 +0000] "GET /a?b=%22c%22 HTTP/1.1" 200 1234 "http://x/" "agent \"quoted\" \\ ok""#,
             ),
             (
                 entry(Some(&head), None),
                 AccessLogFormat::CombinedTime,
-                r#"198.51.100.1 - - [10/Oct/2000:13:55:36 +0000] "GET /a?b=\"c\" HTTP/1.1" 200 1234 "http://x/" "agent \"quoted\" \\ ok" 0.002"#,
+                r#"198.51.100.1 - - [10/Oct/2000:13:55:36 +0000] "GET /a?b=%22c%22 HTTP/1.1" 200 1234 "http://x/" "agent \"quoted\" \\ ok" 0.002"#,
             ),
             (
                 entry(None, None),
@@ -273,7 +273,7 @@ mod tests {
             (
                 entry(Some(&head), tls),
                 AccessLogFormat::Json,
-                r#"{"time":"2000-10-10T13:55:36Z","client":"198.51.100.1","peer":"10.0.0.1:40000","method":"GET","target":"/a?b=\"c\"","protocol":"HTTP/1.1","status":200,"bytes":1234,"duration_us":2345,"referer":"http://x/","user_agent":"agent \"quoted\" \\ ok","tls":"TLSv1_3 TLS13_AES_256_GCM_SHA384"}"#,
+                r#"{"time":"2000-10-10T13:55:36Z","client":"198.51.100.1","peer":"10.0.0.1:40000","method":"GET","target":"/a?b=%22c%22","protocol":"HTTP/1.1","status":200,"bytes":1234,"duration_us":2345,"referer":"http://x/","user_agent":"agent \"quoted\" \\ ok","tls":"TLSv1_3 TLS13_AES_256_GCM_SHA384"}"#,
             ),
             (
                 entry(None, None),

@@ -67,10 +67,14 @@ pub mod internals {
     pub use crate::connection::outbox::Outbox;
     pub use crate::connection::{Connection, State, Step, Timeouts};
     pub use crate::files::StaticFiles;
+    pub use crate::files::conditional::{Comparison, lines_match};
+    pub use crate::files::range::{ByteRange, MAX_RANGES, RangePlan, parse_ranges};
     pub use crate::files::resolve::{Resolved, resolve_path};
     pub use crate::forwarded::TrustedProxies;
+    pub use crate::http::authority::parse_host_port;
+    pub use crate::http::chunked::{ChunkedDecoder, MAX_CHUNK_LINE, MAX_TRAILERS};
     pub use crate::http::coding::{AcceptEncoding, Coding, compress};
-    pub use crate::http::date::DateCache;
+    pub use crate::http::date::{DateCache, parse_http_date};
     pub use crate::http::encode::{Persistence, encode_head};
     pub use crate::http::parse::{HeadStorage, parse_head, parse_head_reusing};
     pub use crate::http::target::parse_target;

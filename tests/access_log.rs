@@ -46,7 +46,7 @@ both_models!(json_lines_carry_every_field, |model| {
         .start();
     let ok = get(
         server.addr,
-        "/style.css?q=\"x\"",
+        "/style.css?q=%22x%22",
         &[("User-Agent", "tester \"1\""), ("Referer", "http://ref/")],
     );
     assert_eq!(ok.status, 200);
@@ -56,7 +56,7 @@ both_models!(json_lines_carry_every_field, |model| {
     let first: serde_json::Value = serde_json::from_str(&lines[0]).expect("a JSON line");
     assert_eq!(first["client"], "127.0.0.1");
     assert_eq!(first["method"], "GET");
-    assert_eq!(first["target"], "/style.css?q=\"x\"");
+    assert_eq!(first["target"], "/style.css?q=%22x%22");
     assert_eq!(first["protocol"], "HTTP/1.1");
     assert_eq!(first["status"], 200);
     assert_eq!(first["bytes"], STYLE_CSS.len());

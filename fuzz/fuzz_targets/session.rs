@@ -4,8 +4,9 @@
 //!
 //! Input layout: byte 0 holds flags (bits 0-2: how many split points follow; bit 3: end the
 //! conversation with the header timeout instead of the client closing; bit 4: the server is
-//! draining for shutdown; bit 5: small limits, at most 3 requests per connection). Then two
-//! bytes (little-endian) per split point, then the bytes the client sends.
+//! draining for shutdown; bit 5: small limits, at most 3 requests per connection; bits 6-7:
+//! plant a request inside a body, see [`planted_stream`]). Then two bytes (little-endian) per
+//! split point, then the bytes the client sends.
 //!
 //! Checked for every input:
 //! - nothing panics, and the session always finishes;
@@ -13,18 +14,25 @@
 //!   each body exactly as long as its `Content-Length` says, nothing after `Connection: close`;
 //! - nothing outside the document root or hidden in it is ever sent;
 //! - splitting the input never changes the outcome: the bytes and log lines produced for the
-//!   split input equal those for the same bytes in one piece.
+//!   split input equal those for the same bytes in one piece;
+//! - framing: each response goes out as soon as the byte that completes its request arrives,
+//!   and that byte (so where the next request begins) is the same however the input is split;
+//! - a request planted inside a body is never answered.
 
 #![no_main]
+
+#[path = "../../tests/reference/mod.rs"]
+mod reference;
 
 use libfuzzer_sys::fuzz_target;
 use margay::AccessLogFormat;
 use margay::internals::TrustedProxies;
 use margay::internals::{
-    Connection, Execution, Limits, Router, ListenerKind, Site, StateMap, StaticFiles, Stats, Step,
-    Ticket, Timeouts, Transport, Worker, expire, pump,
+    Connection, Execution, Limits, ListenerKind, MAX_CHUNK_LINE, MAX_TRAILERS, Router, Site,
+    StateMap, StaticFiles, Stats, Step, Ticket, Timeouts, Transport, Worker, expire, pump,
 };
 use margay::{Method, Request, Response};
+use reference::abnf;
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, IoSlice};
@@ -240,6 +248,7 @@ struct Script<'a> {
     closed: bool,
     wire: Vec<u8>,
     shut: bool,
+    trace: Trace,
 }
 
 impl Script<'_> {
@@ -261,6 +270,7 @@ impl Transport for Script<'_> {
             let n = buf.len().min(piece.len() - self.pos);
             buf[..n].copy_from_slice(&piece[self.pos..self.pos + n]);
             self.pos += n;
+            self.trace.read(n);
             return Ok(n);
         }
         self.index += 1;
@@ -270,6 +280,7 @@ impl Transport for Script<'_> {
 
     fn write(&mut self, bufs: &[IoSlice<'_>], _more: bool) -> io::Result<usize> {
         assert!(!self.shut, "a write after our side was shut");
+        self.trace.write(self.wire.len());
         let mut n = 0;
         for buf in bufs {
             self.wire.extend_from_slice(buf);
@@ -280,6 +291,7 @@ impl Transport for Script<'_> {
 
     fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
         assert!(!self.shut, "a file sent after our side was shut");
+        self.trace.write(self.wire.len());
         let mut buf = vec![0; len];
         let n = file.read_at(&mut buf, offset)?;
         self.wire.extend_from_slice(&buf[..n]);
@@ -316,7 +328,7 @@ impl std::fmt::Debug for Outcome {
     }
 }
 
-fn converse(worker: &mut Worker, pieces: Vec<&[u8]>, ending: Ending) -> Outcome {
+fn converse(worker: &mut Worker, pieces: Vec<&[u8]>, ending: Ending) -> (Outcome, Trace) {
     LINES.with(|lines| lines.borrow_mut().clear());
     let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
     let now = Instant::now();
@@ -329,6 +341,7 @@ fn converse(worker: &mut Worker, pieces: Vec<&[u8]>, ending: Ending) -> Outcome 
         closed: false,
         wire: Vec::new(),
         shut: false,
+        trace: Trace::default(),
     };
     let mut turns = 0u64;
     loop {
@@ -351,7 +364,7 @@ fn converse(worker: &mut Worker, pieces: Vec<&[u8]>, ending: Ending) -> Outcome 
     }
     conn.close(worker);
     let log = LINES.with(|lines| std::mem::take(&mut *lines.borrow_mut()));
-    Outcome { wire: io.wire, log }
+    (Outcome { wire: io.wire, log }, io.trace)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -382,14 +395,17 @@ const KNOWN_FIELDS: &[&str] = &[
     "vary",
 ];
 
-fn check_wire(outcome: &Outcome) {
+/// Checks the responses on the wire and returns where each (but `100 Continue`) begins.
+fn check_wire(outcome: &Outcome) -> Vec<usize> {
     let wire = &outcome.wire;
     let logged: Vec<Logged> = outcome.log.iter().map(|l| parse_access_line(l)).collect();
+    let mut starts = Vec::new();
     let mut pos = 0;
     let mut next_log = 0;
     let mut closed = false;
     while pos < wire.len() {
         assert!(!closed, "bytes after a `Connection: close` response");
+        let start = pos;
         let head_len = find(&wire[pos..], b"\r\n\r\n")
             .unwrap_or_else(|| panic!("incomplete response head at byte {pos}"));
         let head = std::str::from_utf8(&wire[pos..pos + head_len]).expect("head is UTF-8");
@@ -402,6 +418,7 @@ fn check_wire(outcome: &Outcome) {
             assert!(lines.next().is_none(), "100 Continue carries no fields");
             continue;
         }
+        starts.push(start);
         let mut fields: Vec<(String, &str)> = Vec::new();
         for line in lines {
             let (name, value) = line
@@ -470,6 +487,7 @@ fn check_wire(outcome: &Outcome) {
         logged.len(),
         "access-log lines for responses that never went out"
     );
+    starts
 }
 
 fn parse_status_line(line: &str) -> u16 {
@@ -541,6 +559,12 @@ fn run(data: &[u8]) {
     if flags & 16 != 0 {
         worker.drain();
     }
+    let planted = planted_stream(flags >> 6, sent);
+    let sent = match &planted {
+        Some(planted) => &planted.stream[..],
+        None if flags >> 6 != 0 => return,
+        None => sent,
+    };
 
     let mut cuts: Vec<usize> = points
         .chunks_exact(2)
@@ -555,10 +579,10 @@ fn run(data: &[u8]) {
     }
     pieces.push(&sent[last..]);
 
-    let mut whole = converse(&mut worker, vec![sent], ending);
-    check_wire(&whole);
-    let mut split = converse(&mut worker, pieces, ending);
-    check_wire(&split);
+    let (mut whole, whole_trace) = converse(&mut worker, vec![sent], ending);
+    let whole_starts = check_wire(&whole);
+    let (mut split, split_trace) = converse(&mut worker, pieces, ending);
+    let split_starts = check_wire(&split);
 
     if find(sent, SECRET).is_none() {
         assert!(
@@ -566,7 +590,171 @@ fn run(data: &[u8]) {
             "a hidden or outside file was served"
         );
     }
+    if let Some(planted) = &planted {
+        check_planted(planted, &whole);
+    }
+    if sent.len() <= BYTEWISE_MAX {
+        let bytewise: Vec<&[u8]> = sent.chunks(1).collect();
+        let (one_by_one, trace) = converse(&mut worker, bytewise, ending);
+        let completed = trace.answered_at(&check_wire(&one_by_one));
+        check_answered_at(&completed, &whole_trace, &whole_starts, "in one piece");
+        check_answered_at(&completed, &split_trace, &split_starts, "split");
+    }
     normalise_boundaries(&mut whole.wire);
     normalise_boundaries(&mut split.wire);
     assert_eq!(whole, split, "splitting the input changed the outcome");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Framing invariants: where requests end, and bodies that hide requests.
+
+/// Inputs up to this long are also fed one byte at a time, to find the byte that completes
+/// each request.
+const BYTEWISE_MAX: usize = 2048;
+
+/// What the client side of a conversation saw happen, in client bytes read.
+#[derive(Debug, Default)]
+struct Trace {
+    /// Client bytes margay has read so far.
+    delivered: usize,
+    /// Where each read ended, in client bytes.
+    read_ends: Vec<usize>,
+    /// Each write: where on the wire it began, and the client bytes read by then.
+    writes: Vec<(usize, usize)>,
+}
+
+impl Trace {
+    fn read(&mut self, n: usize) {
+        self.delivered += n;
+        self.read_ends.push(self.delivered);
+    }
+
+    fn write(&mut self, wire_at: usize) {
+        self.writes.push((wire_at, self.delivered));
+    }
+
+    /// For each response beginning at one of `starts` on the wire: how many client bytes had
+    /// been read when it was written.
+    fn answered_at(&self, starts: &[usize]) -> Vec<usize> {
+        starts
+            .iter()
+            .map(|&start| {
+                let write = self.writes.iter().rev().find(|(at, _)| *at <= start);
+                write.expect("a response without a write").1
+            })
+            .collect()
+    }
+}
+
+/// Framing is the same however the input is split: fed one byte at a time, response `i` went
+/// out when byte `completed[i]` had just arrived (the byte that completes its request, so where
+/// the next begins); fed in any other pieces, it must go out after the read that brings that
+/// byte, before any later read.
+fn check_answered_at(completed: &[usize], trace: &Trace, starts: &[usize], how: &str) {
+    let answered = trace.answered_at(starts);
+    assert_eq!(
+        answered.len(),
+        completed.len(),
+        "a different number of responses {how}"
+    );
+    for (i, (&done, &at)) in completed.iter().zip(&answered).enumerate() {
+        let read_end = trace
+            .read_ends
+            .iter()
+            .copied()
+            .find(|&end| end >= done)
+            .unwrap_or(0);
+        assert_eq!(
+            at, read_end,
+            "response {i} went out after {at} bytes {how}, but its request is complete at byte \
+             {done} (read up to {read_end})"
+        );
+    }
+}
+
+/// The request hidden in bodies: it must never be answered.
+const PLANTED: &[u8] = b"GET /planted-5c1e HTTP/1.1\r\nHost: a\r\n\r\n";
+const PLANTED_LINE: &str = "GET /planted-5c1e HTTP/1.1";
+const PLANTED_PATH: &str = "/planted-5c1e";
+
+/// A stream with [`PLANTED`] inside a body, and whether it certainly is inside.
+struct Planted {
+    stream: Vec<u8>,
+    /// False when the fuzzer's bytes end the body before the planted request (then it is a
+    /// request of its own). A body that ends inside it leaves a tail that may be answered as
+    /// a request, but never with the planted request line.
+    inside_body: bool,
+}
+
+/// Builds a stream that plants [`PLANTED`] in the body of a `POST /echo`, the fuzzer's bytes
+/// standing for one part of the framing (`mode`, flag bits 6-7):
+/// 1. the chunked body up to the planted request, which a last chunk follows (the reference
+///    tells whether the body ends before the planted request or not);
+/// 2. the `Content-Length` value;
+/// 3. the `Transfer-Encoding` value, the body a chunk holding the planted request.
+///
+/// `None` (the input is skipped) when the fuzzer's bytes hold the planted path, or a CR or LF
+/// in a field value (they would add fields the check does not model).
+fn planted_stream(mode: u8, fuzz: &[u8]) -> Option<Planted> {
+    if mode == 0 || find(fuzz, PLANTED_PATH.as_bytes()).is_some() {
+        return None;
+    }
+    let size = format!("{:x}", PLANTED.len());
+    let head = |field: &str| format!("POST /echo HTTP/1.1\r\nHost: a\r\n{field}: ").into_bytes();
+    let in_field = !fuzz.contains(&b'\r') && !fuzz.contains(&b'\n');
+    let limits = abnf::ChunkedLimits {
+        max_line: MAX_CHUNK_LINE,
+        max_size_digits: 15,
+        max_trailers: MAX_TRAILERS,
+    };
+    Some(match mode {
+        1 => {
+            let body = [fuzz, PLANTED, b"\r\n0\r\n\r\n"].concat();
+            let planted_at = fuzz.len();
+            let inside_body = match abnf::chunked_body(&body, limits) {
+                abnf::Chunked::Complete { used, .. } => used > planted_at,
+                abnf::Chunked::Incomplete | abnf::Chunked::Invalid => true,
+            };
+            let stream = [&head("Transfer-Encoding")[..], b"chunked\r\n\r\n", &body].concat();
+            Planted {
+                stream,
+                inside_body,
+            }
+        }
+        2 if in_field => {
+            let length = abnf::field_value_of(fuzz).and_then(abnf::content_length);
+            // Refused, or a body of at least one byte: the planted request starts inside it.
+            let inside_body =
+                length.is_none_or(|numbers| !abnf::significant(numbers[0]).is_empty());
+            let stream = [&head("Content-Length")[..], fuzz, b"\r\n\r\n", PLANTED].concat();
+            Planted {
+                stream,
+                inside_body,
+            }
+        }
+        3 if in_field => {
+            // Chunked, or refused: either way the planted request is no request.
+            let body = [size.as_bytes(), b"\r\n", PLANTED, b"\r\n0\r\n\r\n"].concat();
+            let stream = [&head("Transfer-Encoding")[..], fuzz, b"\r\n\r\n", &body].concat();
+            Planted {
+                stream,
+                inside_body: true,
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// A request inside a body is never answered.
+fn check_planted(planted: &Planted, outcome: &Outcome) {
+    if !planted.inside_body {
+        return;
+    }
+    for line in &outcome.log {
+        assert_ne!(
+            parse_access_line(line).request_line,
+            PLANTED_LINE,
+            "a request inside a body was answered"
+        );
+    }
 }

@@ -748,11 +748,18 @@ impl Exchange {
             BodyReader::Chunked(decoder) => match decoder.decode(data, state.collected.as_mut()) {
                 Ok(used) => (used, decoder.is_done()),
                 Err(error) => {
+                    // Data past the limit before the error is 413, as when the same bytes
+                    // arrive in pieces and the limit is checked between them.
+                    let over = state.collected.as_ref().map_or(0, Vec::len) as u64 > limit;
+                    let status = match over {
+                        true => StatusCode::CONTENT_TOO_LARGE,
+                        false => error.status(),
+                    };
                     let handler_wanted_it = state.handler.is_some();
                     let head = state.head.clone();
                     self.inbound = Inbound::Done;
                     if handler_wanted_it {
-                        let mut response = Response::error(error.status());
+                        let mut response = Response::error(status);
                         response.close = true;
                         self.answer(Some(&head), response, out, worker);
                     }

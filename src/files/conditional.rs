@@ -2,6 +2,7 @@
 //! section 13, evaluated in the order of section 13.2.2.
 
 use super::resolve::FileIdentity;
+use crate::http::date::parse_http_date;
 use crate::http::{Method, RequestHead};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -60,7 +61,7 @@ pub fn evaluate(head: &RequestHead, validators: &Validators) -> Precondition {
             return Precondition::Failed;
         }
     } else if let Some(date) = single_date(head, "if-unmodified-since")
-        && validators.last_modified > date
+        && validators.last_modified as i64 > date
     {
         return Precondition::Failed;
     }
@@ -74,7 +75,7 @@ pub fn evaluate(head: &RequestHead, validators: &Validators) -> Precondition {
         }
     } else if safe
         && let Some(date) = single_date(head, "if-modified-since")
-        && validators.last_modified <= date
+        && validators.last_modified as i64 <= date
     {
         return Precondition::NotModified;
     }
@@ -94,15 +95,14 @@ fn has_field(head: &RequestHead, name: &str) -> bool {
     head.header_values(name).next().is_some()
 }
 
-/// Whether any tag listed in the fields called `name` matches `current`.
+/// Whether the fields called `name` list a tag matching `current`.
 fn any_tag_matches(head: &RequestHead, name: &str, current: &str, how: Comparison) -> bool {
-    head.header_values(name)
-        .any(|list| list_matches(list, current, how))
+    lines_match(head.header_values(name), current, how)
 }
 
 /// The date in the only field called `name`, in seconds since the epoch; `None` when the
 /// field is absent, repeated or not an HTTP-date (such fields are ignored, RFC 9110 13.1).
-fn single_date(head: &RequestHead, name: &str) -> Option<u64> {
+fn single_date(head: &RequestHead, name: &str) -> Option<i64> {
     let mut values = head.header_values(name);
     let (Some(value), None) = (values.next(), values.next()) else {
         return None;
@@ -110,61 +110,101 @@ fn single_date(head: &RequestHead, name: &str) -> Option<u64> {
     parse_date(value)
 }
 
-/// Parses an HTTP-date (any of the three forms RFC 9110 section 5.6.7 accepts).
-pub(crate) fn parse_date(value: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(value).ok()?;
-    let time = httpdate::parse_http_date(text).ok()?;
-    time.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
+/// Parses an HTTP-date (any of the three forms RFC 9110 section 5.6.7 accepts) into seconds
+/// since the epoch.
+pub(crate) fn parse_date(value: &[u8]) -> Option<i64> {
+    parse_http_date(value, this_year)
 }
 
-/// Whether an entity-tag list (`*`, or `"a", W/"b"`) holds a tag matching `current`, a strong
-/// tag with its quotes. A malformed list matches nothing from the point where it goes wrong.
-pub(crate) fn list_matches(list: &[u8], current: &str, how: Comparison) -> bool {
+/// The current year, which an rfc850 date's two-digit year is read against.
+fn this_year() -> i64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // Close enough for choosing a century: 365.2425 days a year.
+    1970 + (now / 31_556_952) as i64
+}
+
+/// Whether the lines of an `If-Match` or `If-None-Match` field (RFC 9110 section 13.1.1 and
+/// 13.1.2: `"*" / #entity-tag`) hold a tag matching `current`, a strong tag with its quotes.
+/// The lines make one list (section 5.3), so `*` stands only alone. A value that does not
+/// follow the grammar matches nothing: for `If-Match` the request fails, for
+/// `If-None-Match` it goes on, the conservative reading either way.
+pub fn lines_match<'a>(
+    lines: impl Iterator<Item = &'a [u8]>,
+    current: &str,
+    how: Comparison,
+) -> bool {
+    let (mut count, mut star, mut matched) = (0, false, false);
+    for line in lines {
+        count += 1;
+        if line == b"*" {
+            star = true;
+            continue;
+        }
+        let listed = each_tag(line, |tag, weak| {
+            matched |= tag == current.as_bytes() && (how == Comparison::Weak || !weak);
+        });
+        if !listed {
+            return false;
+        }
+    }
+    if star { count == 1 } else { matched }
+}
+
+/// Calls `each` with every entity-tag of a `#entity-tag` list (its quotes included, and
+/// whether it is weak), by the recipient rule `[ element ] *( OWS "," OWS [ element ] )`.
+/// Returns false when the list does not follow the grammar.
+fn each_tag(list: &[u8], mut each: impl FnMut(&[u8], bool)) -> bool {
     let mut rest = list;
     loop {
-        rest = skip_separators(rest);
-        if rest.is_empty() {
-            return false;
+        match rest {
+            [] => return true,
+            [b',', after @ ..] => {
+                rest = trim_start_ows(after);
+                continue;
+            }
+            _ => {}
         }
-        let (matched, after) = match rest {
-            [b'*', after @ ..] => (true, after),
-            _ => match split_tag(rest) {
-                Some((tag, weak, after)) => {
-                    let equal = tag == current.as_bytes();
-                    (equal && (how == Comparison::Weak || !weak), after)
-                }
-                None => return false,
-            },
+        let Some((tag, weak, after)) = split_tag(rest) else {
+            return false;
         };
-        if !matches!(after.first(), None | Some(b',' | b' ' | b'\t')) {
-            return false;
-        }
-        if matched {
-            return true;
-        }
-        rest = after;
+        each(tag, weak);
+        rest = match trim_start_ows(after) {
+            [] => return true,
+            [b',', after @ ..] => trim_start_ows(after),
+            _ => return false,
+        };
     }
 }
 
-fn skip_separators(bytes: &[u8]) -> &[u8] {
+fn trim_start_ows(bytes: &[u8]) -> &[u8] {
     let start = bytes
         .iter()
-        .position(|b| !matches!(b, b',' | b' ' | b'\t'))
+        .position(|b| !matches!(b, b' ' | b'\t'))
         .unwrap_or(bytes.len());
     &bytes[start..]
 }
 
-/// Splits one entity-tag off the front: (the quoted opaque tag, whether weak, the rest).
+/// Splits one `entity-tag = [ %s"W/" ] DQUOTE *etagc DQUOTE` off the front: (the quoted
+/// opaque tag, whether weak, the rest).
 fn split_tag(bytes: &[u8]) -> Option<(&[u8], bool, &[u8])> {
     let (weak, quoted) = match bytes.strip_prefix(b"W/") {
         Some(quoted) => (true, quoted),
         None => (false, bytes),
     };
-    if quoted.first() != Some(&b'"') {
+    let [b'"', inner @ ..] = quoted else {
+        return None;
+    };
+    // etagc = %x21 / %x23-7E / obs-text
+    let len = inner
+        .iter()
+        .take_while(|&&b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+        .count();
+    if inner.get(len) != Some(&b'"') {
         return None;
     }
-    let close = quoted[1..].iter().position(|&b| b == b'"')? + 2;
-    let (tag, rest) = quoted.split_at(close);
+    let (tag, rest) = quoted.split_at(len + 2);
     Some((tag, weak, rest))
 }
 
@@ -183,6 +223,11 @@ mod tests {
             last_modified: LAST_MODIFIED,
             last_modified_text: "Sun, 06 Nov 1994 08:49:37 GMT".to_string(),
         }
+    }
+
+    /// [`lines_match`] for a field of one line.
+    fn list_matches(list: &[u8], current: &str, how: Comparison) -> bool {
+        lines_match(std::iter::once(list), current, how)
     }
 
     #[test]
@@ -206,6 +251,17 @@ mod tests {
             ("\"b,c\", \"a-1\"", true, true),
             ("", false, false),
             ("*x", false, false),
+            // A list that breaks the grammar anywhere matches nothing, even before the break.
+            ("\"a-1\", junk", false, false),
+            ("\"a-1\" \"b\"", false, false),
+            ("\"a-1\", *", false, false),
+            ("*, \"a-1\"", false, false),
+            ("\"a-1\",\"b c\"", false, false),
+            ("\"a-1\",\"b\x01\"", false, false),
+            ("W/ \"a-1\"", false, false),
+            (" \"a-1\"", false, false),
+            ("\"\", \"a-1\"", true, true),
+            ("\"\u{e9}\", \"a-1\"", true, true),
         ];
         for (list, strong, weak) in rows {
             let got = (
@@ -213,6 +269,27 @@ mod tests {
                 list_matches(list.as_bytes(), ETAG, Comparison::Weak),
             );
             assert_eq!(got, (*strong, *weak), "list {list:?}");
+        }
+    }
+
+    #[test]
+    fn entity_tag_lines_make_one_list() {
+        // (field lines, strong match)
+        let rows: &[(&[&str], bool)] = &[
+            (&["\"b\"", "\"a-1\""], true),
+            (&["\"b\"", ""], false),
+            (&["*"], true),
+            (&["*", "\"a-1\""], false),
+            (&["*", "*"], false),
+            (&["\"a-1\"", "junk"], false),
+        ];
+        for (lines, expected) in rows {
+            let values = lines.iter().map(|line| line.as_bytes());
+            assert_eq!(
+                lines_match(values, ETAG, Comparison::Strong),
+                *expected,
+                "{lines:?}"
+            );
         }
     }
 

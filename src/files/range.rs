@@ -59,12 +59,14 @@ fn if_range_holds(head: &RequestHead, validators: &Validators) -> bool {
     match (values.next(), values.next()) {
         (None, _) => true,
         (Some(tag @ [b'"', ..]), None) => tag == validators.etag.as_bytes(),
-        (Some(date), None) => parse_date(date) == Some(validators.last_modified),
+        (Some(date), None) => parse_date(date) == Some(validators.last_modified as i64),
         (Some(_), Some(_)) => false,
     }
 }
 
-/// Parses a `Range` value against a file of `len` bytes.
+/// Parses a `Range` value against a file of `len` bytes, by the grammar of RFC 9110 section
+/// 14.1.1 (`range-unit "=" 1#range-spec`, a list read by the recipient rule of section
+/// 5.6.1.2: empty elements and OWS around commas are fine, nothing else).
 ///
 /// Another unit or bad syntax: the header is ignored. More than [`MAX_RANGES`] specs, or
 /// ranges adding up to more than the file (overlaps): the whole file is sent.
@@ -87,7 +89,11 @@ pub fn parse_ranges(value: &[u8], len: u64) -> RangePlan {
             return RangePlan::Full;
         };
         if let Some(range) = spec.clamp(len) {
-            total = total.saturating_add(range.size());
+            // Past u64::MAX the ranges certainly add up to more than the file.
+            let Some(sum) = total.checked_add(range.size()) else {
+                return RangePlan::Full;
+            };
+            total = sum;
             ranges.push(range);
         }
     }
@@ -142,10 +148,11 @@ fn content_range(range: ByteRange, len: u64) -> String {
     format!("bytes {}-{}/{len}", range.first, range.last)
 }
 
-/// The range-set after a case-insensitive `bytes=`.
+/// The range-set after a case-insensitive `bytes=` (which no whitespace may follow).
 fn strip_bytes_unit(value: &[u8]) -> Option<&[u8]> {
     let (unit, set) = value.split_at_checked(6)?;
-    unit.eq_ignore_ascii_case(b"bytes=").then_some(set)
+    let starts_spaced = matches!(set.first(), Some(b' ' | b'\t'));
+    (unit.eq_ignore_ascii_case(b"bytes=") && !starts_spaced).then_some(set)
 }
 
 fn trim_ows(bytes: &[u8]) -> &[u8] {
@@ -174,16 +181,14 @@ impl RangeSpec {
         if first.is_empty() {
             return Some(RangeSpec::Suffix(digits(last)?));
         }
-        let first = digits(first)?;
-        let last = if last.is_empty() {
-            None
-        } else {
-            Some(digits(last)?)
-        };
-        if last.is_some_and(|last| last < first) {
+        if last.is_empty() {
+            return Some(RangeSpec::FromTo(digits(first)?, None));
+        }
+        // Compared as written: both may be too large for a u64 and saturate to the same value.
+        if decimal_less(last, first) {
             return None;
         }
-        Some(RangeSpec::FromTo(first, last))
+        Some(RangeSpec::FromTo(digits(first)?, Some(digits(last)?)))
     }
 
     /// The bytes this spec selects in a file of `len` bytes; `None` when unsatisfiable.
@@ -197,6 +202,16 @@ impl RangeSpec {
         };
         Some(ByteRange { first, last })
     }
+}
+
+/// Whether the digits `a` are a smaller number than the digits `b`, at any length.
+fn decimal_less(a: &[u8], b: &[u8]) -> bool {
+    fn significant(d: &[u8]) -> &[u8] {
+        let zeros = d.iter().take_while(|&&b| b == b'0').count();
+        &d[zeros..]
+    }
+    let (a, b) = (significant(a), significant(b));
+    (a.len(), a) < (b.len(), b)
 }
 
 /// A decimal number; values too large for u64 saturate, which clamping then handles.
@@ -277,6 +292,20 @@ mod tests {
             ("bytes=1-2-3", 100, Full),
             ("bytes=+1-2", 100, Full),
             ("bytes=1 - 2", 100, Full),
+            ("bytes= 0-1", 100, Full),
+            ("bytes=\t,0-1", 100, Full),
+            ("bytes=,\t0-1", 100, ranges(&[(0, 1)])),
+            ("bytes=0-1 , ,", 100, ranges(&[(0, 1)])),
+            ("bytes = 0-1", 100, Full),
+            // Both ends too large for a u64, the last below the first: invalid, not 416.
+            ("bytes=99999999999999999999-99999999999999999998", 100, Full),
+            (
+                "bytes=99999999999999999998-099999999999999999999",
+                100,
+                Unsatisfiable,
+            ),
+            ("bytes=010-9", 100, Full),
+            ("bytes=09-10", 100, ranges(&[(9, 10)])),
             ("bytes=0-1,x", 100, Full),
             ("bytes 0-1", 100, Full),
             ("bytes", 100, Full),
@@ -286,6 +315,8 @@ mod tests {
             (seventeen.as_str(), 100, Full),
             ("bytes=0-50,40-99", 100, Full),
             ("bytes=0-,0-,0-", 100, Full),
+            // Two ranges of the largest file: their sum overflows, and is more than the file.
+            ("bytes=-99999999999999999999,0-", u64::MAX, Full),
         ];
         for (value, len, expected) in rows {
             assert_eq!(

@@ -1,40 +1,83 @@
-//! The chunked transfer coding (RFC 9112 section 7.1), decoded incrementally and strictly:
-//! hex sizes without overflow, CRLF line ends, bounded extensions and trailers.
+//! The chunked transfer coding (RFC 9112 section 7.1), decoded incrementally and strictly by
+//! its grammar:
+//!
+//! ```text
+//! chunk          = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+//! chunk-size     = 1*HEXDIG
+//! chunk-ext      = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+//! chunk-ext-name = token
+//! chunk-ext-val  = token / quoted-string
+//! trailer-section = *( field-line CRLF )
+//! ```
+//!
+//! with two limits: a size below 16^15 (leading zeros aside) and a chunk line (size and
+//! extensions) of at most [`MAX_CHUNK_LINE`] bytes; trailers are read, checked and dropped.
 
 use super::error::RequestError;
+use super::fields::{is_escapable, is_qdtext, is_tchar};
 
-/// Longest chunk-size line (size and extensions) accepted.
-const MAX_SIZE_LINE: usize = 1024;
-/// Most trailer bytes accepted; trailers are read and ignored.
-const MAX_TRAILERS: usize = 8 * 1024;
+/// Longest chunk line accepted, size and extensions, CRLF not counted.
+pub const MAX_CHUNK_LINE: usize = 1024;
+/// Most bytes the trailer field lines may take, their CRLFs counted, the final CRLF not.
+pub const MAX_TRAILERS: usize = 8 * 1024;
+/// A chunk size must stay below 16^15: it never overflows, and no body is that large.
+const SIZE_LIMIT: u64 = 1 << 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Reading hex digits of a chunk size.
-    Size { value: u64, digits: usize },
-    /// After the size: optional whitespace and extensions up to CR.
-    Extension { value: u64 },
-    /// Expecting the LF of the size line.
-    SizeLf { value: u64 },
+    /// Reading the hex digits of a chunk size (at least one read when `digits`).
+    Size { value: u64, digits: bool },
+    /// In the rest of a chunk line, at `at`.
+    Line { value: u64, at: Ext },
+    /// Expecting the LF of a chunk line.
+    LineLf { value: u64 },
     /// Inside chunk data, this many bytes left.
     Data { left: u64 },
     /// Expecting CR after chunk data.
     DataCr,
     /// Expecting LF after chunk data.
     DataLf,
-    /// Reading trailer lines; `line` counts bytes of the current one.
-    Trailer { line: usize },
-    /// Expecting the LF that ends a trailer line (or the whole message when `line` is 0).
-    TrailerLf { line: usize },
+    /// At the start of a trailer line, or of the final empty line.
+    TrailerStart,
+    /// In a trailer field's name.
+    TrailerName,
+    /// After a trailer field's colon, up to CR.
+    TrailerValue,
+    /// Expecting the LF that ends a trailer line.
+    TrailerLf,
+    /// Expecting the LF of the final empty line.
+    FinalLf,
     /// The last chunk and trailers are read.
     Done,
+}
+
+/// Where a chunk line is after its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ext {
+    /// After the size, an extension name or an extension value; `spaced` once BWS followed
+    /// it (then only `;`, or `=` after a name, may come); `named` after a name.
+    Gap { spaced: bool, named: bool },
+    /// After `;`, before the name.
+    NameStart,
+    /// In an extension name.
+    Name,
+    /// After `=`, before the value.
+    ValueStart,
+    /// In a token value.
+    Token,
+    /// In a quoted-string value.
+    Quoted,
+    /// After a backslash in a quoted-string.
+    Escape,
 }
 
 /// Incremental decoder for one chunked body.
 #[derive(Debug, Clone)]
 pub struct ChunkedDecoder {
     state: State,
+    /// Bytes of the current chunk line so far.
     line_len: usize,
+    /// Bytes of trailer field lines so far.
     trailer_len: usize,
 }
 
@@ -50,7 +93,7 @@ impl ChunkedDecoder {
         ChunkedDecoder {
             state: State::Size {
                 value: 0,
-                digits: 0,
+                digits: false,
             },
             line_len: 0,
             trailer_len: 0,
@@ -86,75 +129,133 @@ impl ChunkedDecoder {
                 };
                 continue;
             }
-            self.state = self.step(input[i])?;
+            self.state = self.step(input[i]).ok_or(RequestError::BadChunk)?;
             i += 1;
         }
         Ok(i)
     }
 
-    fn step(&mut self, byte: u8) -> Result<State, RequestError> {
+    /// The state after `byte`; `None` when the byte breaks the grammar or a limit.
+    fn step(&mut self, byte: u8) -> Option<State> {
         use State::*;
-        let bad = Err(RequestError::BadChunk);
-        Ok(match self.state {
-            Size { value, digits } => {
-                self.line_len += 1;
-                match (byte as char).to_digit(16) {
-                    Some(d) if digits < 15 => Size {
-                        value: value * 16 + u64::from(d),
-                        digits: digits + 1,
-                    },
-                    Some(_) => return bad,
-                    None if digits == 0 => return bad,
-                    None => return self.after_size(value, byte),
+        Some(match self.state {
+            Size { value, digits } if byte != b'\r' => {
+                self.count_line_byte()?;
+                size_digit(value, digits, byte)?
+            }
+            Line { value, at } if byte != b'\r' => {
+                self.count_line_byte()?;
+                Line {
+                    value,
+                    at: extension(at, byte)?,
                 }
             }
-            Extension { value } => {
-                self.line_len += 1;
-                if self.line_len > MAX_SIZE_LINE {
-                    return bad;
-                }
-                self.after_size(value, byte)?
+            Size {
+                value,
+                digits: true,
             }
-            SizeLf { value } if byte == b'\n' => {
+            | Line {
+                value,
+                at: Ext::Gap { spaced: false, .. } | Ext::Name | Ext::Token,
+            } => LineLf { value },
+            LineLf { value } if byte == b'\n' => {
                 self.line_len = 0;
-                if value == 0 {
-                    Trailer { line: 0 }
-                } else {
-                    Data { left: value }
+                match value {
+                    0 => TrailerStart,
+                    left => Data { left },
                 }
             }
             DataCr if byte == b'\r' => DataLf,
             DataLf if byte == b'\n' => Size {
                 value: 0,
-                digits: 0,
+                digits: false,
             },
-            Trailer { line } => {
+            TrailerStart if byte == b'\r' => FinalLf,
+            FinalLf if byte == b'\n' => Done,
+            TrailerStart | TrailerName | TrailerValue | TrailerLf => {
                 self.trailer_len += 1;
                 if self.trailer_len > MAX_TRAILERS {
-                    return bad;
+                    return None;
                 }
-                match byte {
-                    b'\r' => TrailerLf { line },
-                    b'\n' => return bad,
-                    _ => Trailer { line: line + 1 },
-                }
+                trailer_byte(self.state, byte)?
             }
-            TrailerLf { line: 0 } if byte == b'\n' => Done,
-            TrailerLf { .. } if byte == b'\n' => Trailer { line: 0 },
-            _ => return bad,
+            _ => return None,
         })
     }
 
-    /// The byte after a chunk size: extensions (`;name=value`, with optional whitespace before
-    /// the `;`) or the CR that ends the line.
-    fn after_size(&mut self, value: u64, byte: u8) -> Result<State, RequestError> {
-        match (self.state, byte) {
-            (_, b'\r') => Ok(State::SizeLf { value }),
-            (_, b'\n') | (_, 0..=8) | (_, 10..=31) | (_, 127) => Err(RequestError::BadChunk),
-            (State::Size { .. }, b';' | b' ' | b'\t') => Ok(State::Extension { value }),
-            (State::Size { .. }, _) => Err(RequestError::BadChunk),
-            _ => Ok(State::Extension { value }),
+    /// Counts one byte of the chunk line against its limit.
+    fn count_line_byte(&mut self) -> Option<()> {
+        self.line_len += 1;
+        (self.line_len <= MAX_CHUNK_LINE).then_some(())
+    }
+}
+
+/// Where a chunk line's extensions are after `byte` (not CR, which ends the line).
+fn extension(at: Ext, byte: u8) -> Option<Ext> {
+    let is_bws = byte == b' ' || byte == b'\t';
+    Some(match at {
+        Ext::NameStart | Ext::ValueStart if is_bws => at,
+        Ext::NameStart if is_tchar(byte) => Ext::Name,
+        Ext::ValueStart if is_tchar(byte) => Ext::Token,
+        Ext::ValueStart if byte == b'"' => Ext::Quoted,
+        Ext::Name | Ext::Token if is_tchar(byte) => at,
+        Ext::Quoted if byte == b'"' => Ext::Gap {
+            spaced: false,
+            named: false,
+        },
+        Ext::Quoted if byte == b'\\' => Ext::Escape,
+        Ext::Quoted if is_qdtext(byte) => Ext::Quoted,
+        Ext::Escape if is_escapable(byte) => Ext::Quoted,
+        Ext::Name => gap(byte, true)?,
+        Ext::Token => gap(byte, false)?,
+        Ext::Gap { named, .. } => gap(byte, named)?,
+        _ => return None,
+    })
+}
+
+/// A byte of a chunk size, or the first byte after it.
+fn size_digit(value: u64, digits: bool, byte: u8) -> Option<State> {
+    match (byte as char).to_digit(16) {
+        Some(d) => {
+            let value = value * 16 + u64::from(d);
+            (value < SIZE_LIMIT).then_some(State::Size {
+                value,
+                digits: true,
+            })
         }
+        None if digits => Some(State::Line {
+            value,
+            at: gap(byte, false)?,
+        }),
+        None => None,
+    }
+}
+
+/// A byte between the parts of a chunk line (not CR, which ends it).
+fn gap(byte: u8, named: bool) -> Option<Ext> {
+    match byte {
+        b' ' | b'\t' => Some(Ext::Gap {
+            spaced: true,
+            named,
+        }),
+        b';' => Some(Ext::NameStart),
+        b'=' if named => Some(Ext::ValueStart),
+        _ => None,
+    }
+}
+
+/// A byte of a trailer field line: `field-name ":" OWS field-value OWS` with a token for the
+/// name, and `SP / HTAB / VCHAR / obs-text` in the value (obs-fold is refused: a line cannot
+/// start with whitespace).
+fn trailer_byte(state: State, byte: u8) -> Option<State> {
+    use State::*;
+    match (state, byte) {
+        (TrailerStart | TrailerName, b) if is_tchar(b) => Some(TrailerName),
+        (TrailerName, b':') => Some(TrailerValue),
+        (TrailerValue, b'\r') => Some(TrailerLf),
+        (TrailerValue, b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff) => Some(TrailerValue),
+        (TrailerLf, b'\n') => Some(TrailerStart),
+        _ => None,
     }
 }
 
@@ -181,6 +282,10 @@ mod tests {
             ("5 ;ext\r\nhello\r\n0\r\n\r\n", "hello"),
             ("5\r\nhello\r\n0\r\nExpires: never\r\nX: y\r\n\r\n", "hello"),
             ("000005\r\nhello\r\n0\r\n\r\n", "hello"),
+            ("00000000000000000005\r\nhello\r\n00\r\n\r\n", "hello"),
+            ("5 ; a = b ;c\t;d=\"\"\r\nhello\r\n0;e\r\n\r\n", "hello"),
+            ("5;a=\"q \\\" ;x\"\r\nhello\r\n0\r\n\r\n", "hello"),
+            ("5\r\nhello\r\n0\r\nX:\r\nY:\t a b \r\n\r\n", "hello"),
         ];
         for (body, expected) in rows {
             let input = format!("{body}NEXT");
@@ -205,6 +310,32 @@ mod tests {
             "ffffffffffffffff\r\n",
             "5\r\nhello\r\n0\r\n\n",
             "5\0\r\nhello\r\n",
+            // Something after the size that is not `;` and an extension: a proxy could take
+            // it for part of the size, or the start of the data.
+            "5 \r\nhello\r\n",
+            "5 5\r\nhello\r\n",
+            "5\t00\r\nhello\r\n",
+            "5 x\r\nhello\r\n",
+            "5,ext\r\nhello\r\n",
+            "5=x\r\nhello\r\n",
+            "5;\r\nhello\r\n",
+            "5; \r\nhello\r\n",
+            "5;a \r\nhello\r\n",
+            "5;a=\r\nhello\r\n",
+            "5;a=b c\r\nhello\r\n",
+            "5;a=b=c\r\nhello\r\n",
+            "5;a=\"x\r\nhello\r\n",
+            "5;a=\"x\"y\r\nhello\r\n",
+            "5;a@b\r\nhello\r\n",
+            "5;a=\"\x01\"\r\nhello\r\n",
+            "5;a=\"\\\x7f\"\r\nhello\r\n",
+            "1000000000000000\r\n",
+            "5\r\nhello\r\n0\r\nX\r\n\r\n",
+            "5\r\nhello\r\n0\r\n: x\r\n\r\n",
+            "5\r\nhello\r\n0\r\nX : x\r\n\r\n",
+            "5\r\nhello\r\n0\r\nX: a\r\n folded\r\n\r\n",
+            "5\r\nhello\r\n0\r\nX: a\x01\r\n\r\n",
+            "5\r\nhello\r\n0\r\nX: a\n\r\n",
         ];
         for body in rows {
             assert_eq!(
@@ -213,13 +344,24 @@ mod tests {
                 "{body:?}"
             );
         }
-        let long_extension = format!("5;{}\r\nhello\r\n0\r\n\r\n", "e".repeat(2000));
-        assert!(decode_all(long_extension.as_bytes()).is_err());
+        // The line limit counts the size and extensions, leading zeros included.
+        for (line, fits) in [
+            (format!("5;{}", "e".repeat(MAX_CHUNK_LINE - 2)), true),
+            (format!("5;{}", "e".repeat(MAX_CHUNK_LINE - 1)), false),
+            (format!("{}5", "0".repeat(MAX_CHUNK_LINE - 1)), true),
+            (format!("{}5", "0".repeat(MAX_CHUNK_LINE)), false),
+        ] {
+            let body = format!("{line}\r\nhello\r\n0\r\n\r\n");
+            assert_eq!(decode_all(body.as_bytes()).is_ok(), fits, "{}", line.len());
+        }
+        let trailer = |n: usize| format!("0\r\nX:{}\r\n\r\n", "t".repeat(n));
+        assert!(decode_all(trailer(MAX_TRAILERS - 4).as_bytes()).is_ok());
+        assert!(decode_all(trailer(MAX_TRAILERS - 3).as_bytes()).is_err());
     }
 
     #[test]
     fn any_split_gives_the_same_body() {
-        let body = b"5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nT: 1\r\n\r\n";
+        let body = b"5\r\nhello\r\n6 ; x = \"y\\\"\"\r\n world\r\n0\r\nT: 1\r\n\r\n";
         for cut in 0..body.len() {
             let mut decoder = ChunkedDecoder::new();
             let mut out = Vec::new();

@@ -7,12 +7,15 @@ use super::status::StatusCode;
 pub enum RequestError {
     /// The head is not valid HTTP/1.1 syntax (bad token, bare CR, control character, ...).
     Malformed,
-    /// `Host` missing on HTTP/1.1, repeated, or not a valid authority.
+    /// `Host` missing on HTTP/1.1, repeated, or not `uri-host [ ":" port ]`.
     BadHost,
-    /// `Content-Length` is not a number, or two values disagree.
+    /// `Content-Length` is not a number (or a list of one number), or two values disagree.
     BadContentLength,
-    /// `Transfer-Encoding` other than exactly `chunked`, or together with `Content-Length`.
+    /// `Transfer-Encoding` that is not a list ending in one `chunked`, on HTTP/1.0, or together
+    /// with `Content-Length`: the body cannot be framed.
     BadTransferEncoding,
+    /// `Transfer-Encoding` naming a coding before `chunked` that margay does not decode.
+    TransferCodingNotImplemented,
     /// A chunked body that does not follow the grammar.
     BadChunk,
     /// The request-target cannot be decoded (bad escape, NUL, unsupported form, escapes root).
@@ -23,6 +26,8 @@ pub enum RequestError {
     HeadTooLarge,
     /// A request body is larger than the limit.
     BodyTooLarge,
+    /// `Expect` asks for something other than `100-continue`.
+    ExpectationFailed,
     /// The method is not one margay implements.
     MethodNotImplemented,
     /// The protocol version is not HTTP/1.0 or HTTP/1.1.
@@ -44,14 +49,18 @@ impl RequestError {
             RequestError::Timeout => StatusCode::REQUEST_TIMEOUT,
             RequestError::BodyTooLarge => StatusCode::CONTENT_TOO_LARGE,
             RequestError::TargetTooLong => StatusCode::URI_TOO_LONG,
+            RequestError::ExpectationFailed => StatusCode::EXPECTATION_FAILED,
             RequestError::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            RequestError::MethodNotImplemented => StatusCode::NOT_IMPLEMENTED,
+            RequestError::MethodNotImplemented | RequestError::TransferCodingNotImplemented => {
+                StatusCode::NOT_IMPLEMENTED
+            }
             RequestError::VersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
         }
     }
 
     /// Whether the connection must close after the error response: true whenever the end of
-    /// the request cannot be trusted, so nothing after it could be read as a new request.
+    /// the request cannot be trusted, so nothing after it could be read as a new request. (A
+    /// client with an unmet expectation may be holding its body back, as for `100-continue`.)
     pub fn closes(self) -> bool {
         !matches!(
             self,

@@ -4,11 +4,13 @@
 //! event loop and the thread-per-connection model share every line of it.
 
 pub mod accept;
+pub mod authority;
 pub mod chunked;
 pub mod coding;
 pub mod date;
 pub mod encode;
 pub mod error;
+pub mod fields;
 pub mod parse;
 pub mod response;
 pub mod status;

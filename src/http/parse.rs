@@ -1,7 +1,9 @@
 //! Request-head parsing: httparse for the syntax, then the rules it leaves to us (limits,
 //! `Host`, body framing, persistence) decided once, here.
 
+use super::authority::parse_host_port;
 use super::error::RequestError;
+use super::fields::{Expectations, TransferCodings, content_length};
 use super::target::parse_target_into;
 use super::{Method, Version};
 use std::mem::MaybeUninit;
@@ -279,7 +281,7 @@ pub fn parse_head_reusing(
     };
     head.framing = known.framing(version)?;
     head.keep_alive = !known.close && (version == Version::Http11 || known.keep_alive);
-    head.expect_continue = known.expect_continue;
+    head.expect_continue = known.expect.continue_100;
     head.error = semantics(&mut head, &known, method_token, target).err();
     Ok(Some((head, start + len)))
 }
@@ -349,14 +351,13 @@ fn trim(value: &[u8]) -> &[u8] {
 #[derive(Debug, Default)]
 struct Known {
     length: Option<u64>,
-    /// `Transfer-Encoding` fields seen, and whether the only one says exactly `chunked`.
-    transfer_encodings: u32,
-    chunked: bool,
+    /// The codings of every `Transfer-Encoding` line, once there is one.
+    transfer_codings: Option<TransferCodings>,
     hosts: u32,
     host_valid: bool,
     close: bool,
     keep_alive: bool,
-    expect_continue: bool,
+    expect: Expectations,
     /// A field named `If-...` was seen.
     preconditions: bool,
 }
@@ -366,26 +367,23 @@ impl Known {
     /// earlier one, is refused at once.
     fn note(&mut self, name: &[u8], value: &[u8]) -> Result<(), RequestError> {
         if name.eq_ignore_ascii_case(b"content-length") {
-            for item in value.split(|&b| b == b',') {
-                let n = parse_length(trim(item)).ok_or(RequestError::BadContentLength)?;
-                if self.length.is_some_and(|seen| seen != n) {
-                    return Err(RequestError::BadContentLength);
-                }
-                self.length = Some(n);
+            let n = content_length(value).ok_or(RequestError::BadContentLength)?;
+            if self.length.is_some_and(|seen| seen != n) {
+                return Err(RequestError::BadContentLength);
             }
+            self.length = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            self.transfer_encodings += 1;
-            self.chunked = value.eq_ignore_ascii_case(b"chunked");
+            self.transfer_codings.get_or_insert_default().add(value);
         } else if name.eq_ignore_ascii_case(b"host") {
             self.hosts += 1;
-            self.host_valid = value.iter().all(|&b| is_host_byte(b));
+            self.host_valid = parse_host_port(value).is_some();
         } else if name.eq_ignore_ascii_case(b"connection") {
             for token in value.split(|&b| b == b',').map(trim) {
                 self.close |= token.eq_ignore_ascii_case(b"close");
                 self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
             }
         } else if name.eq_ignore_ascii_case(b"expect") {
-            self.expect_continue = value.eq_ignore_ascii_case(b"100-continue");
+            self.expect.add(value);
         } else if name.len() > 3 && name[..3].eq_ignore_ascii_case(b"if-") {
             self.preconditions = true;
         }
@@ -393,23 +391,18 @@ impl Known {
     }
 
     /// Decides the body framing, refusing anything a proxy in front of us could read
-    /// differently: only one `Transfer-Encoding` saying exactly `chunked`, on HTTP/1.1,
-    /// without `Content-Length`.
+    /// differently: `Transfer-Encoding` only on HTTP/1.1, without `Content-Length`, and
+    /// ending in its one `chunked`.
     fn framing(&self, version: Version) -> Result<Framing, RequestError> {
-        match (self.transfer_encodings, self.length) {
-            (0, None | Some(0)) => Ok(Framing::None),
-            (0, Some(n)) => Ok(Framing::Length(n)),
-            (1, None) if self.chunked && version == Version::Http11 => Ok(Framing::Chunked),
+        match (&self.transfer_codings, self.length) {
+            (None, None | Some(0)) => Ok(Framing::None),
+            (None, Some(n)) => Ok(Framing::Length(n)),
+            (Some(codings), None) if version == Version::Http11 => {
+                codings.verdict().map(|()| Framing::Chunked)
+            }
             _ => Err(RequestError::BadTransferEncoding),
         }
     }
-}
-
-fn parse_length(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// The checks that do not affect framing: method, `Host`, and the target (`target` as httparse
@@ -424,8 +417,8 @@ fn semantics(
         Some(Method::Connect) | None => return Err(RequestError::MethodNotImplemented),
         Some(method) => method,
     };
-    // `Host` must appear once on HTTP/1.1, at most once on HTTP/1.0, and be a plausible
-    // authority.
+    // `Host` must appear once on HTTP/1.1, at most once on HTTP/1.0, and be
+    // `uri-host [ ":" port ]` (RFC 9112 section 3.2).
     let host_required = head.version == Version::Http11;
     if known.hosts > 1
         || (known.hosts == 0 && host_required)
@@ -440,16 +433,12 @@ fn semantics(
     head.raw_path = parsed.raw_path.start as u32..parsed.raw_path.end as u32;
     head.query = parsed.query.map(|q| q.start as u32..q.end as u32);
     head.path = parsed.path;
+    // An expectation margay cannot meet (RFC 9110 10.1.1). An HTTP/1.0 client cannot
+    // expect anything of a server: its `Expect` is ignored, as 10.1.1 has for 100-continue.
+    if known.expect.unmet && head.version == Version::Http11 {
+        return Err(RequestError::ExpectationFailed);
+    }
     Ok(())
-}
-
-/// Bytes allowed in a `Host` value: reg-name, IP literal and port characters (RFC 3986).
-fn is_host_byte(b: u8) -> bool {
-    // A match, not a search of a byte list: this runs for every byte of every `Host` value.
-    matches!(b,
-        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
-        | b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')'
-        | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'[' | b']' | b'%')
 }
 
 #[cfg(test)]
@@ -592,7 +581,19 @@ mod tests {
             ),
             (
                 "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                RequestError::TransferCodingNotImplemented,
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;x=1\r\n\r\n",
                 RequestError::BadTransferEncoding,
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked x\r\n\r\n",
+                RequestError::BadTransferEncoding,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,\r\n\r\n",
+                RequestError::BadContentLength,
             ),
             (
                 "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -659,6 +660,37 @@ mod tests {
                 Some(RequestError::BadHost),
             ),
             (
+                "GET / HTTP/1.1\r\nHost: a:8o\r\n\r\n",
+                Some(RequestError::BadHost),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n",
+                Some(RequestError::BadHost),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a:65536\r\n\r\n",
+                Some(RequestError::BadHost),
+            ),
+            ("GET / HTTP/1.1\r\nHost:\r\n\r\n", None),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n",
+                Some(RequestError::ExpectationFailed),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nExpect: x=1\r\n\r\n",
+                Some(RequestError::ExpectationFailed),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n\r\n",
+                None,
+            ),
+            ("GET / HTTP/1.0\r\nExpect: 200-ok\r\n\r\n", None),
+            ("GET http://a:80/ HTTP/1.1\r\nHost: a\r\n\r\n", None),
+            (
+                "GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+                Some(RequestError::BadTarget),
+            ),
+            (
                 "BREW / HTTP/1.1\r\nHost: a\r\n\r\n",
                 Some(RequestError::MethodNotImplemented),
             ),
@@ -712,6 +744,14 @@ mod tests {
             (
                 "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n",
                 Framing::Chunked,
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\nTransfer-Encoding: chunked ,\r\n\r\n",
+                Framing::Chunked,
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0005 ,5\r\n\r\n",
+                Framing::Length(5),
             ),
         ];
         for (request, expected) in rows {

@@ -1,6 +1,7 @@
 //! The request-target: its form, its path and query, percent-decoding exactly once, and
 //! dot-segment removal that can never climb above `/`.
 
+use super::authority::parse_host_port;
 use super::error::RequestError;
 use std::ops::Range;
 
@@ -16,7 +17,9 @@ pub struct Target {
 }
 
 /// Splits and decodes a request-target in origin form (`/a?b`), absolute form
-/// (`http://host/a?b`) or asterisk form (`*`).
+/// (`http://host/a?b`) or asterisk form (`*`), by the grammar of RFC 9112 section 3.2 and
+/// RFC 3986: every byte of the path must be a `pchar` or `/`, every byte of the query a
+/// `pchar`, `/` or `?`, every `%` the start of a `pct-encoded`.
 pub fn parse_target(target: &str) -> Result<Target, RequestError> {
     parse_target_into(target, String::new())
 }
@@ -36,17 +39,21 @@ pub fn parse_target_into(target: &str, mut path: String) -> Result<Target, Reque
     } else {
         authority_end(target).ok_or(RequestError::BadTarget)?
     };
-    // One pass over the path: where the query starts, and whether the path needs decoding or
-    // dot-segment removal at all (most do not). Plain bytes, nearly all, cost one lookup.
+    // One pass over the path: that every byte may stand there, where the query starts, and
+    // whether the path needs decoding or dot-segment removal at all (most do not). Plain
+    // bytes, nearly all, cost one lookup.
     let bytes = target.as_bytes();
     let (mut query_at, mut escaped, mut dotted, mut after_slash) = (None, false, false, false);
     for (i, &byte) in bytes[path_start..].iter().enumerate() {
-        if !NOTABLE_IN_PATH[byte as usize] {
-            after_slash = false;
-            continue;
+        match PATH_BYTES[byte as usize] {
+            Class::Plain => {
+                after_slash = false;
+                continue;
+            }
+            Class::Refused => return Err(RequestError::BadTarget),
+            Class::Notable => {}
         }
         match byte {
-            b'#' => return Err(RequestError::BadTarget),
             b'?' => {
                 query_at = Some(path_start + i);
                 break;
@@ -57,7 +64,7 @@ pub fn parse_target_into(target: &str, mut path: String) -> Result<Target, Reque
         after_slash = byte == b'/';
     }
     if let Some(q) = query_at
-        && bytes[q..].contains(&b'#')
+        && !is_query(&bytes[q + 1..])
     {
         return Err(RequestError::BadTarget);
     }
@@ -87,20 +94,63 @@ pub fn parse_target_into(target: &str, mut path: String) -> Result<Target, Reque
     })
 }
 
-/// The path bytes `parse_target_into` has to look at: the fragment and query delimiters,
-/// escapes, and the two that form dot-segments and empty segments.
-const NOTABLE_IN_PATH: [bool; 256] = {
-    let mut table = [false; 256];
-    let notable = b"#?%./";
+/// How the path loop treats a byte.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// A `pchar` that needs no further look (`.` is a pchar, but notable).
+    Plain,
+    /// `/`, `.`, `%` and `?`: the bytes that end the path or may need decoding or dot-segment
+    /// removal.
+    Notable,
+    /// Anything else: not allowed in a request-target's path.
+    Refused,
+}
+
+/// `unreserved / sub-delims / ":" / "@"`: the bytes a `pchar` may be without escaping.
+const PCHAR: &[u8] = b"-._~!$&'()*+,;=:@";
+
+const PATH_BYTES: [Class; 256] = {
+    let mut table = [Class::Refused; 256];
+    let mut b = 0;
+    while b < 256 {
+        if (b as u8).is_ascii_alphanumeric() {
+            table[b] = Class::Plain;
+        }
+        b += 1;
+    }
+    let mut i = 0;
+    while i < PCHAR.len() {
+        table[PCHAR[i] as usize] = Class::Plain;
+        i += 1;
+    }
+    let notable = b"/.%?";
     let mut i = 0;
     while i < notable.len() {
-        table[notable[i] as usize] = true;
+        table[notable[i] as usize] = Class::Notable;
         i += 1;
     }
     table
 };
 
+/// `query = *( pchar / "/" / "?" )`.
+fn is_query(query: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&byte) = query.get(i) {
+        i += match (PATH_BYTES[byte as usize], byte) {
+            (_, b'%') => match query.get(i + 1..i + 3) {
+                Some(hex) if hex.iter().all(u8::is_ascii_hexdigit) => 3,
+                _ => return false,
+            },
+            (Class::Plain | Class::Notable, _) => 1,
+            (Class::Refused, _) => return false,
+        };
+    }
+    true
+}
+
 /// For an absolute-form target, the index where the path begins (after `scheme://authority`).
+/// Only `http` and `https` are served; their authority must be `host [ ":" port ]` with a
+/// host (RFC 9110 section 4.2.1) and no userinfo (4.2.4).
 fn authority_end(target: &str) -> Option<usize> {
     let scheme_len = if starts_with_ignore_case(target, "http://") {
         7
@@ -109,12 +159,14 @@ fn authority_end(target: &str) -> Option<usize> {
     } else {
         return None;
     };
-    let rest = &target[scheme_len..];
-    let authority_len = rest.find(['/', '?']).unwrap_or(rest.len());
-    if authority_len == 0 {
-        return None;
-    }
-    Some(scheme_len + authority_len)
+    let rest = &target.as_bytes()[scheme_len..];
+    let authority_len = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    // `@` is no reg-name byte, so userinfo fails here too.
+    let host = parse_host_port(&rest[..authority_len])?;
+    (host.host_len > 0).then_some(scheme_len + authority_len)
 }
 
 fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
@@ -215,7 +267,30 @@ mod tests {
             ("/%c3%a9", Some("/é")),
             ("/%ff", None),
             ("/x?y=1", Some("/x")),
-            ("/x?a=%zz", Some("/x")),
+            ("/x?a=%zz", None),
+            ("/x?a=%4", None),
+            ("/x?a=%41&b=/?c:@", Some("/x")),
+            ("/a:b@c!$&'()*+,;=~_-", Some("/a:b@c!$&'()*+,;=~_-")),
+            ("/a\\b", None),
+            ("/a\"b", None),
+            ("/a<b>", None),
+            ("/a[0]", None),
+            ("/a{b}", None),
+            ("/a|b", None),
+            ("/a^b", None),
+            ("/a`b", None),
+            ("/a b", None),
+            ("/\u{e9}", None),
+            ("/x?{\"a\":1}", None),
+            ("/x?a|b", None),
+            ("/x?a b", None),
+            ("http://[::1]:8080/a", Some("/a")),
+            ("http://h:/a", Some("/a")),
+            ("http://user@h/a", None),
+            ("http://:80/a", None),
+            ("http://h:8o/a", None),
+            ("http://[::1/a", None),
+            ("http://h\\x/a", None),
             ("http://example.com/a/b?q", Some("/a/b")),
             ("HTTP://example.com", Some("/")),
             ("https://example.com?q=1", Some("/")),

@@ -71,6 +71,7 @@ PROBES = [
     ),
     ("PUT /api/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello", 405, set()),
     ("POST /api/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 999999999\r\n\r\n", 413, set()),
+    ("GET /index.html HTTP/1.1\r\nHost: t\r\nExpect: 200-ok\r\n\r\n", 417, set()),
     ("GET /index.html HTTP/1.1\r\n\r\n", 400, {"STATUS_BAD_REQUEST"}),
     ("GET /%2e%2e/secret HTTP/1.1\r\nHost: t\r\n\r\n", 400, {"STATUS_BAD_REQUEST"}),
     ("GET /index.html HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400, {"STATUS_BAD_REQUEST"}),
