@@ -20,9 +20,10 @@
 # The server is examples/bench_app.rs (release build): the static site, the built-in
 # endpoints and GET /sleep, a blocking route that sleeps SLEEP_MS. It runs pinned to core 0,
 # every load generator to core 1 (scripts/common.sh), one server start per point.
-#   static        wrk -cSTATIC_CLIENTS on /index.html: req/s and p99, first alone, then while
-#                 a second wrk keeps BLOCKING_CLIENTS requests on /sleep (16 pool threads,
-#                 queue 256: nothing is refused). Also the blocking route's req/s meanwhile.
+#   static        wrk -cSTATIC_CLIENTS on /index.html: req/s and p99 alone, then while a
+#                 second wrk keeps BLOCKING_CLIENTS requests on /sleep (16 pool threads,
+#                 queue 256: nothing is refused), then alone again; "alone" is the mean of
+#                 the two. Also the blocking route's req/s meanwhile.
 #   pool P        wrk -cBLOCKING_CLIENTS on /sleep alone with P pool threads: req/s against
 #                 P / SLEEP_MS, the most P threads can do (event loop only).
 #   full queue    the same with 16 threads and a queue of FULL_QUEUE: how many answers are
@@ -77,14 +78,21 @@ wrk_run() {
     wrk_load "$1" -t1 -c "$2" -d "$3s" --timeout 2s --latency "http://127.0.0.1:$PORT$4"
 }
 
-# static_points MODEL: the static file alone, then beside the blocking load.
+# static_alone MODEL OUT WHEN: one run of the static file with nothing else going on.
+static_alone() {
+    local req rps p99 err non2xx
+    wrk_run "$2" "$STATIC_CLIENTS" "$secs" "$STATIC_PATH"
+    read -r req rps _ p99 err non2xx _ < <(wrk_summary "$2")
+    log "$1 static alone ($3): $rps req/s, p99 $p99 ms, errors $((err + non2xx))"
+    printf 'static\t%s\talone\t%s\t%s\t%s\n' "$1" "$rps" "$p99" "$((err + non2xx))" >>"$ROWS"
+}
+
+# static_points MODEL: the static file alone, beside the blocking load, and alone again (the
+# two runs alone are averaged, so a drift of the machine does not pass for the load's effect).
 static_points() {
     local model=$1 out=$SCRATCH/static-$1 req rps p99 err non2xx
     start_app "static-$model" --model "$model" --handler-threads 16 --handler-queue 256
-    wrk_run "$out-alone.txt" "$STATIC_CLIENTS" "$secs" "$STATIC_PATH"
-    read -r req rps _ p99 err non2xx _ < <(wrk_summary "$out-alone.txt")
-    log "$model static alone: $rps req/s, p99 $p99 ms, errors $((err + non2xx))"
-    printf 'static\t%s\talone\t%s\t%s\t%s\n' "$model" "$rps" "$p99" "$((err + non2xx))" >>"$ROWS"
+    static_alone "$model" "$out-alone1.txt" before
 
     # The blocking load starts first and ends last, so it covers the whole static run.
     wrk_run "$out-sleep.txt" "$BLOCKING_CLIENTS" $((secs + 3)) /sleep &
@@ -98,6 +106,9 @@ static_points() {
     read -r req rps _ p99 err non2xx _ < <(wrk_summary "$out-sleep.txt")
     log "$model blocking route meanwhile: $rps req/s, p99 $p99 ms, non-2xx $non2xx, socket errors $err"
     printf 'blocking\t%s\tbeside static\t%s\t%s\t%s\t%s\n' "$model" "$rps" "$p99" "$non2xx" "$err" >>"$ROWS"
+
+    sleep 1   # the blocking load's last requests drain
+    static_alone "$model" "$out-alone2.txt" after
     stop_server
 }
 
@@ -117,7 +128,7 @@ pool_point() {
     ok_rps=$(awk -v r="$req" -v n="$non2xx" -v x="$rps" 'BEGIN { printf "%.0f", (r > 0 ? x * (r - n) / r : 0) }')
     ceiling=$(( threads * 1000 / SLEEP_MS ))
     log "reactor /sleep, $threads threads, queue $queue: $rps req/s ($ok_rps 2xx/s, ceiling $ceiling), p99 $p99 ms, non-2xx $non2xx, socket errors $err, RSS $rss_mid -> $rss_end KiB"
-    printf 'pool\treactor\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$rps" "$ok_rps" "$ceiling" "$p99" "$non2xx" "$err" "$rss_mid $rss_end" >>"$ROWS"
+    printf 'pool\treactor\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$rps" "$ok_rps" "$ceiling" "$p99" "$non2xx" "$err" "$rss_mid -> $rss_end" >>"$ROWS"
 }
 
 # stream_point MODEL: STREAMS event-stream clients held for HOLD seconds.
@@ -173,15 +184,16 @@ SVG=$RESULTS_DIR/handlers.svg
     echo
     echo "Static file ($STATIC_PATH, $(stat -c %s "$DOCROOT$STATIC_PATH") bytes, $STATIC_CLIENTS connections), alone and while $BLOCKING_CLIENTS connections hammer the blocking route:"
     echo
-    echo "| model | static req/s alone | with blocking load | ratio | p99 ms alone | with load | ratio | blocking route req/s meanwhile | its non-2xx |"
+    echo "| model | static req/s alone (before, after) | with blocking load | ratio | p99 ms alone | with load | ratio | blocking route req/s meanwhile | its non-2xx |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     awk -F'\t' '
-        $1 == "static" && $3 == "alone" { rps[$2] = $4; p99[$2] = $5 }
+        # Two runs alone, before and after the loaded one: their mean.
+        $1 == "static" && $3 == "alone" { rps[$2] += $4 / 2; p99[$2] += $5 / 2; runs[$2] = runs[$2] (runs[$2] == "" ? "" : ", ") sprintf("%.0f", $4) }
         $1 == "static" && $3 == "loaded" { lrps[$2] = $4; lp99[$2] = $5 }
         $1 == "blocking" { brps[$2] = $4; bnon[$2] = $6 }
         END {
-            for (m in rps) printf "| %s | %.0f | %.0f | %.2f | %s | %s | %.2f | %.0f | %s |\n",
-                m, rps[m], lrps[m], (rps[m] > 0 ? lrps[m] / rps[m] : 0), p99[m], lp99[m],
+            for (m in rps) printf "| %s | %.0f (%s) | %.0f | %.2f | %.3g | %s | %.2f | %.0f | %s |\n",
+                m, rps[m], runs[m], lrps[m], (rps[m] > 0 ? lrps[m] / rps[m] : 0), p99[m], lp99[m],
                 (p99[m] > 0 ? lp99[m] / p99[m] : 0), brps[m], bnon[m]
         }' "$ROWS" | sort
     if grep -q '^pool' "$ROWS"; then

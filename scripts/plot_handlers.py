@@ -4,7 +4,7 @@
 Usage: plot_handlers.py ROWS.tsv OUT.svg
 
 ROWS.tsv is the script's scratch table (tab-separated, first column the kind of row).
-Panels: static req/s alone and beside the blocking load; resident bytes per event-stream
+Panels: static req/s alone (the mean of the runs alone) and beside the blocking load; resident bytes per event-stream
 client; server CPU per event. One bar colour per model.
 """
 
@@ -59,13 +59,14 @@ def panel(x0: int, title: str, unit: str, groups: list[tuple[str, list[tuple[str
 def main() -> int:
     rows = read_rows(sys.argv[1])
     models = [m for m in ("reactor", "threads") if any(r[1] == m for r in rows)]
-    static: dict[tuple[str, str], float] = {}
+    runs: dict[tuple[str, str], list[float]] = {}
     streams: dict[str, tuple[float | None, float | None]] = {}
     for row in rows:
-        if row[0] == "static":
-            static[(row[2], row[1])] = number(row[3]) or 0
+        if row[0] == "static":  # "alone" twice (before and after the load): their mean
+            runs.setdefault((row[2], row[1]), []).append(number(row[3]) or 0)
         elif row[0] == "streams":
             streams[row[1]] = (number(row[6]), number(row[10]))
+    static = {key: sum(values) / len(values) for key, values in runs.items()}
     panels = [
         panel(
             0,
