@@ -89,8 +89,10 @@ struct Replacement {
 /// wait for the writer (they see the last commit), so reads get connections of their own and
 /// a slow write holds up only other writes.
 struct Db {
-    writer: Mutex<Connection>,
+    // Dropped in this order: the writer closes last, so it checkpoints the WAL into the
+    // database file and removes it (a read-only connection closing last would leave it).
     readers: Vec<Mutex<Connection>>,
+    writer: Mutex<Connection>,
     next_reader: AtomicUsize,
 }
 
@@ -127,8 +129,8 @@ impl Db {
             })
             .collect::<rusqlite::Result<_>>()?;
         Ok(Db {
-            writer: Mutex::new(writer),
             readers,
+            writer: Mutex::new(writer),
             next_reader: AtomicUsize::new(0),
         })
     }

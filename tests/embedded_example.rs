@@ -320,8 +320,17 @@ fn the_database_is_created_under_data_and_survives_a_restart() {
         data.display()
     );
     let created = json_of(&example.call("POST", "/api/todos", Some(r#"{"title":"persist"}"#)));
+    assert_eq!(
+        json_of(&example.call("GET", "/api/todos", None)),
+        json!([created])
+    );
     let status = example.terminate(Duration::from_secs(20));
     assert!(status.success(), "exit {status}; log:\n{}", example.log());
+    // A clean stop closes the database: the write-ahead log is folded into the file.
+    assert!(
+        !data.join("todos.db-wal").exists(),
+        "todos.db-wal is left after a clean stop"
+    );
     drop(example);
 
     let example = Example::start(&data, &[]);
