@@ -44,7 +44,8 @@ cleanup() {
 trap cleanup EXIT
 
 # start_server NAME ARGS...: the release server on a free port (port 0: the kernel picks one
-# and the server logs it); prints its base URL.
+# and the server logs it); sets base to its URL. Not run in a subshell, so that cleanup
+# knows the server's pid.
 start_server() {
     local name=$1 log="$work/$1.log" url=""
     shift
@@ -58,10 +59,10 @@ start_server() {
         sleep 0.1
     done
     [ -n "$url" ] || fail "the $name server did not report its address: $(cat "$log")"
-    echo "$url"
+    base=$url
 }
 
-base=$(start_server main)
+start_server main
 echo "status_page: server at $base"
 
 for _ in $(seq 25); do
@@ -125,7 +126,7 @@ echo "status_page: polling shows requests=$shown (/api/status: $before before, $
 
 # 3. The fallback: no /api/events (nor /api/status) on this server, so the stream fails and
 # the page must turn to polling by itself, and say what it cannot read.
-base=$(start_server bare --no-builtin-endpoints)
+start_server bare --no-builtin-endpoints
 dom=$(dump_dom "") || fail "chromium --dump-dom failed: $(tail -n 20 "$work/chromium.log")"
 grep -q 'data-source="polling"' <<<"$dom" ||
     fail "with no event stream the page did not fall back to polling: $(grep -o '<p id="state"[^<]*' <<<"$dom")"
