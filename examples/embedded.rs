@@ -10,13 +10,13 @@
 //! curl -X DELETE http://127.0.0.1:8080/api/todos/1
 //! ```
 //!
-//! | Request                  | Answer                                                      |
-//! | ------------------------ | ----------------------------------------------------------- |
-//! | `GET /api/todos`         | `200` and every item                                        |
-//! | `POST /api/todos`        | `201` and the new item, from `{"title": "...", "done"?: b}` |
-//! | `GET /api/todos/{id}`    | `200` and the item, or `404`                                |
+//! | Request                  | Answer                                                        |
+//! | ------------------------ | ------------------------------------------------------------- |
+//! | `GET /api/todos`         | `200` and every item                                          |
+//! | `POST /api/todos`        | `201` and the new item, from `{"title": "...", "done"?: b}`   |
+//! | `GET /api/todos/{id}`    | `200` and the item, or `404`                                  |
 //! | `PUT /api/todos/{id}`    | `200` and the item, from `{"title": "...", "done": b}`; `404` |
-//! | `DELETE /api/todos/{id}` | `204`, or `404`                                             |
+//! | `DELETE /api/todos/{id}` | `204`, or `404`                                               |
 //!
 //! A body that is not such JSON gets `400` and `{"error": "..."}`, a body over 16 KiB `413`.
 //!
