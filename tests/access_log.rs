@@ -3,8 +3,10 @@
 //! checks left out, and a reopen on SIGUSR1 under load that loses and tears no line.
 
 mod common;
+mod tls_support;
 
 use common::*;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -269,3 +271,48 @@ both_models!(
         }
     }
 );
+
+both_models!(json_lines_name_the_tls_session, |model| {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let ca = tls_support::Ca::new("margay test CA");
+    let (cert, key) = ca.leaf(&["localhost"]).write(dir.path(), "site");
+    let tls_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = ServerProcess::builder(model)
+        .access_log(&log)
+        .args(&[
+            "--access-log-format",
+            "json",
+            "--tls-listen",
+            &tls_addr.to_string(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .start();
+    let config = tls_support::trusting(&ca);
+    let mut stream = tls_support::connect_tls(tls_addr, &config, "localhost");
+    stream
+        .write_all(b"GET /style.css HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    assert!(
+        reply.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert_eq!(get(server.addr, "/style.css", &[]).status, 200);
+    let lines = wait_for_lines(&log, 2);
+    let tls: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["tls"].clone())
+        .collect();
+    let over_tls = tls[0].as_str().expect("the TLS session");
+    assert!(over_tls.starts_with("TLSv1_3 TLS13_"), "{over_tls}");
+    assert_eq!(tls[1], serde_json::Value::Null, "plain HTTP");
+});
