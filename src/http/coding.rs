@@ -265,6 +265,10 @@ pub fn compress_response(response: &mut Response, accept: &AcceptEncoding, max: 
     if !response.status.allows_body() || response.status == StatusCode::PARTIAL_CONTENT {
         return;
     }
+    // Only bodies held whole can be compressed: a stream or a file window never differs.
+    if !matches!(response.body, Body::Bytes(_) | Body::Shared(_)) {
+        return;
+    }
     response
         .headers
         .push(("Vary".into(), "Accept-Encoding".into()));
