@@ -427,6 +427,64 @@ mod tests {
     }
 
     #[test]
+    fn handler_responses() {
+        let text = "a line of JSON, more or less {\"k\": 1}\n"
+            .repeat(60)
+            .into_bytes();
+        let accept = AcceptEncoding::parse(std::iter::once(&b"gzip"[..]));
+        let file = std::sync::Arc::new(tempfile::tempfile().unwrap());
+        let make = |body: Body| Response::ok().with_body(body).compressible();
+        // (response, Content-Encoding afterwards, Vary afterwards)
+        let rows: Vec<(Response, Option<&str>, bool)> = vec![
+            (make(Body::Bytes(text.clone())), Some("gzip"), true),
+            (make(Body::Shared(text.clone().into())), Some("gzip"), true),
+            (make(Body::Bytes(b"short".to_vec())), None, true),
+            (
+                make(Body::Bytes(text.clone())).header("Content-Encoding", "br"),
+                Some("br"),
+                true,
+            ),
+            (
+                make(Body::File {
+                    file,
+                    offset: 0,
+                    len: 0,
+                }),
+                None,
+                false,
+            ),
+            (
+                make(Body::Bytes(text.clone())).with_status(StatusCode::PARTIAL_CONTENT),
+                None,
+                false,
+            ),
+            (
+                Response::ok().with_body(Body::Bytes(text.clone())),
+                None,
+                false,
+            ),
+        ];
+        for (i, (mut response, coding, vary)) in rows.into_iter().enumerate() {
+            compress_response(&mut response, &accept, MAX_ON_LOOP_COMPRESS);
+            assert_eq!(response.header_value("content-encoding"), coding, "row {i}");
+            assert_eq!(response.header_value("vary").is_some(), vary, "row {i}");
+            assert!(!response.compress, "row {i}: looked at once");
+        }
+        let tagged = Response::ok()
+            .header("ETag", "\"v1\"")
+            .with_body(Body::Bytes(text.clone()))
+            .compressible();
+        let weak = Response::ok()
+            .header("ETag", "W/\"v1\"")
+            .with_body(Body::Bytes(text))
+            .compressible();
+        for (mut response, etag) in [(tagged, "\"v1-gz\""), (weak, "W/\"v1\"")] {
+            compress_response(&mut response, &accept, MAX_ON_LOOP_COMPRESS);
+            assert_eq!(response.header_value("etag"), Some(etag));
+        }
+    }
+
+    #[test]
     fn qvalues() {
         // (parameter, weight in thousandths or rejected)
         let rows: &[(&str, Option<u16>)] = &[
