@@ -1,11 +1,12 @@
 //! Measures the pure per-request work: parsing request heads, encoding response heads,
-//! decoding request-targets, resolving static-file paths and serving a cached file.
+//! decoding request-targets, resolving static-file paths, serving a cached file (as it is and
+//! compressed) and compressing a file the first time.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use margay::Body;
 use margay::internals::{
-    DateCache, HeadStorage, Limits, Persistence, RequestHead, Resolved, StaticFiles, encode_head,
-    parse_head_reusing, parse_target, resolve_path,
+    Coding, DateCache, HeadStorage, Limits, Persistence, RequestHead, Resolved, StaticFiles,
+    compress, encode_head, parse_head_reusing, parse_target, resolve_path,
 };
 use std::fs;
 use std::hint::black_box;
@@ -181,11 +182,63 @@ fn bench_static_files(c: &mut Criterion) {
     group.finish();
 }
 
+/// A script of `len` bytes, as a bundler writes them: many short, similar lines.
+fn script(len: usize) -> Vec<u8> {
+    let mut text = Vec::with_capacity(len + 64);
+    let mut i = 0u64;
+    while text.len() < len {
+        let line = format!(
+            "export function handler{i}(event) {{ return render(event.target, {}); }}\n",
+            i * 7919 % 1000
+        );
+        text.extend_from_slice(line.as_bytes());
+        i += 1;
+    }
+    text.truncate(len);
+    text
+}
+
+fn bench_compression(c: &mut Criterion) {
+    let mut group = c.benchmark_group("compression");
+    // What a cache entry costs once: the largest file kept in memory.
+    let big = script(64 * 1024);
+    group.throughput(Throughput::Bytes(big.len() as u64));
+    for coding in [Coding::Gzip, Coding::Brotli] {
+        let out = compress(coding, &big).expect("smaller");
+        eprintln!("{coding:?}: 64 KiB script to {} bytes", out.len());
+        group.bench_function(BenchmarkId::new("compress_64k", coding.token()), |b| {
+            b.iter(|| compress(coding, black_box(&big)))
+        });
+    }
+    // What every request for a compressed file costs: a hit on the kept copy.
+    let dir = docroot();
+    fs::write(dir.path().join("app.js"), script(8 * 1024)).expect("write");
+    let mut files = StaticFiles::new(dir.path()).expect("document root");
+    group.throughput(Throughput::Elements(1));
+    for (name, request) in [
+        (
+            "serve_cache_hit_identity",
+            &b"GET /app.js HTTP/1.1\r\nHost: b\r\n\r\n"[..],
+        ),
+        (
+            "serve_cache_hit_gzip",
+            &b"GET /app.js HTTP/1.1\r\nHost: b\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n\r\n"
+                [..],
+        ),
+    ] {
+        let (head, _) = parse_one(request, &Limits::default(), &mut HeadStorage::default());
+        files.serve(&head);
+        group.bench_function(name, |b| b.iter(|| files.serve(black_box(&head))));
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = bench_parse_head, bench_encode_head, bench_parse_target, bench_static_files
+    targets = bench_parse_head, bench_encode_head, bench_parse_target, bench_static_files,
+        bench_compression
 }
 criterion_main!(benches);

@@ -1,148 +1,321 @@
-//! An application that embeds margay: a small in-memory to-do list as a JSON API, served
+//! An application that embeds margay: a to-do list as a JSON API stored in SQLite, served
 //! beside the static site in `htdocs/`.
 //!
 //! ```sh
 //! cargo run --release --example embedded                     # http://127.0.0.1:8080
-//! cargo run --release --example embedded -- --listen 127.0.0.1:9000
+//! cargo run --release --example embedded -- --listen 127.0.0.1:9000 --data /tmp/todos
 //! curl -d '{"title":"feed the cat"}' http://127.0.0.1:8080/api/todos
 //! curl http://127.0.0.1:8080/api/todos
+//! curl -X PUT -d '{"title":"feed the cat","done":true}' http://127.0.0.1:8080/api/todos/1
 //! curl -X DELETE http://127.0.0.1:8080/api/todos/1
 //! ```
 //!
-//! | Request                 | Answer                                          |
-//! | ----------------------- | ----------------------------------------------- |
-//! | `GET /api/todos`        | `200` and every item                            |
-//! | `POST /api/todos`       | `201` and the new item, from `{"title": "..."}` |
-//! | `GET /api/todos/{id}`   | `200` and the item, or `404`                    |
-//! | `DELETE /api/todos/{id}`| `204`, or `404`                                 |
+//! | Request                  | Answer                                                        |
+//! | ------------------------ | ------------------------------------------------------------- |
+//! | `GET /api/todos`         | `200` and every item                                          |
+//! | `POST /api/todos`        | `201` and the new item, from `{"title": "...", "done"?: b}`   |
+//! | `GET /api/todos/{id}`    | `200` and the item, or `404`                                  |
+//! | `PUT /api/todos/{id}`    | `200` and the item, from `{"title": "...", "done": b}`; `404` |
+//! | `DELETE /api/todos/{id}` | `204`, or `404`                                               |
 //!
-//! Handlers run on the event-loop thread, so they only touch memory: the lock is held for
-//! microseconds and nothing waits on disk or network.
+//! A body that is not such JSON gets `400` and `{"error": "..."}`, a body over 16 KiB `413`.
+//!
+//! Options: `--listen ADDR` (default `127.0.0.1:8080`, or `MARGAY_LISTEN`), `--data DIR`
+//! where the database file lives (default `./data`, created on first run), `--root DIR` of
+//! static files (default this package's `htdocs/`), `--model reactor|threads`.
+//!
+//! Every database call may wait on the disk, so the database routes are registered with
+//! `Server::blocking`: they run on the server's worker pool while the event loop goes on
+//! serving static files and other clients. Each write is one SQLite transaction, committed
+//! before the `201` leaves; on SIGTERM the server stops accepting and lets handlers in flight
+//! finish, so a client that got its answer has its item on disk.
 
-use margay::{Config, Method, Request, Response, Server, StatusCode};
+use margay::{Config, Error, Method, Model, Request, Response, Server, StatusCode};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// Largest request body: a to-do is a title and a flag.
+const MAX_BODY: u64 = 16 * 1024;
+/// Longest title, in characters.
+const MAX_TITLE: usize = 500;
+/// Connections that only read; GETs take whichever is free.
+const READERS: usize = 4;
 
 /// One item of the list.
-#[derive(Clone, Serialize)]
+#[derive(Serialize)]
 struct Todo {
-    id: u64,
+    id: i64,
     title: String,
     done: bool,
 }
 
+impl Todo {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Todo> {
+        Ok(Todo {
+            id: row.get(0)?,
+            title: row.get(1)?,
+            done: row.get(2)?,
+        })
+    }
+}
+
 /// What a client posts to create an item.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewTodo {
     title: String,
+    #[serde(default)]
+    done: bool,
 }
 
-/// The list, shared by every handler.
-#[derive(Default)]
-struct Todos {
-    items: Vec<Todo>,
-    last_id: u64,
+/// What a client puts to replace an item.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Replacement {
+    title: String,
+    done: bool,
 }
 
-type Store = Arc<Mutex<Todos>>;
+/// The database, shared by every handler through `Server::state`.
+///
+/// SQLite lets one connection write at a time. Writers from several pool threads on
+/// connections of their own would meet `SQLITE_BUSY` and poll for the lock; one writing
+/// connection behind a `Mutex` makes them queue in order instead. In WAL mode readers do not
+/// wait for the writer (they see the last commit), so reads get connections of their own and
+/// a slow write holds up only other writes.
+struct Db {
+    // Dropped in this order: the writer closes last, so it checkpoints the WAL into the
+    // database file and removes it (a read-only connection closing last would leave it).
+    readers: Vec<Mutex<Connection>>,
+    writer: Mutex<Connection>,
+    next_reader: AtomicUsize,
+}
 
-fn main() -> std::io::Result<()> {
+impl Db {
+    /// Opens (creating on first run) `dir/todos.db`.
+    fn open(dir: &Path) -> Result<Db, Box<dyn std::error::Error>> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
+        let path = dir.join("todos.db");
+        let writer = Connection::open(&path)?;
+        // WAL: readers and the writer do not block each other. FULL: a commit is on disk
+        // (the WAL synced) before the handler answers, so a 201 survives even a power cut.
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(format!("{}: journal mode {mode}, not WAL", path.display()).into());
+        }
+        writer.pragma_update(None, "synchronous", "FULL")?;
+        writer.busy_timeout(Duration::from_secs(5))?;
+        writer.execute_batch(
+            "CREATE TABLE IF NOT EXISTS todos (
+                 id    INTEGER PRIMARY KEY AUTOINCREMENT,
+                 title TEXT    NOT NULL,
+                 done  INTEGER NOT NULL DEFAULT 0 CHECK (done IN (0, 1))
+             )",
+        )?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open_with_flags(
+                    &path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                reader.busy_timeout(Duration::from_secs(5))?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Db {
+            readers,
+            writer: Mutex::new(writer),
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// The writing connection.
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A handler that panicked poisons the lock; SQLite rolled its transaction back, so the
+        // connection is whole.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A free reading connection, or the next one in turn when all are busy.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        for reader in &self.readers {
+            if let Ok(guard) = reader.try_lock() {
+                return guard;
+            }
+        }
+        let turn = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        self.readers[turn]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("embedded: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     simple_logger::SimpleLogger::new()
         .with_level(log::LevelFilter::Info)
-        .init()
-        .map_err(std::io::Error::other)?;
+        .init()?;
+    let options = Options::parse(std::env::args().skip(1))?;
+    let db = Db::open(&options.data)?;
+    log::info!("to-do list in {}", options.data.join("todos.db").display());
     let config = Config::default()
-        .listen(listen_addr()?)
-        .root(Path::new(env!("CARGO_MANIFEST_DIR")).join("htdocs"));
-    let store = Store::default();
-    let (list, create, show, delete) = (store.clone(), store.clone(), store.clone(), store);
+        .listen(options.listen)
+        .root(options.root)
+        .model(options.model)
+        .max_body_size(MAX_BODY);
     Server::new(config)?
-        .route(Method::Get, "/api/todos", move |_| {
-            Response::json(&lock(&list).items)
-        })
-        .route(Method::Post, "/api/todos", move |request| {
-            create_todo(&create, request)
-        })
-        .route_prefix(Method::Get, "/api/todos/", move |request| {
-            let todos = lock(&show);
-            match todo_id(request).and_then(|id| todos.items.iter().find(|t| t.id == id)) {
-                Some(todo) => Response::json(todo),
-                None => not_found(),
-            }
-        })
-        .route_prefix(Method::Delete, "/api/todos/", move |request| {
-            let mut todos = lock(&delete);
-            let before = todos.items.len();
-            let id = todo_id(request);
-            todos.items.retain(|t| Some(t.id) != id);
-            if todos.items.len() < before {
-                Response::new(StatusCode::NO_CONTENT)
-            } else {
-                not_found()
-            }
-        })
-        .run()
+        .state(db)
+        .blocking(Method::Get, "/api/todos", list)
+        .blocking(Method::Post, "/api/todos", create)
+        .blocking(Method::Get, "/api/todos/{id}", show)
+        .blocking(Method::Put, "/api/todos/{id}", replace)
+        .blocking(Method::Delete, "/api/todos/{id}", delete)
+        .run()?;
+    log::info!("stopped");
+    Ok(())
 }
 
-/// `POST /api/todos`: 201 with the new item, or 400 when the body is not `{"title": "..."}`.
-fn create_todo(store: &Store, request: &Request) -> Response {
-    let new: NewTodo = match request.json() {
-        Ok(new) => new,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!("expected {{\"title\": \"...\"}}: {e}"),
-            );
-        }
-    };
-    if new.title.trim().is_empty() {
-        return error(StatusCode::BAD_REQUEST, "the title is empty");
-    }
-    let mut todos = lock(store);
-    todos.last_id += 1;
-    let todo = Todo {
-        id: todos.last_id,
-        title: new.title,
-        done: false,
-    };
-    todos.items.push(todo.clone());
-    Response::json(&todo)
+/// `GET /api/todos`.
+fn list(request: &Request) -> margay::Result {
+    let db = request.state::<Db>()?.reader();
+    let mut select = db.prepare_cached("SELECT id, title, done FROM todos ORDER BY id")?;
+    let todos = select
+        .query_map([], Todo::from_row)?
+        .collect::<rusqlite::Result<Vec<Todo>>>()?;
+    Ok(Response::json(&todos))
+}
+
+/// `POST /api/todos`: one `INSERT`, committed before the answer.
+fn create(request: &Request) -> margay::Result {
+    let new: NewTodo = request.json()?;
+    let title = checked_title(new.title)?;
+    let db = request.state::<Db>()?.writer();
+    let todo = db
+        .prepare_cached(
+            "INSERT INTO todos (title, done) VALUES (?1, ?2) RETURNING id, title, done",
+        )?
+        .query_row(params![title, new.done], Todo::from_row)?;
+    drop(db);
+    Ok(Response::json(&todo)
         .with_status(StatusCode::CREATED)
-        .header("Location", format!("/api/todos/{}", todo.id))
+        .header("Location", format!("/api/todos/{}", todo.id)))
 }
 
-/// The `{id}` of `/api/todos/{id}`, if it is a number.
-fn todo_id(request: &Request) -> Option<u64> {
-    request.path().strip_prefix("/api/todos/")?.parse().ok()
+/// `GET /api/todos/{id}`.
+fn show(request: &Request) -> margay::Result {
+    let id: i64 = request.param_as("id")?;
+    let db = request.state::<Db>()?.reader();
+    let todo = db
+        .prepare_cached("SELECT id, title, done FROM todos WHERE id = ?1")?
+        .query_row([id], Todo::from_row)
+        .optional()?;
+    todo.map(|todo| Response::json(&todo))
+        .ok_or_else(|| no_such(id))
 }
 
-/// A handler that panicked poisons the lock, but the list itself is still whole.
-fn lock(store: &Store) -> MutexGuard<'_, Todos> {
-    store.lock().unwrap_or_else(PoisonError::into_inner)
+/// `PUT /api/todos/{id}`: replaces the title and the flag.
+fn replace(request: &Request) -> margay::Result {
+    let id: i64 = request.param_as("id")?;
+    let new: Replacement = request.json()?;
+    let title = checked_title(new.title)?;
+    let db = request.state::<Db>()?.writer();
+    let todo = db
+        .prepare_cached(
+            "UPDATE todos SET title = ?2, done = ?3 WHERE id = ?1 RETURNING id, title, done",
+        )?
+        .query_row(params![id, title, new.done], Todo::from_row)
+        .optional()?;
+    todo.map(|todo| Response::json(&todo))
+        .ok_or_else(|| no_such(id))
 }
 
-fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "no such to-do")
+/// `DELETE /api/todos/{id}`.
+fn delete(request: &Request) -> margay::Result {
+    let id: i64 = request.param_as("id")?;
+    let deleted = request
+        .state::<Db>()?
+        .writer()
+        .prepare_cached("DELETE FROM todos WHERE id = ?1")?
+        .execute([id])?;
+    if deleted == 0 {
+        return Err(no_such(id));
+    }
+    Ok(Response::new(StatusCode::NO_CONTENT))
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
-    Response::json(&json!({ "error": message })).with_status(status)
+/// The title without surrounding blanks, or `400` when nothing or too much is left.
+fn checked_title(title: String) -> margay::Result<String> {
+    let title = title.trim();
+    if title.is_empty() {
+        return Err(Error::bad_request("the title is empty"));
+    }
+    if title.chars().count() > MAX_TITLE {
+        return Err(Error::bad_request(format!(
+            "the title is longer than {MAX_TITLE} characters"
+        )));
+    }
+    Ok(title.to_string())
 }
 
-/// `--listen ADDR` as the first argument, else `MARGAY_LISTEN`, else 127.0.0.1:8080.
-fn listen_addr() -> std::io::Result<SocketAddr> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let text = match args.as_slice() {
-        [flag, addr, ..] if flag == "--listen" => addr.clone(),
-        _ => std::env::var("MARGAY_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".to_string()),
-    };
-    text.parse().map_err(|e| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("bad address {text:?}: {e}"),
-        )
-    })
+fn no_such(id: i64) -> Error {
+    Error::not_found(format!("no to-do with id {id}"))
+}
+
+/// The command line: `--listen ADDR`, `--data DIR`, `--root DIR`, `--model reactor|threads`.
+struct Options {
+    listen: SocketAddr,
+    data: PathBuf,
+    root: PathBuf,
+    model: Model,
+}
+
+impl Options {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+        let listen = std::env::var("MARGAY_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
+        let mut options = Options {
+            listen: parse_addr(&listen)?,
+            data: PathBuf::from("data"),
+            root: Path::new(env!("CARGO_MANIFEST_DIR")).join("htdocs"),
+            model: Model::Reactor,
+        };
+        while let Some(flag) = args.next() {
+            let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            match flag.as_str() {
+                "--listen" => options.listen = parse_addr(&value)?,
+                "--data" => options.data = PathBuf::from(value),
+                "--root" => options.root = PathBuf::from(value),
+                "--model" => {
+                    options.model = match value.as_str() {
+                        "reactor" => Model::Reactor,
+                        "threads" => Model::Threads,
+                        _ => return Err(format!("--model {value:?}: reactor or threads")),
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown option {flag:?}; the options are --listen ADDR, --data DIR, \
+                         --root DIR and --model reactor|threads"
+                    ));
+                }
+            }
+        }
+        Ok(options)
+    }
+}
+
+fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|e| format!("bad address {text:?}: {e}"))
 }

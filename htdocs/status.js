@@ -1,5 +1,7 @@
-// margay status page: polls /api/status once a second, fills the table and draws up to the
-// last minute of active connections and requests per second.
+// margay status page: follows the counters the server pushes once a second on /api/events
+// (server-sent events), or polls /api/status once a second where EventSource is missing or
+// the stream cannot be opened; fills the table and draws up to the last minute of active
+// connections and requests per second. `?source=polling` skips the stream.
 "use strict";
 
 (() => {
@@ -83,23 +85,59 @@
     draw(charts.rps, report.requests_per_second);
   }
 
-  function setState(live, text) {
+  // Which source feeds the page ("events" or "polling") and how many reports it has shown,
+  // kept on the state line for people and for the browser check.
+  function setState(live, text, source) {
     const state = $("state");
     state.className = `state ${live ? "live" : "down"}`;
     state.textContent = text;
+    state.dataset.source = source;
+  }
+
+  let reports = 0;
+
+  function report(data, source) {
+    show(data);
+    reports += 1;
+    $("state").dataset.reports = String(reports);
+    const how = source === "events" ? "pushed by /api/events" : "polled from /api/status";
+    setState(true, `Live: ${how}, updated ${new Date().toLocaleTimeString()}`, source);
   }
 
   async function poll() {
     try {
       const response = await fetch("/api/status", { cache: "no-store" });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      show(await response.json());
-      setState(true, `Live: updated ${new Date().toLocaleTimeString()}`);
+      report(await response.json(), "polling");
     } catch (error) {
-      setState(false, `Cannot read /api/status (${error.message}); retrying every second.`);
+      setState(false, `Cannot read /api/status (${error.message}); retrying every second.`, "polling");
     }
     setTimeout(poll, 1000);
   }
 
-  poll();
+  // The stream, falling back to polling when it fails before its first event or is closed
+  // for good (a 404, another content type). A stream that drops later reconnects by itself.
+  function follow() {
+    const events = new EventSource("/api/events");
+    let heard = false;
+    events.onmessage = (message) => {
+      heard = true;
+      report(JSON.parse(message.data), "events");
+    };
+    events.onerror = () => {
+      if (!heard || events.readyState === EventSource.CLOSED) {
+        events.close();
+        poll();
+      } else {
+        setState(false, "The event stream dropped; reconnecting…", "events");
+      }
+    };
+  }
+
+  const forcePolling = new URLSearchParams(location.search).get("source") === "polling";
+  if ("EventSource" in window && !forcePolling) {
+    follow();
+  } else {
+    poll();
+  }
 })();

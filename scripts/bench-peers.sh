@@ -20,6 +20,11 @@
 #   SLICE      wrk run length per server and round when interleaved (default 2s)
 #   REPORT_NAME  the report's file name under bench-results/, without .md
 #              (default peers-latest; the raw measurements go beside it as .raw)
+#   BASELINE_BIN another margay binary (say, built from an earlier commit) to run as
+#              the server "baseline" beside margay, with the same options; the report
+#              then also gives margay / baseline for each workload. Add "baseline" to
+#              SERVERS (it is added after margay when BASELINE_BIN is set and SERVERS
+#              is not).
 #
 # Servers (each alone while measured, pinned to core 0; clients on core 1;
 # all on 127.0.0.1, serving the same generated docroot):
@@ -69,7 +74,11 @@ source "$(dirname "$0")/common.sh"   # also sets the cleanup traps
 DURATION=${DURATION:-10s}
 REPS=${REPS:-3}
 WORKLOADS=${WORKLOADS:-"a b c d e f"}
-SERVERS=${SERVERS:-"margay floor nginx lighttpd h2o"}
+if [[ -n ${BASELINE_BIN:-} ]]; then
+    SERVERS=${SERVERS:-"margay baseline floor nginx lighttpd h2o"}
+else
+    SERVERS=${SERVERS:-"margay floor nginx lighttpd h2o"}
+fi
 IDLE_CONNS=${IDLE_CONNS:-5000}
 ROUNDS=${ROUNDS:-15}
 INTERLEAVE=${INTERLEAVE:-"a c d e"}
@@ -84,6 +93,9 @@ ACTIVE=""
 for name in $SERVERS; do
     case $name in
         margay | floor) ACTIVE+=" $name" ;;
+        baseline)
+            [[ -x ${BASELINE_BIN:-} ]] || { echo "baseline needs BASELINE_BIN, an executable" >&2; exit 2; }
+            ACTIVE+=" $name" ;;
         nginx | lighttpd | h2o)
             if want "$name" "$name"; then
                 ACTIVE+=" $name"
@@ -95,6 +107,10 @@ for name in $SERVERS; do
     esac
 done
 build_margay
+if [[ " $ACTIVE " == *" baseline "* ]]; then
+    BASELINE_COPY=$SCRATCH/margay-baseline
+    cp "$BASELINE_BIN" "$BASELINE_COPY"
+fi
 raise_limits
 log "open files limit $NOFILE_LIMIT"
 
@@ -116,6 +132,7 @@ start_named() {
     PORT=$(free_port)
     case $name in
         margay) margay_start "$dir" "$DOCROOT" --keep-alive-timeout 65 --max-connections 20000 ;;
+        baseline) MARGAY=$BASELINE_COPY margay_start "$dir" "$DOCROOT" --keep-alive-timeout 65 --max-connections 20000 ;;
         nginx) nginx_start "$dir" "$DOCROOT" ;;
         lighttpd) lighttpd_start "$dir" "$DOCROOT" ;;
         h2o) h2o_start "$dir" "$DOCROOT" ;;
@@ -319,7 +336,7 @@ metric_row() {
 best_peer() {
     local best="" bestv="" v name
     for name in $ACTIVE; do
-        [[ $name == margay || $name == floor ]] && continue
+        [[ $name == margay || $name == floor || $name == baseline ]] && continue
         v=$(med "$1" "$name" "$2")
         [[ -z $v ]] && continue
         if [[ -z $bestv ]] || awk -v a="$v" -v b="$bestv" -v hi="$([[ $3 == high ]] && echo 1 || echo 0)" \
@@ -467,6 +484,27 @@ report() {
         if [[ -n $mc && -n $fc ]]; then
             echo "| a. server CPU per request, margay / floor (interleaved, $ROUNDS × $SLICE each) | $(fmt "$mc") µs | floor $(fmt "$fc") µs | $(awk -v a="$mc" -v b="$fc" 'BEGIN { printf "%.2f", a / b }') | — |"
         fi
+    fi
+    if [[ " $ACTIVE " == *" baseline "* ]]; then
+        echo
+        echo "### margay against the baseline binary"
+        echo
+        echo "| workload | margay | baseline | ratio | paired |"
+        echo "| --- | ---: | ---: | ---: | ---: |"
+        local w m b pr
+        for w in $WORKLOADS; do
+            m=$(med "$w" margay "$(metric_of "$w")"); b=$(med "$w" baseline "$(metric_of "$w")")
+            [[ -n $m && -n $b ]] || continue
+            pr=$(paired_ratio "$w" margay baseline "$(metric_of "$w")")
+            echo "| $(label_of "$w") | $(fmt "$m") | $(fmt "$b") | $(awk -v a="$m" -v b="$b" 'BEGIN { printf "%.2f", a / b }') | $(awk -v r="${pr:-0}" 'BEGIN { printf "%.2f", r }') |"
+        done
+        for w in $WORKLOADS; do
+            [[ $w == f ]] && continue
+            m=$(med "$w" margay cpu); b=$(med "$w" baseline cpu)
+            [[ -n $m && -n $b ]] || continue
+            pr=$(paired_ratio "$w" margay baseline cpu)
+            echo "| $w. server CPU per request (lower is better) | $(fmt "$m") µs | $(fmt "$b") µs | $(awk -v a="$m" -v b="$b" 'BEGIN { printf "%.2f", a / b }') | $(awk -v r="${pr:-0}" 'BEGIN { printf "%.2f", r }') |"
+        done
     fi
     if [[ " $WORKLOADS " == *" c "* ]]; then
         thrift_row c cpu "c. server CPU per request, margay / thriftiest peer (lower is better)"

@@ -245,10 +245,11 @@ duration_secs() {
     esac
 }
 
-# nginx_start DIR DOCROOT: one worker, no master, in the foreground, access log
-# off, sendfile on, everything it writes kept in DIR.
+# nginx_start DIR DOCROOT [DIRECTIVES]: one worker, no master, in the foreground,
+# access log off, sendfile on, everything it writes kept in DIR; DIRECTIVES (e.g.
+# "gzip on;") go into its http block.
 nginx_start() {
-    local dir=$1 docroot=$2 nginx
+    local dir=$1 docroot=$2 extra=${3:-} nginx
     nginx=$(command -v nginx || echo /usr/sbin/nginx)
     mkdir -p "$dir"
     cat >"$dir/nginx.conf" <<CONF
@@ -271,6 +272,7 @@ http {
     keepalive_timeout 65;
     keepalive_requests 1000000000;
     open_file_cache max=1000 inactive=60s;
+    $extra
     client_body_temp_path $dir/client_body;
     proxy_temp_path $dir/proxy;
     fastcgi_temp_path $dir/fastcgi;

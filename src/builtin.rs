@@ -1,15 +1,61 @@
 //! The endpoints the server can answer by itself: `GET /api/status` (the counters as JSON),
-//! `GET /api/events` (the same counters once a second as server-sent events) and
-//! `POST /api/echo` (the request as JSON, credentials withheld).
+//! `GET /api/events` (the same counters once a second as server-sent events),
+//! `POST /api/echo` (the request as JSON, credentials withheld), and for monitoring
+//! `GET /metrics` (Prometheus) and `GET /healthz`.
 
 use crate::app::{BodySender, Execution, Handler, Request, Router};
 use crate::control::Control;
-use crate::http::{Method, Response};
+use crate::http::{Body, Method, Response, StatusCode};
+use crate::metrics;
 use crate::proxy::Upstreams;
 use crate::stats::Stats;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The paths an admin listener serves, and that the public listeners then do not: the
+/// monitoring endpoints and the counters (`/api/events` streams what `/api/status` reports).
+pub(crate) const ADMIN_PATHS: [&str; 4] = ["/metrics", "/healthz", "/api/status", "/api/events"];
+
+/// `GET /metrics` (the counters in the Prometheus text format) and `GET /healthz` (`200 ok`
+/// while serving, `503` once a graceful shutdown has begun, left out of the access log
+/// unless `log_health_checks`).
+pub(crate) fn add_monitoring(
+    router: &mut Router,
+    stats: &Arc<Stats>,
+    control: &Arc<Control>,
+    upstreams: Option<Arc<Upstreams>>,
+    log_health_checks: bool,
+) {
+    let (stats, shutdown) = (stats.clone(), control.clone());
+    router.add(
+        Method::Get,
+        "/metrics",
+        handler(move |_| {
+            let shutting_down = shutdown.is_shutting_down();
+            let text = metrics::render(&stats, shutting_down, upstreams.as_deref());
+            Response::bytes(metrics::CONTENT_TYPE, text).header("Cache-Control", "no-store")
+        }),
+        Execution::OnLoop,
+    );
+    let control = control.clone();
+    router.add(
+        Method::Get,
+        "/healthz",
+        handler(move |_| {
+            let mut response = if control.is_shutting_down() {
+                Response::new(StatusCode::SERVICE_UNAVAILABLE)
+                    .header("Content-Type", "text/plain; charset=utf-8")
+                    .with_body(Body::Bytes(b"shutting down\n".to_vec()))
+            } else {
+                Response::text("ok\n")
+            };
+            response.quiet = !log_health_checks;
+            response.header("Cache-Control", "no-store")
+        }),
+        Execution::OnLoop,
+    );
+}
 
 /// How often `/api/events` sends the counters.
 const EVENT_PERIOD: Duration = Duration::from_secs(1);

@@ -2,7 +2,9 @@
 //! and limits. Set with chained setters on [`Config::default`], so new settings never break
 //! an embedder's code.
 
+use crate::access_log::AccessLogFormat;
 use crate::connection::Timeouts;
+use crate::forwarded::Cidr;
 use crate::http::Limits;
 use crate::proxy::{Balance, HostHeader, ProxyRule, ProxySettings};
 use crate::rules::SiteRules;
@@ -46,11 +48,14 @@ pub enum AccessLog {
 pub struct Config {
     pub(crate) listen: Vec<SocketAddr>,
     pub(crate) tls_listen: Vec<SocketAddr>,
+    pub(crate) admin_listen: Vec<SocketAddr>,
     pub(crate) tls_certificates: Vec<CertificatePair>,
     pub(crate) redirect_https: bool,
     pub(crate) root: PathBuf,
     pub(crate) model: Model,
     pub(crate) access_log: AccessLog,
+    pub(crate) access_log_format: AccessLogFormat,
+    pub(crate) trusted_proxies: Vec<Cidr>,
     pub(crate) timeouts: Timeouts,
     pub(crate) defer_accept: Duration,
     pub(crate) send_buffer: Option<usize>,
@@ -60,6 +65,7 @@ pub struct Config {
     pub(crate) max_body_size: u64,
     pub(crate) workers: usize,
     pub(crate) builtin_endpoints: bool,
+    pub(crate) log_health_checks: bool,
     pub(crate) handler_threads: usize,
     pub(crate) handler_queue: usize,
     pub(crate) proxy_rules: Vec<ProxyRule>,
@@ -73,11 +79,14 @@ impl Default for Config {
         Config {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
             tls_listen: Vec::new(),
+            admin_listen: Vec::new(),
             tls_certificates: Vec::new(),
             redirect_https: false,
             root: PathBuf::from("htdocs"),
             model: Model::Reactor,
             access_log: AccessLog::Stdout,
+            access_log_format: AccessLogFormat::Combined,
+            trusted_proxies: Vec::new(),
             timeouts: Timeouts {
                 header: Duration::from_secs(10),
                 keep_alive: Duration::from_secs(15),
@@ -97,6 +106,7 @@ impl Default for Config {
             max_body_size: 1024 * 1024,
             workers: 1,
             builtin_endpoints: false,
+            log_health_checks: false,
             limits: Limits::default(),
             site_rules: SiteRules::new(),
         }
@@ -120,6 +130,15 @@ impl Config {
     /// certificates given to [`Config::tls_certificate`].
     pub fn tls_listen(mut self, addr: SocketAddr) -> Config {
         self.tls_listen.push(addr);
+        self
+    }
+
+    /// Also serves the monitoring endpoints (`GET /metrics`, `GET /healthz`,
+    /// `GET /api/status`, `GET /api/events`) on `addr`, plain HTTP, and nothing else there; the other listeners
+    /// then answer those paths with `404`. Repeat for several addresses. Typically a loopback
+    /// or private address, such as `127.0.0.1:9090`.
+    pub fn admin_listen(mut self, addr: SocketAddr) -> Config {
+        self.admin_listen.push(addr);
         self
     }
 
@@ -159,6 +178,21 @@ impl Config {
     /// Where access-log lines go. Default [`AccessLog::Stdout`].
     pub fn access_log(mut self, log: AccessLog) -> Config {
         self.access_log = log;
+        self
+    }
+
+    /// How access-log lines are written. Default [`AccessLogFormat::Combined`].
+    pub fn access_log_format(mut self, format: AccessLogFormat) -> Config {
+        self.access_log_format = format;
+        self
+    }
+
+    /// Trusts the proxies in `block` (repeat for several): for a request from one of them,
+    /// the access log names the client its `X-Forwarded-For` (or else `Forwarded: for=`)
+    /// gives, walking from the right past every trusted hop. A client that is not a trusted
+    /// proxy is logged as itself, whatever it sends. Default: none.
+    pub fn trusted_proxy(mut self, block: Cidr) -> Config {
+        self.trusted_proxies.push(block);
         self
     }
 
@@ -231,10 +265,18 @@ impl Config {
         self
     }
 
-    /// Whether to serve the built-in `GET /api/status`, `GET /api/events` and
-    /// `POST /api/echo`. Default off in the library (the `margay` binary turns them on).
+    /// Whether to serve the built-in `GET /api/status`, `GET /api/events`, `POST /api/echo`,
+    /// `GET /metrics` and `GET /healthz`. Default off in the library (the `margay` binary
+    /// turns them on).
     pub fn builtin_endpoints(mut self, on: bool) -> Config {
         self.builtin_endpoints = on;
+        self
+    }
+
+    /// Whether `GET /healthz` requests are written to the access log. Default off: a load
+    /// balancer's probes every few seconds would drown the lines of real requests.
+    pub fn log_health_checks(mut self, on: bool) -> Config {
+        self.log_health_checks = on;
         self
     }
 

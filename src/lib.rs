@@ -27,14 +27,17 @@
 //! network calls), or every other client waits. A handler that panics answers its request
 //! with `500 Internal Server Error`; the panic is logged and the server carries on.
 
+mod access_log;
 mod app;
 mod builtin;
 mod config;
 mod connection;
 mod control;
 mod files;
+mod forwarded;
 mod http;
 mod listener;
+mod metrics;
 mod proxy;
 mod reactor;
 mod rules;
@@ -44,8 +47,10 @@ mod threaded;
 mod transport;
 mod worker;
 
+pub use access_log::AccessLogFormat;
 pub use app::{BodySender, Disconnected, Error, IntoResponse, Request, Result};
 pub use config::{AccessLog, Config, Model};
+pub use forwarded::Cidr;
 pub use http::status::InvalidStatusCode;
 pub use http::{Body, BodyPart, InvalidHeader, Method, Response, StatusCode, Version};
 pub use proxy::{Balance, HostHeader, ProxyRule, ProxyRuleError};
@@ -65,14 +70,16 @@ pub mod internals {
     pub use crate::files::conditional::{Comparison, lines_match};
     pub use crate::files::range::{ByteRange, MAX_RANGES, RangePlan, parse_ranges};
     pub use crate::files::resolve::{Resolved, resolve_path};
+    pub use crate::forwarded::TrustedProxies;
     pub use crate::http::authority::parse_host_port;
     pub use crate::http::chunked::{ChunkedDecoder, MAX_CHUNK_LINE, MAX_TRAILERS};
+    pub use crate::http::coding::{AcceptEncoding, Coding, compress};
     pub use crate::http::date::{DateCache, parse_http_date};
     pub use crate::http::encode::{Persistence, encode_head};
     pub use crate::http::parse::{HeadStorage, parse_head, parse_head_reusing};
     pub use crate::http::target::parse_target;
     pub use crate::http::{Framing, Limits, RequestError, RequestHead};
-    pub use crate::listener::Scheme;
+    pub use crate::listener::{ListenerKind, Scheme};
     pub use crate::stats::Stats;
     pub use crate::transport::tls::certs::CertificatePair;
     pub use crate::transport::tls::settings::TlsSettings;

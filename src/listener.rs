@@ -13,13 +13,16 @@ pub enum ListenerKind {
     Plain,
     /// HTTP over TLS.
     Tls,
+    /// Plain HTTP for monitoring only: `/metrics`, `/healthz`, `/api/status` and
+    /// `/api/events`, which the other listeners then do not serve.
+    Admin,
 }
 
 impl ListenerKind {
     /// The URI scheme of the requests it accepts.
     pub fn scheme(self) -> Scheme {
         match self {
-            ListenerKind::Plain => Scheme::Http,
+            ListenerKind::Plain | ListenerKind::Admin => Scheme::Http,
             ListenerKind::Tls => Scheme::Https,
         }
     }

@@ -6,8 +6,8 @@ use cli::{Failure, Options};
 use margay::{AccessLog, Config, RulesHandle, Server};
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn main() {
@@ -64,6 +64,7 @@ fn run(options: Options, argv: Vec<OsString>) -> Result<(), Box<dyn std::error::
         .root(&args.root)
         .model(args.model)
         .access_log(access_log)
+        .access_log_format(args.access_log_format)
         .header_timeout(Duration::from_secs(args.header_timeout))
         .defer_accept(Duration::from_secs(args.defer_accept))
         .send_buffer((args.send_buffer > 0).then_some(args.send_buffer))
@@ -75,6 +76,7 @@ fn run(options: Options, argv: Vec<OsString>) -> Result<(), Box<dyn std::error::
         .max_body_size(args.max_body_size)
         .workers(args.workers)
         .builtin_endpoints(!args.no_builtin_endpoints)
+        .log_health_checks(args.log_health_checks)
         .handler_threads(usize::try_from(args.handler_threads).unwrap_or(usize::MAX))
         .handler_queue(usize::try_from(args.handler_queue).unwrap_or(usize::MAX))
         .handler_timeout(Duration::from_secs(args.handler_timeout))
@@ -92,6 +94,12 @@ fn run(options: Options, argv: Vec<OsString>) -> Result<(), Box<dyn std::error::
     }
     for addr in &args.tls_listen {
         config = config.tls_listen(*addr);
+    }
+    for addr in &args.admin_listen {
+        config = config.admin_listen(*addr);
+    }
+    for block in &args.trusted_proxy {
+        config = config.trusted_proxy(*block);
     }
     for (cert, key) in args.tls_cert.iter().zip(&args.tls_key) {
         config = config.tls_certificate(cert, key);
@@ -152,7 +160,13 @@ fn reload_on_sighup(
 /// Routes `margay::access` lines to the access log and everything else to `simple_logger`.
 struct Logger {
     server: simple_logger::SimpleLogger,
-    access: Option<Mutex<Box<dyn Write + Send>>>,
+    access: Option<Arc<Mutex<AccessSink>>>,
+}
+
+/// Where access lines are written, and the file to open again on SIGUSR1.
+struct AccessSink {
+    out: Box<dyn Write + Send>,
+    path: Option<PathBuf>,
 }
 
 impl log::Log for Logger {
@@ -168,37 +182,50 @@ impl log::Log for Logger {
         if record.target() != "margay::access" {
             return self.server.log(record);
         }
+        // One line per lock, so a reopen falls between two lines, never inside one.
         if let Some(access) = &self.access
-            && let Ok(mut out) = access.lock()
+            && let Ok(mut sink) = access.lock()
         {
-            let _ = writeln!(out, "{}", record.args());
+            let _ = writeln!(sink.out, "{}", record.args());
         }
     }
 
     fn flush(&self) {
         if let Some(access) = &self.access
-            && let Ok(mut out) = access.lock()
+            && let Ok(mut sink) = access.lock()
         {
-            let _ = out.flush();
+            let _ = sink.out.flush();
         }
     }
+}
+
+/// Line-buffered appends to `path`: each line reaches the file in one write, whole.
+fn open_access_file(path: &Path) -> std::io::Result<Box<dyn Write + Send>> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    Ok(Box::new(std::io::LineWriter::with_capacity(
+        64 * 1024,
+        file,
+    )))
 }
 
 fn install_logger(
     level: log::LevelFilter,
     access_log: &AccessLog,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let access: Option<Box<dyn Write + Send>> = match access_log {
+    let access = match access_log {
         AccessLog::Off => None,
-        AccessLog::Stdout => Some(Box::new(std::io::stdout())),
-        AccessLog::File(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("access log {}: {e}", path.display()))?;
-            Some(Box::new(std::io::LineWriter::new(file)))
-        }
+        AccessLog::Stdout => Some(AccessSink {
+            out: Box::new(std::io::stdout()),
+            path: None,
+        }),
+        AccessLog::File(path) => Some(AccessSink {
+            out: open_access_file(path)
+                .map_err(|e| format!("access log {}: {e}", path.display()))?,
+            path: Some(path.clone()),
+        }),
     };
     let server = simple_logger::SimpleLogger::new()
         .with_level(level)
@@ -208,10 +235,41 @@ fn install_logger(
     } else {
         level
     };
-    log::set_boxed_logger(Box::new(Logger {
-        server,
-        access: access.map(Mutex::new),
-    }))?;
+    let access = access.map(|sink| Arc::new(Mutex::new(sink)));
+    reopen_on_sigusr1(access.clone())?;
+    log::set_boxed_logger(Box::new(Logger { server, access }))?;
     log::set_max_level(max);
+    Ok(())
+}
+
+/// SIGUSR1 opens the access log file again (logrotate's convention: it renames the file,
+/// then signals): lines written before go to the renamed file, lines after to a new one.
+/// Without a file the signal is ignored rather than ending the process.
+fn reopen_on_sigusr1(access: Option<Arc<Mutex<AccessSink>>>) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR1])?;
+    std::thread::Builder::new()
+        .name("margay-log-reopen".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                let Some(access) = &access else { continue };
+                let Ok(mut sink) = access.lock() else {
+                    continue;
+                };
+                let Some(path) = sink.path.clone() else {
+                    continue;
+                };
+                let _ = sink.out.flush();
+                match open_access_file(&path) {
+                    Ok(out) => sink.out = out,
+                    Err(e) => {
+                        drop(sink);
+                        log::error!("SIGUSR1: cannot reopen {}: {e}", path.display());
+                        continue;
+                    }
+                }
+                drop(sink);
+                log::info!("SIGUSR1: reopened the access log {}", path.display());
+            }
+        })?;
     Ok(())
 }

@@ -357,7 +357,7 @@ impl Reactor {
             io,
             conn: Connection::open(
                 peer,
-                kind.scheme(),
+                kind,
                 Ticket {
                     key,
                     id: self.next_id,
@@ -634,6 +634,7 @@ impl Reactor {
                 .map(|(key, _)| key);
             let Some(key) = oldest else { break };
             log::debug!("closing idle token {key} to make room");
+            self.worker.stats().connection_shed();
             self.close(key);
             shed += 1;
         }
@@ -684,8 +685,22 @@ impl Reactor {
         if self.drain_deadline.is_none() {
             self.drain_deadline = Some(now + self.config.shutdown_timeout);
             self.worker.drain();
-            for (mut listener, _) in self.listeners.drain(..) {
+            // Admin listeners stay open while the rest finishes: a load balancer's probe of
+            // /healthz gets its 503 rather than a refused connection.
+            for (mut listener, kind) in std::mem::take(&mut self.listeners) {
                 let _ = self.poll.registry().deregister(&mut listener);
+                if kind == ListenerKind::Admin {
+                    self.listeners.push((listener, kind));
+                }
+            }
+            if self.accepting == Accepting::Yes {
+                for (i, (listener, _)) in self.listeners.iter_mut().enumerate() {
+                    let token = Token(FIRST_LISTENER - i);
+                    let _ = self
+                        .poll
+                        .registry()
+                        .register(listener, token, Interest::READABLE);
+                }
             }
             self.waiting = None;
             log::info!("shutting down: {} connections open", self.clients.len());

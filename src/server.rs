@@ -7,6 +7,7 @@ use crate::builtin;
 use crate::config::{AccessLog, Config, Model};
 use crate::control::Control;
 use crate::files::StaticFiles;
+use crate::forwarded::TrustedProxies;
 use crate::http::Method;
 use crate::listener::{Listener, ListenerKind, bind};
 use crate::proxy::Upstreams;
@@ -65,6 +66,12 @@ impl Server {
                     .tls_listen
                     .iter()
                     .map(|addr| (*addr, ListenerKind::Tls)),
+            )
+            .chain(
+                config
+                    .admin_listen
+                    .iter()
+                    .map(|addr| (*addr, ListenerKind::Admin)),
             );
         let mut first = Vec::new();
         let mut addrs = Vec::new();
@@ -73,7 +80,7 @@ impl Server {
             addrs.push((socket.local_addr()?, kind));
             first.push(Listener { socket, kind });
         }
-        if first.is_empty() {
+        if first.iter().all(|l| l.kind == ListenerKind::Admin) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "nothing to listen on: give at least one plain or TLS address",
@@ -275,7 +282,11 @@ impl Server {
         }
         if self.config.builtin_endpoints {
             builtin::add_endpoints(&mut self.router, &self.stats, &control, upstreams.clone());
+            let log_health = self.config.log_health_checks;
+            let (stats, proxied) = (&self.stats, upstreams.clone());
+            builtin::add_monitoring(&mut self.router, stats, &control, proxied, log_health);
         }
+        let files = files.with_counters(self.stats.file_cache.clone());
         let config = self.config;
         let https_port = self
             .addrs
@@ -292,6 +303,9 @@ impl Server {
             stats: self.stats.clone(),
             tls: self.tls.clone(),
             redirect_https: https_port.filter(|_| config.redirect_https),
+            admin_listener: !config.admin_listen.is_empty(),
+            access_log_format: config.access_log_format,
+            trusted_proxies: TrustedProxies(config.trusted_proxies.clone()),
             state: Arc::new(self.state),
             upstreams: upstreams.clone(),
             pool: match config.model {
@@ -338,6 +352,7 @@ impl Server {
             .map(|(addr, kind)| match kind {
                 ListenerKind::Plain => format!("http://{addr}"),
                 ListenerKind::Tls => format!("https://{addr}"),
+                ListenerKind::Admin => format!("http://{addr} (admin)"),
             })
             .collect();
         log::info!(
@@ -383,6 +398,14 @@ impl RunningServer {
     /// The first address the server listens on, plain HTTP before HTTPS.
     pub fn addr(&self) -> SocketAddr {
         self.addrs[0].0
+    }
+
+    /// The first admin listener's address, if any ([`Config::admin_listen`]).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.addrs
+            .iter()
+            .find(|(_, kind)| *kind == ListenerKind::Admin)
+            .map(|(addr, _)| *addr)
     }
 
     /// The first address the server serves HTTPS on, if any.

@@ -1,9 +1,12 @@
-//! Counters about the running server, shared by every worker and read by `/api/status`.
+//! Counters about the running server, shared by every worker and read by `/api/status` and
+//! `/metrics`.
 
 use crate::connection::State;
+use crate::files::cache::CacheCounters;
+use crate::http::{Method, StatusCode};
 use serde::Serialize;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Why a TLS handshake did not finish, as `/api/status` counts it.
@@ -60,6 +63,37 @@ pub struct TlsReport {
     pub failures: std::collections::BTreeMap<&'static str, u64>,
 }
 
+/// Upper bounds of the request duration histogram's buckets, in microseconds: from 50 µs (a
+/// cached file) to 10 s (a slow client's upload).
+pub const DURATION_BUCKETS_US: [u64; 17] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+/// Methods as the request counters tell them apart; the last slot counts responses to
+/// requests whose method is unknown or whose head could not be parsed.
+pub const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT", "other",
+];
+
+/// Status classes as the request counters tell them apart.
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+fn method_index(method: Option<Method>) -> usize {
+    match method {
+        Some(Method::Get) => 0,
+        Some(Method::Head) => 1,
+        Some(Method::Post) => 2,
+        Some(Method::Put) => 3,
+        Some(Method::Delete) => 4,
+        Some(Method::Patch) => 5,
+        Some(Method::Options) => 6,
+        Some(Method::Trace) => 7,
+        Some(Method::Connect) => 8,
+        None => 9,
+    }
+}
+
 /// The blocking handlers' pool.
 #[derive(Debug, Default)]
 struct HandlerCounters {
@@ -106,6 +140,48 @@ pub struct Stats {
     tls_resumed: AtomicU64,
     tls_failures: [AtomicU64; 6],
     samples: Mutex<Vec<Sample>>,
+    /// Responses by method and status class.
+    responses: [[AtomicU64; 5]; 10],
+    /// Request durations: a count per bucket (not cumulative), the last for beyond them all.
+    duration_buckets: [AtomicU64; DURATION_BUCKETS_US.len() + 1],
+    duration_sum_us: AtomicU64,
+    /// Idle connections closed to make room for new ones at the connection cap.
+    shed: AtomicU64,
+    /// What the workers' file caches count.
+    pub(crate) file_cache: Arc<CacheCounters>,
+}
+
+/// The counters `/metrics` renders, read at one moment.
+#[derive(Debug, Clone)]
+pub struct Counters {
+    /// Seconds since the server started.
+    pub uptime_seconds: f64,
+    /// Responses by [`METHODS`] and [`STATUS_CLASSES`].
+    pub responses: [[u64; 5]; 10],
+    /// Cumulative counts for each of [`DURATION_BUCKETS_US`], then the total count.
+    pub duration_cumulative: Vec<u64>,
+    /// Sum of every request's duration, in seconds.
+    pub duration_sum_seconds: f64,
+    /// Bytes sent since start.
+    pub bytes_sent: u64,
+    /// Connections accepted, closed and shed since start.
+    pub accepted: u64,
+    /// Connections closed since start.
+    pub closed: u64,
+    /// Idle connections closed at the connection cap to make room.
+    pub shed: u64,
+    /// Open connections by state: reading, writing, idle, closing.
+    pub connections: [(&'static str, i64); 4],
+    /// Responses per worker.
+    pub per_worker: Vec<u64>,
+    /// TLS handshakes completed and resumed.
+    pub tls_handshakes: u64,
+    /// Of those, resumed.
+    pub tls_resumed: u64,
+    /// TLS handshake failures by reason.
+    pub tls_failures: Vec<(&'static str, u64)>,
+    /// The blocking handlers' pool.
+    pub handler_pool: HandlerReport,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -182,6 +258,11 @@ impl Stats {
             tls_resumed: AtomicU64::new(0),
             tls_failures: Default::default(),
             samples: Mutex::new(Vec::new()),
+            responses: Default::default(),
+            duration_buckets: Default::default(),
+            duration_sum_us: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
+            file_cache: Arc::default(),
         }
     }
 
@@ -205,11 +286,75 @@ impl Stats {
         }
     }
 
-    /// Worker `worker` queued a response.
-    pub fn request_served(&self, worker: usize) {
+    /// Worker `worker` queued a response with `status` to a request of `method` (`None`:
+    /// unknown or unparsed), `elapsed` after the request's first byte was read.
+    pub fn request_served(
+        &self,
+        worker: usize,
+        method: Option<Method>,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
         self.requests.fetch_add(1, Relaxed);
         if let Some(count) = self.per_worker.get(worker) {
             count.fetch_add(1, Relaxed);
+        }
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        self.responses[method_index(method)][class].fetch_add(1, Relaxed);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let bucket = DURATION_BUCKETS_US.partition_point(|&bound| bound < micros);
+        self.duration_buckets[bucket].fetch_add(1, Relaxed);
+        self.duration_sum_us.fetch_add(micros, Relaxed);
+    }
+
+    /// An idle connection was closed to make room for a new one.
+    pub fn connection_shed(&self) {
+        self.shed.fetch_add(1, Relaxed);
+    }
+
+    /// The counters for `/metrics`, read now.
+    pub fn counters(&self) -> Counters {
+        let mut cumulative = Vec::with_capacity(self.duration_buckets.len());
+        let mut running = 0;
+        for bucket in &self.duration_buckets {
+            running += bucket.load(Relaxed);
+            cumulative.push(running);
+        }
+        Counters {
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            responses: std::array::from_fn(|m| {
+                std::array::from_fn(|c| self.responses[m][c].load(Relaxed))
+            }),
+            duration_cumulative: cumulative,
+            duration_sum_seconds: self.duration_sum_us.load(Relaxed) as f64 / 1e6,
+            bytes_sent: self.bytes_sent.load(Relaxed),
+            accepted: self.accepted.load(Relaxed),
+            closed: self.closed.load(Relaxed),
+            shed: self.shed.load(Relaxed),
+            connections: [
+                ("reading", self.reading.load(Relaxed)),
+                ("writing", self.writing.load(Relaxed)),
+                ("idle", self.idle.load(Relaxed)),
+                ("closing", self.closing.load(Relaxed)),
+            ],
+            per_worker: self.per_worker.iter().map(|n| n.load(Relaxed)).collect(),
+            tls_handshakes: self.tls_handshakes.load(Relaxed),
+            tls_resumed: self.tls_resumed.load(Relaxed),
+            tls_failures: TlsFailure::ALL
+                .iter()
+                .map(|f| (f.name(), self.tls_failures[f.index()].load(Relaxed)))
+                .collect(),
+            handler_pool: self.handler_report(),
+        }
+    }
+
+    fn handler_report(&self) -> HandlerReport {
+        HandlerReport {
+            queued: self.handlers.queued.load(Relaxed),
+            running: self.handlers.running.load(Relaxed),
+            finished: self.handlers.finished.load(Relaxed),
+            rejected: self.handlers.rejected.load(Relaxed),
+            timed_out: self.handlers.timed_out.load(Relaxed),
         }
     }
 
@@ -302,13 +447,7 @@ impl Stats {
             requests_per_second: rate(current.requests, base.requests),
             bytes_per_second: rate(current.bytes_sent, base.bytes_sent),
             requests_per_worker: self.per_worker.iter().map(|n| n.load(Relaxed)).collect(),
-            handler_pool: HandlerReport {
-                queued: self.handlers.queued.load(Relaxed),
-                running: self.handlers.running.load(Relaxed),
-                finished: self.handlers.finished.load(Relaxed),
-                rejected: self.handlers.rejected.load(Relaxed),
-                timed_out: self.handlers.timed_out.load(Relaxed),
-            },
+            handler_pool: self.handler_report(),
             tls: TlsReport {
                 handshakes: self.tls_handshakes.load(Relaxed),
                 resumed: self.tls_resumed.load(Relaxed),
@@ -361,7 +500,12 @@ mod tests {
         stats.connection_opened();
         stats.connection_opened();
         stats.state_changed(State::Reading, State::Writing);
-        stats.request_served(1);
+        stats.request_served(
+            1,
+            Some(Method::Get),
+            StatusCode::OK,
+            Duration::from_micros(70),
+        );
         stats.bytes_sent(100);
         stats.state_changed(State::Writing, State::Idle);
         let report = stats.report();
@@ -378,5 +522,33 @@ mod tests {
         let report = stats.report();
         assert_eq!((report.active, report.handled), (1, 1));
         assert!(report.requests_per_second > 0.0);
+    }
+
+    #[test]
+    fn responses_are_counted_by_method_class_and_duration() {
+        let stats = Stats::new(1);
+        // (method, status, duration in µs)
+        let rows: &[(Option<Method>, u16, u64)] = &[
+            (Some(Method::Get), 200, 40),
+            (Some(Method::Get), 200, 50),
+            (Some(Method::Get), 304, 51),
+            (Some(Method::Post), 500, 2_000_000),
+            (None, 400, 20_000_000),
+        ];
+        for (method, status, micros) in rows {
+            let status = StatusCode::from_u16(*status).unwrap();
+            stats.request_served(0, *method, status, Duration::from_micros(*micros));
+        }
+        let counters = stats.counters();
+        assert_eq!(counters.responses[0], [0, 2, 1, 0, 0]);
+        assert_eq!(counters.responses[2], [0, 0, 0, 0, 1]);
+        assert_eq!(counters.responses[9], [0, 0, 0, 1, 0]);
+        // <= 50 µs: two; <= 100 µs: three; <= 2.5 s: four; all: five.
+        let cumulative = &counters.duration_cumulative;
+        assert_eq!((cumulative[0], cumulative[1]), (2, 3));
+        assert_eq!(cumulative[DURATION_BUCKETS_US.len() - 3], 4);
+        assert_eq!(cumulative[DURATION_BUCKETS_US.len() - 1], 4);
+        assert_eq!(cumulative[DURATION_BUCKETS_US.len()], 5);
+        assert!((counters.duration_sum_seconds - 22.000141).abs() < 1e-9);
     }
 }

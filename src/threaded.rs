@@ -173,10 +173,20 @@ pub(crate) fn run(
             }
         }
     }
-    drop(listeners);
+    // Admin listeners stay open while the rest finishes: a load balancer's probe of /healthz
+    // gets its 503 rather than a refused connection.
+    listeners.retain(|(_, kind)| *kind == ListenerKind::Admin);
     let deadline = Instant::now() + config.shutdown_timeout;
     while registry.len() > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+        if listeners.is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        let _ = poll.poll(&mut events, Some(Duration::from_millis(20)));
+        for (listener, kind) in &listeners {
+            // At the cap a newcomer is not kept waiting now: it is closed.
+            let _ = accept_all(listener, *kind, &worker, &config, &control, &registry);
+        }
     }
     let left = registry.len();
     if left > 0 {
@@ -208,9 +218,12 @@ fn accept_all(
         };
         // mio's stream and std's share the descriptor; take it back as a std socket.
         let socket = TcpStream::from(std::os::fd::OwnedFd::from(socket));
-        if registry.len() >= config.max_connections && !registry.shed_oldest_idle() {
-            log::debug!("{peer}: at the connection cap; waiting for a slot");
-            return Some((socket, peer, kind));
+        if registry.len() >= config.max_connections {
+            if !registry.shed_oldest_idle() {
+                log::debug!("{peer}: at the connection cap; waiting for a slot");
+                return Some((socket, peer, kind));
+            }
+            worker.stats().connection_shed();
         }
         start((socket, peer, kind), worker, control, registry);
     }
@@ -261,7 +274,7 @@ fn serve(
     worker.set_notifier(Notifier::Doorbell(doorbell.clone()));
     worker.watch_shutdown(control.clone());
     let ticket = Ticket { key: 0, id: 0 };
-    let mut conn = Connection::open(peer, kind.scheme(), ticket, now, worker.stats());
+    let mut conn = Connection::open(peer, kind, ticket, now, worker.stats());
     let site = worker.site();
     let mut io = match Stream::accept(socket, kind, site.tls.as_ref(), &site.stats) {
         Ok(io) => io,
@@ -276,15 +289,18 @@ fn serve(
     }
     let mut was_idle = false;
     let mut upstream: Option<Upstream> = None;
+    // A connection accepted during shutdown (on an admin listener) gets its first request read.
+    let mut fresh = true;
     loop {
         let now = Instant::now();
         worker.tick(SystemTime::now());
         if control.is_shutting_down() {
             worker.drain();
-            if conn.awaits_request() {
+            if conn.awaits_request() && !fresh {
                 break;
             }
         }
+        fresh = false;
         // Each blocking call waits no longer than the deadline (or a slice of it).
         let deadline = conn.deadline(&worker.site().timeouts);
         if now >= deadline {

@@ -3,15 +3,17 @@
 //! and log time, read buffers, the allocations of the last request head, the site rules it
 //! last picked up).
 
+use crate::access_log::AccessLogFormat;
 use crate::app::pool::{Mailbox, Pool, QueueFull, Ticket, Wake};
 use crate::app::{Handler, Request, Router, StateMap};
 use crate::connection::Timeouts;
 use crate::connection::readbuf::BufferPool;
 use crate::control::Control;
 use crate::files::StaticFiles;
+use crate::forwarded::TrustedProxies;
 use crate::http::date::DateCache;
 use crate::http::parse::{HeadStorage, parse_head_reusing};
-use crate::http::{Limits, RequestError, RequestHead, Response};
+use crate::http::{Limits, Method, RequestError, RequestHead, Response, StatusCode};
 use crate::proxy::Upstreams;
 use crate::rules::{RulesSlot, SiteRules};
 use crate::stats::Stats;
@@ -41,6 +43,12 @@ pub struct Site {
     pub tls: Option<TlsSettings>,
     /// Where plain HTTP requests are redirected with `308`: the HTTPS port.
     pub redirect_https: Option<u16>,
+    /// Whether an admin listener serves the monitoring endpoints (the others then do not).
+    pub admin_listener: bool,
+    /// How access-log lines are written.
+    pub access_log_format: AccessLogFormat,
+    /// Proxies whose `X-Forwarded-For` or `Forwarded` names the client in the access log.
+    pub trusted_proxies: TrustedProxies,
     /// The application's shared state, for handlers.
     pub state: Arc<StateMap>,
     /// The worker pool for blocking handlers (the event loop only; in the thread model a
@@ -52,8 +60,8 @@ pub struct Site {
 
 impl Site {
     /// Whether `ip` is a proxy in front of this server whose forwarding fields are believed.
-    pub fn is_trusted_proxy(&self, _ip: std::net::IpAddr) -> bool {
-        false
+    pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_proxies.trusts(ip)
     }
 }
 
@@ -229,9 +237,12 @@ impl Worker {
         &self.site.stats
     }
 
-    /// Counts a response queued by this worker.
-    pub fn count_response(&self) {
-        self.site.stats.request_served(self.index);
+    /// Counts a response queued by this worker: its request's method (`None` if unknown),
+    /// its status and how long after the request's first byte it was queued.
+    pub fn count_response(&self, method: Option<Method>, status: StatusCode, elapsed: Duration) {
+        self.site
+            .stats
+            .request_served(self.index, method, status, elapsed);
     }
 
     /// The read buffers kept for reuse.
@@ -310,13 +321,20 @@ impl Worker {
     pub fn log_time(&self) -> &str {
         self.log_time.as_str()
     }
+
+    /// The access-log timestamp for this second in RFC 3339 form.
+    pub fn log_time_iso(&self) -> &str {
+        self.log_time.iso()
+    }
 }
 
-/// The Common Log Format time (`10/Oct/2000:13:55:36 +0000`), formatted once per second.
+/// The Common Log Format time (`10/Oct/2000:13:55:36 +0000`) and the RFC 3339 one
+/// (`2000-10-10T13:55:36Z`), formatted once per second.
 #[derive(Debug, Default)]
 pub struct LogTime {
     second: u64,
     text: String,
+    iso: String,
 }
 
 impl LogTime {
@@ -334,6 +352,16 @@ impl LogTime {
         let imf = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(second));
         let (day, month, year, time) = (&imf[5..7], &imf[8..11], &imf[12..16], &imf[17..25]);
         self.text = format!("{day}/{month}/{year}:{time} +0000");
+        let months = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let number = months.iter().position(|m| *m == month).unwrap_or(0) + 1;
+        self.iso = format!("{year}-{number:02}-{day}T{time}Z");
+    }
+
+    /// The RFC 3339 form.
+    pub fn iso(&self) -> &str {
+        &self.iso
     }
 
     /// The formatted time.
@@ -351,5 +379,8 @@ mod tests {
         let mut time = LogTime::default();
         time.refresh(UNIX_EPOCH + Duration::from_secs(971_185_736));
         assert_eq!(time.as_str(), "10/Oct/2000:13:48:56 +0000");
+        assert_eq!(time.iso(), "2000-10-10T13:48:56Z");
+        time.refresh(UNIX_EPOCH + Duration::from_secs(1_767_225_599));
+        assert_eq!(time.iso(), "2025-12-31T23:59:59Z");
     }
 }

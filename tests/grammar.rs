@@ -292,9 +292,9 @@ both_models!(dates_before_1970_are_dates, |model| {
 both_models!(request_targets_off_the_grammar_are_400, |model| {
     let server = TestServer::start(model);
     for target in [
-        "/style.css?q={x}",
-        "/style.css?a|b",
         "/style.css?a=%zz",
+        "/style.css?a<b",
+        "/style.css?a\"b",
         "/sty|le.css",
         "/style.css\\",
         "/[style].css",
@@ -306,7 +306,14 @@ both_models!(request_targets_off_the_grammar_are_400, |model| {
         let resp = server.get(target);
         assert_error_page(&resp, 400);
     }
-    for target in ["/style.css?a=/?:@!$&'()*+,;=", "http://[::1]:80/style.css"] {
+    // Browsers leave `{ } | ^ [ ] \ `` unescaped in a query: margay's one deliberate
+    // widening of the grammar, so the links they follow work.
+    for target in [
+        "/style.css?a=/?:@!$&'()*+,;=",
+        "/style.css?q={x}",
+        "/style.css?a|b[0]^c",
+        "http://[::1]:80/style.css",
+    ] {
         let resp = server.get(target);
         assert_eq!(resp.status, 200, "{target}");
     }

@@ -115,8 +115,8 @@ both_models!(traversal_never_leaves_the_root, |model| {
         let resp = server.get(target);
         assert_refused(&resp, target, *status);
     }
-    // A raw backslash is not allowed in a target at all; its status is checked, ignored until
-    // margay answers it, by `raw_backslash_in_target_is_400`.
+    // A raw backslash is not allowed in a target at all; its status is checked by
+    // `raw_backslash_in_target_is_400`.
     let target = format!("/..\\{o}\\{f}");
     assert_no_leak(&server.get(&target), &target);
     // Absolute-form carries the same path rules.
@@ -129,18 +129,14 @@ both_models!(traversal_never_leaves_the_root, |model| {
 
 // RFC 9112 section 3.2: the target is origin-form, every path byte a pchar (RFC 3986); a
 // raw backslash is not one, so the request line is invalid and the answer 400 (section 3).
-both_models!(
-    #[ignore = "margay answers 404: the target is not yet checked against its grammar"]
-    raw_backslash_in_target_is_400,
-    |model| {
-        let server = TestServer::start(model);
-        let o = server.outside().file_name().unwrap().to_str().unwrap();
-        let target = format!("/..\\{o}\\{OUTSIDE_FILE}");
-        let resp = server.get(&target);
-        assert_error_page(&resp, 400);
-        assert_no_leak(&resp, &target);
-    }
-);
+both_models!(raw_backslash_in_target_is_400, |model| {
+    let server = TestServer::start(model);
+    let o = server.outside().file_name().unwrap().to_str().unwrap();
+    let target = format!("/..\\{o}\\{OUTSIDE_FILE}");
+    let resp = server.get(&target);
+    assert_error_page(&resp, 400);
+    assert_no_leak(&resp, &target);
+});
 
 both_models!(double_encoding_is_decoded_once, |model| {
     let server = TestServer::start(model);

@@ -25,9 +25,11 @@
 mod reference;
 
 use libfuzzer_sys::fuzz_target;
+use margay::AccessLogFormat;
+use margay::internals::TrustedProxies;
 use margay::internals::{
-    Connection, Execution, Input, Limits, MAX_CHUNK_LINE, MAX_TRAILERS, Router, Scheme, Site,
-    StateMap, StaticFiles, Stats, Step, Ticket, Timeouts, Transport, Worker, expire, pump,
+    Connection, Execution, Input, Limits, ListenerKind, MAX_CHUNK_LINE, MAX_TRAILERS, Router,
+    Site, StateMap, StaticFiles, Stats, Step, Ticket, Timeouts, Transport, Worker, expire, pump,
 };
 use margay::{Method, Request, Response};
 use reference::abnf;
@@ -174,6 +176,10 @@ fn site(limits: Limits, max_requests: u64, max_body_size: u64) -> Arc<Site> {
         stats: Arc::new(Stats::new(1)),
         tls: None,
         redirect_https: None,
+        admin_listener: false,
+        // The Combined format carries no duration: split and whole inputs log the same lines.
+        access_log_format: AccessLogFormat::Combined,
+        trusted_proxies: TrustedProxies::default(),
         state: Arc::new(StateMap::default()),
         pool: None,
         upstreams: None,
@@ -327,7 +333,7 @@ fn converse(worker: &mut Worker, pieces: Vec<&[u8]>, ending: Ending) -> (Outcome
     let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
     let now = Instant::now();
     let ticket = Ticket { key: 0, id: 0 };
-    let mut conn = Connection::open(peer, Scheme::Http, ticket, now, worker.stats());
+    let mut conn = Connection::open(peer, ListenerKind::Plain, ticket, now, worker.stats());
     let mut io = Script {
         pieces,
         index: 0,

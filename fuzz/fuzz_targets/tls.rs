@@ -16,9 +16,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use margay::AccessLogFormat;
+use margay::internals::TrustedProxies;
 use margay::internals::{
-    CertificatePair, Connection, Execution, Input, Router, Scheme, Site, StateMap, StaticFiles,
-    Stats, Step, Ticket, Timeouts, Tls, TlsSettings, Worker, expire, pump,
+    CertificatePair, Connection, Execution, Input, ListenerKind, Router, Site, StateMap,
+    StaticFiles, Stats, Step, Ticket, Timeouts, Tls, TlsSettings, Worker, expire, pump,
 };
 use margay::{Method, Request, Response};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -105,6 +107,9 @@ fn world() -> &'static World {
             stats: Arc::new(Stats::new(1)),
             tls: Some(settings.clone()),
             redirect_https: None,
+            admin_listener: false,
+            access_log_format: AccessLogFormat::Combined,
+            trusted_proxies: TrustedProxies::default(),
             state: Arc::new(StateMap::default()),
             pool: None,
             upstreams: None,
@@ -240,7 +245,7 @@ fn converse(
     let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
     let now = Instant::now();
     let ticket = Ticket { key: 0, id: 0 };
-    let mut conn = Connection::open(peer, Scheme::Https, ticket, now, worker.stats());
+    let mut conn = Connection::open(peer, ListenerKind::Tls, ticket, now, worker.stats());
 
     let mut tls = ClientConnection::new(client.clone(), ServerName::try_from("localhost").unwrap())
         .expect("client connection");

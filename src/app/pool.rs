@@ -5,6 +5,7 @@
 
 use super::request::Request;
 use super::router::Handler;
+use crate::http::coding::{self, AcceptEncoding};
 use crate::http::{Response, StatusCode};
 use crate::stats::Stats;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -139,7 +140,10 @@ fn work(receiver: &Mutex<Receiver<Job>>, stats: &Stats) {
             return;
         };
         stats.pool_started();
-        let response = run(&job.handler, &job.request);
+        let mut response = run(&job.handler, &job.request);
+        // Off the event loop: a compressible body is compressed here, larger ones too.
+        let accept = AcceptEncoding::parse(job.request.head().header_values("accept-encoding"));
+        coding::compress_response(&mut response, &accept, coding::MAX_OFF_LOOP_COMPRESS);
         stats.pool_finished();
         job.mailbox.post(Wake::Done {
             ticket: job.ticket,

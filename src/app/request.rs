@@ -158,6 +158,11 @@ impl Request {
         &self.body
     }
 
+    /// The parsed head, for what the server itself reads of it after the handler.
+    pub(crate) fn head(&self) -> &RequestHead {
+        &self.head
+    }
+
     /// Gives the head back once the handler is done (for the access log and persistence).
     pub(crate) fn into_head(self) -> RequestHead {
         self.head

@@ -2,7 +2,7 @@
 //! line from it, and the configuration file's keys are the same names with `_` for `-`.
 
 use clap::Parser;
-use margay::Model;
+use margay::{AccessLogFormat, Cidr, Model};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -25,6 +25,11 @@ pub struct Args {
     /// Address to serve HTTPS on; repeat for several. Needs --tls-cert and --tls-key.
     #[arg(long, value_name = "ADDR")]
     pub tls_listen: Vec<SocketAddr>,
+    /// Address to serve only /metrics, /healthz, /api/status and /api/events on (plain
+    /// HTTP, e.g. 127.0.0.1:9090); the other listeners then answer them 404. Repeat for
+    /// several.
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Vec<SocketAddr>,
     /// PEM certificate chain for HTTPS, the server's certificate first; repeat (each with its
     /// --tls-key) for several names, chosen by the name a client asks for (SNI), the first as
     /// the default. Read again when the file changes, and on SIGHUP.
@@ -40,9 +45,19 @@ pub struct Args {
     /// Directory whose files are served.
     #[arg(long, default_value = "htdocs", value_name = "DIR", value_parser = existing_dir)]
     pub root: PathBuf,
-    /// Access log (Combined Log Format): off, stdout, or a file path to append to.
+    /// Access log: off, stdout, or a file path to append to (reopened on SIGUSR1, for log
+    /// rotation).
     #[arg(long, default_value = "stdout", value_name = "off|stdout|PATH")]
     pub access_log: String,
+    /// Access-log line format: combined (Combined Log Format), combined_time (the same
+    /// followed by the request time in seconds, as nginx's $request_time) or json (one
+    /// object per line).
+    #[arg(long, default_value = "combined", value_parser = parse_format, value_name = "combined|combined_time|json")]
+    pub access_log_format: AccessLogFormat,
+    /// Proxy address or CIDR block whose X-Forwarded-For (or Forwarded) names the client in
+    /// the access log; repeat for several. Others are logged as themselves.
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub trusted_proxy: Vec<Cidr>,
     /// Level of the server's own log: error, warn, info, debug or trace.
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     pub log_level: log::LevelFilter,
@@ -81,9 +96,13 @@ pub struct Args {
     /// Largest request body a handler accepts, in bytes (413 past it).
     #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub max_body_size: u64,
-    /// Do not serve the built-in /api/status, /api/events and /api/echo endpoints.
+    /// Do not serve the built-in /api/status, /api/events, /api/echo, /metrics and /healthz
+    /// endpoints.
     #[arg(long)]
     pub no_builtin_endpoints: bool,
+    /// Write GET /healthz requests to the access log too (left out by default).
+    #[arg(long)]
+    pub log_health_checks: bool,
     /// Threads of the worker pool that runs blocking handlers (event-loop model).
     #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub handler_threads: u64,
@@ -157,6 +176,14 @@ fn parse_model(text: &str) -> Result<Model, String> {
         "threads" => Ok(Model::Threads),
         _ => Err("expected reactor or threads".into()),
     }
+}
+
+fn parse_format(text: &str) -> Result<AccessLogFormat, String> {
+    text.parse()
+}
+
+fn parse_cidr(text: &str) -> Result<Cidr, String> {
+    text.parse()
 }
 
 fn parse_workers(text: &str) -> Result<usize, String> {

@@ -4,19 +4,23 @@
 
 use super::outbox::Outbox;
 use super::readbuf::ReadBuf;
+use crate::access_log;
 use crate::app::pool::{self, Ticket};
 use crate::app::{Execution, Handler, Request, RouteMatch};
+use crate::builtin::ADMIN_PATHS;
 use crate::http::chunked::ChunkedDecoder;
+use crate::http::coding::{self, AcceptEncoding};
 use crate::http::encode::{Persistence, encode_head};
 use crate::http::{
     Body, BodyPart, Framing, Method, RequestError, RequestHead, Response, StatusCode, Version,
 };
-use crate::listener::Scheme;
+use crate::listener::{ListenerKind, Scheme};
 use crate::proxy::HostHeader;
 use crate::proxy::forward::{Failure as ForwardFailure, Forward, Progress};
 use crate::proxy::head::{BodyFraming, Origin, ResponseFraming, UpstreamHead, request_head};
 use crate::worker::Worker;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 /// Stop parsing pipelined requests once this many response bytes wait to be written.
 pub const OUTBOX_HIGH_WATER: usize = 256 * 1024;
@@ -96,8 +100,8 @@ enum BodyReader {
 /// The request/response state of one connection.
 pub struct Exchange {
     peer: SocketAddr,
-    /// The scheme the connection's listener serves.
-    scheme: Scheme,
+    /// The kind of listener that accepted the connection: its scheme and role.
+    listener: ListenerKind,
     /// The TLS protocol version and cipher suite, once known.
     tls: Option<(&'static str, &'static str)>,
     /// Where results and wake-ups for this connection are addressed.
@@ -111,15 +115,17 @@ pub struct Exchange {
     peer_closed: bool,
     /// The request being answered still has bytes on the way (see `peer_may_send`).
     request_unread: bool,
+    /// When the first byte of the requests being answered was read: durations count from it.
+    started: Instant,
 }
 
 impl Exchange {
-    /// An exchange for a newly accepted connection from `peer`, on a listener of `scheme`;
-    /// the shell addresses it by `ticket`.
-    pub fn new(peer: SocketAddr, scheme: Scheme, ticket: Ticket) -> Exchange {
+    /// An exchange for a connection from `peer` accepted at `now` by a `listener`; the shell
+    /// addresses it by `ticket`.
+    pub fn new(peer: SocketAddr, listener: ListenerKind, ticket: Ticket, now: Instant) -> Exchange {
         Exchange {
             peer,
-            scheme,
+            listener,
             tls: None,
             ticket,
             released: None,
@@ -128,7 +134,13 @@ impl Exchange {
             served: 0,
             peer_closed: false,
             request_unread: false,
+            started: now,
         }
+    }
+
+    /// Notes when the first byte of the requests about to be answered was read.
+    pub fn set_started(&mut self, started: Instant) {
+        self.started = started;
     }
 
     /// The peer's address.
@@ -301,7 +313,13 @@ impl Exchange {
             response.close = error.closes() || (has_body && head.expect_continue);
             return self.answer_then_discard(head, response, out, worker);
         }
-        if self.scheme == Scheme::Http
+        if worker.site().admin_listener
+            && (self.listener == ListenerKind::Admin) != ADMIN_PATHS.contains(&head.path())
+        {
+            let response = Response::error(StatusCode::NOT_FOUND);
+            return self.answer_then_discard(head, response, out, worker);
+        }
+        if self.listener == ListenerKind::Plain
             && let Some(port) = worker.site().redirect_https
             && let Some(response) = redirect_to_https(&head, port)
         {
@@ -335,6 +353,11 @@ impl Exchange {
         match route {
             Some(route) if !has_body => self.dispatch(head, Vec::new(), route, out, worker),
             Some(route) => self.begin_body(head, route, out, worker),
+            // An admin listener serves no files.
+            None if self.listener == ListenerKind::Admin => {
+                let response = Response::error(StatusCode::NOT_FOUND);
+                self.answer_then_discard(head, response, out, worker);
+            }
             None => {
                 let response = worker.serve_file(&head);
                 self.answer_then_discard(head, response, out, worker);
@@ -397,7 +420,7 @@ impl Exchange {
         let origin = Origin {
             client: self.peer.ip(),
             trusted: worker.site().is_trusted_proxy(self.peer.ip()),
-            proto: match self.scheme {
+            proto: match self.listener.scheme() {
                 Scheme::Http => "http",
                 Scheme::Https => "https",
             },
@@ -803,6 +826,11 @@ impl Exchange {
         let request = Request::new(head, body, self.peer, route.params, state);
         let mut response = pool::run(&route.handler, &request);
         worker.rules().apply_headers(request.path(), &mut response);
+        if route.execution == Execution::Blocking {
+            // The thread model: this is the connection's own thread, not an event loop.
+            let accept = AcceptEncoding::parse(request.head().header_values("accept-encoding"));
+            coding::compress_response(&mut response, &accept, coding::MAX_OFF_LOOP_COMPRESS);
+        }
         let head = request.into_head();
         self.answer(Some(&head), response, out, worker);
         worker.recycle_head(head);
@@ -817,6 +845,12 @@ impl Exchange {
         out: &mut Outbox,
         worker: &mut Worker,
     ) {
+        if response.compress
+            && let Some(head) = head
+        {
+            let accept = AcceptEncoding::parse(head.header_values("accept-encoding"));
+            coding::compress_response(&mut response, &accept, coding::MAX_ON_LOOP_COMPRESS);
+        }
         if let Some(head) = head {
             worker.rules().decorate_cors(head, &mut response);
         }
@@ -847,11 +881,14 @@ impl Exchange {
         let head_len = tail.len() - before;
         out.added(head_len);
         let body_len = if sends_body { response.body.len() } else { 0 };
-        if worker.site().access_log && log::log_enabled!(target: "margay::access", log::Level::Info)
+        let elapsed = self.started.elapsed();
+        if worker.site().access_log
+            && !response.quiet
+            && log::log_enabled!(target: "margay::access", log::Level::Info)
         {
-            access_log(self.peer, head, response.status, body_len, worker);
+            self.log_access(head, response.status, body_len, elapsed, worker);
         }
-        worker.count_response();
+        worker.count_response(head.map(|h| h.method), response.status, elapsed);
         if sends_body {
             if let Body::Stream(stream) = &response.body {
                 stream.set_wake(worker.wake_for(self.ticket));
@@ -861,6 +898,33 @@ impl Exchange {
         if !keep_alive {
             self.inbound = Inbound::Done;
         }
+    }
+}
+
+impl Exchange {
+    /// Writes the response's access-log line under the `margay::access` target.
+    fn log_access(
+        &self,
+        head: Option<&RequestHead>,
+        status: StatusCode,
+        bytes: u64,
+        elapsed: std::time::Duration,
+        worker: &Worker,
+    ) {
+        let site = worker.site();
+        let entry = access_log::Entry {
+            client: site.trusted_proxies.client(self.peer.ip(), head),
+            peer: self.peer,
+            head,
+            status,
+            bytes,
+            elapsed,
+            clf_time: worker.log_time(),
+            iso_time: worker.log_time_iso(),
+            tls: self.tls,
+        };
+        let line = entry.format(site.access_log_format);
+        log::info!(target: "margay::access", "{line}");
     }
 }
 
@@ -933,51 +997,4 @@ fn queue_body(body: Body, chunked: bool, out: &mut Outbox) {
             }
         }
     }
-}
-
-/// Writes one Combined Log Format line under the `margay::access` target.
-fn access_log(
-    peer: SocketAddr,
-    head: Option<&RequestHead>,
-    status: StatusCode,
-    bytes: u64,
-    worker: &Worker,
-) {
-    let field = |name: &str| {
-        head.and_then(|h| h.header(name))
-            .map_or_else(|| "-".to_string(), escape)
-    };
-    let line = head.map_or_else(|| "-".to_string(), |h| escape(h.request_line()));
-    log::info!(
-        target: "margay::access",
-        "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\"",
-        peer.ip(),
-        worker.log_time(),
-        line,
-        status,
-        bytes,
-        field("referer"),
-        field("user-agent"),
-    );
-}
-
-/// Escapes quotes, backslashes and non-printable bytes so a log line cannot be forged.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_ascii_graphic() || c == ' ' => out.push(c),
-            c => out.extend(
-                c.to_string()
-                    .bytes()
-                    .map(|b| format!("\\x{b:02X}"))
-                    .collect::<Vec<_>>(),
-            ),
-        }
-    }
-    out
 }

@@ -14,7 +14,7 @@ pub(crate) mod readbuf;
 
 use crate::app::pool::Ticket;
 use crate::http::Response;
-use crate::listener::Scheme;
+use crate::listener::ListenerKind;
 use crate::stats::Stats;
 use crate::worker::Worker;
 use exchange::Exchange;
@@ -100,6 +100,9 @@ pub struct Connection {
     last_activity: Instant,
     /// When the head now being read began (accept, or its first byte).
     head_started: Option<Instant>,
+    /// When the first byte of the request now being read arrived: what request durations
+    /// are measured from.
+    request_started: Option<Instant>,
     /// Responses the exchange had queued when `head_started` was last set.
     served_seen: u64,
     /// When the request now with a blocking handler was handed over.
@@ -113,24 +116,25 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A connection from `peer`, accepted at `now` by a listener serving `scheme`; counted
+    /// A connection from `peer`, accepted at `now` by a listener of kind `listener`; counted
     /// as open in the status report.
     pub fn open(
         peer: SocketAddr,
-        scheme: Scheme,
+        listener: ListenerKind,
         ticket: Ticket,
         now: Instant,
         stats: &Stats,
     ) -> Connection {
         stats.connection_opened();
         Connection {
-            exchange: Exchange::new(peer, scheme, ticket),
+            exchange: Exchange::new(peer, listener, ticket, now),
             input: ReadBuf::default(),
             out: Outbox::default(),
             lingering: None,
             counted: State::Reading,
             last_activity: now,
             head_started: Some(now),
+            request_started: None,
             served_seen: 0,
             waiting_since: None,
             stalled: false,
@@ -224,6 +228,7 @@ impl Connection {
         self.input.filled(n);
         self.last_activity = now;
         self.head_started.get_or_insert(now);
+        self.request_started.get_or_insert(now);
     }
 
     /// Whether a TLS session has been noted (never, on plain TCP).
@@ -256,6 +261,9 @@ impl Connection {
     /// Answers what the buffered bytes hold: parses requests and queues their responses, until
     /// the input runs out, enough output waits, or a blocking handler has the request.
     pub fn answer(&mut self, worker: &mut Worker, now: Instant) {
+        if let Some(started) = self.request_started {
+            self.exchange.set_started(started);
+        }
         self.exchange
             .process(&mut self.input, &mut self.out, worker);
         if self.exchange.is_waiting() {
@@ -293,6 +301,7 @@ impl Connection {
         if self.exchange.served() != self.served_seen {
             self.served_seen = self.exchange.served();
             self.head_started = (!self.input.is_empty()).then_some(now);
+            self.request_started = self.head_started;
         }
     }
 

@@ -13,12 +13,14 @@ pub mod mime;
 pub mod range;
 pub mod representation;
 pub mod resolve;
+pub mod variants;
 pub mod watch;
 
 use crate::http::accept::named_quality;
+use crate::http::coding::Coding;
 use crate::http::{Method, RequestHead, Response, StatusCode};
 use crate::rules::{SiteRules, add_vary};
-use cache::{FileCache, read_whole};
+use cache::{CacheCounters, FileCache, read_whole};
 use conditional::Precondition;
 use range::RangePlan;
 use representation::{Representation, Source};
@@ -30,6 +32,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use variants::{Variants, accept_of, find_sidecars, sidecar_path};
 
 /// The methods a static file answers, as sent in `Allow`.
 pub const ALLOW: &str = "GET, HEAD, OPTIONS";
@@ -51,7 +54,10 @@ impl Clone for StaticFiles {
     fn clone(&self) -> StaticFiles {
         StaticFiles {
             root: self.root.clone(),
-            cache: FileCache::new(self.cache.revalidate_after()),
+            cache: FileCache::with_counters(
+                self.cache.revalidate_after(),
+                self.cache.counters().clone(),
+            ),
             rules: self.rules.clone(),
         }
     }
@@ -105,7 +111,14 @@ impl StaticFiles {
     /// Sets how long a cached file is trusted before its metadata is checked again (zero:
     /// on every request). Empties the cache.
     pub fn with_revalidate_after(mut self, period: Duration) -> StaticFiles {
-        self.cache = FileCache::new(period);
+        self.cache = FileCache::with_counters(period, self.cache.counters().clone());
+        self
+    }
+
+    /// Counts cache hits, misses and compressions into `counters` (shared by its clones).
+    /// Empties the cache.
+    pub fn with_counters(mut self, counters: Arc<CacheCounters>) -> StaticFiles {
+        self.cache = FileCache::with_counters(self.cache.revalidate_after(), counters);
         self
     }
 
@@ -204,10 +217,11 @@ impl StaticFiles {
         self.rules.lists_directories() && path.ends_with('/')
     }
 
-    /// Answers GET or HEAD for the file at `key` (the request path, or the fallback's).
+    /// Answers GET or HEAD for the file at `key` (the request path, or the fallback's), in
+    /// the content coding the request prefers.
     fn serve_file(&mut self, head: &RequestHead, key: &str) -> Response {
-        let miss = match self.representation(key) {
-            Ok(rep) => return respond(head, rep),
+        let miss = match self.entry(key) {
+            Ok(slot) => return self.respond_negotiated(head, slot),
             Err(miss) => miss,
         };
         match miss {
@@ -230,10 +244,14 @@ impl StaticFiles {
             return response;
         };
         let path = path.to_string();
-        let Ok(rep) = self.representation(&path) else {
+        let Some(variants) = self
+            .entry(&path)
+            .ok()
+            .and_then(|slot| self.cache.variants(slot))
+        else {
             return response;
         };
-        let page = rep.page(response.status);
+        let page = variants.identity.page(response.status);
         response
             .headers
             .retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
@@ -263,11 +281,31 @@ impl StaticFiles {
         Some(response)
     }
 
-    /// The representation of the file at `key`, from the cache or read now.
-    fn representation(&mut self, key: &str) -> Result<&Representation, Miss> {
+    /// The representation of cache entry `slot` that the request's `Accept-Encoding`
+    /// prefers, with its preconditions and ranges applied.
+    fn respond_negotiated(&mut self, head: &RequestHead, slot: usize) -> Response {
+        let Some(variants) = self.cache.variants(slot) else {
+            return Response::error(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        let coding = variants.choose(&accept_of(head, variants));
+        if coding == Coding::Identity {
+            return respond(head, &variants.identity);
+        }
+        if let Some(rep) = self.cache.representation(slot, coding) {
+            return respond(head, &rep);
+        }
+        // The copy could not be made (it would not be smaller): the file as it is.
+        match self.cache.variants(slot) {
+            Some(variants) => respond(head, &variants.identity),
+            None => Response::error(StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    /// The cache entry of the file at `key` (its slot), found or read now with its sidecars.
+    fn entry(&mut self, key: &str) -> Result<usize, Miss> {
         let now = Instant::now();
-        if let Some(slot) = self.cache.lookup_slot(key, now, current_identity) {
-            return Ok(self.cache.get(slot));
+        if let Some(slot) = self.cache.lookup(key, now, current_identity) {
+            return Ok(slot);
         }
         let (path, index) = match resolve_path(&self.root, key) {
             Ok(Resolved::File { path, index, .. }) => (path, index),
@@ -308,9 +346,27 @@ impl StaticFiles {
             Some(bytes) => Source::Memory(bytes),
             None => Source::File(Arc::new(file)),
         };
-        let rep = Representation::new(source, &identity, content_type, SystemTime::now())
+        let sidecars = find_sidecars(&path, &identity);
+        let sidecar_identities = Coding::ENCODED
+            .iter()
+            .zip(&sidecars)
+            .filter_map(|(coding, found)| {
+                found
+                    .as_ref()
+                    .map(|(_, id)| (sidecar_path(&path, *coding), *id))
+            })
+            .collect();
+        let variants = Variants::new(source, &identity, content_type, SystemTime::now(), sidecars)
             .with_extra_headers(&extra_lines);
-        Ok(self.cache.insert(key, path, watched, identity, rep, now))
+        Ok(self.cache.insert(
+            key,
+            path,
+            watched,
+            identity,
+            sidecar_identities,
+            variants,
+            now,
+        ))
     }
 }
 
@@ -355,17 +411,26 @@ fn current_identity(path: &Path) -> Option<FileIdentity> {
     }
 }
 
-/// Preconditions, then ranges, then the whole file (RFC 9110 section 13.2.2).
+/// Preconditions, then ranges, then the whole file (RFC 9110 section 13.2.2), all on the
+/// selected representation. Several ranges of an encoded one get the whole of it: a
+/// multipart body of pieces of a compressed stream helps no client.
 fn respond(head: &RequestHead, rep: &Representation) -> Response {
-    match conditional::evaluate(head, &rep.validators) {
+    let mut response = match conditional::evaluate(head, &rep.validators) {
         Precondition::Failed => Response::error(StatusCode::PRECONDITION_FAILED),
-        Precondition::NotModified => rep.not_modified(),
+        Precondition::NotModified => return rep.not_modified(),
         Precondition::Proceed => match range::plan(head, &rep.validators, rep.len()) {
-            RangePlan::Full => rep.full(),
-            RangePlan::Partial(ranges) => range::partial(rep, &ranges),
+            RangePlan::Full => return rep.full(),
+            RangePlan::Partial(ranges) if ranges.len() > 1 && rep.coding != Coding::Identity => {
+                return rep.full();
+            }
+            RangePlan::Partial(ranges) => return range::partial(rep, &ranges),
             RangePlan::Unsatisfiable => range::unsatisfiable(rep.len()),
         },
+    };
+    if rep.varies {
+        add_vary(&mut response, "Accept-Encoding");
     }
+    response
 }
 
 /// 301 to the directory's name with a trailing slash.
@@ -427,6 +492,27 @@ pub(crate) fn test_memory(bytes: &[u8]) -> Representation {
         &identity,
         content_type,
         now,
+    )
+}
+
+/// [`test_memory`]'s bytes as the only representation of a file.
+#[cfg(test)]
+pub(crate) fn test_variants(bytes: &[u8]) -> Variants {
+    let identity = FileIdentity {
+        len: bytes.len() as u64,
+        modified_secs: 784111777,
+        modified_nanos: 0,
+        changed_nanos: 0,
+        device: 1,
+        inode: 2,
+    };
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(800_000_000);
+    Variants::new(
+        Source::Memory(Arc::from(bytes)),
+        &identity,
+        "text/plain; charset=utf-8".into(),
+        now,
+        [None, None, None],
     )
 }
 

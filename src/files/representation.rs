@@ -4,6 +4,7 @@
 use super::conditional::Validators;
 use super::range::ByteRange;
 use super::resolve::FileIdentity;
+use crate::http::coding::Coding;
 use crate::http::{Body, BodyPart, Response, StatusCode};
 use std::borrow::Cow;
 use std::fs::File;
@@ -28,6 +29,11 @@ pub struct Representation {
     pub content_type: Cow<'static, str>,
     /// `ETag` and `Last-Modified`.
     pub validators: Validators,
+    /// The content coding of its bytes.
+    pub coding: Coding,
+    /// Whether the file has or may get other codings: every response then says
+    /// `Vary: Accept-Encoding`.
+    pub varies: bool,
     len: u64,
     /// `Content-Type`, `Last-Modified`, `ETag` and `Accept-Ranges` lines for 200 and 206.
     full_headers: Arc<[u8]>,
@@ -36,19 +42,75 @@ pub struct Representation {
 }
 
 impl Representation {
-    /// A representation of the file with this identity; `now` caps its `Last-Modified`.
+    /// A representation of the file with this identity, as it is; `now` caps its
+    /// `Last-Modified`.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn new(
         source: Source,
         identity: &FileIdentity,
         content_type: Cow<'static, str>,
         now: SystemTime,
     ) -> Representation {
+        Representation::encoded(source, identity, content_type, now, Coding::Identity, false)
+    }
+
+    /// A representation whose bytes are in `coding`, of a file of `content_type`; `now` caps
+    /// its `Last-Modified`. Its
+    /// validators come from `identity` (the sidecar's own, or the original's for a copy
+    /// compressed here), its entity-tag marked with the coding (`"...-br"`), so each coding
+    /// is validated on its own. `varies` adds `Vary: Accept-Encoding` to every response.
+    pub fn encoded(
+        source: Source,
+        identity: &FileIdentity,
+        content_type: Cow<'static, str>,
+        now: SystemTime,
+        coding: Coding,
+        varies: bool,
+    ) -> Representation {
+        let mut validators = Validators::new(identity, now);
+        if coding != Coding::Identity {
+            mark_etag(&mut validators.etag, coding);
+        }
+        Representation::build(
+            source,
+            identity.len,
+            validators,
+            content_type,
+            coding,
+            varies,
+        )
+    }
+
+    /// This (identity) representation's bytes compressed with `coding` into `bytes`: the same
+    /// validators, the entity-tag marked with the coding.
+    pub fn compressed_copy(&self, coding: Coding, bytes: Arc<[u8]>) -> Representation {
+        let mut validators = self.validators.clone();
+        mark_etag(&mut validators.etag, coding);
+        let len = bytes.len() as u64;
+        Representation::build(
+            Source::Memory(bytes),
+            len,
+            validators,
+            self.content_type.clone(),
+            coding,
+            self.varies,
+        )
+    }
+
+    /// Encodes the header lines once. `file_len` is the length of a [`Source::File`].
+    fn build(
+        source: Source,
+        file_len: u64,
+        validators: Validators,
+        content_type: Cow<'static, str>,
+        coding: Coding,
+        varies: bool,
+    ) -> Representation {
         let len = match &source {
-            Source::File(_) => identity.len,
+            Source::File(_) => file_len,
             Source::Memory(bytes) => bytes.len() as u64,
         };
-        let validators = Validators::new(identity, now);
-        let mut lines = Vec::with_capacity(160);
+        let mut lines = Vec::with_capacity(192);
         for piece in [
             "Last-Modified: ",
             &validators.last_modified_text,
@@ -58,10 +120,18 @@ impl Representation {
         ] {
             lines.extend_from_slice(piece.as_bytes());
         }
+        if varies {
+            lines.extend_from_slice(b"Vary: Accept-Encoding\r\n");
+        }
         let validator_headers: Arc<[u8]> = Arc::from(lines.as_slice());
-        let mut full = Vec::with_capacity(lines.len() + 64);
+        let mut full = Vec::with_capacity(lines.len() + 96);
         for piece in ["Content-Type: ", &content_type, "\r\n"] {
             full.extend_from_slice(piece.as_bytes());
+        }
+        if coding != Coding::Identity {
+            for piece in ["Content-Encoding: ", coding.token(), "\r\n"] {
+                full.extend_from_slice(piece.as_bytes());
+            }
         }
         full.extend_from_slice(&lines);
         full.extend_from_slice(b"Accept-Ranges: bytes\r\n");
@@ -69,9 +139,19 @@ impl Representation {
             source,
             content_type,
             validators,
+            coding,
+            varies,
             len,
             full_headers: Arc::from(full),
             validator_headers,
+        }
+    }
+
+    /// The bytes held in memory (0 for an open file).
+    pub fn memory_len(&self) -> usize {
+        match &self.source {
+            Source::Memory(bytes) => bytes.len(),
+            Source::File(_) => 0,
         }
     }
 
@@ -166,6 +246,14 @@ impl Representation {
         response.encoded_headers = Some(encoded);
         response
     }
+}
+
+/// Marks a quoted entity-tag with a coding: `"abc"` becomes `"abc-br"`.
+fn mark_etag(etag: &mut String, coding: Coding) {
+    etag.pop();
+    etag.push('-');
+    etag.push_str(coding.suffix());
+    etag.push('"');
 }
 
 /// `len` bytes of `bytes` from `offset`, cut short rather than panicking if out of bounds.

@@ -258,6 +258,28 @@ impl TransferCodings {
         self.malformed |= parsed.is_none();
     }
 
+    /// Whether some line is not a `#transfer-coding` list.
+    pub fn is_malformed(&self) -> bool {
+        self.malformed
+    }
+
+    /// Whether the last coding is a bare `chunked`, named once: the message is framed by its
+    /// chunks (RFC 9112 section 6.3).
+    pub fn ends_in_chunked(&self) -> bool {
+        self.ends_chunked && self.chunked == 1
+    }
+
+    /// Whether `chunked` is named but not as the one last coding (twice, or before another):
+    /// a sender must not do that (RFC 9112 section 7).
+    pub fn misuses_chunked(&self) -> bool {
+        self.chunked > 1 || (self.chunked == 1 && !self.ends_chunked)
+    }
+
+    /// Whether `chunked` is the only coding.
+    pub fn is_chunked_only(&self) -> bool {
+        self.ends_in_chunked() && self.codings == 1
+    }
+
     /// Whether the body is chunked and nothing else. A list that is malformed, or does not
     /// end in `chunked`, or names it twice, cannot be framed: 400 (RFC 9112 section 6.3).
     /// Another coding before `chunked` could be framed but not decoded: 501 (section 6.1).

@@ -6,6 +6,7 @@
 pub mod accept;
 pub mod authority;
 pub mod chunked;
+pub mod coding;
 pub mod date;
 pub mod encode;
 pub mod error;

@@ -111,6 +111,10 @@ pub struct Response {
     pub(crate) stock_page: bool,
     /// Set by the connection for a streamed body sent with chunked transfer coding.
     pub(crate) chunked: bool,
+    /// Set to leave the response out of the access log (health checks).
+    pub(crate) quiet: bool,
+    /// Set by [`Response::compressible`].
+    pub(crate) compress: bool,
 }
 
 impl Response {
@@ -124,6 +128,8 @@ impl Response {
             close: false,
             stock_page: false,
             chunked: false,
+            quiet: false,
+            compress: false,
         }
     }
 
@@ -221,6 +227,16 @@ impl Response {
     /// `200 OK` with no body.
     pub fn ok() -> Response {
         Response::new(StatusCode::OK)
+    }
+
+    /// Lets the server compress the body with gzip or brotli for a client that accepts one
+    /// (`Accept-Encoding`), adding `Content-Encoding` and `Vary: Accept-Encoding`. Bodies
+    /// under 1 KiB, bodies already encoded, and bodies over 64 KiB from a handler that runs on
+    /// the event loop (about a millisecond of compressing) are sent as they are; a blocking
+    /// handler's body is compressed off the loop, up to 4 MiB.
+    pub fn compressible(mut self) -> Response {
+        self.compress = true;
+        self
     }
 
     /// Sets the status code.

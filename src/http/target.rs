@@ -132,7 +132,10 @@ const PATH_BYTES: [Class; 256] = {
     table
 };
 
-/// `query = *( pchar / "/" / "?" )`.
+/// `query = *( pchar / "/" / "?" )`, and the printable bytes browsers send in a query
+/// without escaping them (the WHATWG URL standard's query set leaves `[ \ ] ^ ` { | }`
+/// alone), so a link a browser follows is not refused; space, `"`, `<`, `>`, `#`, control
+/// and non-ASCII bytes still are.
 fn is_query(query: &[u8]) -> bool {
     let mut i = 0;
     while let Some(&byte) = query.get(i) {
@@ -142,6 +145,7 @@ fn is_query(query: &[u8]) -> bool {
                 _ => return false,
             },
             (Class::Plain | Class::Notable, _) => 1,
+            (_, b'[' | b'\\' | b']' | b'^' | b'`' | b'{' | b'|' | b'}') => 1,
             (Class::Refused, _) => return false,
         };
     }
@@ -282,7 +286,10 @@ mod tests {
             ("/a b", None),
             ("/\u{e9}", None),
             ("/x?{\"a\":1}", None),
-            ("/x?a|b", None),
+            ("/x?{a:1}", Some("/x")),
+            ("/x?a|b[0]^c`d\\e", Some("/x")),
+            ("/x?a<b", None),
+            ("/x?a#b", None),
             ("/x?a b", None),
             ("http://[::1]:8080/a", Some("/a")),
             ("http://h:/a", Some("/a")),

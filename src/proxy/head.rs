@@ -3,6 +3,7 @@
 //! upstream's response, parsed as strictly as requests are, then cleaned for the client
 //! (RFC 9110 section 7.6).
 
+use crate::http::fields::{self, TransferCodings};
 use crate::http::{Method, RequestHead, StatusCode};
 use std::net::IpAddr;
 
@@ -310,6 +311,10 @@ pub fn parse_response(
     let close = tokens.iter().any(|t| t == "close");
     let keep_alive = tokens.iter().any(|t| t == "keep-alive");
     let transfer: Vec<&[u8]> = values("transfer-encoding").collect();
+    let mut codings = TransferCodings::default();
+    for value in &transfer {
+        codings.add(value);
+    }
     let lengths: Vec<&[u8]> = values("content-length").collect();
     let length = content_length(&lengths)?;
     let no_body = method == Method::Head || !status.allows_body();
@@ -319,9 +324,17 @@ pub fn parse_response(
         if length.is_some() {
             return Err(BadUpstream::Conflict);
         }
-        if ends_in_chunked(&transfer) {
+        if codings.is_malformed() || codings.misuses_chunked() {
+            return Err(BadUpstream::Malformed);
+        }
+        if codings.is_chunked_only() {
             ResponseFraming::Chunked
+        } else if codings.ends_in_chunked() {
+            // Another transfer coding under the chunks: the client could not be given it
+            // (transfer codings are hop-by-hop) and the proxy does not decode it.
+            return Err(BadUpstream::Malformed);
         } else {
+            // Not ending in chunked: the body runs to the close (RFC 9112 section 6.3).
             ResponseFraming::UntilClose
         }
     } else {
@@ -367,36 +380,18 @@ pub fn parse_response(
     )))
 }
 
-/// All `Content-Length` values must be the same number (a list of equal values counts as
-/// one, RFC 9110 8.6).
+/// Every `Content-Length` line by its grammar (RFC 9110 section 8.6, the same reading as for
+/// requests), all naming the same number.
 fn content_length(values: &[&[u8]]) -> Result<Option<u64>, BadUpstream> {
     let mut found: Option<u64> = None;
     for value in values {
-        for part in value.split(|&b| b == b',') {
-            let part = trim(part);
-            if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
-                return Err(BadUpstream::BadLength);
-            }
-            let n: u64 = std::str::from_utf8(part)
-                .ok()
-                .and_then(|p| p.parse().ok())
-                .ok_or(BadUpstream::BadLength)?;
-            if found.is_some_and(|f| f != n) {
-                return Err(BadUpstream::BadLength);
-            }
-            found = Some(n);
+        let n = fields::content_length(trim(value)).ok_or(BadUpstream::BadLength)?;
+        if found.is_some_and(|f| f != n) {
+            return Err(BadUpstream::BadLength);
         }
+        found = Some(n);
     }
     Ok(found)
-}
-
-fn ends_in_chunked(values: &[&[u8]]) -> bool {
-    values
-        .iter()
-        .flat_map(|v| v.split(|&b| b == b','))
-        .map(trim)
-        .rfind(|c| !c.is_empty())
-        .is_some_and(|last| last.eq_ignore_ascii_case(b"chunked"))
 }
 
 fn trim(value: &[u8]) -> &[u8] {
@@ -589,6 +584,36 @@ mod tests {
                 "SSH-2.0-OpenSSH\r\n\r\n",
                 Method::Get,
                 Err(BadUpstream::Malformed),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                Method::Get,
+                Err(BadUpstream::Malformed),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+                Method::Get,
+                Err(BadUpstream::Malformed),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: \"chunked\"\r\n\r\n",
+                Method::Get,
+                Err(BadUpstream::Malformed),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                Method::Get,
+                Ok((ResponseFraming::UntilClose, false)),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5,\r\n\r\n",
+                Method::Get,
+                Err(BadUpstream::BadLength),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 0x5\r\n\r\n",
+                Method::Get,
+                Err(BadUpstream::BadLength),
             ),
         ];
         for (text, method, expected) in rows {

@@ -27,7 +27,7 @@ impl<S: Read + Write + AsFd> Stream<S> {
         stats: &Arc<Stats>,
     ) -> io::Result<Stream<S>> {
         match (kind, tls) {
-            (ListenerKind::Plain, _) => Ok(Stream::Plain(Plain(socket))),
+            (ListenerKind::Plain | ListenerKind::Admin, _) => Ok(Stream::Plain(Plain(socket))),
             (ListenerKind::Tls, Some(tls)) => {
                 let session =
                     rustls::ServerConnection::new(tls.config.clone()).map_err(io::Error::other)?;

@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Headless-browser check of htdocs/status.html: start the release server on a free port,
-# make some traffic, load the page in headless Chromium, and check that its table shows the
-# counters of /api/status (not the placeholders) and that its charts were drawn. Saves a
-# screenshot to target/status.png. Run from anywhere; installs Chromium with apt if missing.
+# make some traffic, load the page in headless Chromium, and check
+#  1. that the page follows the event stream /api/events: through the DevTools protocol
+#     (tests/browser/status_events.py), it says it is fed by the stream, shows at least two
+#     more pushed reports a few seconds later, and its requests counter grows with traffic;
+#  2. polling (status.html?source=polling): the table shows the counters of /api/status
+#     (not the placeholders) and the charts were drawn;
+#  3. the fallback: against a server without the built-in endpoints the stream fails, and
+#     the page turns to polling /api/status by itself.
+# Saves a screenshot of the live page to target/status.png. Run from anywhere; installs
+# Chromium with apt if missing (and needs python3).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -15,6 +22,7 @@ fail() {
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "status_page: installing ${missing[*]}"
     apt-get update -qq
@@ -24,27 +32,37 @@ fi
 cargo build --release --quiet --bin margay
 
 work=$(mktemp -d)
-server_pid=""
+pids=()
 cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    local pid
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-# Port 0 lets the kernel pick a free port; the server logs the address it got.
-target/release/margay --listen 127.0.0.1:0 --root htdocs --access-log off >"$work/server.log" 2>&1 &
-server_pid=$!
-base=""
-for _ in $(seq 100); do
-    base=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$work/server.log" | head -n 1 || true)
-    [ -n "$base" ] && break
-    kill -0 "$server_pid" 2>/dev/null || fail "the server exited at start: $(cat "$work/server.log")"
-    sleep 0.1
-done
-[ -n "$base" ] || fail "the server did not report its address: $(cat "$work/server.log")"
+# start_server NAME ARGS...: the release server on a free port (port 0: the kernel picks one
+# and the server logs it); sets base to its URL. Not run in a subshell, so that cleanup
+# knows the server's pid.
+start_server() {
+    local name=$1 log="$work/$1.log" url=""
+    shift
+    target/release/margay --listen 127.0.0.1:0 --root htdocs --access-log off "$@" >"$log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    for _ in $(seq 100); do
+        url=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$log" | head -n 1 || true)
+        [ -n "$url" ] && break
+        kill -0 "$pid" 2>/dev/null || fail "the $name server exited at start: $(cat "$log")"
+        sleep 0.1
+    done
+    [ -n "$url" ] || fail "the $name server did not report its address: $(cat "$log")"
+    base=$url
+}
+
+start_server main
 echo "status_page: server at $base"
 
 for _ in $(seq 25); do
@@ -56,16 +74,31 @@ requests_now() {
     curl -sf "$base/api/status" | grep -o '"requests":[0-9]*' | cut -d: -f2
 }
 
-# Loads the page with a fresh profile and 5 s of virtual time (about five polls), then does $@.
-chromium_run() {
-    timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --disable-quic \
-        --no-first-run --disable-background-networking --disable-component-update --disable-sync \
-        --user-data-dir="$(mktemp -d -p "$work")" --virtual-time-budget=5000 "$@" \
-        "$base/status.html" 2>>"$work/chromium.log"
+chromium_flags=(--headless --no-sandbox --disable-gpu --disable-dev-shm-usage --disable-quic
+    --no-first-run --disable-background-networking --disable-component-update --disable-sync)
+
+# 1. The event stream, watched live through the DevTools protocol. (--dump-dom cannot wait
+# for it: virtual time never advances while a response is still arriving.)
+profile=$(mktemp -d -p "$work")
+chromium "${chromium_flags[@]}" --user-data-dir="$profile" --remote-debugging-port=0 \
+    --hide-scrollbars --window-size=1200,900 "$base/status.html" 2>>"$work/chromium.log" &
+pids+=($!)
+mkdir -p target
+rm -f target/status.png
+timeout 120 python3 tests/browser/status_events.py "$profile" "$base" target/status.png ||
+    fail "the page did not follow /api/events; chromium said: $(tail -n 5 "$work/chromium.log")"
+[ -s target/status.png ] || fail "no screenshot was written"
+
+# Loads status.html$1 from $base with a fresh profile and 5 s of virtual time (about five
+# polls), and prints its DOM.
+dump_dom() {
+    timeout 120 chromium "${chromium_flags[@]}" --user-data-dir="$(mktemp -d -p "$work")" \
+        --virtual-time-budget=5000 --dump-dom "$base/status.html$1" 2>>"$work/chromium.log"
 }
 
+# 2. Polling.
 before=$(requests_now) || fail "GET /api/status failed"
-dom=$(chromium_run --dump-dom) ||
+dom=$(dump_dom "?source=polling") ||
     fail "chromium --dump-dom failed: $(tail -n 20 "$work/chromium.log")"
 after=$(requests_now) || fail "GET /api/status failed"
 
@@ -87,12 +120,17 @@ for id in uptime accepted handled active reading writing idle requests_per_secon
     fi
 done
 grep -q 'class="state live"' <<<"$dom" || fail "the page does not say it is live"
+grep -q 'data-source="polling"' <<<"$dom" || fail "?source=polling did not poll"
 [ "$(grep -o '<path class="line" d="M' <<<"$dom" | wc -l)" -eq 2 ] || fail "the two charts were not drawn"
-echo "status_page: the page shows requests=$shown (/api/status: $before before, $after after), accepted=$(cell accepted), uptime=$(cell uptime)"
+echo "status_page: polling shows requests=$shown (/api/status: $before before, $after after), accepted=$(cell accepted), uptime=$(cell uptime)"
 
-mkdir -p target
-rm -f target/status.png
-chromium_run --hide-scrollbars --window-size=1200,900 --screenshot=target/status.png >/dev/null ||
-    fail "chromium --screenshot failed: $(tail -n 20 "$work/chromium.log")"
-[ -s target/status.png ] || fail "no screenshot was written"
+# 3. The fallback: no /api/events (nor /api/status) on this server, so the stream fails and
+# the page must turn to polling by itself, and say what it cannot read.
+start_server bare --no-builtin-endpoints
+dom=$(dump_dom "") || fail "chromium --dump-dom failed: $(tail -n 20 "$work/chromium.log")"
+grep -q 'data-source="polling"' <<<"$dom" ||
+    fail "with no event stream the page did not fall back to polling: $(grep -o '<p id="state"[^<]*' <<<"$dom")"
+grep -q 'Cannot read /api/status (HTTP 404)' <<<"$dom" ||
+    fail "the fallback does not say /api/status is missing: $(grep -o '<p id="state"[^<]*' <<<"$dom")"
+echo "status_page: without the stream the page fell back to polling /api/status"
 echo "status_page: ok, screenshot in target/status.png"

@@ -323,6 +323,13 @@ pub fn connect_small_buffers(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// `method target` with extra fields over a fresh connection to `addr`, one response read.
+pub fn fetch(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut stream = connect(addr);
+    send(&mut stream, &request(method, target, headers));
+    read_response(&mut stream, method == "HEAD")
+}
+
 /// `GET /api/status` on a fresh connection to `addr`, checked and parsed.
 pub fn fetch_status(addr: SocketAddr) -> serde_json::Value {
     let mut stream = connect(addr);

@@ -5,7 +5,7 @@ use super::client::{
     Resp, connect, fetch_status, get_req, read_response, request, send, try_read_response,
 };
 use super::site::{STYLE_CSS, Site};
-use margay::{AccessLog, Config, Model, RunningServer, Server};
+use margay::{AccessLog, Config, Model, RunningServer, Server, ShutdownHandle};
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -64,6 +64,16 @@ impl TestServer {
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The first admin listener's address, if one was configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.running.admin_addr()
+    }
+
+    /// A handle that starts a graceful shutdown without waiting for it.
+    pub fn handle(&self) -> ShutdownHandle {
+        self.running.handle()
     }
 
     /// The first address the server serves HTTPS on; panics if it has none.

@@ -1290,13 +1290,21 @@ fn path_abempty(s: &[u8], i: usize) -> Ends {
     star(s, i, &|s, i| seq(s, i, &[&|s, i| lit(s, i, "/"), &segment]))
 }
 
-/// `query = *( pchar / "/" / "?" )`
+/// `query = *( pchar / "/" / "?" )`, widened by the one deviation margay makes on purpose:
+/// the bytes browsers leave unescaped in a query (WHATWG URL standard), `[ \ ] ^ ` { | }`.
 fn query(s: &[u8], i: usize) -> Ends {
     star(s, i, &|s, i| {
         alt(
             s,
             i,
-            &[&pchar, &|s, i| byte(s, i, |b| b == b'/' || b == b'?')],
+            &[&pchar, &|s, i| {
+                byte(s, i, |b| {
+                    matches!(
+                        b,
+                        b'/' | b'?' | b'[' | b'\\' | b']' | b'^' | b'`' | b'{' | b'|' | b'}'
+                    )
+                })
+            }],
         )
     })
 }
