@@ -11,7 +11,7 @@ use crate::transport::{Input, Plain, Stream, Transport, expire, pump, pump_upstr
 use crate::worker::{Notifier, Worker};
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -495,21 +495,8 @@ impl Reactor {
         let Some(client) = self.clients.get_mut(key) else {
             return false;
         };
-        let mut changed = false;
-        if let Some(released) = client.conn.take_released() {
-            upstreams.finished(released.member, released.failed);
-            if let Some(mut up) = client.upstream.take() {
-                // A request answered within one turn never registered its socket.
-                if up.registered.is_some() {
-                    let _ = self.poll.registry().deregister(&mut up.io.0);
-                }
-                if released.reusable && up.connected {
-                    let socket = std::net::TcpStream::from(std::os::fd::OwnedFd::from(up.io.0));
-                    upstreams.give_idle(up.member, socket);
-                }
-            }
-            changed = true;
-        }
+        let registry = self.poll.registry();
+        let mut changed = release_upstream(client, &upstreams, registry);
         if client.upstream.is_none()
             && let Some((group, avoid)) = client.conn.upstream_wanted()
         {
@@ -533,6 +520,9 @@ impl Reactor {
             && up.connected
         {
             changed |= pump_upstream(&mut client.conn, &mut up.io, &mut self.worker, now);
+            // A response just through gives its connection back before the client has it, so
+            // the client's next request (on another worker, perhaps) finds it in the pool.
+            changed |= release_upstream(client, &upstreams, self.poll.registry());
         }
         changed
     }
@@ -729,6 +719,26 @@ impl Reactor {
         }
         false
     }
+}
+
+/// Gives back the upstream connection the client's exchange is done with: to the pool if it
+/// can carry another request, else closed. Returns whether there was one.
+fn release_upstream(client: &mut Client, upstreams: &Upstreams, registry: &Registry) -> bool {
+    let Some(released) = client.conn.take_released() else {
+        return false;
+    };
+    upstreams.finished(released.member, released.failed);
+    if let Some(mut up) = client.upstream.take() {
+        // A request answered within one turn never registered its socket.
+        if up.registered.is_some() {
+            let _ = registry.deregister(&mut up.io.0);
+        }
+        if released.reusable && up.connected {
+            let socket = std::net::TcpStream::from(std::os::fd::OwnedFd::from(up.io.0));
+            upstreams.give_idle(up.member, socket);
+        }
+    }
+    true
 }
 
 /// A connection to `member`: a kept idle one, or a new non-blocking connect.

@@ -8,6 +8,7 @@ use crate::app::pool::Ticket;
 use crate::connection::{Connection, State, Step};
 use crate::control::Control;
 use crate::listener::{Listener, ListenerKind};
+use crate::proxy::Upstreams;
 use crate::transport::{Input, Plain, Stream, Transport, expire, pump, pump_upstream};
 use crate::worker::{Doorbell, Notifier, Worker};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -387,16 +388,7 @@ fn forward(
     let Some(upstreams) = worker.site().upstreams.clone() else {
         return false;
     };
-    let mut changed = false;
-    if let Some(released) = conn.take_released() {
-        upstreams.finished(released.member, released.failed);
-        if let Some(up) = upstream.take()
-            && released.reusable
-        {
-            upstreams.give_idle(up.member, up.io.0);
-        }
-        changed = true;
-    }
+    let mut changed = release_upstream(conn, upstream, &upstreams);
     if upstream.is_none()
         && let Some((group, avoid)) = conn.upstream_wanted()
     {
@@ -432,8 +424,30 @@ fn forward(
     }
     if let Some(up) = upstream.as_mut() {
         changed |= pump_upstream(conn, &mut up.io, worker, Instant::now());
+        // A response just through gives its connection back before the client has it, so
+        // the client's next request (on another thread) finds it in the pool.
+        changed |= release_upstream(conn, upstream, &upstreams);
     }
     changed
+}
+
+/// Gives back the upstream connection the exchange is done with: to the pool if it can carry
+/// another request, else closed. Returns whether there was one.
+fn release_upstream(
+    conn: &mut Connection,
+    upstream: &mut Option<Upstream>,
+    upstreams: &Upstreams,
+) -> bool {
+    let Some(released) = conn.take_released() else {
+        return false;
+    };
+    upstreams.finished(released.member, released.failed);
+    if let Some(up) = upstream.take()
+        && released.reusable
+    {
+        upstreams.give_idle(up.member, up.io.0);
+    }
+    true
 }
 
 /// Waits up to `wait` until the client socket is ready for `client` (POLLIN or POLLOUT) or
