@@ -118,10 +118,14 @@ done
 log "namespaces $TAG-app1..3 up, delay on each end of each link: $DELAY"
 
 # start_app I LOGFILE: starts instance I in its namespace, pinned to the server
-# core; records its pid, waits until it answers, and gives it one to-do item.
+# core, with its own database; records its pid, waits until it answers, and
+# gives it a to-do item (a restarted instance keeps its database, and gets one
+# more).
 start_app() {
     local i=$1 logfile=$2 pid n
-    ip netns exec "$TAG-app$i" taskset -c "$SERVER_CORE" "$APP" --listen "$NET.$i.2:$APP_PORT" >"$logfile" 2>&1 &
+    # Each machine has its own database.
+    ip netns exec "$TAG-app$i" taskset -c "$SERVER_CORE" "$APP" --listen "$NET.$i.2:$APP_PORT" \
+        --data "$SCRATCH/data-app$i" >"$logfile" 2>&1 &
     pid=$!
     echo "app$i $pid" >>"$APP_PIDS_FILE"
     for ((n = 0; n < 100; n++)); do
