@@ -586,13 +586,8 @@ both_models!(closing_clients_reuse_kept_upstream_connections, |model| {
         let resp = server.get_with("/up/x", &[("Connection", "close")]);
         assert_eq!(resp.text(), "pooled");
     }
-    // Without the pool every request would open one; a connection thread may still hold
-    // its upstream for a moment after its client has the answer.
+    // Without the pool every request would open one.
     let accepts = backend.accepts.load(Ordering::SeqCst);
-    assert!(
-        accepts <= 4,
-        "{accepts} upstream connections for 20 requests"
-    );
     assert!(
         accepts <= 2,
         "{accepts} upstream connections for 20 requests"
