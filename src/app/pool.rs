@@ -140,14 +140,26 @@ fn work(receiver: &Mutex<Receiver<Job>>, stats: &Stats) {
             return;
         };
         stats.pool_started();
-        let mut response = run(&job.handler, &job.request);
+        let Job {
+            request,
+            handler,
+            mailbox,
+            ticket,
+            id,
+        } = job;
+        let mut response = run(&handler, &request);
         // Off the event loop: a compressible body is compressed here, larger ones too.
-        let accept = AcceptEncoding::parse(job.request.head().header_values("accept-encoding"));
+        let accept = AcceptEncoding::parse(request.head().header_values("accept-encoding"));
         coding::compress_response(&mut response, &accept, coding::MAX_OFF_LOOP_COMPRESS);
+        // Let go of the request (and with it the application state) before the answer leaves:
+        // once the client has it, a shutdown may drop the state, and this thread must not be
+        // the last holder (a database closes in that drop).
+        drop(request);
+        drop(handler);
         stats.pool_finished();
-        job.mailbox.post(Wake::Done {
-            ticket: job.ticket,
-            job: job.id,
+        mailbox.post(Wake::Done {
+            ticket,
+            job: id,
             response,
         });
     }
