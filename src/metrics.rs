@@ -33,6 +33,14 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// Counters with no labels, each a family of one sample: `(name, help, value)`.
+fn plain_counters(out: &mut String, families: &[(&str, &str, u64)]) {
+    for &(name, help, value) in families {
+        family(out, name, "counter", help);
+        sample(out, name, &[], value);
+    }
+}
+
 fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
     out.push_str(name);
     if !labels.is_empty() {
@@ -158,45 +166,45 @@ fn connection_families(out: &mut String, counters: &Counters) {
     for (state, n) in counters.connections {
         sample(out, "margay_connections", &[("state", state)], n);
     }
-    for (name, help, value) in [
-        (
-            "margay_connections_accepted_total",
-            "Client connections accepted.",
-            counters.accepted,
-        ),
-        (
-            "margay_connections_closed_total",
-            "Client connections closed.",
-            counters.closed,
-        ),
-        (
-            "margay_connections_shed_total",
-            "Idle kept-alive connections closed to make room for new ones at the cap.",
-            counters.shed,
-        ),
-    ] {
-        family(out, name, "counter", help);
-        sample(out, name, &[], value);
-    }
+    plain_counters(
+        out,
+        &[
+            (
+                "margay_connections_accepted_total",
+                "Client connections accepted.",
+                counters.accepted,
+            ),
+            (
+                "margay_connections_closed_total",
+                "Client connections closed.",
+                counters.closed,
+            ),
+            (
+                "margay_connections_shed_total",
+                "Idle kept-alive connections closed to make room for new ones at the cap.",
+                counters.shed,
+            ),
+        ],
+    );
 }
 
 fn cache_families(out: &mut String, stats: &Stats) {
     let cache = &stats.file_cache;
-    for (name, help, value) in [
-        (
-            "margay_file_cache_hits_total",
-            "Static file lookups answered from a worker's file cache.",
-            cache.hits.load(Relaxed),
-        ),
-        (
-            "margay_file_cache_misses_total",
-            "Static file lookups that went to the file system.",
-            cache.misses.load(Relaxed),
-        ),
-    ] {
-        family(out, name, "counter", help);
-        sample(out, name, &[], value);
-    }
+    plain_counters(
+        out,
+        &[
+            (
+                "margay_file_cache_hits_total",
+                "Static file lookups answered from a worker's file cache.",
+                cache.hits.load(Relaxed),
+            ),
+            (
+                "margay_file_cache_misses_total",
+                "Static file lookups that went to the file system.",
+                cache.misses.load(Relaxed),
+            ),
+        ],
+    );
     let name = "margay_file_cache_compressions_total";
     family(
         out,
@@ -219,21 +227,21 @@ fn cache_families(out: &mut String, stats: &Stats) {
 }
 
 fn tls_families(out: &mut String, counters: &Counters) {
-    for (name, help, value) in [
-        (
-            "margay_tls_handshakes_total",
-            "TLS handshakes completed, full and resumed.",
-            counters.tls_handshakes,
-        ),
-        (
-            "margay_tls_resumed_handshakes_total",
-            "TLS handshakes completed by resuming a session.",
-            counters.tls_resumed,
-        ),
-    ] {
-        family(out, name, "counter", help);
-        sample(out, name, &[], value);
-    }
+    plain_counters(
+        out,
+        &[
+            (
+                "margay_tls_handshakes_total",
+                "TLS handshakes completed, full and resumed.",
+                counters.tls_handshakes,
+            ),
+            (
+                "margay_tls_resumed_handshakes_total",
+                "TLS handshakes completed by resuming a session.",
+                counters.tls_resumed,
+            ),
+        ],
+    );
     let name = "margay_tls_handshake_failures_total";
     family(
         out,

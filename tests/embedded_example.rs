@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{IO_TIMEOUT, Resp, connect, read_response, send, try_read_response};
+use common::{
+    IO_TIMEOUT, Resp, connect, read_response, send, signal_child, try_read_response, wait_child,
+};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -90,22 +92,15 @@ impl Example {
 
     /// SIGTERM, then the exit status (or a panic after `within`).
     fn terminate(&mut self, within: Duration) -> ExitStatus {
-        // SAFETY: kill only sends a signal to our own child, which has not been reaped.
         // `cargo run` replaces itself with the example on Unix, so this is the server.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
+        signal_child(&self.child, libc::SIGTERM);
+        let log = self.log.clone();
+        wait_child(&mut self.child, within, || {
+            format!(
                 "the example still ran {within:?} after SIGTERM; log:\n{}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })
     }
 }
 

@@ -92,14 +92,7 @@ impl Options {
             .filter(|arg| !NOT_IN_FILE.contains(&arg.get_id().as_str()))
             .map(|arg| {
                 let id = arg.get_id().as_str();
-                let values: Vec<String> = self
-                    .matches
-                    .get_raw(id)
-                    .into_iter()
-                    .flatten()
-                    .map(|v| v.to_string_lossy().into_owned())
-                    .collect();
-                (id.to_string(), toml_value(arg, &values))
+                (id.to_string(), toml_value(arg, &self.raw_values(id)))
             })
             .collect()
     }
@@ -112,6 +105,16 @@ impl Options {
                 !RELOADABLE.contains(&key.as_str()) && old.get(*key) != Some(*value)
             })
             .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// The values option `id` was given (or its default), as written.
+    fn raw_values(&self, id: &str) -> Vec<String> {
+        self.matches
+            .get_raw(id)
+            .into_iter()
+            .flatten()
+            .map(|v| v.to_string_lossy().into_owned())
             .collect()
     }
 
@@ -129,14 +132,7 @@ impl Options {
             if NOT_IN_FILE.contains(&id) {
                 continue;
             }
-            let values: Vec<String> = self
-                .matches
-                .get_raw(id)
-                .into_iter()
-                .flatten()
-                .map(|v| v.to_string_lossy().into_owned())
-                .collect();
-            let value = toml_value(arg, &values);
+            let value = toml_value(arg, &self.raw_values(id));
             // A file's values reach clap as arguments too: the command line alone tells
             // them apart.
             let source = if self.given.value_source(id) == Some(ValueSource::CommandLine) {

@@ -474,18 +474,28 @@ pub(crate) fn test_request(method: &str, target: &str, lines: &str) -> RequestHe
     head
 }
 
-/// An in-memory text file last modified Sun, 06 Nov 1994 08:49:37 GMT.
+/// The identity of an in-memory test file of `len` bytes last modified Sun, 06 Nov 1994
+/// 08:49:37 GMT, and the time it is served at.
 #[cfg(test)]
-pub(crate) fn test_memory(bytes: &[u8]) -> Representation {
+fn test_identity(len: usize) -> (FileIdentity, SystemTime) {
     let identity = FileIdentity {
-        len: bytes.len() as u64,
+        len: len as u64,
         modified_secs: 784111777,
         modified_nanos: 0,
         changed_nanos: 0,
         device: 1,
         inode: 2,
     };
-    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(800_000_000);
+    (
+        identity,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(800_000_000),
+    )
+}
+
+/// An in-memory text file last modified Sun, 06 Nov 1994 08:49:37 GMT.
+#[cfg(test)]
+pub(crate) fn test_memory(bytes: &[u8]) -> Representation {
+    let (identity, now) = test_identity(bytes.len());
     let content_type = "text/plain; charset=utf-8".into();
     Representation::new(
         Source::Memory(Arc::from(bytes)),
@@ -498,15 +508,7 @@ pub(crate) fn test_memory(bytes: &[u8]) -> Representation {
 /// [`test_memory`]'s bytes as the only representation of a file.
 #[cfg(test)]
 pub(crate) fn test_variants(bytes: &[u8]) -> Variants {
-    let identity = FileIdentity {
-        len: bytes.len() as u64,
-        modified_secs: 784111777,
-        modified_nanos: 0,
-        changed_nanos: 0,
-        device: 1,
-        inode: 2,
-    };
-    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(800_000_000);
+    let (identity, now) = test_identity(bytes.len());
     Variants::new(
         Source::Memory(Arc::from(bytes)),
         &identity,

@@ -3,6 +3,7 @@
 
 use super::conditional::{Validators, parse_date};
 use super::representation::Representation;
+use crate::http::fields::trim_ows;
 use crate::http::{BodyPart, Method, RequestHead, Response, StatusCode};
 use std::hash::{BuildHasher, RandomState};
 
@@ -153,16 +154,6 @@ fn strip_bytes_unit(value: &[u8]) -> Option<&[u8]> {
     let (unit, set) = value.split_at_checked(6)?;
     let starts_spaced = matches!(set.first(), Some(b' ' | b'\t'));
     (unit.eq_ignore_ascii_case(b"bytes=") && !starts_spaced).then_some(set)
-}
-
-fn trim_ows(bytes: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !is_ows(b))
-        .map_or(start, |e| e + 1);
-    &bytes[start..end]
 }
 
 /// One range-spec as written, before it meets the file's length.

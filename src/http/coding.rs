@@ -4,6 +4,7 @@
 //! The choice is pure: [`AcceptEncoding::parse`] reads the request's fields once, and
 //! [`AcceptEncoding::choose`] picks among the codings a response is available in.
 
+use super::fields::trim_ows;
 use super::{Body, Response, StatusCode};
 use std::io::Write;
 
@@ -95,7 +96,7 @@ impl AcceptEncoding {
     /// Adds one list member (`gzip;q=0.5`); `None` on a grammar error.
     fn add(&mut self, member: &[u8]) -> Option<()> {
         let mut pieces = member.split(|&b| b == b';');
-        let name = trim(pieces.next()?);
+        let name = trim_ows(pieces.next()?);
         // Empty list members are allowed and ignored (RFC 9110 section 5.6.1).
         if name.is_empty() {
             return pieces.next().is_none().then_some(());
@@ -105,7 +106,7 @@ impl AcceptEncoding {
         }
         let weight = match (pieces.next(), pieces.next()) {
             (None, _) => 1000,
-            (Some(param), None) => parse_weight(trim(param))?,
+            (Some(param), None) => parse_weight(trim_ows(param))?,
             (Some(_), Some(_)) => return None,
         };
         let slot = if name.eq_ignore_ascii_case(b"br") {
@@ -194,16 +195,6 @@ fn parse_weight(param: &[u8]) -> Option<Weight> {
         return None;
     }
     Some(whole + thousandths)
-}
-
-fn trim(bytes: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !is_ows(b))
-        .map_or(start, |e| e + 1);
-    &bytes[start..end]
 }
 
 fn is_tchar(b: u8) -> bool {

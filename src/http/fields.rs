@@ -40,6 +40,19 @@ fn is_ows(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
+/// `value` without the optional whitespace (`OWS`: spaces and tabs) at either end.
+pub(crate) fn trim_ows(value: &[u8]) -> &[u8] {
+    let start = value
+        .iter()
+        .position(|&b| !is_ows(b))
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|&b| !is_ows(b))
+        .map_or(start, |e| e + 1);
+    &value[start..end]
+}
+
 /// A read position in one field value.
 struct Cursor<'a> {
     bytes: &'a [u8],

@@ -3,7 +3,7 @@
 
 use super::authority::parse_host_port;
 use super::error::RequestError;
-use super::fields::{Expectations, TransferCodings, content_length};
+use super::fields::{Expectations, TransferCodings, content_length, trim_ows};
 use super::target::parse_target_into;
 use super::{Method, Version};
 use std::mem::MaybeUninit;
@@ -250,7 +250,7 @@ pub fn parse_head_reusing(
     fields.clear();
     let mut known = Known::default();
     for header in request.headers.iter() {
-        let value = trim(header.value);
+        let value = trim_ows(header.value);
         known.note(header.name.as_bytes(), value)?;
         fields.push(Field {
             name: span(header.name.as_bytes()),
@@ -337,16 +337,6 @@ fn version_error(
     }
 }
 
-fn trim(value: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
-    let end = value
-        .iter()
-        .rposition(|b| !is_ows(b))
-        .map_or(start, |e| e + 1);
-    &value[start..end]
-}
-
 /// What the fields that shape the exchange say, gathered in one pass over the head.
 #[derive(Debug, Default)]
 struct Known {
@@ -378,7 +368,7 @@ impl Known {
             self.hosts += 1;
             self.host_valid = parse_host_port(value).is_some();
         } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|&b| b == b',').map(trim) {
+            for token in value.split(|&b| b == b',').map(trim_ows) {
                 self.close |= token.eq_ignore_ascii_case(b"close");
                 self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
             }

@@ -362,7 +362,7 @@ pub fn parse_response(
         }
         passed.extend_from_slice(field.name.as_bytes());
         passed.extend_from_slice(b": ");
-        passed.extend_from_slice(trim(field.value));
+        passed.extend_from_slice(fields::trim_ows(field.value));
         passed.extend_from_slice(b"\r\n");
     }
     passed.extend_from_slice(b"Via: ");
@@ -385,25 +385,13 @@ pub fn parse_response(
 fn content_length(values: &[&[u8]]) -> Result<Option<u64>, BadUpstream> {
     let mut found: Option<u64> = None;
     for value in values {
-        let n = fields::content_length(trim(value)).ok_or(BadUpstream::BadLength)?;
+        let n = fields::content_length(fields::trim_ows(value)).ok_or(BadUpstream::BadLength)?;
         if found.is_some_and(|f| f != n) {
             return Err(BadUpstream::BadLength);
         }
         found = Some(n);
     }
     Ok(found)
-}
-
-fn trim(value: &[u8]) -> &[u8] {
-    let start = value
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(value.len());
-    let end = value
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |e| e + 1);
-    &value[start..end]
 }
 
 #[cfg(test)]

@@ -26,20 +26,7 @@ const CAPTURE: &AsciiSet = &CONTROLS
 
 /// Escaped in a query passed on: it is still percent-encoded as the client sent it, so `%`
 /// and `?` stay as they are.
-const QUERY: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'<')
-    .add(b'>')
-    .add(b'[')
-    .add(b'\\')
-    .add(b']')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
+const QUERY: &AsciiSet = &CAPTURE.remove(b'%').remove(b'?');
 
 /// The statuses a redirect rule may answer with.
 pub(crate) const STATUSES: [u16; 4] = [301, 302, 307, 308];

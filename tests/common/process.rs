@@ -26,6 +26,29 @@ pub fn model_flag(model: Model) -> &'static str {
     }
 }
 
+/// Sends `signal` to `child`.
+pub fn signal_child(child: &Child, signal: libc::c_int) {
+    // SAFETY: kill only sends a signal to our own child, which has not been reaped.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+}
+
+/// Waits for `child` to exit; after `within` panics with what `still_running` says.
+pub fn wait_child(
+    child: &mut Child,
+    within: Duration,
+    still_running: impl Fn() -> String,
+) -> ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{}", still_running());
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The binary running over a fresh copy of the known site, its log (standard error) in a
 /// file; killed on drop.
 pub struct ServerProcess {
@@ -92,25 +115,18 @@ impl ServerProcess {
 
     /// Sends `signal` to the process.
     pub fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill only sends a signal to our own child, which has not been reaped.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
-        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+        signal_child(&self.child, signal);
     }
 
     /// Waits for the process to exit, or panics after `within`.
     pub fn wait_exit(&mut self, within: Duration, what: &str) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
+        let log = self.log_dir.path().join("server.log");
+        wait_child(&mut self.child, within, || {
+            format!(
                 "{what}: margay still running after {within:?}; log:\n{}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })
     }
 
     /// A new client connection with read/write timeouts and Nagle off.
