@@ -287,13 +287,6 @@ for w in $INTERLEAVE; do
     [[ " $WORKLOADS " == *" $w "* && $w != f ]] && ((ROUNDS > 0)) && interleaved "$w"
 done
 
-# med WORKLOAD SERVER METRIC: median over the repetitions, "" if none.
-med() {
-    local v
-    v=$(awk -v w="$1" -v s="$2" -v m="$3" '$1 == w && $2 == s && $3 == m { print $4 }' "$RAW" | median)
-    [[ $v == nan ]] && v=""
-    echo "$v"
-}
 # paired_ratio WORKLOAD A B METRIC: the median over repetitions of A's figure
 # divided by B's in the same repetition, "" if there is no pair.
 paired_ratio() {
@@ -320,7 +313,6 @@ label_of() {
         f) echo "f. memory per idle kept-alive conn (bytes, lower is better)" ;;
     esac
 }
-fmt() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { if (v >= 100) printf "%.0f", v; else printf "%.3g", v }'; }
 
 # metric_row WORKLOAD METRIC LABEL: a "↳ LABEL" row of each server's median.
 metric_row() {
@@ -331,22 +323,9 @@ metric_row() {
     echo "$row"
 }
 
-# best_peer WORKLOAD METRIC high|low: "name median" of the peer with the highest
-# (or lowest) median METRIC; nothing if no peer has one.
-best_peer() {
-    local best="" bestv="" v name
-    for name in $ACTIVE; do
-        [[ $name == margay || $name == floor || $name == baseline ]] && continue
-        v=$(med "$1" "$name" "$2")
-        [[ -z $v ]] && continue
-        if [[ -z $bestv ]] || awk -v a="$v" -v b="$bestv" -v hi="$([[ $3 == high ]] && echo 1 || echo 0)" \
-            'BEGIN { exit !(hi ? a > b : a < b) }'; then
-            best=$name; bestv=$v
-        fi
-    done
-    [[ -n $best ]] && echo "$best $bestv"
-    return 0
-}
+
+# is_peer NAME WORKLOAD: whether NAME is a server margay is measured against.
+is_peer() { [[ $1 != margay && $1 != floor && $1 != baseline ]]; }
 
 # paired_cell WORKLOAD PEER METRIC: margay / PEER paired over repetitions, to two
 # decimals; "—" for an interleaved metric (one total, nothing to pair) or no pair.

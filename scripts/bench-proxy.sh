@@ -144,94 +144,33 @@ CONF
     start_server "$dir/stdout.log" "$(command -v haproxy || echo /usr/sbin/haproxy)" -db -f "$dir/haproxy.cfg"
 }
 
+# The peers forwarding everything on $PORT to the backend on $BACKEND_PORT, bodies
+# streamed both ways and unlimited in size, kept-alive connections to the backend.
 nginx_proxy_start() {
-    local dir=$1 nginx
-    nginx=$(command -v nginx || echo /usr/sbin/nginx)
-    mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-worker_rlimit_nofile $NOFILE_LIMIT;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events {
-    worker_connections 20000;
-    use epoll;
-}
-http {
-    access_log off;
-    keepalive_timeout 65;
-    keepalive_requests 1000000000;
-    client_max_body_size 0;
-    client_body_temp_path $dir/client_body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
+    nginx_start "$1" "$1/docroot" "client_max_body_size 0;
     upstream app {
         server 127.0.0.1:$BACKEND_PORT;
         keepalive 128;
         keepalive_requests 1000000000;
-    }
-    server {
-        listen 127.0.0.1:$PORT backlog=4096;
-        location / {
+    }" "location / {
             proxy_pass http://app;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Connection \"\";
             proxy_request_buffering off;
-        }
-    }
-}
-CONF
-    start_server "$dir/stdout.log" "$nginx" -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
+        }"
 }
 
 h2o_proxy_start() {
-    local dir=$1
-    mkdir -p "$dir"
-    cat >"$dir/h2o.conf" <<CONF
-user: $(id -un)
-num-threads: 1
-max-connections: 20000
-pid-file: $dir/h2o.pid
-error-log: $dir/error.log
-http1-request-timeout: 65
-limit-request-body: 4294967295
-listen:
-  host: 127.0.0.1
-  port: $PORT
-hosts:
-  default:
-    paths:
-      /:
-        proxy.reverse.url: http://127.0.0.1:$BACKEND_PORT/
-CONF
-    start_server "$dir/stdout.log" "$(command -v h2o || echo /usr/sbin/h2o)" -c "$dir/h2o.conf"
+    h2o_start "$1" "$1/docroot" "limit-request-body: 4294967295" \
+        "proxy.reverse.url: http://127.0.0.1:$BACKEND_PORT/"
 }
 
 lighttpd_proxy_start() {
-    local dir=$1
-    mkdir -p "$dir/docroot"
-    cat >"$dir/lighttpd.conf" <<CONF
-server.modules = ( "mod_proxy" )
-server.document-root = "$dir/docroot"
-server.bind = "127.0.0.1"
-server.port = $PORT
-server.pid-file = "$dir/lighttpd.pid"
-server.errorlog = "$dir/error.log"
-server.event-handler = "linux-sysepoll"
-server.max-fds = $NOFILE_LIMIT
-server.max-connections = $((NOFILE_LIMIT / 2))
-server.listen-backlog = 4096
-server.max-keep-alive-requests = 65535
-server.max-keep-alive-idle = 65
+    mkdir -p "$1/docroot"
+    lighttpd_start "$1" "$1/docroot" "server.modules += ( \"mod_proxy\" )
 server.stream-request-body = 2
 server.stream-response-body = 2
-proxy.server = ( "" => ( ( "host" => "127.0.0.1", "port" => $BACKEND_PORT ) ) )
-CONF
-    start_server "$dir/stdout.log" "$(command -v lighttpd || echo /usr/sbin/lighttpd)" -D -f "$dir/lighttpd.conf"
+proxy.server = ( \"\" => ( ( \"host\" => \"127.0.0.1\", \"port\" => $BACKEND_PORT ) ) )"
 }
 
 # start_named SERVER: starts the proxy (nothing for "backend"); sets PORT and
@@ -338,14 +277,6 @@ for ((rep = 1; rep <= REPS; rep++)); do
     log "repetition $rep of $REPS done"
 done
 
-# med WORKLOAD SERVER METRIC: median over the repetitions, "" if none.
-med() {
-    local v
-    v=$(awk -v w="$1" -v s="$2" -v m="$3" '$1 == w && $2 == s && $3 == m { print $4 }' "$RAW" | median)
-    [[ $v == nan ]] && v=""
-    echo "$v"
-}
-fmt() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { a = v < 0 ? -v : v; if (a >= 100) printf "%.0f", v; else printf "%.3g", v }'; }
 # spread WORKLOAD SERVER METRIC: "min to max" over the repetitions.
 spread() {
     awk -v w="$1" -v s="$2" -v m="$3" '$1 == w && $2 == s && $3 == m {
@@ -355,23 +286,9 @@ spread() {
 signed() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { printf "%+.3g", v }'; }
 kfmt() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { if (v >= 10000) printf "%.1fk", v / 1000; else printf "%.0f", v }'; }
 ms() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { printf "%.2f ms", v / 1000 }'; }
+# is_peer NAME WORKLOAD: whether NAME is a proxy margay is measured against.
 is_peer() { [[ $1 != backend && $1 != margay && $1 != margay-threads ]]; }
 
-# best_peer WORKLOAD METRIC high|low: "name median" of the best peer.
-best_peer() {
-    local best="" bestv="" v name
-    for name in $ACTIVE; do
-        is_peer "$name" || continue
-        v=$(med "$1" "$name" "$2")
-        [[ -z $v ]] && continue
-        if [[ -z $bestv ]] || awk -v a="$v" -v b="$bestv" -v hi="$([[ $3 == high ]] && echo 1 || echo 0)" \
-            'BEGIN { exit !(hi ? a > b : a < b) }'; then
-            best=$name; bestv=$v
-        fi
-    done
-    [[ -n $best ]] && echo "$best $bestv"
-    return 0
-}
 
 # target_row WORKLOAD METRIC high|low LABEL TARGET_RATIO: margay against the
 # best peer, the ratio, and whether it meets the target (ratio >= target for

@@ -90,106 +90,36 @@ RAW=$SCRATCH/raw.txt   # lines: workload server metric value
 : >"$RAW"
 record() { echo "$1 $2 $3 $4" >>"$RAW"; }
 
+# The peers with HTTPS on $TLSPORT besides HTTP on $PORT, serving $DOCROOT.
 nginx_tls_start() {
-    local dir=$1 nginx
-    nginx=$(command -v nginx || echo /usr/sbin/nginx)
-    cat >"$dir/nginx.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-worker_rlimit_nofile $NOFILE_LIMIT;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 20000; use epoll; }
-http {
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_timeout 65;
-    keepalive_requests 1000000000;
-    open_file_cache max=1000 inactive=60s;
-    client_body_temp_path $dir/client_body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    ssl_certificate $CERT;
+    nginx_start "$1" "$DOCROOT" "ssl_certificate $CERT;
     ssl_certificate_key $KEY;
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_conf_command Ciphersuites $SUITE;
     ssl_session_cache shared:SSL:10m;
-    ssl_session_tickets on;
-    server {
-        listen 127.0.0.1:$PORT backlog=4096;
-        listen 127.0.0.1:$TLSPORT ssl backlog=4096;
-        root $DOCROOT;
-    }
-}
-CONF
-    start_server "$dir/stdout.log" "$nginx" -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
+    ssl_session_tickets on;" "listen 127.0.0.1:$TLSPORT ssl backlog=4096;"
 }
 
 lighttpd_tls_start() {
-    local dir=$1 lighttpd
-    lighttpd=$(command -v lighttpd || echo /usr/sbin/lighttpd)
-    cat >"$dir/lighttpd.conf" <<CONF
-server.modules = ( "mod_openssl" )
-server.document-root = "$DOCROOT"
-server.bind = "127.0.0.1"
-server.port = $PORT
-server.pid-file = "$dir/lighttpd.pid"
-server.errorlog = "$dir/error.log"
-server.event-handler = "linux-sysepoll"
-server.network-backend = "sendfile"
-server.max-fds = $NOFILE_LIMIT
-server.max-connections = $((NOFILE_LIMIT / 2))
-server.listen-backlog = 4096
-server.max-keep-alive-requests = 65535
-server.max-keep-alive-idle = 65
-server.stat-cache-engine = "simple"
-index-file.names = ( "index.html" )
-mimetype.assign = ( ".html" => "text/html", "" => "application/octet-stream" )
-\$SERVER["socket"] == "127.0.0.1:$TLSPORT" {
-    ssl.engine = "enable"
-    ssl.pemfile = "$CERT"
-    ssl.privkey = "$KEY"
-    ssl.openssl.ssl-conf-cmd = ( "MinProtocol" => "TLSv1.2", "Ciphersuites" => "$SUITE" )
-}
-CONF
-    start_server "$dir/stdout.log" "$lighttpd" -D -f "$dir/lighttpd.conf"
+    lighttpd_start "$1" "$DOCROOT" "server.modules += ( \"mod_openssl\" )
+\$SERVER[\"socket\"] == \"127.0.0.1:$TLSPORT\" {
+    ssl.engine = \"enable\"
+    ssl.pemfile = \"$CERT\"
+    ssl.privkey = \"$KEY\"
+    ssl.openssl.ssl-conf-cmd = ( \"MinProtocol\" => \"TLSv1.2\", \"Ciphersuites\" => \"$SUITE\" )
+}"
 }
 
 # h2o 2.2 has no TLS 1.3 cipher-suite setting: OpenSSL then follows the client's order,
 # which puts AES-256-GCM first.
 h2o_tls_start() {
-    local dir=$1 h2o
-    h2o=$(command -v h2o || echo /usr/sbin/h2o)
-    cat >"$dir/h2o.conf" <<CONF
-user: $(id -un)
-num-threads: 1
-max-connections: 20000
-pid-file: $dir/h2o.pid
-error-log: $dir/error.log
-http1-request-timeout: 65
-listen:
-  host: 127.0.0.1
-  port: $PORT
-listen:
+    h2o_start "$1" "$DOCROOT" "listen:
   host: 127.0.0.1
   port: $TLSPORT
   ssl:
     certificate-file: $CERT
     key-file: $KEY
-    minimum-version: TLSv1.2
-hosts:
-  default:
-    paths:
-      /:
-        file.dir: $DOCROOT
-CONF
-    start_server "$dir/stdout.log" "$h2o" -c "$dir/h2o.conf"
+    minimum-version: TLSv1.2"
 }
 
 start_named() {
@@ -318,13 +248,6 @@ for ((rep = 1; rep <= REPS; rep++)); do
     log "repetition $rep of $REPS done"
 done
 
-med() {   # med WORKLOAD SERVER METRIC
-    local v
-    v=$(awk -v w="$1" -v s="$2" -v m="$3" '$1 == w && $2 == s && $3 == m { print $4 }' "$RAW" | median)
-    [[ $v == nan ]] && v=""
-    echo "$v"
-}
-fmt() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { if (v >= 100) printf "%.0f", v; else printf "%.3g", v }'; }
 
 # The figures judged, as "workload metric high|low target label"; the target is margay /
 # best peer as the issue sets it (at least, for high; at most, for low).
@@ -339,21 +262,9 @@ FIGURES=(
     "e bytes_per_conn low 0.5 e. memory per idle kept-alive TLS conn (bytes; target against nginx)"
 )
 
-best_peer() {   # best_peer WORKLOAD METRIC high|low: "name value"
-    local best="" bestv="" v name
-    for name in $ACTIVE; do
-        [[ $name == margay ]] && continue
-        [[ $1 == e && $name != nginx ]] && continue   # the memory target is set against nginx
-        v=$(med "$1" "$name" "$2")
-        [[ -z $v ]] && continue
-        if [[ -z $bestv ]] || awk -v a="$v" -v b="$bestv" -v hi="$([[ $3 == high ]] && echo 1 || echo 0)" \
-            'BEGIN { exit !(hi ? a > b : a < b) }'; then
-            best=$name; bestv=$v
-        fi
-    done
-    [[ -n $best ]] && echo "$best $bestv"
-    return 0
-}
+# is_peer NAME WORKLOAD: whether NAME is a server margay is measured against (the
+# memory target is set against nginx alone).
+is_peer() { [[ $1 != margay && ( $2 != e || $1 == nginx ) ]]; }
 
 report() {
     echo "# HTTPS: margay against its peers, one core each"

@@ -245,11 +245,12 @@ duration_secs() {
     esac
 }
 
-# nginx_start DIR DOCROOT [DIRECTIVES]: one worker, no master, in the foreground,
-# access log off, sendfile on, everything it writes kept in DIR; DIRECTIVES (e.g.
-# "gzip on;") go into its http block.
+# nginx_start DIR DOCROOT [HTTP_DIRECTIVES] [SERVER_DIRECTIVES]: one worker, no
+# master, in the foreground, access log off, sendfile on, everything it writes kept
+# in DIR. HTTP_DIRECTIVES (e.g. "gzip on;") go into its http block,
+# SERVER_DIRECTIVES (another listen, a location) into its server block.
 nginx_start() {
-    local dir=$1 docroot=$2 extra=${3:-} nginx
+    local dir=$1 docroot=$2 http_extra=${3:-} server_extra=${4:-} nginx
     nginx=$(command -v nginx || echo /usr/sbin/nginx)
     mkdir -p "$dir"
     cat >"$dir/nginx.conf" <<CONF
@@ -272,25 +273,27 @@ http {
     keepalive_timeout 65;
     keepalive_requests 1000000000;
     open_file_cache max=1000 inactive=60s;
-    $extra
     client_body_temp_path $dir/client_body;
     proxy_temp_path $dir/proxy;
     fastcgi_temp_path $dir/fastcgi;
     uwsgi_temp_path $dir/uwsgi;
     scgi_temp_path $dir/scgi;
+    $http_extra
     server {
         listen 127.0.0.1:$PORT backlog=4096;
         root $docroot;
+        $server_extra
     }
 }
 CONF
     start_server "$dir/stdout.log" "$nginx" -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
 }
 
-# lighttpd_start DIR DOCROOT: lighttpd's single process, no access log
-# (mod_accesslog not loaded), sendfile network backend.
+# lighttpd_start DIR DOCROOT [CONFIG]: lighttpd's single process, no access log
+# (mod_accesslog not loaded), sendfile network backend; CONFIG (more modules with
+# `server.modules += (...)`, a TLS socket, a proxy) goes at the end.
 lighttpd_start() {
-    local dir=$1 docroot=$2 lighttpd
+    local dir=$1 docroot=$2 extra=${3:-} lighttpd
     lighttpd=$(command -v lighttpd || echo /usr/sbin/lighttpd)
     mkdir -p "$dir"
     cat >"$dir/lighttpd.conf" <<CONF
@@ -313,14 +316,17 @@ mimetype.assign = (
     ".png" => "image/png", ".ico" => "image/x-icon", ".txt" => "text/plain",
     "" => "application/octet-stream"
 )
+$extra
 CONF
     start_server "$dir/stdout.log" "$lighttpd" -D -f "$dir/lighttpd.conf"
 }
 
-# h2o_start DIR DOCROOT: one thread, no access log (none configured). h2o 2.2
-# has no sendfile switch: it always reads files into its own buffers.
+# h2o_start DIR DOCROOT [TOP_LEVEL] [PATH_CONFIG]: one thread, no access log (none
+# configured). TOP_LEVEL (another `listen:`, a body limit) goes before `hosts:`;
+# PATH_CONFIG replaces serving DOCROOT at / (e.g. "proxy.reverse.url: URL"). h2o
+# 2.2 has no sendfile switch: it always reads files into its own buffers.
 h2o_start() {
-    local dir=$1 docroot=$2 h2o
+    local dir=$1 docroot=$2 top=${3:-} path_config=${4:-"file.dir: $2"} h2o
     h2o=$(command -v h2o || echo /usr/sbin/h2o)
     mkdir -p "$dir"
     cat >"$dir/h2o.conf" <<CONF
@@ -333,13 +339,48 @@ http1-request-timeout: 65
 listen:
   host: 127.0.0.1
   port: $PORT
+$top
 hosts:
   default:
     paths:
       /:
-        file.dir: $docroot
+        $path_config
 CONF
     start_server "$dir/stdout.log" "$h2o" -c "$dir/h2o.conf"
+}
+
+# med WORKLOAD SERVER METRIC: the median of that figure over the repetitions in
+# $RAW (lines "workload server metric value"), "" if there is none.
+med() {
+    local v
+    v=$(awk -v w="$1" -v s="$2" -v m="$3" '$1 == w && $2 == s && $3 == m { print $4 }' "$RAW" | median)
+    [[ $v == nan ]] && v=""
+    echo "$v"
+}
+
+# fmt NUMBER: three significant figures (whole numbers from 100 up), "—" if empty.
+fmt() {
+    [[ -z $1 ]] && { echo "—"; return; }
+    awk -v v="$1" 'BEGIN { a = v < 0 ? -v : v; if (a >= 100) printf "%.0f", v; else printf "%.3g", v }'
+}
+
+# best_peer WORKLOAD METRIC high|low: "name median" of the peer with the best
+# median (highest for high, lowest for low), nothing if none has one. Which
+# servers in $ACTIVE count as peers for WORKLOAD the script says with
+# `is_peer NAME WORKLOAD`.
+best_peer() {
+    local best="" bestv="" v name
+    for name in $ACTIVE; do
+        is_peer "$name" "$1" || continue
+        v=$(med "$1" "$name" "$2")
+        [[ -z $v ]] && continue
+        if [[ -z $bestv ]] || awk -v a="$v" -v b="$bestv" -v hi="$([[ $3 == high ]] && echo 1 || echo 0)" \
+            'BEGIN { exit !(hi ? a > b : a < b) }'; then
+            best=$name; bestv=$v
+        fi
+    done
+    [[ -n $best ]] && echo "$best $bestv"
+    return 0
 }
 
 # margay_start DIR DOCROOT EXTRA_ARGS...: the release binary, access log off.

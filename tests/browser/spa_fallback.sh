@@ -6,34 +6,9 @@
 # and a 404 for curl's */*. Run from anywhere; installs Chromium with apt if missing.
 set -euo pipefail
 
-cd "$(dirname "$0")/../.."
-
-fail() {
-    echo "spa_fallback: FAIL: $*" >&2
-    exit 1
-}
-
-missing=()
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "spa_fallback: installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
-
-cargo build --release --quiet --bin margay
-
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=tests/common/checks.sh
+source "$(dirname "$0")/../common/checks.sh"
+check_init spa_fallback chromium curl
 
 # The app: a router in one script, as React Router or vue-router do it, reading
 # location.pathname and fetching its data from a path the fallback must not answer.
@@ -54,17 +29,8 @@ fetch('/assets/missing.json').then(r => {
 });
 JS
 
-target/release/margay --listen 127.0.0.1:0 --root "$work/app" --fallback /index.html \
-    --access-log off >"$work/server.log" 2>&1 &
-server_pid=$!
-base=""
-for _ in $(seq 100); do
-    base=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$work/server.log" | head -n 1 || true)
-    [ -n "$base" ] && break
-    kill -0 "$server_pid" 2>/dev/null || fail "the server exited at start: $(cat "$work/server.log")"
-    sleep 0.1
-done
-[ -n "$base" ] || fail "the server did not report its address: $(cat "$work/server.log")"
+start_margay server --listen 127.0.0.1:0 --root "$work/app" --fallback /index.html \
+    --access-log off
 echo "spa_fallback: server at $base"
 
 deep="/users/42/settings"

@@ -12,54 +12,15 @@
 # Chromium with apt if missing (and needs python3).
 set -euo pipefail
 
-cd "$(dirname "$0")/../.."
+# shellcheck source=tests/common/checks.sh
+source "$(dirname "$0")/../common/checks.sh"
+check_init status_page chromium curl python3
 
-fail() {
-    echo "status_page: FAIL: $*" >&2
-    exit 1
-}
-
-missing=()
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v python3 >/dev/null 2>&1 || missing+=(python3)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "status_page: installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
-
-cargo build --release --quiet --bin margay
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# start_server NAME ARGS...: the release server on a free port (port 0: the kernel picks one
-# and the server logs it); sets base to its URL. Not run in a subshell, so that cleanup
-# knows the server's pid.
+# start_server NAME ARGS...: the release server over htdocs with ARGS; sets base.
 start_server() {
-    local name=$1 log="$work/$1.log" url=""
+    local name=$1
     shift
-    target/release/margay --listen 127.0.0.1:0 --root htdocs --access-log off "$@" >"$log" 2>&1 &
-    local pid=$!
-    pids+=("$pid")
-    for _ in $(seq 100); do
-        url=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$log" | head -n 1 || true)
-        [ -n "$url" ] && break
-        kill -0 "$pid" 2>/dev/null || fail "the $name server exited at start: $(cat "$log")"
-        sleep 0.1
-    done
-    [ -n "$url" ] || fail "the $name server did not report its address: $(cat "$log")"
-    base=$url
+    start_margay "$name" --listen 127.0.0.1:0 --root htdocs --access-log off "$@"
 }
 
 start_server main

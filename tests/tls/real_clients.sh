@@ -7,38 +7,9 @@
 # curl, openssl and chromium (installed with apt if missing).
 set -euo pipefail
 
-cd "$(dirname "$0")/../.."
-
-fail() {
-    echo "real_clients: FAIL: $*" >&2
-    exit 1
-}
-ok() {
-    echo "real_clients: ok: $*"
-}
-
-missing=()
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "real_clients: installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
-
-cargo build --release --quiet --bin margay
-
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=tests/common/checks.sh
+source "$(dirname "$0")/../common/checks.sh"
+check_init real_clients chromium curl openssl
 
 # A CA and a leaf for localhost and 127.0.0.1, both ECDSA P-256. The leaf's key is SEC1
 # ("EC PRIVATE KEY", curve named inside), as `openssl ecparam -genkey` writes it.
@@ -54,19 +25,10 @@ openssl x509 -req -in "$work/leaf.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" 
     fail "openssl could not sign the certificate"
 grep -q "BEGIN EC PRIVATE KEY" "$work/leaf.key" || fail "expected a SEC1 key from openssl ecparam"
 
-target/release/margay --listen 127.0.0.1:0 --tls-listen 127.0.0.1:0 \
+start_margay server --listen 127.0.0.1:0 --tls-listen 127.0.0.1:0 \
     --tls-cert "$work/leaf.pem" --tls-key "$work/leaf.key" --redirect-https \
-    --root htdocs --access-log off >"$work/server.log" 2>&1 &
-server_pid=$!
-plain="" tls=""
-for _ in $(seq 100); do
-    plain=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$work/server.log" | head -n 1 || true)
-    tls=$(grep -o 'https://127\.0\.0\.1:[0-9]*' "$work/server.log" | head -n 1 || true)
-    [ -n "$plain" ] && [ -n "$tls" ] && break
-    kill -0 "$server_pid" 2>/dev/null || fail "the server exited at start: $(cat "$work/server.log")"
-    sleep 0.1
-done
-[ -n "$tls" ] || fail "the server did not report an https address: $(cat "$work/server.log")"
+    --root htdocs --access-log off
+plain=$base tls=$tls_base
 port=${tls##*:}
 plain_port=${plain##*:}
 base="https://localhost:$port"
@@ -168,5 +130,5 @@ grep -q 'class="state live"' <<<"$dom" || fail "over HTTPS the page does not say
     fail "Chromium made no TLS handshake with the server ($before_handshakes -> $after_handshakes)"
 ok "Chromium over HTTPS: status.html shows requests=$shown (/api/status: $before..$after), live; TLS handshakes $before_handshakes -> $after_handshakes"
 
-kill -0 "$server_pid" 2>/dev/null || fail "the server died: $(tail -n 20 "$work/server.log")"
+kill -0 "$server_pid" 2>/dev/null || fail "the server died: $(tail -n 20 "$server_log")"
 echo "real_clients: all checks passed"
