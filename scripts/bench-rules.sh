@@ -103,15 +103,17 @@ for ((rep = 1; rep <= REPS; rep++)); do
     done
 done
 
-med() { awk -v v="$1" -v m="$2" '$2 == v && $3 == m { print $4 }' "$RAW" | median; }
+variant_med() {   # variant_med VARIANT METRIC: the median over the repetitions
+    awk -v v="$1" -v m="$2" '$2 == v && $3 == m { print $4 }' "$RAW" | median
+}
 paired() {   # paired METRIC A B: the median over repetitions of A / B within each
     awk -v m="$1" -v a="$2" -v b="$3" '$3 == m { x[$1 " " $2] = $4; reps[$1] = 1 }
         END { for (r in reps) if (x[r " " b] > 0) printf "%.3f\n", x[r " " a] / x[r " " b] }' "$RAW" | median
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
-cpu_none=$(med none cpu); cpu_rules=$(med rules cpu)
-rps_none=$(med none rps); rps_rules=$(med rules rps)
+cpu_none=$(variant_med none cpu); cpu_rules=$(variant_med rules cpu)
+rps_none=$(variant_med none rps); rps_rules=$(variant_med rules rps)
 report=$RESULTS_DIR/rules-latest.md
 mkdir -p "$RESULTS_DIR"
 {
@@ -126,16 +128,16 @@ mkdir -p "$RESULTS_DIR"
     echo "| --- | ---: | ---: | ---: | ---: |"
     echo "| server CPU per request (µs) | $cpu_none | $cpu_rules | $(ratio "$cpu_rules" "$cpu_none") | $(paired cpu rules none) |"
     echo "| requests per second | $rps_none | $rps_rules | $(ratio "$rps_rules" "$rps_none") | $(paired rps rules none) |"
-    echo "| errors | $(med none errors) | $(med rules errors) | | |"
+    echo "| errors | $(variant_med none errors) | $(variant_med rules errors) | | |"
     if [[ -n ${BASELINE_BIN:-} ]]; then
-        base_cpu=$(med baseline cpu)
+        base_cpu=$(variant_med baseline cpu)
         echo
         echo "Without rules against the baseline binary ($BASELINE_BIN, no configuration file):"
         echo
         echo "| | baseline | no rules | no rules / baseline (medians) | paired |"
         echo "| --- | ---: | ---: | ---: | ---: |"
         echo "| server CPU per request (µs) | $base_cpu | $cpu_none | $(ratio "$cpu_none" "$base_cpu") | $(paired cpu none baseline) |"
-        echo "| requests per second | $(med baseline rps) | $rps_none | $(ratio "$rps_none" "$(med baseline rps)") | $(paired rps none baseline) |"
+        echo "| requests per second | $(variant_med baseline rps) | $rps_none | $(ratio "$rps_none" "$(variant_med baseline rps)") | $(paired rps none baseline) |"
     fi
 } | tee "$report"
 cp "$RAW" "${report%.md}.raw"
