@@ -226,14 +226,16 @@ impl Server {
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully (a second signal exits at
     /// once).
     pub fn run(self) -> io::Result<()> {
-        let running = self.spawn()?;
-        let handle = running.handle();
-        // SIGHUP reads the certificates again (the TLS watcher looks at the flag).
-        signal_hook::flag::register(signal_hook::consts::SIGHUP, running.reload.clone())?;
+        // The signal pipe comes first: once the workers accept, clients may take every
+        // descriptor the process is allowed.
         let mut signals = signal_hook::iterator::Signals::new([
             signal_hook::consts::SIGINT,
             signal_hook::consts::SIGTERM,
         ])?;
+        let running = self.spawn()?;
+        let handle = running.handle();
+        // SIGHUP reads the certificates again (the TLS watcher looks at the flag).
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, running.reload.clone())?;
         std::thread::Builder::new()
             .name("margay-signals".into())
             .spawn(move || {
