@@ -153,6 +153,77 @@ both_models!(
     }
 );
 
+// bcrypt is slow on purpose; a client sending wrong password after wrong password must not
+// get the server to spend all its time in it. Once the checks have used their share, new
+// credentials get 503 with Retry-After, while credentials already verified and everything
+// outside the realm are served as before.
+both_models!(
+    a_flood_of_wrong_passwords_gets_503_and_the_rest_is_served,
+    |model| {
+        let users = tempfile::tempdir().unwrap();
+        let hash = |password: &str| {
+            bcrypt::hash_with_salt(password, 8, [7; 16])
+                .unwrap()
+                .format_for_version(bcrypt::Version::TwoY)
+        };
+        let text = format!("ann:{}\nbob:{}\n", hash("ann's"), hash("bob's"));
+        let file = users_file(users.path(), "users.htpasswd", &text, 0o600);
+        let rules = SiteRules::new()
+            .rule(
+                Rule::new("/private/**")
+                    .unwrap()
+                    .basic_auth("staff", &file)
+                    .unwrap(),
+            )
+            .unwrap();
+        let server = TestServer::start_with(model, |config| config.site_rules(rules));
+        std::fs::create_dir(server.root().join("private")).unwrap();
+        std::fs::write(server.root().join("private/secret.txt"), SECRET_TXT).unwrap();
+        let ann = [("Authorization", basic("ann:ann's"))];
+        let ann: Vec<(&str, &str)> = ann.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(server.get_with("/private/secret.txt", &ann).status, 200);
+
+        let mut stream = server.connect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let mut tries = 0;
+        let busy = loop {
+            let wrong = basic(&format!("ann:guess {tries}"));
+            send(
+                &mut stream,
+                &request("GET", "/private/secret.txt", &[("Authorization", &wrong)]),
+            );
+            let resp = read_response(&mut stream, false);
+            tries += 1;
+            match resp.status {
+                401 => assert!(
+                    std::time::Instant::now() < deadline,
+                    "{tries} wrong passwords in a row were all checked"
+                ),
+                503 => break resp,
+                other => panic!("a wrong password got {other}"),
+            }
+        };
+        let retry_after: u64 = busy
+            .header("retry-after")
+            .and_then(|v| v.parse().ok())
+            .expect("a Retry-After in seconds");
+        assert!(retry_after >= 1, "Retry-After {retry_after}");
+        assert!(!busy.text().contains("staff only"));
+
+        // Right credentials not checked yet wait too: 503, not a 401 that would call them wrong.
+        let bob = basic("bob:bob's");
+        let resp = server.get_with("/private/secret.txt", &[("Authorization", &bob)]);
+        assert_eq!(
+            resp.status, 503,
+            "unchecked credentials while the budget is spent"
+        );
+        // Credentials verified before, and files outside the realm, are served as ever.
+        let resp = server.get_with("/private/secret.txt", &ann);
+        assert_eq!((resp.status, resp.text().as_str()), (200, SECRET_TXT));
+        assert_eq!(server.get("/index.html").status, 200);
+    }
+);
+
 #[test]
 fn users_files_the_library_refuses() {
     let dir = tempfile::tempdir().unwrap();

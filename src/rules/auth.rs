@@ -1,6 +1,8 @@
 //! HTTP basic authentication (RFC 7617) for the paths of a rule: users and bcrypt hashes from
 //! an htpasswd-style file, checked in constant time, with successful checks remembered for a
-//! while so that only a client's first request pays for bcrypt.
+//! while so that only a client's first request pays for bcrypt. The time bcrypt may take is
+//! budgeted: a flood of wrong passwords gets `503` once it has used its share, instead of
+//! holding the event loop that serves everyone else.
 
 use crate::http::RequestHead;
 use base64::Engine;
@@ -19,6 +21,65 @@ pub(crate) const VERIFIED_FOR: Duration = Duration::from_secs(300);
 const VERIFIED_MAX: usize = 1024;
 /// bcrypt costs above this make a first request block its event loop for long: warned about.
 const SLOW_COST: u32 = 12;
+/// The share of the time a realm's credential checks may spend in bcrypt, over time.
+const BCRYPT_SHARE: f64 = 0.25;
+/// The most bcrypt time a realm spends in one burst, after a quiet spell.
+const BCRYPT_BURST: Duration = Duration::from_millis(500);
+
+/// What a request's credentials come to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The credentials of one of the users.
+    Admitted,
+    /// None, or not a user's.
+    Refused,
+    /// Not checked: bcrypt has used its share of the time. Ask again after this many seconds.
+    Busy(u64),
+}
+
+/// The bcrypt time a realm may still spend, in seconds: a bucket of [`BCRYPT_BURST`] that
+/// fills at [`BCRYPT_SHARE`] of the time passing and empties by the time each check took. It
+/// may go below zero; once it has run dry, no check runs until it holds a tenth of a burst
+/// again, so a flood meets a steady `503` rather than one check let through now and then.
+struct Budget {
+    seconds: f64,
+    at: Instant,
+    dry: bool,
+}
+
+impl Budget {
+    fn new(now: Instant) -> Budget {
+        Budget {
+            seconds: BCRYPT_BURST.as_secs_f64(),
+            at: now,
+            dry: false,
+        }
+    }
+
+    /// `Ok` if a check may run now, or the seconds until one may.
+    fn check(&mut self, now: Instant) -> Result<(), u64> {
+        if now > self.at {
+            let filled = now.duration_since(self.at).as_secs_f64() * BCRYPT_SHARE;
+            self.seconds = (self.seconds + filled).min(BCRYPT_BURST.as_secs_f64());
+            self.at = now;
+        }
+        let needed = if self.dry {
+            BCRYPT_BURST.as_secs_f64() / 10.0
+        } else {
+            f64::MIN_POSITIVE
+        };
+        self.dry = self.seconds < needed;
+        if self.dry {
+            Err((((needed - self.seconds) / BCRYPT_SHARE).ceil() as u64).max(1))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn spend(&mut self, took: Duration) {
+        self.seconds -= took.as_secs_f64();
+    }
+}
 
 /// One protected realm. Cheap to clone: the users and the memory of verified credentials
 /// are shared.
@@ -34,6 +95,7 @@ struct Realm {
     /// Keys for hashing names and credentials, random per load.
     keys: [RandomState; 2],
     verified: Mutex<HashMap<u128, Instant>>,
+    budget: Mutex<Budget>,
 }
 
 struct User {
@@ -119,6 +181,7 @@ impl BasicAuth {
             users,
             keys,
             verified: Mutex::new(HashMap::new()),
+            budget: Mutex::new(Budget::new(Instant::now())),
         })))
     }
 
@@ -143,27 +206,40 @@ impl BasicAuth {
     }
 
     /// Whether the request carries the credentials of one of the users.
-    pub(crate) fn admits(&self, head: &RequestHead, now: Instant) -> bool {
+    pub(crate) fn admits(&self, head: &RequestHead, now: Instant) -> Verdict {
         let Some(credentials) = head.header("authorization").and_then(basic_credentials) else {
-            return false;
+            return Verdict::Refused;
         };
         let key = digest(&self.0.keys, credentials.as_bytes());
         if self.was_verified(key, now) {
-            return true;
+            return Verdict::Admitted;
         }
         let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(credentials) else {
-            return false;
+            return Verdict::Refused;
         };
         let Some(colon) = decoded.iter().position(|&b| b == b':') else {
-            return false;
+            return Verdict::Refused;
         };
-        let (name, password) = (&decoded[..colon], &decoded[colon + 1..]);
-        if self.verify(name, password) {
-            self.remember(key, now);
-            true
-        } else {
-            false
+        if let Err(retry_after) = self.budget().check(now) {
+            return Verdict::Busy(retry_after);
         }
+        let (name, password) = (&decoded[..colon], &decoded[colon + 1..]);
+        let started = Instant::now();
+        let verified = self.verify(name, password);
+        self.budget().spend(started.elapsed());
+        if verified {
+            self.remember(key, now);
+            Verdict::Admitted
+        } else {
+            Verdict::Refused
+        }
+    }
+
+    fn budget(&self) -> std::sync::MutexGuard<'_, Budget> {
+        self.0
+            .budget
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Compares the name with every user's in the same time, then runs bcrypt once: against
@@ -356,7 +432,12 @@ pub(crate) mod tests {
         ];
         for (value, admitted) in &rows {
             let head = request(value.as_deref());
-            assert_eq!(auth.admits(&head, now), *admitted, "{value:?}");
+            let expected = if *admitted {
+                Verdict::Admitted
+            } else {
+                Verdict::Refused
+            };
+            assert_eq!(auth.admits(&head, now), expected, "{value:?}");
         }
         let good = request(Some(&basic("ann:ann's secret")));
         let key = digest(
@@ -370,11 +451,40 @@ pub(crate) mod tests {
             !auth.was_verified(key, now + VERIFIED_FOR),
             "forgotten in time"
         );
-        assert!(auth.admits(&good, now + VERIFIED_FOR), "and checked again");
+        assert_eq!(
+            auth.admits(&good, now + VERIFIED_FOR),
+            Verdict::Admitted,
+            "and checked again"
+        );
         let debug = format!("{auth:?}");
         assert!(
             debug.contains("users: 2") && !debug.contains("$2y$"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn bcrypt_gets_its_share_of_the_time_and_no_more() {
+        let start = Instant::now();
+        let mut budget = Budget::new(start);
+        let burst = BCRYPT_BURST.as_secs_f64();
+        // A burst may go over by one check; then nothing runs until the debt is paid back
+        // at a quarter of the time passing.
+        assert_eq!(budget.check(start), Ok(()));
+        budget.spend(BCRYPT_BURST + Duration::from_millis(950));
+        // 0.95 s of debt and a tenth of a burst (0.05 s) to refill is 4 s at a quarter.
+        assert_eq!(budget.check(start), Err(4));
+        assert_eq!(budget.check(start + Duration::from_millis(3900)), Err(1));
+        assert_eq!(budget.check(start + Duration::from_millis(4100)), Ok(()));
+        // Once allowed, checks run until the bucket is dry again.
+        budget.spend(Duration::from_millis(80));
+        assert_eq!(budget.check(start + Duration::from_millis(4100)), Err(1));
+        // A long quiet spell fills the bucket to one burst, not more.
+        let later = start + Duration::from_secs(3600);
+        assert_eq!(budget.check(later), Ok(()));
+        assert!((budget.seconds - burst).abs() < 1e-9, "{}", budget.seconds);
+        // Time going backwards (another thread's earlier clock reading) takes nothing.
+        assert_eq!(budget.check(start), Ok(()));
+        assert!((budget.seconds - burst).abs() < 1e-9);
     }
 }

@@ -22,7 +22,7 @@ pub use reload::RulesHandle;
 pub(crate) use reload::RulesSlot;
 
 use crate::http::{Method, RequestHead, Response, StatusCode};
-use auth::BasicAuth;
+use auth::{BasicAuth, Verdict};
 use globset::{GlobSet, GlobSetBuilder};
 use pattern::Pattern;
 use redirect::Redirect;
@@ -462,18 +462,32 @@ impl SiteRules {
         {
             return Some(response);
         }
-        if let Some((_, auth)) = self.first(&hits, |r| r.auth.as_ref())
-            && !auth.admits(head, Instant::now())
-        {
-            // Quoted: a decoded path may hold control characters.
-            log::debug!(
-                "basic auth: no valid credentials for {path:?} (realm {:?})",
-                auth.realm()
-            );
-            return Some(
-                Response::error(StatusCode::UNAUTHORIZED)
-                    .header("WWW-Authenticate", auth.challenge().to_string()),
-            );
+        if let Some((_, auth)) = self.first(&hits, |r| r.auth.as_ref()) {
+            match auth.admits(head, Instant::now()) {
+                Verdict::Admitted => {}
+                Verdict::Refused => {
+                    // Quoted: a decoded path may hold control characters.
+                    log::debug!(
+                        "basic auth: no valid credentials for {path:?} (realm {:?})",
+                        auth.realm()
+                    );
+                    return Some(
+                        Response::error(StatusCode::UNAUTHORIZED)
+                            .header("WWW-Authenticate", auth.challenge().to_string()),
+                    );
+                }
+                Verdict::Busy(retry_after) => {
+                    log::debug!(
+                        "basic auth: credentials for {path:?} not checked, bcrypt's share of \
+                         the time is used up (realm {:?})",
+                        auth.realm()
+                    );
+                    return Some(
+                        Response::error(StatusCode::SERVICE_UNAVAILABLE)
+                            .header("Retry-After", retry_after.to_string()),
+                    );
+                }
+            }
         }
         let (rule, redirect) =
             self.first(&hits, |r| r.redirect.as_ref().filter(|r| r.is_forced()))?;
