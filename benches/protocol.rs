@@ -1,13 +1,14 @@
 //! Measures the pure per-request work: parsing request heads, encoding response heads,
 //! decoding request-targets, resolving static-file paths, serving a cached file (as it is and
-//! compressed) and compressing a file the first time.
+//! compressed), compressing a file the first time, and writing an access-log line in each
+//! format.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use margay::Body;
 use margay::internals::{
-    Coding, DateCache, HeadStorage, Limits, Persistence, RequestHead, Resolved, StaticFiles,
-    compress, encode_head, parse_head_reusing, parse_target, resolve_path,
+    AccessLogEntry, Coding, DateCache, HeadStorage, Limits, Persistence, RequestHead, Resolved,
+    StaticFiles, compress, encode_head, parse_head_reusing, parse_target, resolve_path,
 };
+use margay::{AccessLogFormat, Body, StatusCode};
 use std::fs;
 use std::hint::black_box;
 use std::time::Duration;
@@ -233,12 +234,42 @@ fn bench_compression(c: &mut Criterion) {
     group.finish();
 }
 
+/// One access-log line for a browser's request, in each format: what the choice of format
+/// costs per request (the write itself is the same one system call for all).
+fn bench_access_log(c: &mut Criterion) {
+    let (head, _) = parse_one(
+        BROWSER_REQUEST,
+        &Limits::default(),
+        &mut HeadStorage::default(),
+    );
+    let entry = AccessLogEntry {
+        client: "198.51.100.7".parse().unwrap(),
+        peer: "198.51.100.7:51234".parse().unwrap(),
+        head: Some(&head),
+        status: StatusCode::OK,
+        bytes: 1290,
+        elapsed: Duration::from_micros(1742),
+        clf_time: "01/Dec/2026:12:00:00 +0000",
+        iso_time: "2026-12-01T12:00:00Z",
+        tls: None,
+    };
+    let mut group = c.benchmark_group("access_log_line");
+    for (name, format) in [
+        ("combined", AccessLogFormat::Combined),
+        ("combined_time", AccessLogFormat::CombinedTime),
+        ("json", AccessLogFormat::Json),
+    ] {
+        group.bench_function(name, |b| b.iter(|| black_box(&entry).format(format)));
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
     targets = bench_parse_head, bench_encode_head, bench_parse_target, bench_static_files,
-        bench_compression
+        bench_compression, bench_access_log
 }
 criterion_main!(benches);

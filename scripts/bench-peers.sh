@@ -25,6 +25,7 @@
 #              then also gives margay / baseline for each workload. Add "baseline" to
 #              SERVERS (it is added after margay when BASELINE_BIN is set and SERVERS
 #              is not).
+#   BASELINE_LABEL  what the report calls that binary (default "baseline")
 #
 # Servers (each alone while measured, pinned to core 0; clients on core 1;
 # all on 127.0.0.1, serving the same generated docroot):
@@ -466,7 +467,7 @@ report() {
     fi
     if [[ " $ACTIVE " == *" baseline "* ]]; then
         echo
-        echo "### margay against the baseline binary"
+        echo "### margay against the baseline binary (${BASELINE_LABEL:-baseline})"
         echo
         echo "| workload | margay | baseline | ratio | paired |"
         echo "| --- | ---: | ---: | ---: | ---: |"

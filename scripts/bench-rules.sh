@@ -15,6 +15,7 @@
 #   REPS          repetitions; figures are medians over them (default 5)
 #   BASELINE_BIN  another margay binary (say, main's) measured too, with no
 #                 configuration file: whether a site without rules pays anything
+#   BASELINE_LABEL  what the report calls that binary (default "baseline")
 #
 # Server pinned to core 0, wrk to core 1 (see common.sh). Prints a Markdown
 # report and writes it to bench-results/rules-latest.md.
@@ -132,7 +133,7 @@ mkdir -p "$RESULTS_DIR"
     if [[ -n ${BASELINE_BIN:-} ]]; then
         base_cpu=$(variant_med baseline cpu)
         echo
-        echo "Without rules against the baseline binary ($BASELINE_BIN, no configuration file):"
+        echo "Without rules against the baseline binary (${BASELINE_LABEL:-baseline}, no configuration file):"
         echo
         echo "| | baseline | no rules | no rules / baseline (medians) | paired |"
         echo "| --- | ---: | ---: | ---: | ---: |"

@@ -383,10 +383,11 @@ best_peer() {
     return 0
 }
 
-# margay_start DIR DOCROOT EXTRA_ARGS...: the release binary, access log off.
+# margay_start DIR DOCROOT EXTRA_ARGS...: the release binary, access log off
+# (or to MARGAY_ACCESS_LOG, if set).
 margay_start() {
     local dir=$1 docroot=$2; shift 2
     mkdir -p "$dir"
     start_server "$dir/stdout.log" "$MARGAY" --listen "127.0.0.1:$PORT" --root "$docroot" \
-        --access-log off --log-level warn "$@"
+        --access-log "${MARGAY_ACCESS_LOG:-off}" --log-level warn "$@"
 }

@@ -62,6 +62,7 @@ pub use stats::StatusReport;
 /// changes without notice.
 #[doc(hidden)]
 pub mod internals {
+    pub use crate::access_log::Entry as AccessLogEntry;
     pub use crate::app::pool::Ticket;
     pub use crate::app::{Execution, Handler, Router, StateMap};
     pub use crate::connection::outbox::Outbox;
