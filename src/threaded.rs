@@ -423,7 +423,7 @@ fn forward(
         }
     }
     if let Some(up) = upstream.as_mut() {
-        changed |= pump_upstream(conn, &mut up.io, worker, Instant::now());
+        changed |= pump_upstream(conn, &mut up.io, worker, Instant::now(), true);
         // A response just through gives its connection back before the client has it, so
         // the client's next request (on another thread) finds it in the pool.
         changed |= release_upstream(conn, upstream, &upstreams);

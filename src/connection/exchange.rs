@@ -394,6 +394,23 @@ impl Exchange {
         }
     }
 
+    /// Whether the forwarded request could be sent again if its connection failed before any
+    /// response byte: idempotent, without a body, and not a retry already. A shell takes a
+    /// kept connection for one that could not without checking it is still open first.
+    pub fn upstream_retryable(&self) -> bool {
+        let Inbound::Forwarding(f) = &self.inbound else {
+            return false;
+        };
+        f.attempts < 2
+            && match &f.forward {
+                Some(forward) => forward.can_retry(),
+                None => {
+                    matches!(f.head.framing, Framing::None | Framing::Length(0))
+                        && f.head.method.is_idempotent()
+                }
+            }
+    }
+
     /// The shell has a connection to `member` for the forwarded request: the request is
     /// written for it.
     pub fn attach_upstream(&mut self, member: usize, worker: &Worker) {
