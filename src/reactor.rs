@@ -506,12 +506,18 @@ impl Reactor {
                     let check = !client.conn.upstream_retryable();
                     match sockets.take(upstreams, member, holder, check, registry, now) {
                         Ok(up) => {
+                            // Kept connections are connected; new ones are still connecting.
+                            let reused = sockets.get_mut(up).is_some_and(|s| s.connected);
                             client.upstream = Some(up);
-                            client.conn.attach_upstream(member, &self.worker, now);
+                            client
+                                .conn
+                                .attach_upstream(member, reused, &self.worker, now);
                         }
                         Err(e) => {
                             log::warn!("upstream {}: {e}", upstreams.member(member).addr);
-                            client.conn.attach_upstream(member, &self.worker, now);
+                            client
+                                .conn
+                                .attach_upstream(member, false, &self.worker, now);
                             client.conn.upstream_broke(&mut self.worker);
                         }
                     }

@@ -772,3 +772,34 @@ both_models!(
         assert_eq!(posts, 1, "the POST was sent twice");
     }
 );
+
+both_models!(
+    a_kept_connection_that_fails_is_retried_on_the_same_member,
+    |model| {
+        // Each connection answers one request, then closes at the next without answering: as
+        // a server does whose keep-alive timeout fired while that request was on its way.
+        let answered = Arc::new(Mutex::new(std::collections::HashSet::new()));
+        let backend = Backend::start(move |_, stream| {
+            let peer = stream.peer_addr().unwrap();
+            if !answered.lock().unwrap().insert(peer) {
+                return false;
+            }
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .is_ok()
+        });
+        // One member: there is no other to send the request to.
+        let server = proxy(model, &[&backend.url()], |c| c);
+        let mut stream = server.connect();
+        for _ in 0..3 {
+            send(&mut stream, &get_req("/up/x"));
+            let resp = read_response(&mut stream, false);
+            assert_eq!((resp.status, resp.text().as_str()), (200, "ok"));
+        }
+        let status = server.status();
+        let member = &status["upstreams"][0]["members"][0];
+        // Not the member's fault: it is not counted as failing.
+        assert_eq!(member["failures"], 0, "{status}");
+        assert_eq!(member["state"], "up", "{status}");
+    }
+);
