@@ -300,7 +300,8 @@ impl Config {
         self
     }
 
-    /// Idle keep-alive connections kept per upstream server. Default 32.
+    /// Idle keep-alive connections kept per upstream server by each event loop (and as many
+    /// again in the pool they share). Default 32.
     pub fn proxy_keepalive(mut self, n: usize) -> Config {
         self.proxy.keepalive = n;
         self

@@ -1,14 +1,18 @@
 //! The event loop: one `mio::Poll`, a `Slab` of client sockets indexed by token, the accept
-//! loop, the timers and shutdown. It knows no HTTP and no files: each socket's connection core
-//! decides what is said on it, and the worker behind them keeps the caches.
+//! loop, the timers and shutdown, and the loop's upstream sockets (`upstream_sockets`). It
+//! knows no HTTP and no files: each socket's connection core decides what is said on it, and
+//! the worker behind them keeps the caches.
+
+mod upstream_sockets;
 
 use crate::app::pool::{Mailbox, Ticket, Wake};
 use crate::connection::{Connection, State, Step};
 use crate::control::Control;
 use crate::listener::{Listener, ListenerKind};
 use crate::proxy::Upstreams;
-use crate::transport::{Input, Plain, Stream, Transport, expire, pump, pump_upstream};
+use crate::transport::{Input, Stream, Transport, expire, pump, pump_upstream};
 use crate::worker::{Notifier, Worker};
+use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
@@ -20,6 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime};
+use upstream_sockets::{Holder, UpstreamSockets};
 
 const WAKER: Token = Token(usize::MAX - 1);
 /// Readable when something the worker caches has changed.
@@ -28,7 +33,8 @@ const CHANGES: Token = Token(usize::MAX - 2);
 const FIRST_LISTENER: usize = usize::MAX - 3;
 /// At most this many listeners per loop: their tokens stay clear of the slab's.
 const MAX_LISTENERS: usize = 64;
-/// Set in the token of a client's upstream socket; the rest is the client's slab key.
+/// Set in the token of an upstream socket; the rest is its key among the loop's upstream
+/// sockets.
 const UPSTREAM: usize = 1 << (usize::BITS - 2);
 /// Rounds of client and upstream pumping per event, at most, while either makes progress.
 const FORWARD_ROUNDS: usize = 8;
@@ -60,31 +66,8 @@ struct Client {
     /// The interest registered with the poller (none before the first wait), so it is
     /// changed only when the connection's differs.
     registered: Option<Interest>,
-    /// The upstream server connection of the request it forwards, if any.
-    upstream: Option<Box<UpstreamSocket>>,
-}
-
-/// A connection to an upstream server, carrying one client's forwarded request. Its token is
-/// the client's with [`UPSTREAM`] set.
-struct UpstreamSocket {
-    io: Plain<TcpStream>,
-    /// The member of the proxy rule's group it is connected to.
-    member: usize,
-    /// Whether the (non-blocking) connect has completed.
-    connected: bool,
-    registered: Option<Interest>,
-}
-
-impl UpstreamSocket {
-    fn interest(&self, conn: &Connection) -> Interest {
-        if !self.connected {
-            Interest::WRITABLE
-        } else if conn.upstream_output().is_empty() {
-            Interest::READABLE
-        } else {
-            Interest::READABLE | Interest::WRITABLE
-        }
-    }
+    /// The key of the upstream socket carrying the request it forwards, if any.
+    upstream: Option<usize>,
 }
 
 impl Client {
@@ -132,6 +115,12 @@ pub(crate) struct Reactor {
     config: ReactorConfig,
     control: Arc<Control>,
     drain_deadline: Option<Instant>,
+    /// The proxy's upstream servers, if any.
+    upstreams: Option<Arc<Upstreams>>,
+    /// Upstream sockets, busy and idle, all registered for good.
+    upstream_sockets: UpstreamSockets,
+    /// When idle upstream sockets are next looked at for their idle timeout.
+    next_sweep: Instant,
 }
 
 impl Reactor {
@@ -169,6 +158,7 @@ impl Reactor {
                 log::warn!("changes cannot be watched ({e}); cached files are checked with stat")
             }
         }
+        let upstreams = worker.site().upstreams.clone();
         Ok(Reactor {
             poll,
             listeners,
@@ -184,6 +174,9 @@ impl Reactor {
             config,
             control,
             drain_deadline: None,
+            upstreams,
+            upstream_sockets: UpstreamSockets::default(),
+            next_sweep: Instant::now() + MAX_SLEEP,
         })
     }
 
@@ -206,6 +199,15 @@ impl Reactor {
             if events.iter().any(|e| e.token() == CHANGES) {
                 self.worker.refresh();
             }
+            // Idle upstream sockets first, as the poll saw them: none that closed is taken for
+            // a request before its event is read.
+            if let Some(upstreams) = &self.upstreams {
+                for event in events.iter() {
+                    if let Some(key) = upstream_key(event.token()) {
+                        self.upstream_sockets.polled(key, event, upstreams);
+                    }
+                }
+            }
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.read_mailbox(now),
@@ -213,7 +215,7 @@ impl Reactor {
                     Token(t) if t > FIRST_LISTENER - MAX_LISTENERS => {
                         self.accept(FIRST_LISTENER - t, now)
                     }
-                    Token(t) if t & UPSTREAM != 0 => self.upstream_ready(t & !UPSTREAM, now),
+                    Token(t) if t & UPSTREAM != 0 => self.upstream_ready(t & !UPSTREAM, event, now),
                     Token(key) => {
                         let input = match event.is_read_closed() || event.is_error() {
                             true => Input::Closed,
@@ -232,8 +234,12 @@ impl Reactor {
                 self.drive(key, now, Input::Closed);
             }
             self.expire(now);
+            self.sweep_upstreams(now);
             self.resume_accepting(now);
             if self.control.is_shutting_down() && self.drain(now) {
+                if let Some(upstreams) = &self.upstreams {
+                    self.upstream_sockets.close_idle(upstreams);
+                }
                 return Ok(());
             }
         }
@@ -453,7 +459,8 @@ impl Reactor {
         }
     }
 
-    /// Sets the client's and its upstream's interest with the poller, where they changed.
+    /// Sets the client's interest with the poller, where it changed. (Upstream sockets stay
+    /// registered for reading and writing from their first request to their close.)
     fn register(&mut self, key: usize) -> io::Result<()> {
         let Some(client) = self.clients.get_mut(key) else {
             return Ok(());
@@ -470,73 +477,87 @@ impl Reactor {
             .inspect_err(|e| log::warn!("{}: (re)register: {e}", client.conn.peer()))?;
             client.registered = Some(interest);
         }
-        if let Some(up) = client.upstream.as_mut() {
-            let interest = up.interest(&client.conn);
-            if up.registered != Some(interest) {
-                let token = Token(key | UPSTREAM);
-                match up.registered {
-                    None => registry.register(&mut up.io.0, token, interest),
-                    Some(_) => registry.reregister(&mut up.io.0, token, interest),
-                }
-                .inspect_err(|e| log::warn!("upstream (re)register: {e}"))?;
-                up.registered = Some(interest);
-            }
-        }
         Ok(())
     }
 
     /// The forwarding side of a client: gives back the upstream connection it is done with,
-    /// connects (or takes a kept connection) for a request that needs one, and moves bytes on
+    /// takes one (kept, or a new connect) for a request that needs one, and moves bytes on
     /// the upstream socket. Returns whether anything happened the client side should see.
     fn forward(&mut self, key: usize, now: Instant) -> bool {
-        let Some(upstreams) = self.worker.site().upstreams.clone() else {
+        let Some(upstreams) = self.upstreams.as_deref() else {
             return false;
         };
         let Some(client) = self.clients.get_mut(key) else {
             return false;
         };
         let registry = self.poll.registry();
-        let mut changed = release_upstream(client, &upstreams, registry);
+        let sockets = &mut self.upstream_sockets;
+        let mut changed = release_upstream(client, upstreams, sockets, registry, now);
         if client.upstream.is_none()
             && let Some((group, avoid)) = client.conn.upstream_wanted()
         {
             changed = true;
             match upstreams.choose(group, avoid) {
                 None => client.conn.upstream_unavailable(&mut self.worker),
-                Some(member) => match connect(&upstreams, member) {
-                    Ok(up) => {
-                        client.upstream = Some(Box::new(up));
-                        client.conn.attach_upstream(member, &self.worker, now);
+                Some(member) => {
+                    let holder = Holder::Client { key, id: client.id };
+                    // A request that could not be sent again gets a kept connection only
+                    // after a peek; one that could is sent again if the connection fails.
+                    let check = !client.conn.upstream_retryable();
+                    match sockets.take(upstreams, member, holder, check, registry, now) {
+                        Ok(up) => {
+                            // Kept connections are connected; new ones are still connecting.
+                            let reused = sockets.get_mut(up).is_some_and(|s| s.connected);
+                            client.upstream = Some(up);
+                            client
+                                .conn
+                                .attach_upstream(member, reused, &self.worker, now);
+                        }
+                        Err(e) => {
+                            log::warn!("upstream {}: {e}", upstreams.member(member).addr);
+                            client
+                                .conn
+                                .attach_upstream(member, false, &self.worker, now);
+                            client.conn.upstream_broke(&mut self.worker);
+                        }
                     }
-                    Err(e) => {
-                        log::warn!("upstream {}: {e}", upstreams.member(member).addr);
-                        client.conn.attach_upstream(member, &self.worker, now);
-                        client.conn.upstream_broke(&mut self.worker);
-                    }
-                },
+                }
             }
         }
-        if let Some(up) = client.upstream.as_mut()
+        if let Some(up) = client.upstream.and_then(|up| sockets.get_mut(up))
             && up.connected
         {
-            changed |= pump_upstream(&mut client.conn, &mut up.io, &mut self.worker, now);
+            let heard = up.heard;
+            changed |= pump_upstream(&mut client.conn, &mut up.io, &mut self.worker, now, heard);
             // A response just through gives its connection back before the client has it, so
-            // the client's next request (on another worker, perhaps) finds it in the pool.
-            changed |= release_upstream(client, &upstreams, self.poll.registry());
+            // the client's next request finds it in the pool.
+            changed |= release_upstream(client, upstreams, sockets, registry, now);
         }
         changed
     }
 
-    /// An event on a client's upstream socket: completes a connect, then runs the client.
-    fn upstream_ready(&mut self, key: usize, now: Instant) {
-        let Some(client) = self.clients.get_mut(key) else {
+    /// An event on an upstream socket: completes a connect, then runs the client it serves.
+    fn upstream_ready(&mut self, up: usize, event: &Event, now: Instant) {
+        let Some(Holder::Client { key, id }) = self.upstream_sockets.holder(up) else {
+            // Idle: the poll's report was read before the turn began.
             return;
         };
-        if let Some(up) = client.upstream.as_mut()
-            && !up.connected
-        {
-            match up.io.0.take_error() {
-                Ok(None) if up.io.0.peer_addr().is_ok() => up.connected = true,
+        let Some(client) = self
+            .clients
+            .get_mut(key)
+            .filter(|c| c.id == id && c.upstream == Some(up))
+        else {
+            return;
+        };
+        let Some(socket) = self.upstream_sockets.get_mut(up) else {
+            return;
+        };
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            socket.heard = true;
+        }
+        if !socket.connected {
+            match socket.io.0.take_error() {
+                Ok(None) if socket.io.0.peer_addr().is_ok() => socket.connected = true,
                 Ok(None) => {}
                 Ok(Some(e)) | Err(e) => {
                     log::debug!("{}: upstream connect failed: {e}", client.conn.peer());
@@ -545,6 +566,17 @@ impl Reactor {
             }
         }
         self.drive(key, now, Input::Quiet);
+    }
+
+    /// Closes upstream sockets idle past their timeout, about once a second.
+    fn sweep_upstreams(&mut self, now: Instant) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + MAX_SLEEP;
+        if let Some(upstreams) = &self.upstreams {
+            self.upstream_sockets.sweep(upstreams, now);
+        }
     }
 
     /// Makes sure the timer will look at the connection by its deadline.
@@ -587,24 +619,24 @@ impl Reactor {
         }
         // Closing the descriptor takes it out of the epoll set: no deregister call needed.
         let mut client = self.clients.remove(key);
-        if let (Some(mut up), Some(upstreams)) =
-            (client.upstream.take(), &self.worker.site().upstreams)
-        {
-            match client.conn.take_released() {
+        if let (Some(up), Some(upstreams)) = (client.upstream.take(), &self.upstreams) {
+            let reusable = match client.conn.take_released() {
                 // The response was through before the client's connection ended.
                 Some(released) => {
                     upstreams.finished(released.member, released.failed);
-                    if released.reusable && up.connected {
-                        if up.registered.is_some() {
-                            let _ = self.poll.registry().deregister(&mut up.io.0);
-                        }
-                        let socket = std::net::TcpStream::from(std::os::fd::OwnedFd::from(up.io.0));
-                        upstreams.give_idle(up.member, socket);
-                    }
+                    released.reusable
                 }
                 // The client went, not the upstream: the member is not counted as failing.
-                None => upstreams.finished(up.member, false),
-            }
+                None => {
+                    if let Some(socket) = self.upstream_sockets.get_mut(up) {
+                        upstreams.finished(socket.member, false);
+                    }
+                    false
+                }
+            };
+            let registry = self.poll.registry();
+            self.upstream_sockets
+                .give_back(up, reusable, upstreams, registry, Instant::now());
         }
         log::trace!("{}: token {key} closed", client.conn.peer());
         client.conn.close(&mut self.worker);
@@ -721,43 +753,27 @@ impl Reactor {
     }
 }
 
-/// Gives back the upstream connection the client's exchange is done with: to the pool if it
+/// Gives back the upstream connection the client's exchange is done with: to a pool if it
 /// can carry another request, else closed. Returns whether there was one.
-fn release_upstream(client: &mut Client, upstreams: &Upstreams, registry: &Registry) -> bool {
+fn release_upstream(
+    client: &mut Client,
+    upstreams: &Upstreams,
+    sockets: &mut UpstreamSockets,
+    registry: &Registry,
+    now: Instant,
+) -> bool {
     let Some(released) = client.conn.take_released() else {
         return false;
     };
     upstreams.finished(released.member, released.failed);
-    if let Some(mut up) = client.upstream.take() {
-        // A request answered within one turn never registered its socket.
-        if up.registered.is_some() {
-            let _ = registry.deregister(&mut up.io.0);
-        }
-        if released.reusable && up.connected {
-            let socket = std::net::TcpStream::from(std::os::fd::OwnedFd::from(up.io.0));
-            upstreams.give_idle(up.member, socket);
-        }
+    if let Some(up) = client.upstream.take() {
+        sockets.give_back(up, released.reusable, upstreams, registry, now);
     }
     true
 }
 
-/// A connection to `member`: a kept idle one, or a new non-blocking connect.
-fn connect(upstreams: &Upstreams, member: usize) -> io::Result<UpstreamSocket> {
-    // Kept connections are non-blocking already: both shells give back only those.
-    if let Some(kept) = upstreams.take_idle(member) {
-        return Ok(UpstreamSocket {
-            io: Plain(TcpStream::from_std(kept)),
-            member,
-            connected: true,
-            registered: None,
-        });
-    }
-    let socket = TcpStream::connect(upstreams.member(member).addr)?;
-    let _ = socket.set_nodelay(true);
-    Ok(UpstreamSocket {
-        io: Plain(socket),
-        member,
-        connected: false,
-        registered: None,
-    })
+/// The key of the upstream socket a token names, if it names one.
+fn upstream_key(token: Token) -> Option<usize> {
+    let Token(t) = token;
+    (t <= FIRST_LISTENER - MAX_LISTENERS && t & UPSTREAM != 0).then_some(t & !UPSTREAM)
 }

@@ -398,7 +398,9 @@ fn forward(
             Some(member) => {
                 let timeout = worker.site().timeouts.upstream;
                 // A kept connection is set up already (non-blocking, no delay).
-                let socket = upstreams.take_idle(member).map(Ok).unwrap_or_else(|| {
+                let kept = upstreams.take_idle(member);
+                let reused = kept.is_some();
+                let socket = kept.map(Ok).unwrap_or_else(|| {
                     let addr = upstreams.member(member).addr;
                     TcpStream::connect_timeout(&addr, timeout).and_then(|s| {
                         s.set_nonblocking(true)?;
@@ -406,7 +408,7 @@ fn forward(
                         Ok(s)
                     })
                 });
-                conn.attach_upstream(member, worker, now);
+                conn.attach_upstream(member, reused, worker, now);
                 match socket {
                     Ok(socket) => {
                         *upstream = Some(Upstream {
@@ -423,7 +425,7 @@ fn forward(
         }
     }
     if let Some(up) = upstream.as_mut() {
-        changed |= pump_upstream(conn, &mut up.io, worker, Instant::now());
+        changed |= pump_upstream(conn, &mut up.io, worker, Instant::now(), true);
         // A response just through gives its connection back before the client has it, so
         // the client's next request (on another thread) finds it in the pool.
         changed |= release_upstream(conn, upstream, &upstreams);

@@ -656,3 +656,150 @@ fn proxy_rules_in_the_binary() {
     );
     assert_eq!(backend.seen()[0].target(), "/todos");
 }
+
+/// The idle connections the proxy keeps for the first member, as its status reports them.
+fn idle_upstream_connections(server: &TestServer) -> u64 {
+    server.status()["upstreams"][0]["members"][0]["idle"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Waits (a bounded while) until the status reports `n` idle upstream connections; returns
+/// whether it did.
+fn until_idle_upstream_connections(server: &TestServer, n: u64) -> bool {
+    for _ in 0..100 {
+        if idle_upstream_connections(server) == n {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A backend that answers with keep-alive framing, then closes the connection a moment later,
+/// while the proxy keeps it idle (as a backend's own keep-alive timeout does).
+fn closes_kept_connections() -> Backend {
+    Backend::start(|seen, stream| {
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}",
+            seen.body.len() + 2,
+            "ok"
+        );
+        let _ = stream.write_all(reply.as_bytes());
+        let _ = stream.write_all(&seen.body);
+        thread::sleep(Duration::from_millis(100));
+        false
+    })
+}
+
+both_models!(
+    a_kept_connection_the_backend_closed_is_not_used_again,
+    |model| {
+        let backend = closes_kept_connections();
+        let server = proxy(model, &[&backend.url()], |c| c);
+        let mut stream = server.connect();
+        send(&mut stream, &get_req("/up/1"));
+        assert_eq!(read_response(&mut stream, false).text(), "ok");
+        // The event loop hears the close and drops the connection by itself; the thread
+        // model finds it closed when it takes it.
+        if model == Model::Reactor {
+            assert!(
+                until_idle_upstream_connections(&server, 0),
+                "the closed connection stayed in the pool: {}",
+                server.status()
+            );
+        } else {
+            thread::sleep(Duration::from_millis(300));
+        }
+        // Neither a request that may be repeated nor one that may not meets the dead
+        // connection: both go out on a new one, with no failure and no retry.
+        send(&mut stream, &get_req("/up/2"));
+        assert_eq!(read_response(&mut stream, false).text(), "ok");
+        thread::sleep(Duration::from_millis(300));
+        let mut raw = request("POST", "/up/3", &[("Content-Length", "3")]);
+        raw.extend_from_slice(b"abc");
+        send(&mut stream, &raw);
+        let resp = read_response(&mut stream, false);
+        assert_eq!((resp.status, resp.text().as_str()), (200, "okabc"));
+        assert_eq!(backend.accepts.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            backend.seen().len(),
+            3,
+            "every request reached the backend once"
+        );
+        let status = server.status();
+        let member = &status["upstreams"][0]["members"][0];
+        assert_eq!(member["failures"], 0, "{status}");
+        assert_eq!(member["retried"], 0, "{status}");
+    }
+);
+
+both_models!(kept_alive_clients_share_one_upstream_connection, |model| {
+    let backend = Backend::start(replies("shared"));
+    let server = proxy(model, &[&backend.url()], |c| c);
+    let mut clients: Vec<TcpStream> = (0..3).map(|_| server.connect()).collect();
+    for round in 0..4 {
+        for (i, client) in clients.iter_mut().enumerate() {
+            send(client, &get_req(&format!("/up/{round}/{i}")));
+            assert_eq!(read_response(client, false).text(), "shared");
+            // The response is through: its connection waits in the pool for the next.
+            assert!(until_idle_upstream_connections(&server, 1));
+        }
+    }
+    assert_eq!(
+        backend.accepts.load(Ordering::SeqCst),
+        1,
+        "12 requests one after another need one upstream connection"
+    );
+    assert_eq!(backend.seen().len(), 12);
+});
+
+both_models!(
+    a_request_that_cannot_be_repeated_gets_502_not_a_second_send,
+    |model| {
+        // The backend reads the request and closes without answering: the POST may have
+        // taken effect, so it is not sent again.
+        let backend = Backend::start(|_, _| false);
+        let server = proxy(model, &[&backend.url()], |c| c.proxy_max_fails(100));
+        let mut raw = request("POST", "/up/once", &[("Content-Length", "3")]);
+        raw.extend_from_slice(b"abc");
+        assert_error_page(&server.exchange(&raw, false), 502);
+        let posts = backend
+            .seen()
+            .iter()
+            .filter(|s| s.head.starts_with("POST"))
+            .count();
+        assert_eq!(posts, 1, "the POST was sent twice");
+    }
+);
+
+both_models!(
+    a_kept_connection_that_fails_is_retried_on_the_same_member,
+    |model| {
+        // Each connection answers one request, then closes at the next without answering: as
+        // a server does whose keep-alive timeout fired while that request was on its way.
+        let answered = Arc::new(Mutex::new(std::collections::HashSet::new()));
+        let backend = Backend::start(move |_, stream| {
+            let peer = stream.peer_addr().unwrap();
+            if !answered.lock().unwrap().insert(peer) {
+                return false;
+            }
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .is_ok()
+        });
+        // One member: there is no other to send the request to.
+        let server = proxy(model, &[&backend.url()], |c| c);
+        let mut stream = server.connect();
+        for _ in 0..3 {
+            send(&mut stream, &get_req("/up/x"));
+            let resp = read_response(&mut stream, false);
+            assert_eq!((resp.status, resp.text().as_str()), (200, "ok"));
+        }
+        let status = server.status();
+        let member = &status["upstreams"][0]["members"][0];
+        // Not the member's fault: it is not counted as failing.
+        assert_eq!(member["failures"], 0, "{status}");
+        assert_eq!(member["state"], "up", "{status}");
+    }
+);

@@ -117,7 +117,8 @@ pub struct Args {
     /// prefix (http://app:9000/ sends /api/x as /x), one without keeps it.
     #[arg(long, value_name = "PREFIX=URL[,URL...]", value_parser = parse_proxy)]
     pub proxy: Vec<margay::ProxyRule>,
-    /// Idle keep-alive connections kept per upstream server.
+    /// Idle keep-alive connections kept per upstream server by each event loop (and as many
+    /// again in the pool they share).
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub proxy_keepalive: u64,
     /// Seconds an upstream server may take to start its response (504) or pause in it.

@@ -68,6 +68,8 @@ struct Forwarding {
     avoid: Option<usize>,
     /// Attempts made (a retry goes to another member once).
     attempts: u8,
+    /// The connection of the current attempt was kept from an earlier request.
+    reused: bool,
     forward: Option<Forward>,
     /// The response head was passed to the client.
     answered: bool,
@@ -380,6 +382,7 @@ impl Exchange {
             member: None,
             avoid: None,
             attempts: 0,
+            reused: false,
             forward: None,
             answered: false,
         }));
@@ -394,9 +397,26 @@ impl Exchange {
         }
     }
 
-    /// The shell has a connection to `member` for the forwarded request: the request is
-    /// written for it.
-    pub fn attach_upstream(&mut self, member: usize, worker: &Worker) {
+    /// Whether the forwarded request could be sent again if its connection failed before any
+    /// response byte: idempotent, without a body, and not a retry already. A shell takes a
+    /// kept connection for one that could not without checking it is still open first.
+    pub fn upstream_retryable(&self) -> bool {
+        let Inbound::Forwarding(f) = &self.inbound else {
+            return false;
+        };
+        f.attempts < 2
+            && match &f.forward {
+                Some(forward) => forward.can_retry(),
+                None => {
+                    matches!(f.head.framing, Framing::None | Framing::Length(0))
+                        && f.head.method.is_idempotent()
+                }
+            }
+    }
+
+    /// The shell has a connection to `member` for the forwarded request (`reused`: one kept
+    /// from an earlier request): the request is written for it.
+    pub fn attach_upstream(&mut self, member: usize, reused: bool, worker: &Worker) {
         let Inbound::Forwarding(forwarding) = &mut self.inbound else {
             return;
         };
@@ -437,6 +457,7 @@ impl Exchange {
             None => forwarding.forward = Some(Forward::new(head.method, bytes, length, chunked)),
         }
         forwarding.member = Some(member);
+        forwarding.reused = reused;
         forwarding.attempts += 1;
     }
 
@@ -604,7 +625,10 @@ impl Exchange {
             return;
         };
         let member = forwarding.member.take();
-        let member_failed = !matches!(failure, ForwardFailure::BadRequestBody(_));
+        // A kept connection its server closed before it heard the request is no fault of the
+        // member's: the retry may go to it again, on another connection.
+        let stale = failure == ForwardFailure::BeforeResponse && forwarding.reused;
+        let member_failed = !matches!(failure, ForwardFailure::BadRequestBody(_)) && !stale;
         if let Some(member) = member {
             self.released = Some(Released {
                 member,
@@ -620,7 +644,7 @@ impl Exchange {
                 upstreams.retried(member);
             }
             log::debug!("{}: upstream failed; trying another", self.peer);
-            forwarding.avoid = member;
+            forwarding.avoid = if stale { None } else { member };
             self.inbound = Inbound::Forwarding(forwarding);
             return;
         }

@@ -329,9 +329,16 @@ impl Connection {
         self.exchange.upstream_wanted()
     }
 
-    /// The shell connected (or is connecting) to `member` for the forwarded request.
-    pub fn attach_upstream(&mut self, member: usize, worker: &Worker, now: Instant) {
-        self.exchange.attach_upstream(member, worker);
+    /// Whether the forwarded request could be sent again if its upstream connection failed
+    /// before any response byte.
+    pub fn upstream_retryable(&self) -> bool {
+        self.exchange.upstream_retryable()
+    }
+
+    /// The shell connected (or is connecting) to `member` for the forwarded request, or
+    /// took a connection kept from an earlier request (`reused`).
+    pub fn attach_upstream(&mut self, member: usize, reused: bool, worker: &Worker, now: Instant) {
+        self.exchange.attach_upstream(member, reused, worker);
         self.upstream_activity = now;
     }
 

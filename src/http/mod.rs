@@ -46,6 +46,16 @@ pub enum Method {
 }
 
 impl Method {
+    /// Whether a request with this method may be sent again after a failure that left its
+    /// outcome unknown (idempotent, RFC 9110 section 9.2.2; `TRACE` aside, which a proxy
+    /// has no business repeating).
+    pub fn is_idempotent(self) -> bool {
+        matches!(
+            self,
+            Method::Get | Method::Head | Method::Put | Method::Delete | Method::Options
+        )
+    }
+
     /// Recognises a method token exactly (methods are case-sensitive, RFC 9110 section 9.1).
     pub fn from_token(token: &str) -> Option<Method> {
         Some(match token {

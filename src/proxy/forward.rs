@@ -193,10 +193,7 @@ impl Forward {
         !self.answered
             && !self.body_taken
             && matches!(self.body, RequestBody::Done)
-            && matches!(
-                self.method,
-                Method::Get | Method::Head | Method::Put | Method::Delete | Method::Options
-            )
+            && self.method.is_idempotent()
     }
 
     /// Starts over for another upstream connection.

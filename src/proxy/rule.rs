@@ -185,7 +185,8 @@ pub enum HostHeader {
 /// Settings every proxy rule shares.
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
-    /// Idle keep-alive connections kept per upstream server.
+    /// Idle keep-alive connections kept per upstream server by each event loop (and as many
+    /// again in the pool they share).
     pub keepalive: usize,
     /// How long an idle kept connection is trusted before it is dropped.
     pub idle_timeout: Duration,

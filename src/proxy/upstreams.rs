@@ -28,7 +28,11 @@ pub struct Member {
     requests: AtomicU64,
     failures: AtomicU64,
     retries: AtomicU64,
+    /// Idle connections no event loop holds: the thread model's, and those a loop had no
+    /// room for.
     idle: Mutex<Vec<(TcpStream, Instant)>>,
+    /// Idle connections the event loops hold in their own pools, for the status report.
+    kept: AtomicUsize,
 }
 
 /// A rule compiled: its prefix and the members it spreads requests over.
@@ -248,6 +252,16 @@ impl Upstreams {
         }
     }
 
+    /// Counts an idle connection to `member` an event loop keeps in its own pool (`true`), or
+    /// one it no longer keeps (`false`).
+    pub fn count_kept(&self, member: usize, kept: bool) {
+        let count = &self.members[member].kept;
+        match kept {
+            true => count.fetch_add(1, Relaxed),
+            false => count.fetch_sub(1, Relaxed),
+        };
+    }
+
     /// Marks what an active check found. A member that passes again after failing is used
     /// at once: its failures from before are stale (it got no requests meanwhile), so a fail
     /// timeout they started does not hold it back.
@@ -291,7 +305,7 @@ impl Upstreams {
                             requests: m.requests.load(Relaxed),
                             failures: m.failures.load(Relaxed),
                             retried: m.retries.load(Relaxed),
-                            idle: m.idle.lock().map_or(0, |i| i.len()),
+                            idle: m.idle.lock().map_or(0, |i| i.len()) + m.kept.load(Relaxed),
                         }
                     })
                     .collect(),
@@ -313,18 +327,19 @@ impl Member {
             failures: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             idle: Mutex::new(Vec::new()),
+            kept: AtomicUsize::new(0),
         }
     }
 }
 
 /// Whether an idle connection is still open: the upstream may have closed it meanwhile (its
 /// own keep-alive timeout), which a peek sees as an end of stream or an error.
-fn still_open(socket: &TcpStream) -> bool {
+pub(crate) fn still_open(socket: &impl std::os::fd::AsRawFd) -> bool {
     let mut byte = [0u8; 1];
     // SAFETY: a valid descriptor and a one-byte buffer for the duration of the call.
     let n = unsafe {
         libc::recv(
-            std::os::fd::AsRawFd::as_raw_fd(socket),
+            socket.as_raw_fd(),
             byte.as_mut_ptr().cast(),
             1,
             libc::MSG_PEEK | libc::MSG_DONTWAIT,

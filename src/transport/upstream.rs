@@ -14,11 +14,16 @@ const READ_BUDGET: usize = 16;
 /// connection's output, as far as both sides allow. Returns whether anything moved (the
 /// client side may then have more to do). A broken upstream is reported to the connection,
 /// which retries, answers `502` or ends the client's connection.
+///
+/// `read` false skips reading: a shell whose poller will report the upstream's first response
+/// bytes (its socket registered before the request went out) waits for that event instead
+/// of a read that would mostly meet `EAGAIN`.
 pub fn pump_upstream(
     conn: &mut Connection,
     up: &mut impl Transport,
     worker: &mut Worker,
     now: Instant,
+    read: bool,
 ) -> bool {
     let mut moved = false;
     while !conn.upstream_output().is_empty() {
@@ -42,7 +47,7 @@ pub fn pump_upstream(
         }
     }
     for _ in 0..READ_BUDGET {
-        if !conn.takes_upstream_bytes() {
+        if !read || !conn.takes_upstream_bytes() {
             break;
         }
         match conn.upstream_read(|buf| up.read(buf), worker, now) {
