@@ -51,9 +51,14 @@ pub struct Tls<S: Read + Write + AsFd> {
     failed: bool,
     /// Our side is to be shut once the queued records (the close_notify last) are out.
     shutting: bool,
-    /// The last plaintext written was left queued as ciphertext (more was to follow at once),
-    /// to leave in one write with what follows.
+    /// What is queued was left there on purpose (tickets before the answer to the request that
+    /// came with them, a head before its file), to leave in one write with what follows: the
+    /// next write or file piece does not flush it first.
     deferred: bool,
+    /// Records queued with a request's arrival (tickets) wait for its answer: not reported as
+    /// pending, so the shell does not flush them alone. The next write, a read that finds the
+    /// socket empty, or the end of the output sends them.
+    held: bool,
 }
 
 impl<S: Read + Write + AsFd> Tls<S> {
@@ -69,6 +74,7 @@ impl<S: Read + Write + AsFd> Tls<S> {
             failed: false,
             shutting: false,
             deferred: false,
+            held: false,
         }
     }
 
@@ -113,6 +119,9 @@ impl<S: Read + Write + AsFd> Tls<S> {
                 // them: they leave in one write with its answer.
                 if self.tls.is_handshaking() || state.plaintext_bytes_to_read() == 0 {
                     self.flush_quietly();
+                } else {
+                    self.held = self.tls.wants_write();
+                    self.deferred = self.held;
                 }
                 Ok(true)
             }
@@ -158,6 +167,7 @@ impl<S: Read + Write + AsFd> Tls<S> {
     /// Sends queued ciphertext until the socket would block; once all is out after a
     /// shutdown was asked for, shuts our side of the socket.
     fn flush_tls(&mut self) -> io::Result<()> {
+        self.held = false;
         while self.tls.wants_write() {
             match self.tls.write_tls(&mut self.socket) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -229,7 +239,10 @@ impl<S: Read + Write + AsFd> Transport for Tls<S> {
     }
 
     fn write(&mut self, bufs: &[IoSlice<'_>], more: bool) -> io::Result<usize> {
-        self.make_room()?;
+        self.held = false;
+        if !std::mem::take(&mut self.deferred) {
+            self.make_room()?;
+        }
         let n = self.tls.writer().write_vectored(bufs)?;
         self.accepted(n, more)
     }
@@ -237,6 +250,7 @@ impl<S: Read + Write + AsFd> Transport for Tls<S> {
     fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
         // A head left queued for this file leaves with its first piece; anything else queued
         // goes out before more of the file is read.
+        self.held = false;
         if !std::mem::take(&mut self.deferred) {
             self.make_room()?;
         }
@@ -257,6 +271,7 @@ impl<S: Read + Write + AsFd> Transport for Tls<S> {
     }
 
     fn end_output(&mut self) {
+        self.held = false;
         if self.established {
             self.tls.send_close_notify();
         }
@@ -270,7 +285,7 @@ impl<S: Read + Write + AsFd> Transport for Tls<S> {
     }
 
     fn has_pending(&self) -> bool {
-        self.tls.wants_write()
+        self.tls.wants_write() && !self.held
     }
 
     fn flush_pending(&mut self) -> io::Result<()> {
