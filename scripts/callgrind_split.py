@@ -6,6 +6,7 @@ Classifies each function's exclusive cost by its symbol and source file. Prints
 `category<TAB>instructions per operation` lines, the total last; with a third argument N, first
 the N costliest functions as `#` lines.
 """
+import os
 import re
 import sys
 
@@ -19,7 +20,8 @@ RULES = [
     ("rustls", r"rustls|webpki"),
     ("allocator", r"malloc|free|realloc|calloc|memalign|arena\.c|__rust_alloc|__rust_dealloc|__rust_realloc|alloc::alloc"),
     ("libc (memcpy, syscall stubs, ...)", r"libc\.so|ld-linux"),
-    ("margay", r"wt-[a-z]*/src/|margay::|/margay/src/"),
+    # This repository's own sources, wherever it is checked out, and margay's symbols.
+    ("margay", re.escape(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src", "")) + "|margay::"),
 ]
 ORDER = [c for c, _ in RULES] + ["other (std, mio, httparse, ...)"]
 
