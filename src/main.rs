@@ -227,8 +227,16 @@ fn install_logger(
             path: Some(path.clone()),
         }),
     };
+    // rustls warns about what a client sent (an IP address as SNI, as wrk sends): one line per
+    // handshake that any client can cause, so below debug only its errors are logged.
+    let rustls_level = if level >= log::LevelFilter::Debug {
+        level
+    } else {
+        level.min(log::LevelFilter::Error)
+    };
     let server = simple_logger::SimpleLogger::new()
         .with_level(level)
+        .with_module_level("rustls", rustls_level)
         .with_utc_timestamps();
     let max = if access.is_some() {
         level.max(log::LevelFilter::Info)

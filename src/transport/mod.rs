@@ -51,6 +51,10 @@ pub trait Transport {
         Ok(())
     }
 
+    /// Nothing more will be written: a TLS transport queues its `close_notify` here, so it
+    /// leaves in the same write as the last records.
+    fn end_output(&mut self) {}
+
     /// Whether a read that filled less than the space offered means the socket is empty (so
     /// reading again before the next readiness event would only meet `WouldBlock`). True for
     /// plain TCP; TLS knows whether its own last socket read came up short.

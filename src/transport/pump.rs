@@ -118,6 +118,10 @@ fn run(
             }
         }
         conn.set_stalled(stalled);
+        if !stalled && conn.is_done() {
+            // The connection ends after this output: its close_notify goes with it.
+            io.end_output();
+        }
         if io.has_pending() {
             // The transport's own output (TLS records) must be out before a close or a linger,
             // and before more is read: it is part of what was answered.

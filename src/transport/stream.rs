@@ -95,6 +95,12 @@ impl<S: Read + Write + AsFd> Transport for Stream<S> {
         }
     }
 
+    fn end_output(&mut self) {
+        if let Stream::Tls(t) = self {
+            t.end_output();
+        }
+    }
+
     fn short_read_empties(&self) -> bool {
         match self {
             Stream::Plain(_) => true,

@@ -51,6 +51,14 @@ pub struct Tls<S: Read + Write + AsFd> {
     failed: bool,
     /// Our side is to be shut once the queued records (the close_notify last) are out.
     shutting: bool,
+    /// What is queued was left there on purpose (tickets before the answer to the request that
+    /// came with them, a head before its file), to leave in one write with what follows: the
+    /// next write or file piece does not flush it first.
+    deferred: bool,
+    /// Records queued with a request's arrival (tickets) wait for its answer: not reported as
+    /// pending, so the shell does not flush them alone. The next write, a read that finds the
+    /// socket empty, or the end of the output sends them.
+    held: bool,
 }
 
 impl<S: Read + Write + AsFd> Tls<S> {
@@ -65,6 +73,8 @@ impl<S: Read + Write + AsFd> Tls<S> {
             established: false,
             failed: false,
             shutting: false,
+            deferred: false,
+            held: false,
         }
     }
 
@@ -101,11 +111,18 @@ impl<S: Read + Write + AsFd> Tls<S> {
             return Ok(false);
         }
         match self.tls.process_new_packets() {
-            Ok(_) => {
+            Ok(state) => {
                 self.note_established();
                 // Handshake messages (or an alert) are answered at once, as far as the socket
-                // takes them; what it does not is sent when it becomes writable.
-                self.flush_quietly();
+                // takes them; what it does not is sent when it becomes writable. Records queued
+                // once the handshake is done (session tickets) wait when a request came with
+                // them: they leave in one write with its answer.
+                if self.tls.is_handshaking() || state.plaintext_bytes_to_read() == 0 {
+                    self.flush_quietly();
+                } else {
+                    self.held = self.tls.wants_write();
+                    self.deferred = self.held;
+                }
                 Ok(true)
             }
             Err(error) => {
@@ -150,6 +167,7 @@ impl<S: Read + Write + AsFd> Tls<S> {
     /// Sends queued ciphertext until the socket would block; once all is out after a
     /// shutdown was asked for, shuts our side of the socket.
     fn flush_tls(&mut self) -> io::Result<()> {
+        self.held = false;
         while self.tls.wants_write() {
             match self.tls.write_tls(&mut self.socket) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -181,10 +199,15 @@ impl<S: Read + Write + AsFd> Tls<S> {
         }
     }
 
-    fn accepted(&mut self, n: usize) -> io::Result<usize> {
-        self.flush_quietly();
+    /// After plaintext was taken: the records go out now, or with what follows at once.
+    fn accepted(&mut self, n: usize, more: bool) -> io::Result<usize> {
         if n == 0 {
+            self.flush_quietly();
             return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.deferred = more;
+        if !more {
+            self.flush_quietly();
         }
         Ok(n)
     }
@@ -192,6 +215,7 @@ impl<S: Read + Write + AsFd> Tls<S> {
 
 impl<S: Read + Write + AsFd> Transport for Tls<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut pulled_short = false;
         loop {
             match self.tls.reader().read(buf) {
                 Ok(n) => return Ok(n),
@@ -201,20 +225,35 @@ impl<S: Read + Write + AsFd> Transport for Tls<S> {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                 Err(e) => return Err(e),
             }
+            if pulled_short {
+                // This call's socket read came up short: another would only meet
+                // `WouldBlock`. What the records read so far asked for goes out first.
+                self.flush_quietly();
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
             if !self.pull()? {
                 return Ok(0);
             }
+            pulled_short = self.socket_drained;
         }
     }
 
-    fn write(&mut self, bufs: &[IoSlice<'_>], _more: bool) -> io::Result<usize> {
-        self.make_room()?;
+    fn write(&mut self, bufs: &[IoSlice<'_>], more: bool) -> io::Result<usize> {
+        self.held = false;
+        if !std::mem::take(&mut self.deferred) {
+            self.make_room()?;
+        }
         let n = self.tls.writer().write_vectored(bufs)?;
-        self.accepted(n)
+        self.accepted(n, more)
     }
 
     fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
-        self.make_room()?;
+        // A head left queued for this file leaves with its first piece; anything else queued
+        // goes out before more of the file is read.
+        self.held = false;
+        if !std::mem::take(&mut self.deferred) {
+            self.make_room()?;
+        }
         let accepted = PIECE.with(|piece| {
             let mut piece = piece.borrow_mut();
             let want = len.min(FILE_PIECE);
@@ -228,7 +267,14 @@ impl<S: Read + Write + AsFd> Transport for Tls<S> {
             // The file ended before `offset`: the caller reports the truncation.
             return Ok(0);
         }
-        self.accepted(accepted)
+        self.accepted(accepted, false)
+    }
+
+    fn end_output(&mut self) {
+        self.held = false;
+        if self.established {
+            self.tls.send_close_notify();
+        }
     }
 
     fn shutdown_write(&mut self) -> io::Result<()> {
@@ -239,7 +285,7 @@ impl<S: Read + Write + AsFd> Transport for Tls<S> {
     }
 
     fn has_pending(&self) -> bool {
-        self.tls.wants_write()
+        self.tls.wants_write() && !self.held
     }
 
     fn flush_pending(&mut self) -> io::Result<()> {
