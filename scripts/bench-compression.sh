@@ -23,7 +23,8 @@
 #   nginx gzip_static    Accept-Encoding: gzip, index.html.gz beside the file
 # Each case reports req/s and server CPU per request (utime+stime over the run divided by
 # the responses wrk counted), and margay's compressed cases their CPU per request over
-# margay's identity figure. The result goes to standard output as a Markdown table.
+# margay's identity figure. The Markdown table goes to standard output and to
+# bench-results/compression-latest.md.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"   # also sets the cleanup traps
 
@@ -96,15 +97,23 @@ done
 median_of() { awk -v c="$1" -v m="$2" '{ n = split($0, f, " "); if (f[n - 1] == m) { name = f[1]; for (i = 2; i <= n - 2; i++) name = name " " f[i]; if (name == c) print f[n] } }' "$RAW" | median; }
 
 base=$(median_of "margay identity" cpu)
-echo
-echo "$(machine_line); wrk -t1 -c$CONNS -d $DURATION, medians of $REPS"
-echo
-echo "| case | req/s | CPU µs/req | CPU / margay identity |"
-echo "| --- | ---: | ---: | ---: |"
-for name in "margay identity" "margay gzip" "margay br" "margay gzip sidecar" \
-    "nginx identity" "nginx gzip on" "nginx gzip_static"; do
-    rps=$(median_of "$name" rps)
-    cpu=$(median_of "$name" cpu)
-    ratio=$(awk -v a="$cpu" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }')
-    printf '| %s | %.0f | %s | %s |\n' "$name" "$rps" "$cpu" "$ratio"
-done
+report=$RESULTS_DIR/compression-latest.md
+mkdir -p "$RESULTS_DIR"
+{
+    echo "# What serving a small file compressed costs"
+    echo
+    echo "$(machine_line); margay $(git describe --always --dirty 2>/dev/null || echo unknown) and nginx, one worker each on core 0;"
+    echo "wrk -t1 -c$CONNS -d $DURATION on core 1, GET /index.html, medians of $REPS."
+    echo
+    echo "| case | req/s | CPU µs/req | CPU / margay identity |"
+    echo "| --- | ---: | ---: | ---: |"
+    for name in "margay identity" "margay gzip" "margay br" "margay gzip sidecar" \
+        "nginx identity" "nginx gzip on" "nginx gzip_static"; do
+        rps=$(median_of "$name" rps)
+        cpu=$(median_of "$name" cpu)
+        ratio=$(awk -v a="$cpu" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }')
+        printf '| %s | %.0f | %s | %s |\n' "$name" "$rps" "$cpu" "$ratio"
+    done
+} | tee "$report"
+cp "$RAW" "${report%.md}.raw"
+log "report written to $report"
