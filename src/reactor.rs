@@ -6,6 +6,7 @@
 mod upstream_sockets;
 
 use crate::app::pool::{Mailbox, Ticket, Wake};
+use crate::connection::stamp::Stamp;
 use crate::connection::{Connection, State, Step};
 use crate::control::Control;
 use crate::listener::{Listener, ListenerKind};
@@ -60,9 +61,7 @@ struct Client {
     io: Stream<TcpStream>,
     conn: Connection,
     /// The earliest deadline the timer heap holds for it.
-    scheduled: Option<Instant>,
-    /// Distinguishes it from later clients that reuse its slab slot.
-    id: u64,
+    scheduled: Option<Stamp>,
     /// The interest registered with the poller (none before the first wait), so it is
     /// changed only when the connection's differs.
     registered: Option<Interest>,
@@ -104,7 +103,7 @@ pub(crate) struct Reactor {
     /// A client accepted at the cap, served first when a slot frees.
     waiting: Option<Accepted>,
     clients: Slab<Client>,
-    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    timers: BinaryHeap<Reverse<(Stamp, usize, u64)>>,
     yielded: Vec<usize>,
     /// Connections accepted in the current round, kept to reuse its allocation.
     accepted: Vec<Accepted>,
@@ -251,7 +250,7 @@ impl Reactor {
         }
         let mut wake = now + MAX_SLEEP;
         if let Some(Reverse((at, _, _))) = self.timers.peek() {
-            wake = wake.min(*at);
+            wake = wake.min(at.instant());
         }
         if let Accepting::BackOff(at) = self.accepting {
             wake = wake.min(at);
@@ -372,7 +371,6 @@ impl Reactor {
                 self.worker.stats(),
             ),
             scheduled: None,
-            id: self.next_id,
             registered: None,
             upstream: None,
         });
@@ -395,7 +393,7 @@ impl Reactor {
                     let Some(client) = self
                         .clients
                         .get_mut(ticket.key)
-                        .filter(|client| client.id == ticket.id)
+                        .filter(|client| client.conn.id() == ticket.id)
                     else {
                         continue;
                     };
@@ -416,7 +414,7 @@ impl Reactor {
     fn live(&mut self, ticket: Ticket) -> Option<&mut Client> {
         self.clients
             .get_mut(ticket.key)
-            .filter(|client| client.id == ticket.id)
+            .filter(|client| client.conn.id() == ticket.id)
     }
 
     /// Runs a connection after a readiness event (or its yield), then updates its interest
@@ -500,7 +498,10 @@ impl Reactor {
             match upstreams.choose(group, avoid) {
                 None => client.conn.upstream_unavailable(&mut self.worker),
                 Some(member) => {
-                    let holder = Holder::Client { key, id: client.id };
+                    let holder = Holder::Client {
+                        key,
+                        id: client.conn.id(),
+                    };
                     // A request that could not be sent again gets a kept connection only
                     // after a peek; one that could is sent again if the connection fails.
                     let check = !client.conn.upstream_retryable();
@@ -545,7 +546,7 @@ impl Reactor {
         let Some(client) = self
             .clients
             .get_mut(key)
-            .filter(|c| c.id == id && c.upstream == Some(up))
+            .filter(|c| c.conn.id() == id && c.upstream == Some(up))
         else {
             return;
         };
@@ -584,25 +585,26 @@ impl Reactor {
         let Some(client) = self.clients.get_mut(key) else {
             return;
         };
-        let deadline = client.conn.deadline(&self.worker.site().timeouts);
+        let deadline = Stamp::of(client.conn.deadline(&self.worker.site().timeouts));
         if client.scheduled.is_none_or(|at| deadline < at) {
             client.scheduled = Some(deadline);
-            self.timers.push(Reverse((deadline, key, client.id)));
+            self.timers.push(Reverse((deadline, key, client.conn.id())));
         }
     }
 
     /// Fires due timers. An entry is live only if it is the one the connection recorded;
     /// deadlines that moved later are re-armed, so activity never touches the heap.
     fn expire(&mut self, now: Instant) {
+        let now_stamp = Stamp::of(now);
         while let Some(Reverse((at, key, id))) = self.timers.peek().copied() {
-            if at > now {
+            if at > now_stamp {
                 return;
             }
             self.timers.pop();
             let Some(client) = self.clients.get_mut(key) else {
                 continue;
             };
-            if client.id != id || client.scheduled != Some(at) {
+            if client.conn.id() != id || client.scheduled != Some(at) {
                 continue;
             }
             client.scheduled = None;
@@ -623,7 +625,7 @@ impl Reactor {
             let reusable = match client.conn.take_released() {
                 // The response was through before the client's connection ended.
                 Some(released) => {
-                    upstreams.finished(released.member, released.failed);
+                    upstreams.finished(released.member as usize, released.failed);
                     released.reusable
                 }
                 // The client went, not the upstream: the member is not counted as failing.
@@ -765,7 +767,7 @@ fn release_upstream(
     let Some(released) = client.conn.take_released() else {
         return false;
     };
-    upstreams.finished(released.member, released.failed);
+    upstreams.finished(released.member as usize, released.failed);
     if let Some(up) = client.upstream.take() {
         sockets.give_back(up, released.reusable, upstreams, registry, now);
     }
@@ -776,4 +778,15 @@ fn release_upstream(
 fn upstream_key(token: Token) -> Option<usize> {
     let Token(t) = token;
     (t <= FIRST_LISTENER - MAX_LISTENERS && t & UPSTREAM != 0).then_some(t & !UPSTREAM)
+}
+#[cfg(all(test, target_pointer_width = "64"))]
+mod size_tests {
+    /// An idle kept-alive connection costs little more than its slot in the slab (the budget
+    /// in docs/performance.md is 400 bytes per connection, slot and timer entry included);
+    /// a field added to the connection's state shows up here first.
+    #[test]
+    fn a_clients_slot_stays_within_its_budget() {
+        let size = std::mem::size_of::<super::Client>();
+        assert!(size <= 328, "a client's slot grew to {size} bytes");
+    }
 }

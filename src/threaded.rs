@@ -357,7 +357,7 @@ fn serve(
         match conn.take_released() {
             // The response was through before the client's connection ended.
             Some(released) => {
-                upstreams.finished(released.member, released.failed);
+                upstreams.finished(released.member as usize, released.failed);
                 if released.reusable {
                     upstreams.give_idle(up.member, up.io.0);
                 }
@@ -443,7 +443,7 @@ fn release_upstream(
     let Some(released) = conn.take_released() else {
         return false;
     };
-    upstreams.finished(released.member, released.failed);
+    upstreams.finished(released.member as usize, released.failed);
     if let Some(up) = upstream.take()
         && released.reusable
     {

@@ -4,6 +4,7 @@
 
 use super::outbox::Outbox;
 use super::readbuf::ReadBuf;
+use super::stamp::Stamp;
 use crate::access_log;
 use crate::app::pool::{self, Ticket};
 use crate::app::{Execution, Handler, Request, RouteMatch};
@@ -78,8 +79,9 @@ struct Forwarding {
 /// An upstream connection the exchange is done with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Released {
-    /// The member it is connected to.
-    pub member: usize,
+    /// The member it is connected to (an index into the group's members, kept small so an
+    /// idle connection's state stays small).
+    pub member: u32,
     /// It may carry another request (keep it in the pool).
     pub reusable: bool,
     /// The member failed (counted for its passive health).
@@ -105,7 +107,7 @@ pub struct Exchange {
     /// The kind of listener that accepted the connection: its scheme and role.
     listener: ListenerKind,
     /// The TLS protocol version and cipher suite, once known.
-    tls: Option<(&'static str, &'static str)>,
+    tls: Option<Box<(&'static str, &'static str)>>,
     /// Where results and wake-ups for this connection are addressed.
     ticket: Ticket,
     /// An upstream connection to give back (or drop), for the shell to collect.
@@ -118,7 +120,7 @@ pub struct Exchange {
     /// The request being answered still has bytes on the way (see `peer_may_send`).
     request_unread: bool,
     /// When the first byte of the requests being answered was read: durations count from it.
-    started: Instant,
+    started: Stamp,
 }
 
 impl Exchange {
@@ -136,13 +138,13 @@ impl Exchange {
             served: 0,
             peer_closed: false,
             request_unread: false,
-            started: now,
+            started: Stamp::of(now),
         }
     }
 
     /// Notes when the first byte of the requests about to be answered was read.
     pub fn set_started(&mut self, started: Instant) {
-        self.started = started;
+        self.started = Stamp::of(started);
     }
 
     /// The peer's address.
@@ -150,14 +152,19 @@ impl Exchange {
         self.peer
     }
 
+    /// Where results and wake-ups for this connection are addressed.
+    pub fn ticket(&self) -> Ticket {
+        self.ticket
+    }
+
     /// The TLS protocol version and cipher suite, once noted.
     pub fn tls_session(&self) -> Option<(&'static str, &'static str)> {
-        self.tls
+        self.tls.as_deref().copied()
     }
 
     /// Notes the TLS session of the connection.
     pub fn set_tls_session(&mut self, session: Option<(&'static str, &'static str)>) {
-        self.tls = session;
+        self.tls = session.map(Box::new);
     }
 
     /// Whether no more requests will be read: close once the outbox is flushed.
@@ -581,7 +588,7 @@ impl Exchange {
         };
         if let Some(member) = forwarding.member {
             self.released = Some(Released {
-                member,
+                member: member_index(member),
                 reusable,
                 failed: false,
             });
@@ -631,7 +638,7 @@ impl Exchange {
         let member_failed = !matches!(failure, ForwardFailure::BadRequestBody(_)) && !stale;
         if let Some(member) = member {
             self.released = Some(Released {
-                member,
+                member: member_index(member),
                 reusable: false,
                 failed: member_failed,
             });
@@ -905,7 +912,7 @@ impl Exchange {
         let head_len = tail.len() - before;
         out.added(head_len);
         let body_len = if sends_body { response.body.len() } else { 0 };
-        let elapsed = self.started.elapsed();
+        let elapsed = self.started.instant().elapsed();
         if worker.site().access_log
             && !response.quiet
             && log::log_enabled!(target: "margay::access", log::Level::Info)
@@ -945,7 +952,7 @@ impl Exchange {
             elapsed,
             clf_time: worker.log_time(),
             iso_time: worker.log_time_iso(),
-            tls: self.tls,
+            tls: self.tls.as_deref().copied(),
         };
         let line = entry.format(site.access_log_format);
         log::info!(target: "margay::access", "{line}");
@@ -1021,4 +1028,9 @@ fn queue_body(body: Body, chunked: bool, out: &mut Outbox) {
             }
         }
     }
+}
+
+/// A member's index as [`Released`] keeps it.
+fn member_index(member: usize) -> u32 {
+    u32::try_from(member).expect("a proxy group has fewer than 2^32 members")
 }

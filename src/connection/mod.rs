@@ -11,6 +11,7 @@
 pub(crate) mod exchange;
 pub(crate) mod outbox;
 pub(crate) mod readbuf;
+pub(crate) mod stamp;
 
 use crate::app::pool::Ticket;
 use crate::http::Response;
@@ -21,6 +22,7 @@ use exchange::Exchange;
 use exchange::Released;
 use outbox::Outbox;
 use readbuf::ReadBuf;
+use stamp::Stamp;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -93,24 +95,24 @@ pub struct Connection {
     input: ReadBuf,
     out: Outbox,
     /// Set once our side is shut: the bytes discarded since.
-    lingering: Option<usize>,
+    lingering: Option<u32>,
     /// The state the status report counts this connection under.
     counted: State,
     /// Last byte moved in either direction.
-    last_activity: Instant,
+    last_activity: Stamp,
     /// When the head now being read began (accept, or its first byte).
-    head_started: Option<Instant>,
+    head_started: Option<Stamp>,
     /// When the first byte of the request now being read arrived: what request durations
     /// are measured from.
-    request_started: Option<Instant>,
+    request_started: Option<Stamp>,
     /// Responses the exchange had queued when `head_started` was last set.
     served_seen: u64,
     /// When the request now with a blocking handler was handed over.
-    waiting_since: Option<Instant>,
+    waiting_since: Option<Stamp>,
     /// The output waits for a streamed body's producer, not for the socket.
     stalled: bool,
     /// The last byte moved to or from the upstream server of a forwarded request.
-    upstream_activity: Instant,
+    upstream_activity: Stamp,
     /// A read found the socket empty since its last readiness event (the pump's to keep).
     input_empty: bool,
 }
@@ -132,13 +134,13 @@ impl Connection {
             out: Outbox::default(),
             lingering: None,
             counted: State::Reading,
-            last_activity: now,
-            head_started: Some(now),
+            last_activity: Stamp::of(now),
+            head_started: Some(Stamp::of(now)),
             request_started: None,
             served_seen: 0,
             waiting_since: None,
             stalled: false,
-            upstream_activity: now,
+            upstream_activity: Stamp::of(now),
             input_empty: false,
         }
     }
@@ -177,25 +179,34 @@ impl Connection {
 
     /// When it last moved a byte.
     pub fn last_activity(&self) -> Instant {
-        self.last_activity
+        self.last_activity.instant()
+    }
+
+    /// Distinguishes it from later connections that reuse its slot in the shell's table.
+    pub fn id(&self) -> u64 {
+        self.exchange.ticket().id
     }
 
     /// When the shell must next look at it if nothing happens: a request that stalls, an idle
     /// connection kept too long, a response that makes no progress, a linger that ran out.
     pub fn deadline(&self, timeouts: &Timeouts) -> Instant {
         match self.state() {
-            State::Closing => self.last_activity + LINGER,
+            State::Closing => self.last_activity.instant() + LINGER,
             // A streamed body's producer sets the pace; the client leaving is seen at once.
-            State::Writing if self.stalled => self.last_activity + STREAM_IDLE,
-            State::Writing => self.last_activity + timeouts.send,
-            _ if self.exchange.is_forwarding() => self.upstream_activity + timeouts.upstream,
-            State::Waiting => self.waiting_since.unwrap_or(self.last_activity) + timeouts.handler,
+            State::Writing if self.stalled => self.last_activity.instant() + STREAM_IDLE,
+            State::Writing => self.last_activity.instant() + timeouts.send,
+            _ if self.exchange.is_forwarding() => {
+                self.upstream_activity.instant() + timeouts.upstream
+            }
+            State::Waiting => {
+                self.waiting_since.unwrap_or(self.last_activity).instant() + timeouts.handler
+            }
             State::Reading | State::Idle if self.exchange.reading_body() => {
-                self.last_activity + timeouts.header
+                self.last_activity.instant() + timeouts.header
             }
             State::Reading | State::Idle => match self.head_started {
-                Some(started) => started + timeouts.header,
-                None => self.last_activity + timeouts.keep_alive,
+                Some(started) => started.instant() + timeouts.header,
+                None => self.last_activity.instant() + timeouts.keep_alive,
             },
         }
     }
@@ -226,6 +237,7 @@ impl Connection {
             return;
         }
         self.input.filled(n);
+        let now = Stamp::of(now);
         self.last_activity = now;
         self.head_started.get_or_insert(now);
         self.request_started.get_or_insert(now);
@@ -262,12 +274,12 @@ impl Connection {
     /// the input runs out, enough output waits, or a blocking handler has the request.
     pub fn answer(&mut self, worker: &mut Worker, now: Instant) {
         if let Some(started) = self.request_started {
-            self.exchange.set_started(started);
+            self.exchange.set_started(started.instant());
         }
         self.exchange
             .process(&mut self.input, &mut self.out, worker);
         if self.exchange.is_waiting() {
-            self.waiting_since.get_or_insert(now);
+            self.waiting_since.get_or_insert(Stamp::of(now));
         }
     }
 
@@ -300,7 +312,7 @@ impl Connection {
     pub fn responses_sent(&mut self, now: Instant) {
         if self.exchange.served() != self.served_seen {
             self.served_seen = self.exchange.served();
-            self.head_started = (!self.input.is_empty()).then_some(now);
+            self.head_started = (!self.input.is_empty()).then(|| Stamp::of(now));
             self.request_started = self.head_started;
         }
     }
@@ -339,7 +351,7 @@ impl Connection {
     /// took a connection kept from an earlier request (`reused`).
     pub fn attach_upstream(&mut self, member: usize, reused: bool, worker: &Worker, now: Instant) {
         self.exchange.attach_upstream(member, reused, worker);
-        self.upstream_activity = now;
+        self.upstream_activity = Stamp::of(now);
     }
 
     /// No upstream server can take the forwarded request: `502`.
@@ -362,7 +374,7 @@ impl Connection {
     pub fn upstream_sent(&mut self, n: usize, now: Instant) {
         self.exchange.upstream_sent(n);
         if n > 0 {
-            self.upstream_activity = now;
+            self.upstream_activity = Stamp::of(now);
         }
     }
 
@@ -383,7 +395,7 @@ impl Connection {
         now: Instant,
     ) -> std::io::Result<usize> {
         let n = self.exchange.upstream_fill(read)?;
-        self.upstream_activity = now;
+        self.upstream_activity = Stamp::of(now);
         self.exchange
             .upstream_progress(n == 0, &mut self.out, worker);
         Ok(n)
@@ -435,7 +447,7 @@ impl Connection {
     /// Records that `n` bytes of output went out at `now`.
     pub fn wrote(&mut self, n: usize, now: Instant, stats: &Stats) {
         if n > 0 {
-            self.last_activity = now;
+            self.last_activity = Stamp::of(now);
             stats.bytes_sent(n as u64);
         }
     }
@@ -483,7 +495,7 @@ impl Connection {
             return false;
         }
         self.lingering = Some(0);
-        self.last_activity = now;
+        self.last_activity = Stamp::of(now);
         true
     }
 
@@ -491,7 +503,8 @@ impl Connection {
     /// a peer that keeps sending is not waited for.
     pub fn discarded(&mut self, n: usize) -> bool {
         let total = self.lingering.get_or_insert(0);
-        *total += n;
-        *total > LINGER_BYTES
+        // Saturates well past LINGER_BYTES, so a u32 is enough.
+        *total = total.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        *total as usize > LINGER_BYTES
     }
 }
