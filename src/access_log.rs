@@ -60,7 +60,9 @@ pub struct Entry<'a> {
 impl Entry<'_> {
     /// The line in `format`, without a line ending.
     pub fn format(&self, format: AccessLogFormat) -> String {
-        let mut line = String::with_capacity(256);
+        // Room for a JSON line with a browser's User-Agent and Referer (about 360 bytes), so
+        // that a typical line is built without growing its buffer.
+        let mut line = String::with_capacity(512);
         match format {
             AccessLogFormat::Combined => self.combined(&mut line),
             AccessLogFormat::CombinedTime => {
