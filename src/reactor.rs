@@ -585,7 +585,7 @@ impl Reactor {
         let Some(client) = self.clients.get_mut(key) else {
             return;
         };
-        let deadline = Stamp::of(client.conn.deadline(&self.worker.site().timeouts));
+        let deadline = client.conn.deadline_stamp(&self.worker.site().timeouts);
         if client.scheduled.is_none_or(|at| deadline < at) {
             client.scheduled = Some(deadline);
             self.timers.push(Reverse((deadline, key, client.conn.id())));

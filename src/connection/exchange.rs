@@ -143,8 +143,8 @@ impl Exchange {
     }
 
     /// Notes when the first byte of the requests about to be answered was read.
-    pub fn set_started(&mut self, started: Instant) {
-        self.started = Stamp::of(started);
+    pub fn set_started(&mut self, started: Stamp) {
+        self.started = started;
     }
 
     /// The peer's address.
@@ -339,9 +339,10 @@ impl Exchange {
         if let Some(response) = worker.rules().before_route(&head) {
             return self.answer_then_discard(head, response, out, worker);
         }
-        let router = &worker.site().router;
-        if !router.covers(head.path())
-            && let Some(upstreams) = &worker.site().upstreams
+        // A handler route takes precedence over a proxy rule for the same path; only a site
+        // with proxy rules pays for the check.
+        if let Some(upstreams) = &worker.site().upstreams
+            && !worker.site().router.covers(head.path())
             && let Some(group) = upstreams.route(head.path())
         {
             return self.begin_forward(head, group, out);
@@ -912,7 +913,7 @@ impl Exchange {
         let head_len = tail.len() - before;
         out.added(head_len);
         let body_len = if sends_body { response.body.len() } else { 0 };
-        let elapsed = self.started.instant().elapsed();
+        let elapsed = self.started.elapsed();
         if worker.site().access_log
             && !response.quiet
             && log::log_enabled!(target: "margay::access", log::Level::Info)

@@ -190,23 +190,27 @@ impl Connection {
     /// When the shell must next look at it if nothing happens: a request that stalls, an idle
     /// connection kept too long, a response that makes no progress, a linger that ran out.
     pub fn deadline(&self, timeouts: &Timeouts) -> Instant {
+        self.deadline_stamp(timeouts).instant()
+    }
+
+    /// [`Connection::deadline`] as a [`Stamp`], without converting the connection's clocks.
+    pub(crate) fn deadline_stamp(&self, timeouts: &Timeouts) -> Stamp {
         match self.state() {
-            State::Closing => self.last_activity.instant() + LINGER,
+            State::Closing => self.last_activity.after(LINGER),
             // A streamed body's producer sets the pace; the client leaving is seen at once.
-            State::Writing if self.stalled => self.last_activity.instant() + STREAM_IDLE,
-            State::Writing => self.last_activity.instant() + timeouts.send,
-            _ if self.exchange.is_forwarding() => {
-                self.upstream_activity.instant() + timeouts.upstream
-            }
-            State::Waiting => {
-                self.waiting_since.unwrap_or(self.last_activity).instant() + timeouts.handler
-            }
+            State::Writing if self.stalled => self.last_activity.after(STREAM_IDLE),
+            State::Writing => self.last_activity.after(timeouts.send),
+            _ if self.exchange.is_forwarding() => self.upstream_activity.after(timeouts.upstream),
+            State::Waiting => self
+                .waiting_since
+                .unwrap_or(self.last_activity)
+                .after(timeouts.handler),
             State::Reading | State::Idle if self.exchange.reading_body() => {
-                self.last_activity.instant() + timeouts.header
+                self.last_activity.after(timeouts.header)
             }
             State::Reading | State::Idle => match self.head_started {
-                Some(started) => started.instant() + timeouts.header,
-                None => self.last_activity.instant() + timeouts.keep_alive,
+                Some(started) => started.after(timeouts.header),
+                None => self.last_activity.after(timeouts.keep_alive),
             },
         }
     }
@@ -274,7 +278,7 @@ impl Connection {
     /// the input runs out, enough output waits, or a blocking handler has the request.
     pub fn answer(&mut self, worker: &mut Worker, now: Instant) {
         if let Some(started) = self.request_started {
-            self.exchange.set_started(started.instant());
+            self.exchange.set_started(started);
         }
         self.exchange
             .process(&mut self.input, &mut self.out, worker);
