@@ -144,25 +144,60 @@ pub enum RouteMatch<'a> {
 #[derive(Clone, Default)]
 pub struct Router {
     routes: Vec<Route>,
+    /// Hashes of the exact routes' paths, sorted.
+    exact_hashes: Vec<u64>,
+    /// Routes that are templates or prefixes.
+    inexact: usize,
+}
+
+/// FNV-1a of a path: cheap for the short strings paths are.
+fn path_hash(path: &str) -> u64 {
+    path.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl Router {
     /// Adds a route for `method` on `path`: exact, or a template with `{name}` segments.
     /// Panics on a malformed path (a programming error, found at start).
     pub fn add(&mut self, method: Method, path: &str, handler: Handler, execution: Execution) {
+        let pattern = Pattern::parse(path);
+        self.note(&pattern);
         self.routes.push(Route {
             method,
-            pattern: Pattern::parse(path),
+            pattern,
             handler,
             execution,
         });
     }
 
+    /// Keeps the summary [`Router::may_match`] reads up to date.
+    fn note(&mut self, pattern: &Pattern) {
+        match pattern {
+            Pattern::Exact(path) => {
+                let hash = path_hash(path);
+                if let Err(at) = self.exact_hashes.binary_search(&hash) {
+                    self.exact_hashes.insert(at, hash);
+                }
+            }
+            Pattern::Template(_) | Pattern::Prefix(_) => self.inexact += 1,
+        }
+    }
+
+    /// False when no route can match `path`: every route is exact and none has its hash.
+    /// Most requests of a site with only exact routes (the built-in endpoints, say) are for
+    /// files, and skip the scan this way.
+    fn may_match(&self, path: &str) -> bool {
+        self.inexact > 0 || self.exact_hashes.binary_search(&path_hash(path)).is_ok()
+    }
+
     /// Adds a route for one method and every path that starts with `prefix`.
     pub fn prefix(&mut self, method: Method, prefix: &str, handler: Handler, execution: Execution) {
+        let pattern = Pattern::Prefix(prefix.to_string());
+        self.note(&pattern);
         self.routes.push(Route {
             method,
-            pattern: Pattern::Prefix(prefix.to_string()),
+            pattern,
             handler,
             execution,
         });
@@ -177,15 +212,16 @@ impl Router {
     /// single-page-app fallback): any route that would match it, and a prefix route's prefix
     /// without its trailing `/`.
     pub fn covers(&self, path: &str) -> bool {
-        self.routes.iter().any(|r| {
-            r.pattern.rank(path).is_some()
-                || matches!(&r.pattern, Pattern::Prefix(p) if p.strip_suffix('/') == Some(path))
-        })
+        self.may_match(path)
+            && self.routes.iter().any(|r| {
+                r.pattern.rank(path).is_some()
+                    || matches!(&r.pattern, Pattern::Prefix(p) if p.strip_suffix('/') == Some(path))
+            })
     }
 
     /// Finds what answers `method` on `path`.
     pub fn find(&self, method: Method, path: &str) -> RouteMatch<'_> {
-        if self.routes.is_empty() {
+        if !self.may_match(path) {
             return RouteMatch::NoRoute;
         }
         let Some(best) = self
@@ -258,6 +294,36 @@ mod tests {
             }
             RouteMatch::WrongMethod(allow) => format!("405 {allow}"),
             RouteMatch::NoRoute => "none".to_string(),
+        }
+    }
+
+    #[test]
+    fn a_table_of_exact_routes_answers_the_same_through_its_shortcut() {
+        // Only exact routes: the table rejects other paths by hash before scanning, so
+        // these are the rows that shortcut must not change.
+        let mut router = Router::default();
+        let on_loop = Execution::OnLoop;
+        router.add(Method::Get, "/api/status", named("status"), on_loop);
+        router.add(Method::Get, "/api/events", named("events"), on_loop);
+        router.add(Method::Post, "/api/echo", named("echo"), on_loop);
+        router.add(Method::Get, "/api/echo", named("echo-get"), on_loop);
+        let rows: &[(Method, &str, &str)] = &[
+            (Method::Get, "/api/status", "status"),
+            (Method::Head, "/api/events", "events"),
+            (Method::Post, "/api/echo", "echo"),
+            (Method::Get, "/api/echo", "echo-get"),
+            (Method::Delete, "/api/echo", "405 GET, HEAD, POST"),
+            (Method::Post, "/api/status", "405 GET, HEAD"),
+            // Same length as two routes, another path.
+            (Method::Get, "/index.html", "none"),
+            (Method::Get, "/api/status/", "none"),
+            (Method::Get, "/api/statu", "none"),
+            (Method::Get, "/", "none"),
+        ];
+        for (method, path, expected) in rows {
+            assert_eq!(answer(&router, *method, path), *expected, "{method:?} {path}");
+            let covered = !expected.starts_with("none");
+            assert_eq!(router.covers(path), covered, "covers {path}");
         }
     }
 
