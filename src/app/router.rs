@@ -321,7 +321,11 @@ mod tests {
             (Method::Get, "/", "none"),
         ];
         for (method, path, expected) in rows {
-            assert_eq!(answer(&router, *method, path), *expected, "{method:?} {path}");
+            assert_eq!(
+                answer(&router, *method, path),
+                *expected,
+                "{method:?} {path}"
+            );
             let covered = !expected.starts_with("none");
             assert_eq!(router.covers(path), covered, "covers {path}");
         }
