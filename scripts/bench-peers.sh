@@ -97,13 +97,7 @@ for name in $SERVERS; do
         baseline)
             [[ -x ${BASELINE_BIN:-} ]] || { echo "baseline needs BASELINE_BIN, an executable" >&2; exit 2; }
             ACTIVE+=" $name" ;;
-        nginx | lighttpd | h2o)
-            if want "$name" "$name"; then
-                ACTIVE+=" $name"
-            else
-                log "skipping $name: Debian has no installable $name package here"
-                SKIPPED+=" $name"
-            fi ;;
+        nginx | lighttpd | h2o) activate_peer "$name" "$name package" ;;
         *) echo "unknown server $name" >&2; exit 2 ;;
     esac
 done

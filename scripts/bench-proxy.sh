@@ -76,13 +76,7 @@ ACTIVE=""
 for name in $SERVERS; do
     case $name in
         backend | margay | margay-threads) ACTIVE+=" $name" ;;
-        haproxy | nginx | lighttpd | h2o)
-            if want "$name" "$name"; then
-                ACTIVE+=" $name"
-            else
-                log "skipping $name: Debian has no installable $name package here"
-                SKIPPED+=" $name"
-            fi ;;
+        haproxy | nginx | lighttpd | h2o) activate_peer "$name" "$name package" ;;
         *) echo "unknown server $name" >&2; exit 2 ;;
     esac
 done

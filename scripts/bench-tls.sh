@@ -54,52 +54,34 @@ want_file() {
     [[ -e $1 ]]
 }
 
+# lighttpd's TLS module, a Debian package of its own.
+lighttpd_tls_module() {
+    [[ -e /usr/lib/lighttpd/mod_openssl.so ]] && return 0
+    has_candidate lighttpd-mod-openssl && apt_install lighttpd-mod-openssl &&
+        [[ -e /usr/lib/lighttpd/mod_openssl.so ]]
+}
+
 SKIPPED=""
 ACTIVE=""
 for name in $SERVERS; do
     case $name in
         margay) ACTIVE+=" $name" ;;
-        nginx | lighttpd | h2o)
-            if want "$name" "$name" && { [[ $name != lighttpd ]] || [[ -e /usr/lib/lighttpd/mod_openssl.so ]] ||
-                want_file /usr/lib/lighttpd/mod_openssl.so lighttpd-mod-openssl; }; then
-                ACTIVE+=" $name"
-            else
-                log "skipping $name: Debian has no installable $name (with TLS) here"
-                SKIPPED+=" $name"
-            fi ;;
+        nginx | h2o) activate_peer "$name" "$name (with TLS)" ;;
+        lighttpd) activate_peer "$name" "$name (with TLS)" lighttpd_tls_module ;;
         *) echo "unknown server $name" >&2; exit 2 ;;
     esac
 done
 build_margay
 raise_limits
 
-DOCROOT=$SCRATCH/docroot
-mkdir -p "$DOCROOT"
-cp htdocs/index.html "$DOCROOT/index.html"
-head -c $((1024 * 1024)) /dev/urandom >"$DOCROOT/big.bin"
-
-# One ECDSA P-256 certificate for every server (PKCS#8 key).
-CERT=$SCRATCH/cert.pem
-KEY=$SCRATCH/key.pem
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$KEY" 2>/dev/null
-openssl req -x509 -new -key "$KEY" -sha256 -days 2 -subj "/CN=localhost" \
-    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -out "$CERT" 2>/dev/null
-SUITE=TLS_AES_256_GCM_SHA384
+tls_bench_files
 
 RAW=$SCRATCH/raw.txt   # lines: workload server metric value
 : >"$RAW"
 record() { echo "$1 $2 $3 $4" >>"$RAW"; }
 
-# The peers with HTTPS on $TLSPORT besides HTTP on $PORT, serving $DOCROOT.
-nginx_tls_start() {
-    nginx_start "$1" "$DOCROOT" "ssl_certificate $CERT;
-    ssl_certificate_key $KEY;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_conf_command Ciphersuites $SUITE;
-    ssl_session_cache shared:SSL:10m;
-    ssl_session_tickets on;" "listen 127.0.0.1:$TLSPORT ssl backlog=4096;"
-}
-
+# The peers with HTTPS on $TLSPORT besides HTTP on $PORT, serving $DOCROOT (nginx's is in
+# common.sh).
 lighttpd_tls_start() {
     lighttpd_start "$1" "$DOCROOT" "server.modules += ( \"mod_openssl\" )
 \$SERVER[\"socket\"] == \"127.0.0.1:$TLSPORT\" {

@@ -245,6 +245,49 @@ duration_secs() {
     esac
 }
 
+# activate_peer NAME [WHAT] [CHECK...]: adds NAME to ACTIVE when its Debian package is
+# installed or installs (and the command CHECK, if given, succeeds), else to SKIPPED
+# with a log line that calls it WHAT (default NAME).
+activate_peer() {
+    local name=$1 what=${2:-$1}
+    shift $(($# < 2 ? $# : 2))
+    if want "$name" "$name" && { (($# == 0)) || "$@"; }; then
+        ACTIVE+=" $name"
+    else
+        log "skipping $name: Debian has no installable $what here"
+        SKIPPED+=" $name"
+    fi
+}
+
+# tls_bench_files: the HTTPS benchmarks' shared files in $SCRATCH: DOCROOT with
+# htdocs/index.html and a 1 MiB big.bin, and one ECDSA P-256 certificate for every
+# server, CERT and KEY (PKCS#8), in a directory of their own (margay watches the
+# certificate's directory for renewals). Sets DOCROOT, CERT, KEY and SUITE, the TLS 1.3
+# suite every server is held to.
+tls_bench_files() {
+    DOCROOT=$SCRATCH/docroot
+    mkdir -p "$DOCROOT" "$SCRATCH/tls"
+    cp htdocs/index.html "$DOCROOT/index.html"
+    head -c $((1024 * 1024)) /dev/urandom >"$DOCROOT/big.bin"
+    CERT=$SCRATCH/tls/cert.pem
+    KEY=$SCRATCH/tls/key.pem
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$KEY" 2>/dev/null
+    openssl req -x509 -new -key "$KEY" -sha256 -days 2 -subj "/CN=localhost" \
+        -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -out "$CERT" 2>/dev/null
+    SUITE=TLS_AES_256_GCM_SHA384
+}
+
+# nginx_tls_start NAME: nginx serving DOCROOT over HTTP on $PORT and HTTPS on $TLSPORT
+# with CERT, KEY and SUITE (see tls_bench_files), session cache and tickets on.
+nginx_tls_start() {
+    nginx_start "$1" "$DOCROOT" "ssl_certificate $CERT;
+    ssl_certificate_key $KEY;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_conf_command Ciphersuites $SUITE;
+    ssl_session_cache shared:SSL:10m;
+    ssl_session_tickets on;" "listen 127.0.0.1:$TLSPORT ssl backlog=4096;"
+}
+
 # nginx_start DIR DOCROOT [HTTP_DIRECTIVES] [SERVER_DIRECTIVES]: one worker, no
 # master, in the foreground, access log off, sendfile on, everything it writes kept
 # in DIR. HTTP_DIRECTIVES (e.g. "gzip on;") go into its http block,

@@ -45,17 +45,7 @@ CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_TARGET_DIR=target/profiling \
 MARGAY=$SCRATCH/margay
 cp target/profiling/release/margay "$MARGAY"
 
-DOCROOT=$SCRATCH/docroot
-mkdir -p "$DOCROOT" "$SCRATCH/tls"
-cp htdocs/index.html "$DOCROOT/index.html"
-head -c $((1024 * 1024)) /dev/urandom >"$DOCROOT/big.bin"
-# In a directory of its own: margay watches the certificate's directory for renewals.
-CERT=$SCRATCH/tls/cert.pem
-KEY=$SCRATCH/tls/key.pem
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$KEY" 2>/dev/null
-openssl req -x509 -new -key "$KEY" -sha256 -days 2 -subj "/CN=localhost" \
-    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -out "$CERT" 2>/dev/null
-SUITE=TLS_AES_256_GCM_SHA384
+tls_bench_files
 
 margay_args() {
     MARGAY_ARGS=(--listen "127.0.0.1:$PORT" --root "$DOCROOT" --access-log off --log-level warn
@@ -63,14 +53,6 @@ margay_args() {
         --keep-alive-timeout 65 --max-connections 20000)
 }
 
-nginx_tls_start() {
-    nginx_start "$1" "$DOCROOT" "ssl_certificate $CERT;
-    ssl_certificate_key $KEY;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_conf_command Ciphersuites $SUITE;
-    ssl_session_cache shared:SSL:10m;
-    ssl_session_tickets on;" "listen 127.0.0.1:$TLSPORT ssl backlog=4096;"
-}
 
 wait_https() {
     local i
