@@ -9,7 +9,7 @@ mod tls_support;
 use common::*;
 use margay::{Config, Model, Server};
 use rustls::{AlertDescription, HandshakeKind, ProtocolVersion};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -192,6 +192,47 @@ both_models!(connection_close_ends_with_close_notify, |model| {
     // would be an `UnexpectedEof` error here.
     assert_closed(&mut tls);
 });
+
+both_models!(
+    a_proxied_answer_cut_short_ends_without_close_notify,
+    |model| {
+        // A backend that promises 100 bytes, sends 15 and closes.
+        let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", backend.local_addr().unwrap());
+        thread::spawn(move || {
+            for mut stream in backend.incoming().flatten() {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part of it");
+            }
+        });
+        let pki = Pki::new();
+        let rule = margay::ProxyRule::new("/up/", &[&url]).unwrap();
+        let server = https_server_with(model, &[(&pki.cert, &pki.key)], move |c| c.proxy(rule));
+        let mut tls = connect_tls(server.tls_addr(), &pki.client(), "localhost");
+        send(&mut tls, &request("GET", "/up/x", &[]));
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let end = loop {
+            match tls.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => break Some(e),
+            }
+        };
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(text.ends_with("only part of it"), "{text}");
+        // With close_notify the client would take the cut-off body for the whole one.
+        let end = end.expect("the cut-off answer ended with close_notify, as a whole one does");
+        assert_eq!(end.kind(), std::io::ErrorKind::UnexpectedEof, "{end}");
+    }
+);
 
 both_models!(chunked_request_body_reaches_the_handler_over_tls, |model| {
     let pki = Pki::new();

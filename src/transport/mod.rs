@@ -52,8 +52,10 @@ pub trait Transport {
     }
 
     /// Nothing more will be written: a TLS transport queues its `close_notify` here, so it
-    /// leaves in the same write as the last records.
-    fn end_output(&mut self) {}
+    /// leaves in the same write as the last records. `whole` is false when the output broke
+    /// off (a proxied response cut short): then the end must not look clean, and no
+    /// `close_notify` is sent at all, so a TLS client sees the truncation.
+    fn end_output(&mut self, _whole: bool) {}
 
     /// Whether a read that filled less than the space offered means the socket is empty (so
     /// reading again before the next readiness event would only meet `WouldBlock`). True for

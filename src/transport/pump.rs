@@ -119,8 +119,9 @@ fn run(
         }
         conn.set_stalled(stalled);
         if !stalled && conn.is_done() {
-            // The connection ends after this output: its close_notify goes with it.
-            io.end_output();
+            // The connection ends after this output: its close_notify goes with it, unless
+            // the output broke off.
+            io.end_output(!conn.is_aborted());
         }
         if io.has_pending() {
             // The transport's own output (TLS records) must be out before a close or a linger,

@@ -95,9 +95,9 @@ impl<S: Read + Write + AsFd> Transport for Stream<S> {
         }
     }
 
-    fn end_output(&mut self) {
+    fn end_output(&mut self, whole: bool) {
         if let Stream::Tls(t) = self {
-            t.end_output();
+            t.end_output(whole);
         }
     }
 

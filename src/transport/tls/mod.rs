@@ -59,6 +59,8 @@ pub struct Tls<S: Read + Write + AsFd> {
     /// pending, so the shell does not flush them alone. The next write, a read that finds the
     /// socket empty, or the end of the output sends them.
     held: bool,
+    /// The output broke off: the connection ends without `close_notify`.
+    cut_short: bool,
 }
 
 impl<S: Read + Write + AsFd> Tls<S> {
@@ -75,6 +77,7 @@ impl<S: Read + Write + AsFd> Tls<S> {
             shutting: false,
             deferred: false,
             held: false,
+            cut_short: false,
         }
     }
 
@@ -270,9 +273,11 @@ impl<S: Read + Write + AsFd> Transport for Tls<S> {
         self.accepted(accepted, false)
     }
 
-    fn end_output(&mut self) {
+    fn end_output(&mut self, whole: bool) {
         self.held = false;
-        if self.established {
+        if !whole {
+            self.cut_short = true;
+        } else if self.established {
             self.tls.send_close_notify();
         }
     }
@@ -311,7 +316,7 @@ impl<S: Read + Write + AsFd> Transport for Tls<S> {
 
 impl<S: Read + Write + AsFd> Drop for Tls<S> {
     fn drop(&mut self) {
-        if self.established {
+        if self.established && !self.cut_short {
             // Without close_notify a TLS client cannot tell the end from a truncation attack
             // (rustls and OpenSSL 3 report an error). Once only: a linger already sent it.
             self.tls.send_close_notify();
