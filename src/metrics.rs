@@ -354,12 +354,16 @@ fn upstream_families(out: &mut String, upstreams: &Upstreams) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connection::State;
     use crate::http::{Method, StatusCode};
     use std::time::Duration;
 
     #[test]
     fn families_have_help_type_and_samples() {
         let stats = Stats::new(2);
+        // One open connection, its request with a blocking handler.
+        stats.connection_opened();
+        stats.state_changed(State::Reading, State::Waiting);
         stats.request_served(
             1,
             Some(Method::Get),
@@ -380,6 +384,8 @@ mod tests {
             "margay_http_request_duration_seconds_count 1",
             "margay_worker_requests_total{worker=\"1\"} 1",
             "margay_connections{state=\"idle\"} 0",
+            "margay_connections{state=\"reading\"} 0",
+            "margay_connections{state=\"waiting\"} 1",
             "margay_shutting_down 1",
             "margay_tls_handshake_failures_total{reason=\"plain_http\"} 0",
             "margay_handler_pool_queued 0",

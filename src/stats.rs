@@ -170,8 +170,9 @@ pub struct Counters {
     pub closed: u64,
     /// Idle connections closed at the connection cap to make room.
     pub shed: u64,
-    /// Open connections by state: reading, writing, idle, closing.
-    pub connections: [(&'static str, i64); 4],
+    /// Open connections by state: reading, writing, idle, closing, waiting (for a blocking
+    /// handler); together, every open connection.
+    pub connections: [(&'static str, i64); 5],
     /// Responses per worker.
     pub per_worker: Vec<u64>,
     /// TLS handshakes completed and resumed.
@@ -336,6 +337,7 @@ impl Stats {
                 ("writing", self.writing.load(Relaxed)),
                 ("idle", self.idle.load(Relaxed)),
                 ("closing", self.closing.load(Relaxed)),
+                ("waiting", self.waiting.load(Relaxed)),
             ],
             per_worker: self.per_worker.iter().map(|n| n.load(Relaxed)).collect(),
             tls_handshakes: self.tls_handshakes.load(Relaxed),

@@ -290,6 +290,8 @@ fn serve(
     }
     let mut was_idle = false;
     let mut upstream: Option<Upstream> = None;
+    // Whether the client socket is non-blocking now (it was just made blocking).
+    let mut nonblocking = false;
     // A connection accepted during shutdown (on an admin listener) gets its first request read.
     let mut fresh = true;
     loop {
@@ -314,8 +316,11 @@ fn serve(
         // While a request is forwarded, the thread watches two sockets: both go non-blocking
         // and it waits in poll(2) instead of in a read.
         let forwarding = conn.is_forwarding() || upstream.is_some();
-        if socket.set_nonblocking(forwarding).is_err() {
-            break;
+        if forwarding != nonblocking {
+            if socket.set_nonblocking(forwarding).is_err() {
+                break;
+            }
+            nonblocking = forwarding;
         }
         // Waiting for a stream's producer, a read only looks for a client that left; the
         // doorbell below is where the thread waits.

@@ -293,14 +293,11 @@ impl Worker {
         self.spare_head = head.into_storage();
     }
 
-    /// Answers a request from the static files (with the fallback where no handler route or
-    /// proxy rule covers the path).
+    /// Answers a request from the static files (with the fallback where no handler route
+    /// covers the path; a path a proxy rule covers never gets here, the exchange forwards it).
     pub fn serve_file(&mut self, head: &RequestHead) -> Response {
         let router = &self.site.router;
-        let upstreams = self.site.upstreams.as_deref();
-        self.files.serve_site(head, &|path| {
-            router.covers(path) || upstreams.is_some_and(|u| u.route(path).is_some())
-        })
+        self.files.serve_site(head, &|path| router.covers(path))
     }
 
     /// The site's own page for an error response of the server's, if it has one.

@@ -89,6 +89,19 @@ pub struct Timeouts {
     pub upstream: Duration,
 }
 
+/// The server's defaults, which `--help` and the configuration file state.
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            header: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(15),
+            send: Duration::from_secs(30),
+            handler: Duration::from_secs(30),
+            upstream: Duration::from_secs(30),
+        }
+    }
+}
+
 /// One client connection's protocol state.
 pub struct Connection {
     exchange: Exchange,

@@ -196,10 +196,10 @@ impl StaticFiles {
         {
             return missed;
         }
-        let fallback = fallback.to_string();
         let accepts_html =
             named_quality(head.headers_named("accept"), "text/html").is_some_and(|q| q > 0.0);
         let mut response = if accepts_html {
+            let fallback = fallback.to_string();
             match self.serve_file(head, &fallback) {
                 found if found.status != StatusCode::NOT_FOUND => found,
                 _ => missed,

@@ -4,7 +4,7 @@
 //! The choice is pure: [`AcceptEncoding::parse`] reads the request's fields once, and
 //! [`AcceptEncoding::choose`] picks among the codings a response is available in.
 
-use super::fields::trim_ows;
+use super::fields::{is_tchar, trim_ows};
 use super::{Body, Response, StatusCode};
 use std::io::Write;
 
@@ -195,10 +195,6 @@ fn parse_weight(param: &[u8]) -> Option<Weight> {
         return None;
     }
     Some(whole + thousandths)
-}
-
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Bodies smaller than this are never compressed: the coding's own overhead and the work

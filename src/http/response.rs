@@ -1,5 +1,6 @@
 //! A response as handlers and the file server build it: status, headers, and a body source.
 
+use super::fields::is_tchar;
 use super::status::StatusCode;
 use super::stream::{self, BodySender, BodyStream};
 use std::borrow::Cow;
@@ -353,11 +354,6 @@ fn check_field(name: &str, value: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// RFC 9110 section 5.6.2.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]

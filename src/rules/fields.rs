@@ -1,6 +1,8 @@
 //! What a rule may put in a response header: a field name that is a token, a value of
 //! visible ASCII, and never a field the server writes or derives itself.
 
+use crate::http::fields::is_tchar;
+
 /// Fields the encoder, the connection or the file logic own: a rule that set them would
 /// contradict the framing, the persistence or the validators the server computes.
 const SERVER_OWNED: &[&str] = &[
@@ -23,10 +25,6 @@ const SERVER_OWNED: &[&str] = &[
 /// Whether `name` is a field name (RFC 9110 section 5.1: a token).
 pub(crate) fn is_token(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(is_tchar)
-}
-
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Checks a field value: visible ASCII, spaces and tabs inside, nothing that could end the
