@@ -2,6 +2,9 @@
 //! gives a media type by naming it or its `type/*`. A bare `*/*` does not count: it is what
 //! clients send when they did not choose.
 
+use super::coding::parse_weight;
+use super::fields::trim_ows;
+
 /// The weight (`q`, 0 to 1) that the `Accept` values give `media_type` (lowercase
 /// `type/subtype`) by name or by `type/*`, the more specific winning; `None` if neither is
 /// listed.
@@ -30,18 +33,13 @@ pub fn named_quality<'a>(values: impl Iterator<Item = &'a str>, media_type: &str
     best.map(|(_, q)| q)
 }
 
-/// The `q` parameter among `params` (1 without one); `None` if it is not a weight.
+/// The `q` parameter among `params` (1 without one), read by the same qvalue grammar as
+/// `Accept-Encoding`'s; `None` if it is not a weight.
 fn weight<'a>(params: impl Iterator<Item = &'a str>) -> Option<f32> {
     for param in params {
-        let Some((name, value)) = param.trim().split_once('=') else {
-            continue;
-        };
-        if name.trim().eq_ignore_ascii_case("q") {
-            return value
-                .trim()
-                .parse::<f32>()
-                .ok()
-                .filter(|q| (0.0..=1.0).contains(q));
+        let param = trim_ows(param.as_bytes());
+        if param.len() >= 2 && param[..2].eq_ignore_ascii_case(b"q=") {
+            return parse_weight(param).map(|thousandths| f32::from(thousandths) / 1000.0);
         }
     }
     Some(1.0)
@@ -68,6 +66,10 @@ mod tests {
             ("text/html;q=0", "text/html", Some(0.0)),
             ("TEXT/HTML; Q=0.5", "text/html", Some(0.5)),
             ("text/html;level=1;q=0.4", "text/html", Some(0.4)),
+            // The qvalue grammar, as for Accept-Encoding: at most three decimals, at most 1.
+            ("text/html;q=0.12345", "text/html", None),
+            ("text/html;q=1.5", "text/html", None),
+            ("text/html;q=.5", "text/html", None),
             ("text/html;q=2", "text/html", None),
             ("text/html;q=x", "text/html", None),
             (

@@ -169,7 +169,7 @@ impl AcceptEncoding {
 
 /// `q=` followed by a qvalue (RFC 9110 section 12.4.2): `0`, `0.5`, `1`, `1.000`; at most
 /// three decimals, never above 1. `None` for anything else.
-fn parse_weight(param: &[u8]) -> Option<Weight> {
+pub(super) fn parse_weight(param: &[u8]) -> Option<Weight> {
     let (name, value) = param.split_at_checked(2)?;
     if !name.eq_ignore_ascii_case(b"q=") {
         return None;
