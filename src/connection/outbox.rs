@@ -3,6 +3,7 @@
 //! one `writev`, or a file window for `sendfile(2)`) and is told what went out; the transport
 //! does the writing.
 
+use crate::http::chunked::SizeLine;
 use crate::http::stream::{BodyStream, Piece};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -293,7 +294,7 @@ impl Outbox {
             };
             if chunked {
                 framed.push_back(Chunk::Bytes {
-                    buf: format!("{len:x}\r\n").into_bytes(),
+                    buf: SizeLine::new(len).as_bytes().to_vec(),
                     sent: 0,
                 });
             }

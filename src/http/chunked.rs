@@ -71,6 +71,35 @@ enum Ext {
     Escape,
 }
 
+/// A chunk's size line (`1a2b` CR LF), formatted on the stack: the encoder writes one per
+/// piece of a streamed or forwarded body.
+pub(crate) struct SizeLine {
+    buf: [u8; 18],
+    len: usize,
+}
+
+impl SizeLine {
+    /// The size line of a chunk of `size` bytes.
+    pub(crate) fn new(size: usize) -> SizeLine {
+        let mut buf = [0u8; 18];
+        let digits = (usize::BITS - size.leading_zeros()).div_ceil(4).max(1) as usize;
+        for (i, slot) in buf[..digits].iter_mut().enumerate() {
+            let shift = 4 * (digits - 1 - i);
+            *slot = b"0123456789abcdef"[(size >> shift) & 15];
+        }
+        buf[digits..digits + 2].copy_from_slice(b"\r\n");
+        SizeLine {
+            buf,
+            len: digits + 2,
+        }
+    }
+
+    /// The line's bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
 /// Incremental decoder for one chunked body.
 #[derive(Debug, Clone)]
 pub struct ChunkedDecoder {
@@ -268,6 +297,18 @@ mod tests {
         let mut out = Vec::new();
         let used = decoder.decode(input, Some(&mut out))?;
         Ok((out, used, decoder.is_done()))
+    }
+
+    #[test]
+    fn a_size_line_is_lowercase_hex_and_crlf() {
+        for size in [0usize, 1, 9, 10, 15, 16, 255, 4096, 0x1a2b, usize::MAX] {
+            let line = SizeLine::new(size);
+            assert_eq!(
+                line.as_bytes(),
+                format!("{size:x}\r\n").as_bytes(),
+                "{size}"
+            );
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use super::head::{BadUpstream, ResponseFraming, UpstreamHead, parse_response};
 use crate::connection::outbox::Outbox;
 use crate::connection::readbuf::ReadBuf;
-use crate::http::chunked::ChunkedDecoder;
+use crate::http::chunked::{ChunkedDecoder, SizeLine};
 use crate::http::{Method, RequestError};
 use std::cell::RefCell;
 
@@ -240,7 +240,7 @@ impl Forward {
                     .map_err(Failure::BadRequestBody)?;
                 if !decoded.is_empty() {
                     self.to_upstream
-                        .extend_from_slice(format!("{:x}\r\n", decoded.len()).as_bytes());
+                        .extend_from_slice(SizeLine::new(decoded.len()).as_bytes());
                     self.to_upstream.extend_from_slice(&decoded);
                     self.to_upstream.extend_from_slice(b"\r\n");
                 }
@@ -400,7 +400,7 @@ fn push_piece(out: &mut Outbox, piece: &[u8], chunked: bool) {
         return;
     }
     if chunked {
-        out.push_bytes(format!("{:x}\r\n", piece.len()).as_bytes());
+        out.push_bytes(SizeLine::new(piece.len()).as_bytes());
         out.push_bytes(piece);
         out.push_bytes(b"\r\n");
     } else {
