@@ -803,3 +803,107 @@ both_models!(
         assert_eq!(member["state"], "up", "{status}");
     }
 );
+
+both_models!(upstream_host_mode_sends_the_backends_own_host, |model| {
+    let backend = Backend::start(replies("ok"));
+    let server = proxy(model, &[&backend.url()], |c| {
+        c.proxy_host(margay::HostHeader::Upstream)
+    });
+    // The client asks for `localhost`, as `a_request_is_forwarded_and_answered` shows
+    // reaching the backend by default.
+    let resp = server.get("/up/x");
+    assert_eq!(resp.status, 200);
+    let seen = &backend.seen()[0];
+    assert_eq!(
+        seen.header("host"),
+        Some(backend.addr.to_string()),
+        "{}",
+        seen.head
+    );
+    // The client's name still reaches the backend, where it belongs.
+    assert_eq!(
+        seen.header("x-forwarded-host").as_deref(),
+        Some("localhost")
+    );
+});
+
+both_models!(a_member_failing_its_health_check_gets_no_traffic, |model| {
+    let sick = Backend::start(|_, stream| {
+        stream
+            .write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nsick")
+            .is_ok()
+    });
+    let well = Backend::start(replies("well"));
+    let server = proxy(model, &[&sick.url(), &well.url()], |c| {
+        c.proxy_health_check(Some("/health".into()))
+    });
+    // The first check runs as the server starts; wait (a bounded while) for its verdict.
+    let started = Instant::now();
+    loop {
+        let status = server.status();
+        let members = &status["upstreams"][0]["members"];
+        if members[0]["state"] == "unhealthy" {
+            assert_eq!(members[1]["state"], "up", "{status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "the failing check was not noticed: {status}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    for _ in 0..6 {
+        let resp = server.get("/up/x");
+        assert_eq!((resp.status, resp.text().as_str()), (200, "well"));
+    }
+    let proxied = |b: &Backend| b.seen().iter().filter(|s| s.target() == "/up/x").count();
+    assert_eq!(proxied(&sick), 0, "the unhealthy member got requests");
+    assert_eq!(proxied(&well), 6);
+    assert!(
+        sick.seen().iter().any(|s| s.target() == "/health"),
+        "the check path was not asked"
+    );
+});
+
+both_models!(keepalive_bounds_the_idle_upstream_connections, |model| {
+    const N: u64 = 1;
+    let backend = Backend::start(|_, stream| {
+        thread::sleep(Duration::from_millis(300));
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .is_ok()
+    });
+    let server = proxy(model, &[&backend.url()], |c| {
+        c.workers(1).proxy_keepalive(N as usize)
+    });
+    let addr = server.addr();
+    let clients: Vec<_> = (0..N + 3)
+        .map(|i| {
+            thread::spawn(move || {
+                let mut stream = connect(addr);
+                send(&mut stream, &get_req(&format!("/up/{i}")));
+                read_response(&mut stream, false).text()
+            })
+        })
+        .collect();
+    for client in clients {
+        assert_eq!(client.join().unwrap(), "ok");
+    }
+    let accepts = backend.accepts.load(Ordering::SeqCst) as u64;
+    assert!(
+        accepts > N,
+        "the requests did not overlap: {accepts} connections"
+    );
+    thread::sleep(Duration::from_millis(200));
+    // One event loop keeps N, and the shared pool N more; the thread model has only the
+    // shared pool.
+    let bound = match model {
+        Model::Reactor => 2 * N,
+        _ => N,
+    };
+    let idle = idle_upstream_connections(&server);
+    assert!(
+        idle <= bound,
+        "{idle} idle upstream connections kept with --proxy-keepalive {N} ({accepts} opened)"
+    );
+});

@@ -458,4 +458,28 @@ mod tests {
         upstreams.set_healthy(1, true);
         assert_eq!(chosen(&upstreams, 4), [0]);
     }
+
+    #[test]
+    fn least_connections_skips_a_member_with_a_request_in_flight() {
+        let rule: ProxyRule = "/api/=http://127.0.0.1:1,http://127.0.0.1:2"
+            .parse()
+            .unwrap();
+        let settings = ProxySettings {
+            balance: Balance::LeastConnections,
+            ..ProxySettings::default()
+        };
+        let upstreams = Upstreams::new(&[rule], settings);
+        // A request in flight on whichever member comes first.
+        let busy = upstreams.choose(0, None).unwrap();
+        let free = 1 - busy;
+        // Round robin would alternate; least connections picks the free member every time.
+        for _ in 0..4 {
+            let m = upstreams.choose(0, None).unwrap();
+            assert_eq!(m, free, "the busy member was chosen");
+            upstreams.finished(m, false);
+        }
+        // Once its request is done, the members are tied again and share the load.
+        upstreams.finished(busy, false);
+        assert_eq!(chosen(&upstreams, 4), [0, 1]);
+    }
 }
