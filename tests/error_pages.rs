@@ -245,3 +245,161 @@ both_models!(
         assert_eq!(get("/elsewhere").text(), INDEX_HTML);
     }
 );
+
+const FORBIDDEN_PAGE: &str = "<!DOCTYPE html><p>Not for your eyes.</p>\n";
+const BAD_GATEWAY_PAGE: &str = "<!DOCTYPE html><p>The application is down.</p>\n";
+
+/// An address nothing listens on: bound, read, and closed again.
+fn refusing_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
+/// Takes `CAP_DAC_OVERRIDE` and `CAP_DAC_READ_SEARCH` from the calling thread (and so from the
+/// threads it starts afterwards), so that a root test run meets file modes as a user would.
+fn drop_file_permission_override() {
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    const DAC: u32 = (1 << 1) | (1 << 2);
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    let got = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    assert_eq!(got, 0, "capget: {}", std::io::Error::last_os_error());
+    data[0].effective &= !DAC;
+    data[0].permitted &= !DAC;
+    data[0].inheritable &= !DAC;
+    let set = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+    assert_eq!(set, 0, "capset: {}", std::io::Error::last_os_error());
+}
+
+both_models!(forbidden_and_bad_gateway_get_their_own_pages, |model| {
+    let rule = margay::ProxyRule::new("/up/", &[&refusing_url()]).unwrap();
+    let rules = SiteRules::new()
+        .error_page(403, "/errors/403.html")
+        .unwrap()
+        .error_page(502, "/errors/502.html")
+        .unwrap();
+    // Started on a thread of its own that cannot read past file modes, even as root.
+    let server = std::thread::spawn(move || {
+        drop_file_permission_override();
+        let server = TestServer::builder(model)
+            .config(move |c| {
+                c.site_rules(rules)
+                    .proxy(rule)
+                    .proxy_timeout(std::time::Duration::from_secs(2))
+            })
+            .files(|root| {
+                std::fs::create_dir_all(root.join("errors")).unwrap();
+                std::fs::write(root.join("errors/403.html"), FORBIDDEN_PAGE).unwrap();
+                std::fs::write(root.join("errors/502.html"), BAD_GATEWAY_PAGE).unwrap();
+                std::fs::write(root.join("locked.txt"), "LOCKED-CONTENT\n").unwrap();
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(
+                    root.join("locked.txt"),
+                    std::fs::Permissions::from_mode(0o000),
+                )
+                .unwrap();
+            })
+            .start();
+        let denied = std::fs::read(server.root().join("locked.txt")).unwrap_err();
+        assert_eq!(
+            denied.kind(),
+            std::io::ErrorKind::PermissionDenied,
+            "the server's threads cannot read locked.txt"
+        );
+        server
+    })
+    .join()
+    .unwrap();
+
+    let locked = server.get("/locked.txt");
+    assert_error_page(&locked, 403);
+    assert_eq!(locked.text(), FORBIDDEN_PAGE, "the site's 403 page");
+    assert!(!locked.text().contains("LOCKED-CONTENT"));
+    let head = server.head_with("/locked.txt", &[]);
+    assert_eq!(head.status, 403);
+    assert_eq!(head.content_length(), Some(FORBIDDEN_PAGE.len() as u64));
+
+    let down = server.get("/up/anything");
+    assert_error_page(&down, 502);
+    assert_eq!(down.text(), BAD_GATEWAY_PAGE, "the site's 502 page");
+
+    // Pages only for their own statuses: a 404 keeps the server's own.
+    let missing = server.get("/no/such/file.txt");
+    assert_eq!(missing.status, 404);
+    assert_ne!(missing.text(), FORBIDDEN_PAGE);
+    assert_ne!(missing.text(), BAD_GATEWAY_PAGE);
+});
+
+/// A backend that answers every request `404` with the body `nope`.
+fn not_found_backend() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                loop {
+                    // Answer each request head on the connection (GETs carry no body).
+                    while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                        head.drain(..end + 4);
+                        if stream
+                            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope")
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+both_models!(the_fallback_never_applies_under_a_proxy_prefix, |model| {
+    let backend = not_found_backend();
+    let rule = margay::ProxyRule::new("/up/", &[&format!("http://{backend}")]).unwrap();
+    let rules = SiteRules::new().fallback("/index.html").unwrap();
+    let server = TestServer::start_with(model, move |c| {
+        c.site_rules(rules)
+            .proxy(rule)
+            .proxy_timeout(std::time::Duration::from_secs(2))
+    });
+    for accept in ["text/html", NAVIGATION] {
+        let page = server.get_with("/up/page", &[("Accept", accept)]);
+        assert_eq!(page.status, 404, "the backend's status, Accept: {accept}");
+        assert_eq!(page.text(), "nope", "the backend's body, Accept: {accept}");
+        assert!(!page.text().contains("root index page"));
+    }
+    // The same request outside the prefix does fall back: the fallback is on.
+    let elsewhere = server.get_with("/page", &[("Accept", "text/html")]);
+    assert_eq!(
+        (elsewhere.status, elsewhere.text().as_str()),
+        (200, INDEX_HTML)
+    );
+});
