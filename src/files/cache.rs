@@ -212,10 +212,12 @@ impl FileCache {
     /// found with it; an entry whose identities changed is dropped and `None` returned. The
     /// identity holds device and inode, so a path that now leads elsewhere (a swapped symlink
     /// or directory) never matches.
+    /// `now` is asked only when the entry is not watched and may be due for a check: a
+    /// clock read per request is worth saving.
     pub fn lookup(
         &mut self,
         key: &str,
-        now: Instant,
+        now: impl FnOnce() -> Instant,
         current: impl Fn(&Path) -> Option<FileIdentity>,
     ) -> Option<usize> {
         let found = self.find(key, now, current);
@@ -236,12 +238,16 @@ impl FileCache {
     fn find(
         &mut self,
         key: &str,
-        now: Instant,
+        now: impl FnOnce() -> Instant,
         current: impl Fn(&Path) -> Option<FileIdentity>,
     ) -> Option<usize> {
         let slot = *self.index.get(key)?;
         let entry = self.entries.get_mut(slot)?;
-        if !entry.watched && now.saturating_duration_since(entry.checked) >= self.revalidate_after {
+        if entry.watched {
+            return Some(slot);
+        }
+        let now = now();
+        if now.saturating_duration_since(entry.checked) >= self.revalidate_after {
             let same = current(&entry.path) == Some(entry.identity)
                 && entry
                     .sidecars
@@ -425,10 +431,14 @@ mod tests {
             );
             let called = Cell::new(false);
             let got = cache
-                .lookup("/a", start + *elapsed, |_| {
-                    called.set(true);
-                    *now_identity
-                })
+                .lookup(
+                    "/a",
+                    || start + *elapsed,
+                    |_| {
+                        called.set(true);
+                        *now_identity
+                    },
+                )
                 .is_some();
             assert_eq!(
                 (got, called.get()),
@@ -436,7 +446,7 @@ mod tests {
                 "{elapsed:?} {now_identity:?}"
             );
             // A dropped entry is gone; a kept one stays.
-            assert_eq!(cache.lookup("/a", start, |_| None).is_some(), *hit);
+            assert_eq!(cache.lookup("/a", || start, |_| None).is_some(), *hit);
             assert_eq!(cache.used() > 0, *hit);
         }
     }
@@ -483,7 +493,7 @@ mod tests {
             "budget is used"
         );
         assert!(
-            cache.lookup("/big399", now, |_| None).is_some(),
+            cache.lookup("/big399", || now, |_| None).is_some(),
             "newest entry kept"
         );
         assert!(cache.accepts(MAX_FILE));
@@ -540,10 +550,10 @@ mod tests {
             cache.compressed as i64
         );
         // The newest file kept its copy; the oldest lost theirs to make room.
-        let newest = cache.lookup(&format!("/f{}.txt", files - 1), now, |_| None);
+        let newest = cache.lookup(&format!("/f{}.txt", files - 1), || now, |_| None);
         let newest = cache.variants(newest.expect("cached")).expect("entry");
         assert!(newest.ready(Coding::Gzip).is_some());
-        let oldest = cache.lookup("/f0.txt", now, |_| None).expect("cached");
+        let oldest = cache.lookup("/f0.txt", || now, |_| None).expect("cached");
         assert!(
             cache
                 .variants(oldest)

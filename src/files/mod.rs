@@ -303,10 +303,10 @@ impl StaticFiles {
 
     /// The cache entry of the file at `key` (its slot), found or read now with its sidecars.
     fn entry(&mut self, key: &str) -> Result<usize, Miss> {
-        let now = Instant::now();
-        if let Some(slot) = self.cache.lookup(key, now, current_identity) {
+        if let Some(slot) = self.cache.lookup(key, Instant::now, current_identity) {
             return Ok(slot);
         }
+        let now = Instant::now();
         let (path, index) = match resolve_path(&self.root, key) {
             Ok(Resolved::File { path, index, .. }) => (path, index),
             Ok(Resolved::Redirect) => return Err(Miss::Directory),
