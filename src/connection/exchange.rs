@@ -3,6 +3,7 @@
 //! encoded responses in order in an [`Outbox`]. Pure protocol: no socket, no clock.
 
 use super::outbox::Outbox;
+use super::peer::Peer;
 use super::readbuf::ReadBuf;
 use super::stamp::Stamp;
 use crate::access_log;
@@ -90,6 +91,9 @@ pub struct Released {
 
 /// A request handed to the worker pool.
 struct Waiting {
+    /// When the connection noted the hand-over ([`Exchange::note_waiting`]; the exchange
+    /// keeps no clock of its own).
+    since: Option<Stamp>,
     /// Its id: a result for another (a late one, after a timeout) is dropped.
     job: u64,
     /// A copy of its head, for the access log and persistence once the answer comes.
@@ -103,7 +107,7 @@ enum BodyReader {
 
 /// The request/response state of one connection.
 pub struct Exchange {
-    peer: SocketAddr,
+    peer: Peer,
     /// The kind of listener that accepted the connection: its scheme and role.
     listener: ListenerKind,
     /// The TLS protocol version and cipher suite, once known.
@@ -115,7 +119,9 @@ pub struct Exchange {
     /// A proxied response broke off: close without completing its framing.
     aborted: bool,
     inbound: Inbound,
-    served: u64,
+    served: u32,
+    /// A response was queued since the connection last asked ([`Exchange::take_answered`]).
+    answered: bool,
     peer_closed: bool,
     /// The request being answered still has bytes on the way (see `peer_may_send`).
     request_unread: bool,
@@ -128,7 +134,7 @@ impl Exchange {
     /// addresses it by `ticket`.
     pub fn new(peer: SocketAddr, listener: ListenerKind, ticket: Ticket, now: Instant) -> Exchange {
         Exchange {
-            peer,
+            peer: Peer::from(peer),
             listener,
             tls: None,
             ticket,
@@ -136,6 +142,7 @@ impl Exchange {
             aborted: false,
             inbound: Inbound::Head,
             served: 0,
+            answered: false,
             peer_closed: false,
             request_unread: false,
             started: Stamp::of(now),
@@ -149,7 +156,7 @@ impl Exchange {
 
     /// The peer's address.
     pub fn peer(&self) -> SocketAddr {
-        self.peer
+        self.peer.addr()
     }
 
     /// Where results and wake-ups for this connection are addressed.
@@ -184,6 +191,21 @@ impl Exchange {
     /// Whether a blocking handler's response is awaited.
     pub fn is_waiting(&self) -> bool {
         matches!(self.inbound, Inbound::Waiting(_))
+    }
+
+    /// When the awaited handler got its request, as noted.
+    pub fn waiting_since(&self) -> Option<Stamp> {
+        match &self.inbound {
+            Inbound::Waiting(waiting) => waiting.since,
+            _ => None,
+        }
+    }
+
+    /// Notes `now` as when the awaited handler got its request, unless noted already.
+    pub fn note_waiting(&mut self, now: Stamp) {
+        if let Inbound::Waiting(waiting) = &mut self.inbound {
+            waiting.since.get_or_insert(now);
+        }
     }
 
     /// Delivers a blocking handler's response for `job`; false (and dropped) if it is not the
@@ -233,8 +255,13 @@ impl Exchange {
     }
 
     /// How many responses have been queued on this connection.
-    pub fn served(&self) -> u64 {
+    pub fn served(&self) -> u32 {
         self.served
+    }
+
+    /// Whether a response was queued since the last call.
+    pub fn take_answered(&mut self) -> bool {
+        std::mem::take(&mut self.answered)
     }
 
     /// The peer closed its side: buffered complete requests are still answered, then the
@@ -841,10 +868,14 @@ impl Exchange {
         let state = worker.site().state.clone();
         if route.execution == Execution::Blocking && worker.has_pool() {
             let kept = head.clone();
-            let request = Request::new(head, body, self.peer, route.params, state);
+            let request = Request::new(head, body, self.peer.addr(), route.params, state);
             match worker.submit(request, route.handler, self.ticket) {
                 Ok(job) => {
-                    self.inbound = Inbound::Waiting(Box::new(Waiting { job, head: kept }));
+                    self.inbound = Inbound::Waiting(Box::new(Waiting {
+                        since: None,
+                        job,
+                        head: kept,
+                    }));
                 }
                 Err(_) => {
                     let response =
@@ -855,7 +886,7 @@ impl Exchange {
             }
             return;
         }
-        let request = Request::new(head, body, self.peer, route.params, state);
+        let request = Request::new(head, body, self.peer.addr(), route.params, state);
         let mut response = pool::run(&route.handler, &request);
         worker.rules().apply_headers(request.path(), &mut response);
         if route.execution == Execution::Blocking {
@@ -887,7 +918,8 @@ impl Exchange {
             worker.rules().decorate_cors(head, &mut response);
         }
         let mut response = worker.error_page(response);
-        self.served += 1;
+        self.served = self.served.saturating_add(1);
+        self.answered = true;
         let limit = worker.site().max_requests_per_connection;
         let sends_body =
             head.is_none_or(|h| h.method != Method::Head) && response.status.allows_body();
@@ -901,7 +933,7 @@ impl Exchange {
             && !response.close
             && !worker.is_draining()
             && !self.peer_closed
-            && (limit == 0 || self.served < limit);
+            && (limit == 0 || u64::from(self.served) < limit);
         let persistence = match head {
             _ if !keep_alive => Persistence::Close,
             Some(h) if h.version == Version::Http10 => Persistence::KeepAliveExplicit,
@@ -946,7 +978,7 @@ impl Exchange {
         let site = worker.site();
         let entry = access_log::Entry {
             client: site.trusted_proxies.client(self.peer.ip(), head),
-            peer: self.peer,
+            peer: self.peer.addr(),
             head,
             status,
             bytes,

@@ -10,6 +10,7 @@
 
 pub(crate) mod exchange;
 pub(crate) mod outbox;
+pub(crate) mod peer;
 pub(crate) mod readbuf;
 pub(crate) mod stamp;
 
@@ -107,8 +108,11 @@ pub struct Connection {
     exchange: Exchange,
     input: ReadBuf,
     out: Outbox,
-    /// Set once our side is shut: the bytes discarded since.
-    lingering: Option<u32>,
+    /// Our side is shut: only discarding what the peer still sends.
+    lingering: bool,
+    /// Bytes discarded while lingering (two fields rather than an `Option<u32>`, so that they
+    /// pack with the flags below: an idle connection is mostly this struct).
+    discarded: u32,
     /// The state the status report counts this connection under.
     counted: State,
     /// Last byte moved in either direction.
@@ -118,10 +122,6 @@ pub struct Connection {
     /// When the first byte of the request now being read arrived: what request durations
     /// are measured from.
     request_started: Option<Stamp>,
-    /// Responses the exchange had queued when `head_started` was last set.
-    served_seen: u64,
-    /// When the request now with a blocking handler was handed over.
-    waiting_since: Option<Stamp>,
     /// The output waits for a streamed body's producer, not for the socket.
     stalled: bool,
     /// The last byte moved to or from the upstream server of a forwarded request.
@@ -145,13 +145,12 @@ impl Connection {
             exchange: Exchange::new(peer, listener, ticket, now),
             input: ReadBuf::default(),
             out: Outbox::default(),
-            lingering: None,
+            lingering: false,
+            discarded: 0,
             counted: State::Reading,
             last_activity: Stamp::of(now),
             head_started: Some(Stamp::of(now)),
             request_started: None,
-            served_seen: 0,
-            waiting_since: None,
             stalled: false,
             upstream_activity: Stamp::of(now),
             input_empty: false,
@@ -171,7 +170,7 @@ impl Connection {
 
     /// The current state.
     pub fn state(&self) -> State {
-        if self.lingering.is_some() {
+        if self.lingering {
             State::Closing
         } else if !self.out.is_empty() {
             State::Writing
@@ -215,7 +214,8 @@ impl Connection {
             State::Writing => self.last_activity.after(timeouts.send),
             _ if self.exchange.is_forwarding() => self.upstream_activity.after(timeouts.upstream),
             State::Waiting => self
-                .waiting_since
+                .exchange
+                .waiting_since()
                 .unwrap_or(self.last_activity)
                 .after(timeouts.handler),
             State::Reading | State::Idle if self.exchange.reading_body() => {
@@ -296,17 +296,13 @@ impl Connection {
         self.exchange
             .process(&mut self.input, &mut self.out, worker);
         if self.exchange.is_waiting() {
-            self.waiting_since.get_or_insert(Stamp::of(now));
+            self.exchange.note_waiting(Stamp::of(now));
         }
     }
 
     /// Delivers a blocking handler's response for `job`; false if it came too late.
     pub fn deliver(&mut self, job: u64, response: Response, worker: &mut Worker) -> bool {
-        let delivered = self.exchange.deliver(job, response, &mut self.out, worker);
-        if delivered {
-            self.waiting_since = None;
-        }
-        delivered
+        self.exchange.deliver(job, response, &mut self.out, worker)
     }
 
     /// Whether the output waits for a streamed body's producer rather than the socket.
@@ -327,8 +323,7 @@ impl Connection {
     /// Called once the queued responses are written: after an answered request, the next
     /// head's clock starts with its first byte.
     pub fn responses_sent(&mut self, now: Instant) {
-        if self.exchange.served() != self.served_seen {
-            self.served_seen = self.exchange.served();
+        if self.exchange.take_answered() {
             self.head_started = (!self.input.is_empty()).then(|| Stamp::of(now));
             self.request_started = self.head_started;
         }
@@ -430,7 +425,6 @@ impl Connection {
             return false;
         }
         self.exchange.give_up_waiting(&mut self.out, worker);
-        self.waiting_since = None;
         true
     }
 
@@ -503,15 +497,15 @@ impl Connection {
 
     /// Whether our side is shut and the connection only discards what the peer still sends.
     pub fn is_lingering(&self) -> bool {
-        self.lingering.is_some()
+        self.lingering
     }
 
     /// Starts lingering at `now`; false if it already was.
     pub fn start_lingering(&mut self, now: Instant) -> bool {
-        if self.lingering.is_some() {
+        if self.lingering {
             return false;
         }
-        self.lingering = Some(0);
+        self.lingering = true;
         self.last_activity = Stamp::of(now);
         true
     }
@@ -519,9 +513,11 @@ impl Connection {
     /// Counts `n` bytes discarded while lingering; true once more than [`LINGER_BYTES`] were:
     /// a peer that keeps sending is not waited for.
     pub fn discarded(&mut self, n: usize) -> bool {
-        let total = self.lingering.get_or_insert(0);
+        self.lingering = true;
         // Saturates well past LINGER_BYTES, so a u32 is enough.
-        *total = total.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
-        *total as usize > LINGER_BYTES
+        self.discarded = self
+            .discarded
+            .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        self.discarded as usize > LINGER_BYTES
     }
 }

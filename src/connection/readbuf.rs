@@ -8,36 +8,39 @@ const INITIAL: usize = 8 * 1024;
 /// Buffers kept for reuse by one worker.
 #[derive(Debug, Default)]
 pub struct BufferPool {
-    free: Vec<Vec<u8>>,
+    free: Vec<Box<[u8]>>,
 }
 
 impl BufferPool {
     /// Most buffers kept; the rest are freed.
     const KEEP: usize = 256;
 
-    fn take(&mut self) -> Vec<u8> {
-        self.free.pop().unwrap_or_else(|| vec![0; INITIAL])
+    fn take(&mut self) -> Box<[u8]> {
+        self.free
+            .pop()
+            .unwrap_or_else(|| vec![0; INITIAL].into_boxed_slice())
     }
 
-    fn give(&mut self, buf: Vec<u8>) {
+    fn give(&mut self, buf: Box<[u8]>) {
         if self.free.len() < Self::KEEP && buf.len() == INITIAL {
             self.free.push(buf);
         }
     }
 }
 
-/// Bytes read from a socket and not yet parsed.
+/// Bytes read from a socket and not yet parsed. Every idle connection keeps one (without its
+/// buffer), so it is kept small: a boxed slice and two 32-bit cursors, 24 bytes.
 #[derive(Debug, Default)]
 pub struct ReadBuf {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    buf: Box<[u8]>,
+    start: u32,
+    end: u32,
 }
 
 impl ReadBuf {
     /// The unparsed bytes.
     pub fn data(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        &self.buf[self.start as usize..self.end as usize]
     }
 
     /// Whether nothing is waiting to be parsed.
@@ -47,7 +50,8 @@ impl ReadBuf {
 
     /// Marks `n` bytes as parsed.
     pub fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        self.start = self.start.saturating_add(n).min(self.end);
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -55,29 +59,38 @@ impl ReadBuf {
     }
 
     /// The free space the next read should fill, made first (compacting, or growing up to
-    /// `max` bytes); `None` when `max` unparsed bytes are already held: parse before reading.
+    /// `max` bytes, at most 4 GiB); `None` when `max` unparsed bytes are already held: parse
+    /// before reading.
     pub fn space(&mut self, pool: &mut BufferPool, max: usize) -> Option<&mut [u8]> {
+        let max = max.min(u32::MAX as usize);
         if self.buf.is_empty() {
             self.buf = pool.take();
         }
-        if self.end == self.buf.len() {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
+        let (start, end) = (self.start as usize, self.end as usize);
+        if end == self.buf.len() {
+            if start > 0 {
+                self.buf.copy_within(start..end, 0);
                 self.end -= self.start;
                 self.start = 0;
             } else if self.buf.len() < max {
-                let grown = (self.buf.len() * 2).min(max);
-                self.buf.resize(grown, 0);
+                let mut grown = std::mem::take(&mut self.buf).into_vec();
+                grown.resize((grown.len() * 2).min(max), 0);
+                self.buf = grown.into_boxed_slice();
             } else {
                 return None;
             }
         }
-        Some(&mut self.buf[self.end..])
+        Some(&mut self.buf[self.end as usize..])
     }
 
     /// Records that a read put `n` bytes at the start of the last [`ReadBuf::space`].
     pub fn filled(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.buf.len());
+        // The buffer is at most 4 GiB (see `space`), so its length fits.
+        let len = self.buf.len() as u32;
+        self.end = self
+            .end
+            .saturating_add(u32::try_from(n).unwrap_or(u32::MAX))
+            .min(len);
     }
 
     /// Gives the buffer back to the pool if it holds nothing, so an idle connection costs no
