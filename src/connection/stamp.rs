@@ -1,6 +1,7 @@
 //! Instants in eight bytes. An `Instant` takes sixteen, and a connection keeps several; an
 //! idle kept-alive connection is mostly its slab slot, so every field counts.
 
+use std::cell::Cell;
 use std::num::NonZeroU64;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -16,9 +17,27 @@ fn origin() -> Instant {
     *ORIGIN.get_or_init(Instant::now)
 }
 
+thread_local! {
+    /// The instant this thread converted last, and its stamp. A shell hands one turn's `now`
+    /// to several calls per request; comparing two instants is cheaper than converting
+    /// again (a checked subtraction and a 128-bit multiply).
+    static LAST: Cell<Option<(Instant, Stamp)>> = const { Cell::new(None) };
+}
+
 impl Stamp {
     /// The stamp of `at`.
     pub fn of(at: Instant) -> Stamp {
+        LAST.with(|last| match last.get() {
+            Some((seen, stamp)) if seen == at => stamp,
+            _ => {
+                let stamp = Stamp::convert(at);
+                last.set(Some((at, stamp)));
+                stamp
+            }
+        })
+    }
+
+    fn convert(at: Instant) -> Stamp {
         let nanos = at.saturating_duration_since(origin()).as_nanos();
         Stamp(NonZeroU64::MIN.saturating_add(u64::try_from(nanos).unwrap_or(u64::MAX)))
     }
@@ -32,7 +51,8 @@ impl Stamp {
 
     /// How long ago it was.
     pub fn elapsed(self) -> Duration {
-        let now = Stamp::of(Instant::now());
+        // A fresh instant: converted without the memo, which it would only evict.
+        let now = Stamp::convert(Instant::now());
         Duration::from_nanos(now.0.get().saturating_sub(self.0.get()))
     }
 
@@ -55,6 +75,15 @@ mod tests {
         assert!(Stamp::of(start) < Stamp::of(later));
         let by = Duration::from_millis(1500);
         assert_eq!(Stamp::of(start).after(by).instant(), start + by);
+    }
+
+    #[test]
+    fn the_memo_never_hands_back_another_instants_stamp() {
+        let a = Instant::now();
+        let b = a + Duration::from_micros(7);
+        for at in [a, a, b, b, a, b] {
+            assert_eq!(Stamp::of(at), Stamp::convert(at));
+        }
     }
 
     #[test]
