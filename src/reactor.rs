@@ -103,7 +103,11 @@ pub(crate) struct Reactor {
     /// A client accepted at the cap, served first when a slot frees.
     waiting: Option<Accepted>,
     clients: Slab<Client>,
-    timers: BinaryHeap<Reverse<(Stamp, usize, u64)>>,
+    /// Deadlines: (when, slab key, low half of the connection's id). Sixteen bytes an entry,
+    /// with one or two per open connection. A key fits 32 bits (each slot holds a descriptor);
+    /// an id matching by its low half alone only makes the timer look at a connection early,
+    /// which re-arms it (see `expire`).
+    timers: BinaryHeap<Reverse<(Stamp, u32, u32)>>,
     yielded: Vec<usize>,
     /// Connections accepted in the current round, kept to reuse its allocation.
     accepted: Vec<Accepted>,
@@ -588,7 +592,8 @@ impl Reactor {
         let deadline = client.conn.deadline_stamp(&self.worker.site().timeouts);
         if client.scheduled.is_none_or(|at| deadline < at) {
             client.scheduled = Some(deadline);
-            self.timers.push(Reverse((deadline, key, client.conn.id())));
+            let id = client.conn.id() as u32;
+            self.timers.push(Reverse((deadline, key as u32, id)));
         }
     }
 
@@ -601,10 +606,11 @@ impl Reactor {
                 return;
             }
             self.timers.pop();
+            let key = key as usize;
             let Some(client) = self.clients.get_mut(key) else {
                 continue;
             };
-            if client.conn.id() != id || client.scheduled != Some(at) {
+            if client.conn.id() as u32 != id || client.scheduled != Some(at) {
                 continue;
             }
             client.scheduled = None;
