@@ -553,6 +553,78 @@ both_models!(a_slow_client_slows_the_backend_not_the_memory, |model| {
     assert_eq!(resp.body.len(), TOTAL);
 });
 
+both_models!(
+    an_upload_to_a_slow_backend_waits_in_bounded_memory,
+    |model| {
+        const TOTAL: usize = 64 * 1024 * 1024;
+        // A backend that reads the head, then nothing until told to, then counts the body.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let backend = listener.local_addr().unwrap();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = Vec::new();
+            let end = read_until(&mut stream, &mut buf, b"\r\n\r\n").unwrap();
+            let mut got = buf.len() - (end + 4);
+            let _ = wait.recv();
+            let mut chunk = vec![0u8; 256 * 1024];
+            while got < TOTAL {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+            let reply = got.to_string();
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", reply.len());
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(reply.as_bytes());
+        });
+        let server = proxy(model, &[&format!("http://{backend}")], |c| {
+            c.proxy_timeout(Duration::from_secs(20))
+        });
+        let mut stream = connect_small_buffers(server.addr());
+        stream
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let written = Arc::new(AtomicUsize::new(0));
+        let progress = written.clone();
+        let mut writer = stream.try_clone().unwrap();
+        let upload = thread::spawn(move || {
+            let head = request(
+                "POST",
+                "/up/upload",
+                &[("Content-Length", &TOTAL.to_string())],
+            );
+            writer.write_all(&head).unwrap();
+            let piece = vec![b'u'; 64 * 1024];
+            for _ in 0..TOTAL / piece.len() {
+                writer.write_all(&piece).unwrap();
+                progress.fetch_add(piece.len(), Ordering::SeqCst);
+            }
+        });
+        thread::sleep(Duration::from_millis(1500));
+        let ahead = written.load(Ordering::SeqCst);
+        // Kernel buffers on each hop plus the proxy's bounded buffer: a proxy that took the body
+        // in as fast as the client sent it would hold all 64 MiB.
+        assert!(
+            ahead < 24 * 1024 * 1024,
+            "the client got {ahead} bytes ahead of the stalled backend"
+        );
+        go.send(()).unwrap();
+        upload.join().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let resp = read_response(&mut stream, false);
+        assert_eq!(resp.status, 200);
+        assert_eq!(
+            resp.text(),
+            TOTAL.to_string(),
+            "every uploaded byte arrived"
+        );
+    }
+);
+
 both_models!(expect_100_continue_is_answered_by_the_front, |model| {
     let backend = Backend::start(|seen, stream| {
         let reply = format!(
