@@ -257,7 +257,12 @@ pub fn parse_head_reusing(
             value: span(value),
         });
     }
-    let line_end = raw.iter().position(|&b| b == b'\n').unwrap_or(0);
+    // The request line ends where the first field line begins (httparse takes no other
+    // byte between them than the line ending), or at the first line feed.
+    let line_end = match request.headers.first() {
+        Some(first) => offset(first.name.as_bytes()) as usize - 1,
+        None => raw.iter().position(|&b| b == b'\n').unwrap_or(0),
+    };
     let line_end = if line_end > 0 && raw[line_end - 1] == b'\r' {
         line_end - 1
     } else {
@@ -836,6 +841,20 @@ mod tests {
                 .map(|end| outcome(&row.as_bytes()[..end]))
                 .find(|o| *o != Ok(None));
             assert_eq!(first, Some(whole), "{:?}", &row[..row.len().min(40)]);
+        }
+    }
+
+    #[test]
+    fn the_request_line_ends_at_its_line_ending_whichever_it_is() {
+        // (head, request line)
+        let rows = [
+            ("GET /a HTTP/1.1\r\nHost: x\r\n\r\n", "GET /a HTTP/1.1"),
+            ("GET /a HTTP/1.1\nHost: x\n\n", "GET /a HTTP/1.1"),
+            ("GET /a HTTP/1.0\r\n\r\n", "GET /a HTTP/1.0"),
+            ("GET /a HTTP/1.0\n\n", "GET /a HTTP/1.0"),
+        ];
+        for (text, line) in rows {
+            assert_eq!(complete(text).request_line(), line, "{text:?}");
         }
     }
 
