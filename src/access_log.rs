@@ -60,30 +60,42 @@ pub struct Entry<'a> {
 impl Entry<'_> {
     /// The line in `format`, without a line ending.
     pub fn format(&self, format: AccessLogFormat) -> String {
+        let mut line = String::new();
+        self.format_into(format, &mut line);
+        line
+    }
+
+    /// The line in `format`, without a line ending, in `line` (emptied first, so that one
+    /// buffer serves line after line without allocating).
+    pub fn format_into(&self, format: AccessLogFormat, line: &mut String) {
+        line.clear();
         // Room for a JSON line with a browser's User-Agent and Referer (about 360 bytes), so
         // that a typical line is built without growing its buffer.
-        let mut line = String::with_capacity(512);
+        line.reserve(512);
         match format {
-            AccessLogFormat::Combined => self.combined(&mut line),
+            AccessLogFormat::Combined => self.combined(line),
             AccessLogFormat::CombinedTime => {
-                self.combined(&mut line);
+                self.combined(line);
                 let millis = self.elapsed.as_millis();
                 line.push(' ');
-                line.push_str(itoa::Buffer::new().format(millis / 1000));
+                push_int(millis / 1000, line);
                 line.push('.');
                 let fraction = (millis % 1000) as u16;
                 for digit in [fraction / 100, fraction / 10 % 10, fraction % 10] {
                     line.push(char::from(b'0' + digit as u8));
                 }
             }
-            AccessLogFormat::Json => self.json(&mut line),
+            AccessLogFormat::Json => self.json(line),
         }
-        line
+    }
+
+    /// The Referer and User-Agent fields, looked up the same way for every format.
+    fn referer_and_agent(&self) -> [Option<&str>; 2] {
+        ["referer", "user-agent"].map(|name| self.head.and_then(|h| h.header(name)))
     }
 
     fn combined(&self, line: &mut String) {
-        let mut ip = [0u8; 64];
-        line.push_str(ip_text(self.client, &mut ip));
+        push_ip(self.client, line);
         line.push_str(" - - [");
         line.push_str(self.clf_time);
         line.push_str("] \"");
@@ -92,42 +104,39 @@ impl Entry<'_> {
             None => line.push('-'),
         }
         line.push_str("\" ");
-        line.push_str(itoa::Buffer::new().format(self.status.as_u16()));
+        push_int(self.status.as_u16(), line);
         line.push(' ');
-        line.push_str(itoa::Buffer::new().format(self.bytes));
-        for name in ["referer", "user-agent"] {
+        push_int(self.bytes, line);
+        for value in self.referer_and_agent() {
             line.push_str(" \"");
-            match self.head.and_then(|h| h.header(name)) {
-                Some(value) => escape_clf(value, line),
-                None => line.push('-'),
-            }
+            escape_clf(value.unwrap_or("-"), line);
             line.push('"');
         }
     }
 
     fn json(&self, line: &mut String) {
-        let (mut ip, mut other) = ([0u8; 64], [0u8; 64]);
         line.push_str("{\"time\":\"");
         line.push_str(self.iso_time);
         line.push_str("\",\"client\":\"");
-        let client = ip_text(self.client, &mut ip);
-        line.push_str(client);
+        let client_at = line.len();
+        push_ip(self.client, line);
+        let client = client_at..line.len();
         line.push_str("\",\"peer\":\"");
-        // Without a proxy in front the peer is the client: its address is formatted once.
-        let peer_ip = if self.peer.ip().to_canonical() == self.client {
-            client
-        } else {
-            ip_text(self.peer.ip(), &mut other)
-        };
-        if self.peer.is_ipv6() {
+        let bracket = self.peer.is_ipv6();
+        if bracket {
             line.push('[');
-            line.push_str(peer_ip);
-            line.push(']');
+        }
+        // Without a proxy in front the peer is the client: its address is formatted once.
+        if self.peer.ip().to_canonical() == self.client {
+            line.extend_from_within(client);
         } else {
-            line.push_str(peer_ip);
+            push_ip(self.peer.ip(), line);
+        }
+        if bracket {
+            line.push(']');
         }
         line.push(':');
-        line.push_str(itoa::Buffer::new().format(self.peer.port()));
+        push_int(self.peer.port(), line);
         line.push_str("\",\"method\":");
         json_string(self.head.map(|h| h.method.as_str()), line);
         line.push_str(",\"target\":");
@@ -135,16 +144,19 @@ impl Entry<'_> {
         line.push_str(",\"protocol\":");
         json_string(self.head.map(|h| h.version.as_str()), line);
         line.push_str(",\"status\":");
-        line.push_str(itoa::Buffer::new().format(self.status.as_u16()));
+        push_int(self.status.as_u16(), line);
         line.push_str(",\"bytes\":");
-        line.push_str(itoa::Buffer::new().format(self.bytes));
+        push_int(self.bytes, line);
         line.push_str(",\"duration_us\":");
-        let micros = u64::try_from(self.elapsed.as_micros()).unwrap_or(u64::MAX);
-        line.push_str(itoa::Buffer::new().format(micros));
+        push_int(
+            u64::try_from(self.elapsed.as_micros()).unwrap_or(u64::MAX),
+            line,
+        );
+        let [referer, agent] = self.referer_and_agent();
         line.push_str(",\"referer\":");
-        json_string(self.head.and_then(|h| h.header("referer")), line);
+        json_string(referer, line);
         line.push_str(",\"user_agent\":");
-        json_string(self.head.and_then(|h| h.header("user-agent")), line);
+        json_string(agent, line);
         line.push_str(",\"tls\":");
         match self.tls {
             Some((version, cipher)) => {
@@ -160,19 +172,50 @@ impl Entry<'_> {
     }
 }
 
-/// The address as text, without allocating.
-fn ip_text(ip: IpAddr, buffer: &mut [u8; 64]) -> &str {
-    use std::io::Write;
-    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    let _ = write!(cursor, "{ip}");
-    let len = cursor.position() as usize;
-    std::str::from_utf8(&buffer[..len]).unwrap_or("-")
+fn push_int(n: impl itoa::Integer, out: &mut String) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// The address as text: IPv4 octet by octet, IPv6 through its `Display` (RFC 5952).
+fn push_ip(ip: IpAddr, out: &mut String) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            push_int(a, out);
+            for octet in [b, c, d] {
+                out.push('.');
+                push_int(octet, out);
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// Whether `bytes` are printable ASCII without a quote or a backslash: what both formats copy
+/// as it is. Checked 16 bytes at a time (the last 16 overlapping the chunk before, a short
+/// text padded), with no early exit inside a chunk, so that each compiles to vector compares.
+fn is_plain(bytes: &[u8]) -> bool {
+    fn plain(chunk: &[u8; 16]) -> bool {
+        chunk.iter().fold(true, |ok, &b| {
+            ok & (b.wrapping_sub(0x20) < 0x5f) & (b != b'"') & (b != b'\\')
+        })
+    }
+    match bytes.last_chunk::<16>() {
+        Some(last) => bytes.as_chunks::<16>().0.iter().all(plain) && plain(last),
+        None => {
+            let mut padded = [b' '; 16];
+            padded[..bytes.len()].copy_from_slice(bytes);
+            plain(&padded)
+        }
+    }
 }
 
 /// Escapes quotes, backslashes and non-printable bytes so a log line cannot be forged.
 fn escape_clf(text: &str, out: &mut String) {
-    let plain = |b: &u8| (b.is_ascii_graphic() || *b == b' ') && *b != b'"' && *b != b'\\';
-    if text.bytes().all(|b| plain(&b)) {
+    if is_plain(text.as_bytes()) {
         out.push_str(text);
         return;
     }
@@ -204,8 +247,7 @@ fn json_string(text: Option<&str>, out: &mut String) {
         return;
     };
     out.push('"');
-    let plain = |b: u8| b >= 0x20 && b != 0x7f && b != b'"' && b != b'\\';
-    if text.bytes().all(plain) {
+    if is_plain(text.as_bytes()) {
         out.push_str(text);
         out.push('"');
         return;
@@ -307,6 +349,23 @@ mod tests {
             v6.format(AccessLogFormat::Combined)
                 .starts_with("2001:db8::1 - - [")
         );
+    }
+
+    #[test]
+    fn a_byte_to_escape_is_found_wherever_it_is() {
+        // Around the 16-byte chunks: short texts, whole chunks, the overlapping last chunk.
+        for len in 0..50 {
+            let plain = "a".repeat(len);
+            assert!(is_plain(plain.as_bytes()), "{len}");
+            for at in 0..len {
+                for bad in [b'"', b'\\', 0x1f, 0x7f, 0xc3] {
+                    let mut text = plain.clone().into_bytes();
+                    text[at] = bad;
+                    assert!(!is_plain(&text), "{len} bytes, {bad:#x} at {at}");
+                }
+            }
+        }
+        assert!(is_plain(b" !#[]~"));
     }
 
     #[test]
