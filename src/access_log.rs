@@ -17,8 +17,9 @@ pub enum AccessLogFormat {
     /// Combined Log Format followed by the request time in seconds with millisecond
     /// resolution, as nginx's `$request_time` is appended to it (`... "curl/8.5.0" 0.002`).
     CombinedTime,
-    /// One JSON object per line: `time`, `client`, `peer`, `method`, `target`, `protocol`,
-    /// `status`, `bytes`, `duration_us`, `referer`, `user_agent`, `tls`.
+    /// One JSON object per line: `time`, `client`, `method`, `target`, `protocol`, `status`,
+    /// `bytes`, `duration_us`, `referer`, `user_agent`; `peer` when a trusted proxy named
+    /// another client, `tls` on a TLS connection.
     Json,
 }
 
@@ -118,31 +119,37 @@ impl Entry<'_> {
         line.push_str("{\"time\":\"");
         line.push_str(self.iso_time);
         line.push_str("\",\"client\":\"");
-        let client_at = line.len();
         push_ip(self.client, line);
-        let client = client_at..line.len();
-        line.push_str("\",\"peer\":\"");
-        let bracket = self.peer.is_ipv6();
-        if bracket {
-            line.push('[');
+        line.push('"');
+        // The connection's own address only when a trusted proxy named another client.
+        let peer = self.peer.ip();
+        if peer.to_canonical() != self.client {
+            line.push_str(",\"peer\":\"");
+            match peer {
+                IpAddr::V4(_) => push_ip(peer, line),
+                IpAddr::V6(_) => {
+                    line.push('[');
+                    push_ip(peer, line);
+                    line.push(']');
+                }
+            }
+            line.push(':');
+            push_int(self.peer.port(), line);
+            line.push('"');
         }
-        // Without a proxy in front the peer is the client: its address is formatted once.
-        if self.peer.ip().to_canonical() == self.client {
-            line.extend_from_within(client);
-        } else {
-            push_ip(self.peer.ip(), line);
+        match self.head {
+            // Method and version are tokens of ours: nothing in them to escape.
+            Some(head) => {
+                line.push_str(",\"method\":\"");
+                line.push_str(head.method.as_str());
+                line.push_str("\",\"target\":");
+                json_string(Some(head.target()), line);
+                line.push_str(",\"protocol\":\"");
+                line.push_str(head.version.as_str());
+                line.push('"');
+            }
+            None => line.push_str(",\"method\":null,\"target\":null,\"protocol\":null"),
         }
-        if bracket {
-            line.push(']');
-        }
-        line.push(':');
-        push_int(self.peer.port(), line);
-        line.push_str("\",\"method\":");
-        json_string(self.head.map(|h| h.method.as_str()), line);
-        line.push_str(",\"target\":");
-        json_string(self.head.map(|h| h.target()), line);
-        line.push_str(",\"protocol\":");
-        json_string(self.head.map(|h| h.version.as_str()), line);
         line.push_str(",\"status\":");
         push_int(self.status.as_u16(), line);
         line.push_str(",\"bytes\":");
@@ -157,16 +164,12 @@ impl Entry<'_> {
         json_string(referer, line);
         line.push_str(",\"user_agent\":");
         json_string(agent, line);
-        line.push_str(",\"tls\":");
-        match self.tls {
-            Some((version, cipher)) => {
-                line.push('"');
-                line.push_str(version);
-                line.push(' ');
-                line.push_str(cipher);
-                line.push('"');
-            }
-            None => line.push_str("null"),
+        if let Some((version, cipher)) = self.tls {
+            line.push_str(",\"tls\":\"");
+            line.push_str(version);
+            line.push(' ');
+            line.push_str(cipher);
+            line.push('"');
         }
         line.push('}');
     }
@@ -322,7 +325,7 @@ mod tests {
             (
                 entry(None, None),
                 AccessLogFormat::Json,
-                r#"{"time":"2000-10-10T13:55:36Z","client":"198.51.100.1","peer":"10.0.0.1:40000","method":null,"target":null,"protocol":null,"status":200,"bytes":1234,"duration_us":2345,"referer":null,"user_agent":null,"tls":null}"#,
+                r#"{"time":"2000-10-10T13:55:36Z","client":"198.51.100.1","peer":"10.0.0.1:40000","method":null,"target":null,"protocol":null,"status":200,"bytes":1234,"duration_us":2345,"referer":null,"user_agent":null}"#,
             ),
         ];
         for (entry, format, expected) in rows {
@@ -339,16 +342,42 @@ mod tests {
     fn ipv6_peers_are_bracketed() {
         let mut v6 = entry(None, None);
         v6.peer = "[2001:db8::1]:443".parse().unwrap();
-        v6.client = "2001:db8::1".parse().unwrap();
+        v6.client = "2001:db8::2".parse().unwrap();
         let line = v6.format(AccessLogFormat::Json);
         assert!(
-            line.contains(r#""client":"2001:db8::1","peer":"[2001:db8::1]:443""#),
+            line.contains(r#""client":"2001:db8::2","peer":"[2001:db8::1]:443""#),
             "{line}"
         );
         assert!(
             v6.format(AccessLogFormat::Combined)
-                .starts_with("2001:db8::1 - - [")
+                .starts_with("2001:db8::2 - - [")
         );
+    }
+
+    #[test]
+    fn the_peer_is_left_out_when_it_is_the_client() {
+        let mut direct = entry(None, None);
+        for (peer, client) in [
+            ("198.51.100.1:40000", "198.51.100.1"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            // An IPv4 client on an IPv6 socket: the same client.
+            ("[::ffff:198.51.100.1]:40000", "198.51.100.1"),
+        ] {
+            direct.peer = peer.parse().unwrap();
+            direct.client = client.parse().unwrap();
+            let line = direct.format(AccessLogFormat::Json);
+            assert!(
+                line.starts_with(&format!(
+                    r#"{{"time":"2000-10-10T13:55:36Z","client":"{client}","method":null,"#
+                )),
+                "{line}"
+            );
+            let value: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+            assert!(
+                value.get("peer").is_none() && value.get("tls").is_none(),
+                "{line}"
+            );
+        }
     }
 
     #[test]
