@@ -24,7 +24,9 @@ pub enum Model {
 }
 
 /// Where access-log lines go. The library writes them through `log` under the
-/// `margay::access` target; `Off` skips even formatting them.
+/// `margay::access` target; `Off` skips even formatting them. It calls `log::logger().flush()`
+/// at the end of each event-loop turn that logged a line (and after each line in the thread
+/// model), so a logger may gather lines and write them together when flushed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AccessLog {
     /// No access log.

@@ -107,6 +107,7 @@ fn run(options: Options, argv: Vec<OsString>) -> Result<(), Box<dyn std::error::
     let server = Server::new(config)?;
     reload_on_sighup(options, argv, server.rules_handle())?;
     server.run()?;
+    log::logger().flush();
     log::info!("stopped");
     Ok(())
 }
@@ -164,9 +165,38 @@ struct Logger {
 }
 
 /// Where access lines are written, and the file to open again on SIGUSR1.
+///
+/// Lines are gathered in `lines` and written when the server flushes the logger, which it does
+/// after each line in the thread model and once per turn in an event loop (before it waits
+/// again), so the lines of one turn reach the file in one `write(2)`. Each line goes into
+/// `lines` whole, under the lock, so a write or a reopen falls between two lines.
 struct AccessSink {
     out: Box<dyn Write + Send>,
+    lines: Vec<u8>,
     path: Option<PathBuf>,
+}
+
+/// Lines gathered beyond this are written without waiting for a flush.
+const ACCESS_BUFFER: usize = 64 * 1024;
+
+impl AccessSink {
+    fn new(out: Box<dyn Write + Send>, path: Option<PathBuf>) -> AccessSink {
+        AccessSink {
+            out,
+            lines: Vec::with_capacity(ACCESS_BUFFER),
+            path,
+        }
+    }
+
+    /// Writes the lines gathered so far (dropped if the write fails, so that a full disk does
+    /// not grow them without bound).
+    fn write_out(&mut self) {
+        if !self.lines.is_empty() {
+            let _ = self.out.write_all(&self.lines);
+            self.lines.clear();
+        }
+        let _ = self.out.flush();
+    }
 }
 
 impl log::Log for Logger {
@@ -182,11 +212,13 @@ impl log::Log for Logger {
         if record.target() != "margay::access" {
             return self.server.log(record);
         }
-        // One line per lock, so a reopen falls between two lines, never inside one.
         if let Some(access) = &self.access
             && let Ok(mut sink) = access.lock()
         {
-            let _ = writeln!(sink.out, "{}", record.args());
+            let _ = writeln!(sink.lines, "{}", record.args());
+            if sink.lines.len() >= ACCESS_BUFFER {
+                sink.write_out();
+            }
         }
     }
 
@@ -194,21 +226,18 @@ impl log::Log for Logger {
         if let Some(access) = &self.access
             && let Ok(mut sink) = access.lock()
         {
-            let _ = sink.out.flush();
+            sink.write_out();
         }
     }
 }
 
-/// Line-buffered appends to `path`: each line reaches the file in one write, whole.
+/// Appends to `path`; [`AccessSink`] gathers the lines.
 fn open_access_file(path: &Path) -> std::io::Result<Box<dyn Write + Send>> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)?;
-    Ok(Box::new(std::io::LineWriter::with_capacity(
-        64 * 1024,
-        file,
-    )))
+    Ok(Box::new(file))
 }
 
 fn install_logger(
@@ -217,15 +246,11 @@ fn install_logger(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let access = match access_log {
         AccessLog::Off => None,
-        AccessLog::Stdout => Some(AccessSink {
-            out: Box::new(std::io::stdout()),
-            path: None,
-        }),
-        AccessLog::File(path) => Some(AccessSink {
-            out: open_access_file(path)
-                .map_err(|e| format!("access log {}: {e}", path.display()))?,
-            path: Some(path.clone()),
-        }),
+        AccessLog::Stdout => Some(AccessSink::new(Box::new(std::io::stdout()), None)),
+        AccessLog::File(path) => Some(AccessSink::new(
+            open_access_file(path).map_err(|e| format!("access log {}: {e}", path.display()))?,
+            Some(path.clone()),
+        )),
     };
     // rustls warns about what a client sent (an IP address as SNI, as wrk sends): one line per
     // handshake that any client can cause, so below debug only its errors are logged.
@@ -266,7 +291,7 @@ fn reopen_on_sigusr1(access: Option<Arc<Mutex<AccessSink>>>) -> std::io::Result<
                 let Some(path) = sink.path.clone() else {
                     continue;
                 };
-                let _ = sink.out.flush();
+                sink.write_out();
                 match open_access_file(&path) {
                     Ok(out) => sink.out = out,
                     Err(e) => {

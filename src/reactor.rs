@@ -152,6 +152,7 @@ impl Reactor {
         control.add_waker(waker.clone());
         let (mailbox, inbox) = Mailbox::new(waker);
         worker.set_notifier(Notifier::Mailbox(mailbox));
+        worker.flush_access_log_per_turn();
         worker.watch_shutdown(control.clone());
         match worker.watch_changes() {
             Ok(fd) => poll
@@ -187,6 +188,8 @@ impl Reactor {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
+            // The access-log lines of the last turn, whose responses are sent or queued.
+            self.worker.flush_access_log();
             let timeout = self.poll_timeout(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -243,6 +246,7 @@ impl Reactor {
                 if let Some(upstreams) = &self.upstreams {
                     self.upstream_sockets.close_idle(upstreams);
                 }
+                self.worker.flush_access_log();
                 return Ok(());
             }
         }

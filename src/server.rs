@@ -249,6 +249,8 @@ impl Server {
                         handle.shutdown();
                     } else {
                         log::warn!("second signal: exiting now");
+                        // A logger that gathers lines writes those it holds.
+                        log::logger().flush();
                         std::process::exit(1);
                     }
                 }

@@ -121,6 +121,12 @@ pub struct Worker {
     rules: Arc<SiteRules>,
     slot: Option<Arc<RulesSlot>>,
     epoch: u64,
+    /// The buffer access-log lines are built in, line after line.
+    access_line: String,
+    /// Whether the logger is flushed once per event-loop turn rather than after each line.
+    log_per_turn: bool,
+    /// Whether an access-log line was logged since the logger was last flushed.
+    log_unflushed: bool,
 }
 
 impl Worker {
@@ -140,6 +146,9 @@ impl Worker {
             rules: Arc::new(SiteRules::new()),
             slot: None,
             epoch: 0,
+            access_line: String::new(),
+            log_per_turn: false,
+            log_unflushed: false,
         }
     }
 
@@ -322,6 +331,36 @@ impl Worker {
     /// The access-log timestamp for this second in RFC 3339 form.
     pub fn log_time_iso(&self) -> &str {
         self.log_time.iso()
+    }
+
+    /// The buffer to build an access-log line in; give it back with
+    /// [`Worker::access_logged`].
+    pub fn take_access_line(&mut self) -> String {
+        std::mem::take(&mut self.access_line)
+    }
+
+    /// An access-log line built in `buffer` was logged: flushes the logger, or, in an event
+    /// loop, leaves that to the end of the turn ([`Worker::flush_access_log`]).
+    pub fn access_logged(&mut self, buffer: String) {
+        self.access_line = buffer;
+        if self.log_per_turn {
+            self.log_unflushed = true;
+        } else {
+            log::logger().flush();
+        }
+    }
+
+    /// From now on the logger is flushed by [`Worker::flush_access_log`], which the event loop
+    /// calls before it waits: the lines of one turn reach a buffering logger's file together.
+    pub fn flush_access_log_per_turn(&mut self) {
+        self.log_per_turn = true;
+    }
+
+    /// Flushes the logger if an access-log line was logged since it was last flushed.
+    pub fn flush_access_log(&mut self) {
+        if std::mem::take(&mut self.log_unflushed) {
+            log::logger().flush();
+        }
     }
 }
 

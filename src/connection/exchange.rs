@@ -973,8 +973,9 @@ impl Exchange {
         status: StatusCode,
         bytes: u64,
         elapsed: std::time::Duration,
-        worker: &Worker,
+        worker: &mut Worker,
     ) {
+        let mut line = worker.take_access_line();
         let site = worker.site();
         let entry = access_log::Entry {
             client: site.trusted_proxies.client(self.peer.ip(), head),
@@ -987,8 +988,9 @@ impl Exchange {
             iso_time: worker.log_time_iso(),
             tls: self.tls.as_deref().copied(),
         };
-        let line = entry.format(site.access_log_format);
+        entry.format_into(site.access_log_format, &mut line);
         log::info!(target: "margay::access", "{line}");
+        worker.access_logged(line);
     }
 }
 
