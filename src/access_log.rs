@@ -2,8 +2,8 @@
 //! Log Format (optionally followed by the request time, as nginx's `$request_time`), or one
 //! JSON object per line for log pipelines.
 
-use crate::http::RequestHead;
 use crate::http::status::StatusCode;
+use crate::http::{Method, RequestHead, Version};
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
@@ -105,7 +105,7 @@ impl Entry<'_> {
             None => line.push('-'),
         }
         line.push_str("\" ");
-        push_int(self.status.as_u16(), line);
+        push_status(self.status, line);
         line.push(' ');
         push_int(self.bytes, line);
         for value in self.referer_and_agent() {
@@ -138,20 +138,18 @@ impl Entry<'_> {
             line.push('"');
         }
         match self.head {
-            // Method and version are tokens of ours: nothing in them to escape.
+            // Method and version are tokens of ours, written with the keys around them.
             Some(head) => {
-                line.push_str(",\"method\":\"");
-                line.push_str(head.method.as_str());
-                line.push_str("\",\"target\":");
+                line.push_str(json_method(head.method));
                 json_string(Some(head.target()), line);
-                line.push_str(",\"protocol\":\"");
-                line.push_str(head.version.as_str());
-                line.push('"');
+                line.push_str(match head.version {
+                    Version::Http10 => ",\"protocol\":\"HTTP/1.0\",\"status\":",
+                    Version::Http11 => ",\"protocol\":\"HTTP/1.1\",\"status\":",
+                });
             }
-            None => line.push_str(",\"method\":null,\"target\":null,\"protocol\":null"),
+            None => line.push_str(",\"method\":null,\"target\":null,\"protocol\":null,\"status\":"),
         }
-        line.push_str(",\"status\":");
-        push_int(self.status.as_u16(), line);
+        push_status(self.status, line);
         line.push_str(",\"bytes\":");
         push_int(self.bytes, line);
         line.push_str(",\"duration_us\":");
@@ -172,6 +170,31 @@ impl Entry<'_> {
             line.push('"');
         }
         line.push('}');
+    }
+}
+
+/// `,"method":"GET","target":` for `method`: one copy for the key, the token and the next key.
+fn json_method(method: Method) -> &'static str {
+    macro_rules! fields {
+        ($($variant:ident $token:literal),*) => {
+            match method {
+                $(Method::$variant => concat!(",\"method\":\"", $token, "\",\"target\":"),)*
+            }
+        };
+    }
+    fields!(Get "GET", Head "HEAD", Post "POST", Put "PUT", Delete "DELETE", Patch "PATCH",
+        Options "OPTIONS", Trace "TRACE", Connect "CONNECT")
+}
+
+/// A status code's three digits.
+fn push_status(status: StatusCode, out: &mut String) {
+    let code = status.as_u16();
+    if (100..1000).contains(&code) {
+        for digit in [code / 100, code / 10 % 10, code % 10] {
+            out.push(char::from(b'0' + digit as u8));
+        }
+    } else {
+        push_int(code, out);
     }
 }
 
@@ -395,6 +418,15 @@ mod tests {
             }
         }
         assert!(is_plain(b" !#[]~"));
+    }
+
+    #[test]
+    fn every_method_is_written_with_its_own_token() {
+        use Method::*;
+        for method in [Get, Head, Post, Put, Delete, Patch, Options, Trace, Connect] {
+            let expected = format!(",\"method\":\"{}\",\"target\":", method.as_str());
+            assert_eq!(json_method(method), expected);
+        }
     }
 
     #[test]
