@@ -5,6 +5,7 @@
 
 use crate::http::fields::{self, TransferCodings};
 use crate::http::{Method, RequestHead, StatusCode};
+use std::mem::MaybeUninit;
 use std::net::IpAddr;
 
 /// Fields that describe one connection, not the message: never forwarded (RFC 9110 7.6.1),
@@ -70,13 +71,12 @@ fn is_hop_by_hop(name: &str, connection_tokens: &[&str]) -> bool {
 }
 
 /// The tokens of every `Connection` field.
-fn connection_tokens<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<&'a str> {
+fn connection_tokens<'a>(values: impl Iterator<Item = &'a [u8]>) -> impl Iterator<Item = &'a str> {
     values
         .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .collect()
 }
 
 /// Percent-encodes a decoded path for the request line: `/`, unreserved characters and the
@@ -136,7 +136,7 @@ pub fn request_head(
     out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     out.extend_from_slice(host.as_bytes());
     out.extend_from_slice(b"\r\n");
-    let tokens = connection_tokens(head.header_values("connection"));
+    let tokens: Vec<&str> = connection_tokens(head.header_values("connection")).collect();
     for (name, value) in head.headers() {
         if is_hop_by_hop(name, &tokens) || SET_BY_PROXY.iter().any(|s| s.eq_ignore_ascii_case(name))
         {
@@ -147,7 +147,6 @@ pub fn request_head(
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
-    let client = origin.client.to_string();
     // X-Forwarded-For: the trusted chain so far, then the address that connected to us.
     out.extend_from_slice(b"X-Forwarded-For: ");
     if origin.trusted {
@@ -156,16 +155,17 @@ pub fn request_head(
             out.extend_from_slice(b", ");
         }
     }
-    out.extend_from_slice(client.as_bytes());
+    push_ip(&mut out, origin.client);
     out.extend_from_slice(b"\r\n");
+    let client_host = head.header("host");
     let (proto, original_host) = match origin.trusted {
         true => (
             head.header("x-forwarded-proto").unwrap_or(origin.proto),
             head.header("x-forwarded-host")
-                .or_else(|| head.header("host"))
+                .or(client_host)
                 .unwrap_or(""),
         ),
-        false => (origin.proto, head.header("host").unwrap_or("")),
+        false => (origin.proto, client_host.unwrap_or("")),
     };
     out.extend_from_slice(b"X-Forwarded-Proto: ");
     out.extend_from_slice(proto.as_bytes());
@@ -185,12 +185,19 @@ pub fn request_head(
         }
     }
     match origin.client {
-        IpAddr::V4(ip) => out.extend_from_slice(format!("for={ip}").as_bytes()),
-        IpAddr::V6(ip) => out.extend_from_slice(format!("for=\"[{ip}]\"").as_bytes()),
+        IpAddr::V4(_) => {
+            out.extend_from_slice(b"for=");
+            push_ip(&mut out, origin.client);
+        }
+        IpAddr::V6(_) => {
+            out.extend_from_slice(b"for=\"[");
+            push_ip(&mut out, origin.client);
+            out.extend_from_slice(b"]\"");
+        }
     }
     out.extend_from_slice(b";proto=");
     out.extend_from_slice(origin.proto.as_bytes());
-    if let Some(host) = head.header("host").filter(|h| is_token_or_host(h)) {
+    if let Some(host) = client_host.filter(|h| is_token_or_host(h)) {
         out.extend_from_slice(b";host=");
         out.extend_from_slice(host.as_bytes());
     }
@@ -206,6 +213,26 @@ pub fn request_head(
     }
     out.extend_from_slice(b"\r\n");
     out
+}
+
+/// Writes `ip` as text: an IPv4 address (the usual peer) octet by octet, without the
+/// formatting machinery or a `String` per request.
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write;
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "{v6}");
+        }
+    }
 }
 
 /// A `Forwarded` value may be a token unquoted; a `Host` with `:` must be quoted, so it is
@@ -268,10 +295,16 @@ pub fn parse_response(
     buf: &[u8],
     method: Method,
 ) -> Result<Option<(UpstreamHead, usize)>, BadUpstream> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
-    let mut response = httparse::Response::new(&mut fields);
+    // Room for the fields left uninitialised: httparse fills what it uses.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_FIELDS];
+    let mut response = httparse::Response::new(&mut []);
     let window = &buf[..buf.len().min(MAX_RESPONSE_HEAD)];
-    let len = match response.parse(window) {
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        window,
+        &mut fields,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => return Ok(None),
         Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
@@ -280,13 +313,9 @@ pub fn parse_response(
         Err(_) => return Err(BadUpstream::Malformed),
     };
     // httparse takes a bare LF as a line end; a front-end that did not would read another
-    // message here.
+    // message here. The few line ends are found by memchr, not by a test of every byte.
     let head_bytes = &buf[..len];
-    if head_bytes
-        .iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || head_bytes[i - 1] != b'\r'))
-    {
+    if memchr::memchr_iter(b'\n', head_bytes).any(|i| i == 0 || head_bytes[i - 1] != b'\r') {
         return Err(BadUpstream::Malformed);
     }
     let status = response
@@ -298,29 +327,38 @@ pub fn parse_response(
     }
     let http11 = response.version == Some(1);
     let headers = response.headers;
-    let values = |name: &'static str| {
-        headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    };
-    let tokens: Vec<String> = connection_tokens(values("connection"))
-        .into_iter()
-        .map(str::to_ascii_lowercase)
-        .collect();
-    let close = tokens.iter().any(|t| t == "close");
-    let keep_alive = tokens.iter().any(|t| t == "keep-alive");
-    let transfer: Vec<&[u8]> = values("transfer-encoding").collect();
+    // One pass over the fields for what frames the body and what the connection allows,
+    // without collecting them.
+    let (mut close, mut keep_alive, mut has_connection) = (false, false, false);
     let mut codings = TransferCodings::default();
-    for value in &transfer {
-        codings.add(value);
+    let mut has_transfer = false;
+    let mut length: Option<u64> = None;
+    for field in headers.iter() {
+        let name = field.name;
+        if name.eq_ignore_ascii_case("connection") {
+            has_connection = true;
+            for token in connection_tokens(std::iter::once(field.value)) {
+                close |= token.eq_ignore_ascii_case("close");
+                keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            has_transfer = true;
+            codings.add(field.value);
+        } else if name.eq_ignore_ascii_case("content-length") {
+            // Every line by its grammar (RFC 9110 section 8.6, the same reading as for
+            // requests), all naming the same number.
+            let n = fields::content_length(fields::trim_ows(field.value))
+                .ok_or(BadUpstream::BadLength)?;
+            if length.is_some_and(|found| found != n) {
+                return Err(BadUpstream::BadLength);
+            }
+            length = Some(n);
+        }
     }
-    let lengths: Vec<&[u8]> = values("content-length").collect();
-    let length = content_length(&lengths)?;
     let no_body = method == Method::Head || !status.allows_body();
     let framing = if no_body {
         ResponseFraming::None
-    } else if !transfer.is_empty() {
+    } else if has_transfer {
         if length.is_some() {
             return Err(BadUpstream::Conflict);
         }
@@ -343,17 +381,17 @@ pub fn parse_response(
             None => ResponseFraming::UntilClose,
         }
     };
-    if no_body && !transfer.is_empty() && length.is_some() {
+    if no_body && has_transfer && length.is_some() {
         return Err(BadUpstream::Conflict);
     }
     let reusable = framing != ResponseFraming::UntilClose
         && !close
         && (http11 || keep_alive)
         && (status.as_u16() >= 200);
-    let token_refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
     let mut passed = Vec::with_capacity(len);
     for field in headers.iter() {
-        if is_hop_by_hop(field.name, &token_refs)
+        if is_hop_by_hop(field.name, &[])
+            || has_connection && named_by_connection(field.name, headers)
             || SET_FOR_CLIENT
                 .iter()
                 .any(|s| s.eq_ignore_ascii_case(field.name))
@@ -380,18 +418,13 @@ pub fn parse_response(
     )))
 }
 
-/// Every `Content-Length` line by its grammar (RFC 9110 section 8.6, the same reading as for
-/// requests), all naming the same number.
-fn content_length(values: &[&[u8]]) -> Result<Option<u64>, BadUpstream> {
-    let mut found: Option<u64> = None;
-    for value in values {
-        let n = fields::content_length(fields::trim_ows(value)).ok_or(BadUpstream::BadLength)?;
-        if found.is_some_and(|f| f != n) {
-            return Err(BadUpstream::BadLength);
-        }
-        found = Some(n);
-    }
-    Ok(found)
+/// Whether a response field is one a `Connection` field of `headers` names.
+fn named_by_connection(name: &str, headers: &[httparse::Header<'_>]) -> bool {
+    let values = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .map(|h| h.value);
+    connection_tokens(values).any(|t| t.eq_ignore_ascii_case(name))
 }
 
 #[cfg(test)]
@@ -458,6 +491,32 @@ mod tests {
             assert!(lines.contains(&line), "{line} missing: {sent}");
         }
         assert!(sent.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn client_addresses_are_written_as_text() {
+        for (client, for_field, forwarded) in [
+            ("10.0.255.1", "10.0.255.1", "for=10.0.255.1"),
+            ("0.0.0.0", "0.0.0.0", "for=0.0.0.0"),
+            ("2001:db8::7", "2001:db8::7", "for=\"[2001:db8::7]\""),
+        ] {
+            let origin = Origin {
+                client: client.parse().unwrap(),
+                trusted: false,
+                proto: "http",
+            };
+            let head = head("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+            let sent = String::from_utf8(request_head(&head, "/", "b", &origin, BodyFraming::None))
+                .unwrap();
+            assert!(
+                sent.contains(&format!("\r\nX-Forwarded-For: {for_field}\r\n")),
+                "{sent}"
+            );
+            assert!(
+                sent.contains(&format!("\r\nForwarded: {forwarded};proto=http;host=a\r\n")),
+                "{sent}"
+            );
+        }
     }
 
     #[test]
