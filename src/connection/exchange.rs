@@ -534,12 +534,7 @@ impl Exchange {
 
     /// The upstream's response head is in: the client is answered with it, then its body
     /// follows as it comes.
-    fn answer_upstream(
-        &mut self,
-        mut upstream: UpstreamHead,
-        out: &mut Outbox,
-        worker: &mut Worker,
-    ) {
+    fn answer_upstream(&mut self, upstream: UpstreamHead, out: &mut Outbox, worker: &mut Worker) {
         let Inbound::Forwarding(mut forwarding) =
             std::mem::replace(&mut self.inbound, Inbound::Head)
         else {
@@ -559,7 +554,7 @@ impl Exchange {
             ResponseFraming::Chunked | ResponseFraming::UntilClose => None,
         };
         let mut response = Response::new(upstream.status).with_body(Body::Upstream(len));
-        response.encoded_headers = Some(std::mem::take(&mut upstream.fields).into());
+        response.encoded_headers = Some(upstream.fields.clone());
         let taken = forwarding
             .forward
             .as_ref()

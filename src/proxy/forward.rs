@@ -4,7 +4,9 @@
 //! the client gets). Memory is bounded both ways: at most [`UPSTREAM_BUFFER`] bytes wait to
 //! be sent upstream, and the caller reads from upstream only while the client keeps up.
 
-use super::head::{BadUpstream, ResponseFraming, UpstreamHead, parse_response};
+use super::head::{
+    BadUpstream, ResponseFraming, UpstreamHead, parse_response, recycle_head_buffer,
+};
 use crate::connection::outbox::Outbox;
 use crate::connection::readbuf::ReadBuf;
 use crate::http::chunked::{ChunkedDecoder, SizeLine};
@@ -76,6 +78,12 @@ impl Drop for Received {
                 }
             });
         }
+    }
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        recycle_head_buffer(std::mem::take(&mut self.to_upstream));
     }
 }
 

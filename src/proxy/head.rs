@@ -5,8 +5,10 @@
 
 use crate::http::fields::{self, TransferCodings};
 use crate::http::{Method, RequestHead, StatusCode};
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Fields that describe one connection, not the message: never forwarded (RFC 9110 7.6.1),
 /// nor the fields a `Connection` field names. `Proxy-*` fields are dropped by prefix.
@@ -33,6 +35,31 @@ const SET_BY_PROXY: [&str; 7] = [
 
 /// Response fields margay writes itself for the client.
 const SET_FOR_CLIENT: [&str; 4] = ["date", "server", "content-length", "via"];
+
+thread_local! {
+    /// Where a response's passed fields are written before they are shared.
+    static PASSED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Buffers of finished forwards' request heads, for the next heads.
+    static SPARE_HEADS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Request head buffers a thread keeps for its next forwarded requests.
+const SPARE_HEAD_BUFFERS: usize = 64;
+/// A request head buffer larger than this (it carried a body too) is not kept.
+const KEPT_HEAD_BUFFER: usize = 4096;
+
+/// Gives the buffer a forwarded request's head was written into back for a later head.
+pub fn recycle_head_buffer(mut buf: Vec<u8>) {
+    if buf.capacity() == 0 || buf.capacity() > KEPT_HEAD_BUFFER {
+        return;
+    }
+    buf.clear();
+    SPARE_HEADS.with_borrow_mut(|spare| {
+        if spare.len() < SPARE_HEAD_BUFFERS {
+            spare.push(buf);
+        }
+    });
+}
 
 /// Largest upstream response head accepted.
 pub const MAX_RESPONSE_HEAD: usize = 32 * 1024;
@@ -125,7 +152,9 @@ pub fn request_head(
     origin: &Origin,
     body: BodyFraming,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
+    let mut out = SPARE_HEADS
+        .with_borrow_mut(Vec::pop)
+        .unwrap_or_else(|| Vec::with_capacity(512));
     out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
     encode_path(path, &mut out);
@@ -269,8 +298,8 @@ pub struct UpstreamHead {
     /// Its `Content-Length`, if it had one (what a `HEAD` response reports).
     pub content_length: Option<u64>,
     /// The header lines to pass to the client (hop-by-hop and server-owned fields removed),
-    /// each ending in CRLF, with `Via` added.
-    pub fields: Vec<u8>,
+    /// each ending in CRLF, with `Via` added: shared, as the response encodes them.
+    pub fields: Arc<[u8]>,
 }
 
 /// Why an upstream response cannot be passed on (answered `502`, the connection dropped).
@@ -388,7 +417,31 @@ pub fn parse_response(
         && !close
         && (http11 || keep_alive)
         && (status.as_u16() >= 200);
-    let mut passed = Vec::with_capacity(len);
+    // Written into the thread's scratch buffer, then copied once into the shared fields.
+    let passed = PASSED.with_borrow_mut(|passed| {
+        passed.clear();
+        pass_fields(headers, has_connection, http11, passed);
+        Arc::from(&passed[..])
+    });
+    Ok(Some((
+        UpstreamHead {
+            status,
+            framing,
+            reusable,
+            content_length: length,
+            fields: passed,
+        },
+        len,
+    )))
+}
+
+/// The fields of an upstream response the client gets, as header lines, with `Via` added.
+fn pass_fields(
+    headers: &[httparse::Header<'_>],
+    has_connection: bool,
+    http11: bool,
+    passed: &mut Vec<u8>,
+) {
     for field in headers.iter() {
         if is_hop_by_hop(field.name, &[])
             || has_connection && named_by_connection(field.name, headers)
@@ -406,16 +459,6 @@ pub fn parse_response(
     passed.extend_from_slice(b"Via: ");
     passed.extend_from_slice(if http11 { b"1.1" } else { b"1.0" });
     passed.extend_from_slice(b" margay\r\n");
-    Ok(Some((
-        UpstreamHead {
-            status,
-            framing,
-            reusable,
-            content_length: length,
-            fields: passed,
-        },
-        len,
-    )))
 }
 
 /// Whether a response field is one a `Connection` field of `headers` names.
@@ -691,7 +734,7 @@ mod tests {
         let (head, _) = parse_response(text.as_bytes(), Method::Get)
             .unwrap()
             .unwrap();
-        let fields = String::from_utf8(head.fields).unwrap();
+        let fields = String::from_utf8(head.fields.to_vec()).unwrap();
         assert_eq!(
             fields,
             "Set-Cookie: a=1\r\nContent-Type: text/plain\r\nVia: 1.1 margay\r\n"
