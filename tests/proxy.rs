@@ -212,7 +212,7 @@ both_models!(a_request_is_forwarded_and_answered, |model| {
     assert_eq!(server.get("/style.css").text(), STYLE_CSS);
 });
 
-both_models!(a_busy_polling_loop_answers_before_and_after_it_sleeps, |model| {
+both_models!(busy_polling_answers_before_and_after_sleeping, |model| {
     // The event loop polls for 2 ms before it sleeps; the thread model ignores the setting.
     let backend = Backend::start(replies("polled"));
     let server = proxy(model, &[&backend.url()], |c| {
