@@ -71,6 +71,7 @@ fn run(options: Options, argv: Vec<OsString>) -> Result<(), Box<dyn std::error::
         .keep_alive_timeout(Duration::from_secs(args.keep_alive_timeout))
         .send_timeout(Duration::from_secs(args.send_timeout))
         .shutdown_timeout(Duration::from_secs(args.shutdown_timeout))
+        .busy_poll(Duration::from_micros(args.busy_poll))
         .max_connections(usize::try_from(args.max_connections).unwrap_or(usize::MAX))
         .max_requests_per_connection(args.max_requests_per_connection)
         .max_body_size(args.max_body_size)

@@ -53,6 +53,9 @@ pub(crate) struct ReactorConfig {
     pub max_connections: usize,
     /// How long in-flight responses may run after shutdown starts.
     pub shutdown_timeout: Duration,
+    /// How long the loop polls before it sleeps after a turn that had work (see
+    /// `Config::busy_poll`).
+    pub busy_poll: Duration,
 }
 
 /// A client socket in the slab: its transport and connection core, and the loop's own
@@ -191,7 +194,7 @@ impl Reactor {
             // The access-log lines of the last turn, whose responses are sent or queued.
             self.worker.flush_access_log();
             let timeout = self.poll_timeout(Instant::now());
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+            if let Err(e) = self.wait(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -249,6 +252,29 @@ impl Reactor {
                 self.worker.flush_access_log();
                 return Ok(());
             }
+        }
+    }
+
+    /// Waits up to `timeout` for events. After a turn that had work (`events` still holds its
+    /// events), with a busy poll configured, it first polls without sleeping, yielding the
+    /// core between polls so a process that shares it (a backend) is not held up, until
+    /// events come or the busy poll's time is up: a core that went to sleep would take
+    /// several microseconds longer to wake for the next request.
+    fn wait(&mut self, events: &mut Events, timeout: Duration) -> io::Result<()> {
+        let spin = self.config.busy_poll.min(timeout);
+        if spin.is_zero() || events.is_empty() {
+            return self.poll.poll(events, Some(timeout));
+        }
+        let start = Instant::now();
+        loop {
+            self.poll.poll(events, Some(Duration::ZERO))?;
+            if !events.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() >= spin {
+                return self.poll.poll(events, Some(timeout - spin));
+            }
+            std::thread::yield_now();
         }
     }
 

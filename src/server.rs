@@ -336,6 +336,7 @@ impl Server {
                     let reactor_config = ReactorConfig {
                         max_connections: config.max_connections.div_ceil(worker_count),
                         shutdown_timeout: config.shutdown_timeout,
+                        busy_poll: config.busy_poll,
                     };
                     let reactor = Reactor::new(listener, worker, reactor_config, control)?;
                     thread.spawn(move || reactor.run())?

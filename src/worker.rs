@@ -23,6 +23,9 @@ use std::os::fd::RawFd;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Answered heads whose allocations a worker keeps for the next ones.
+const SPARE_HEADS: usize = 64;
+
 /// The served site as every worker sees it: immutable once the server runs.
 pub struct Site {
     /// Handler routes, consulted before the static files.
@@ -112,7 +115,9 @@ pub struct Worker {
     date: DateCache,
     log_time: LogTime,
     buffers: BufferPool,
-    spare_head: HeadStorage,
+    /// Answered heads' allocations, for the next heads: several, since forwarded requests
+    /// hold theirs until the upstream answers while other clients' heads are parsed.
+    spare_heads: Vec<HeadStorage>,
     draining: bool,
     notifier: Notifier,
     /// The server's shutdown flag, looked at when a response is encoded.
@@ -139,7 +144,7 @@ impl Worker {
             date: DateCache::new(),
             log_time: LogTime::default(),
             buffers: BufferPool::default(),
-            spare_head: HeadStorage::default(),
+            spare_heads: Vec::new(),
             draining: false,
             notifier: Notifier::Nobody,
             control: None,
@@ -294,12 +299,20 @@ impl Worker {
         &mut self,
         input: &[u8],
     ) -> Result<Option<(RequestHead, usize)>, RequestError> {
-        parse_head_reusing(input, &self.site.limits, &mut self.spare_head)
+        let mut storage = self.spare_heads.pop().unwrap_or_default();
+        let parsed = parse_head_reusing(input, &self.site.limits, &mut storage);
+        // Taken only by a complete head; otherwise it is still the spare it was.
+        if !matches!(parsed, Ok(Some(_))) {
+            self.spare_heads.push(storage);
+        }
+        parsed
     }
 
-    /// Keeps an answered head's allocations for the next head.
+    /// Keeps an answered head's allocations for a later head (up to [`SPARE_HEADS`]).
     pub fn recycle_head(&mut self, head: RequestHead) {
-        self.spare_head = head.into_storage();
+        if self.spare_heads.len() < SPARE_HEADS {
+            self.spare_heads.push(head.into_storage());
+        }
     }
 
     /// Answers a request from the static files (with the fallback where no handler route

@@ -212,6 +212,31 @@ both_models!(a_request_is_forwarded_and_answered, |model| {
     assert_eq!(server.get("/style.css").text(), STYLE_CSS);
 });
 
+both_models!(busy_polling_answers_before_and_after_sleeping, |model| {
+    // The event loop polls for 2 ms before it sleeps; the thread model ignores the setting.
+    let backend = Backend::start(replies("polled"));
+    let server = proxy(model, &[&backend.url()], |c| {
+        c.busy_poll(Duration::from_millis(2))
+    });
+    let mut stream = server.connect();
+    for round in 0..3 {
+        for _ in 0..5 {
+            send(&mut stream, &get_req("/up/p"));
+            let resp = read_response(&mut stream, false);
+            assert_eq!((resp.status, resp.text().as_str()), (200, "polled"));
+        }
+        // Past the busy poll: the loop is asleep, and an arriving request wakes it.
+        if round < 2 {
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert_eq!(
+        backend.accepts.load(Ordering::SeqCst),
+        1,
+        "one kept upstream connection"
+    );
+});
+
 both_models!(a_url_with_a_path_replaces_the_prefix, |model| {
     let backend = Backend::start(replies("ok"));
     let rule = ProxyRule::new("/app/", &[&format!("{}/v2/", backend.url())]).unwrap();

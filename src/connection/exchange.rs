@@ -487,8 +487,9 @@ impl Exchange {
         };
         let bytes = request_head(head, &path, host, &origin, framing);
         match &mut forwarding.forward {
-            // A retry: the same request again, to another member.
-            Some(forward) => forward.restart(),
+            // A retry: the same request again, to another member (its path and host as that
+            // member gets them).
+            Some(forward) => forward.restart(bytes),
             None => forwarding.forward = Some(Forward::new(head.method, bytes, length, chunked)),
         }
         forwarding.member = Some(member);
@@ -554,7 +555,7 @@ impl Exchange {
         match progress {
             Progress::Nothing => {}
             Progress::Head(upstream) => self.answer_upstream(upstream, out, worker),
-            Progress::Complete { reusable } => self.end_forward(reusable, false),
+            Progress::Complete { reusable } => self.end_forward(reusable, false, worker),
         }
     }
 
@@ -580,7 +581,7 @@ impl Exchange {
             ResponseFraming::Chunked | ResponseFraming::UntilClose => None,
         };
         let mut response = Response::new(upstream.status).with_body(Body::Upstream(len));
-        response.encoded_headers = Some(upstream.fields.clone().into());
+        response.encoded_headers = Some(upstream.fields.clone());
         let taken = forwarding
             .forward
             .as_ref()
@@ -597,7 +598,9 @@ impl Exchange {
             .map(|forward| forward.start_body(&upstream, chunked, out));
         self.inbound = Inbound::Forwarding(forwarding);
         match progress {
-            Some(Ok(Progress::Complete { reusable })) => self.end_forward(reusable, !keep_going),
+            Some(Ok(Progress::Complete { reusable })) => {
+                self.end_forward(reusable, !keep_going, worker)
+            }
             Some(Err(failure)) => self.forward_failed(failure, out, worker),
             _ => {
                 if !keep_going && let Inbound::Forwarding(f) = &mut self.inbound {
@@ -609,7 +612,7 @@ impl Exchange {
 
     /// The response is through: the upstream connection is given back, and the exchange goes
     /// on with the next request (or ends, if the client's connection closes).
-    fn end_forward(&mut self, reusable: bool, close: bool) {
+    fn end_forward(&mut self, reusable: bool, close: bool, worker: &mut Worker) {
         let Inbound::Forwarding(forwarding) = std::mem::replace(&mut self.inbound, Inbound::Head)
         else {
             return;
@@ -625,6 +628,8 @@ impl Exchange {
         if close || !forwarding.head.keep_alive || self.peer_closed {
             self.inbound = Inbound::Done;
         }
+        // The next request's head is parsed into this one's allocations.
+        worker.recycle_head(forwarding.head);
     }
 
     /// The upstream connection failed (refused, reset, closed) before the response was through.

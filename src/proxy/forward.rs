@@ -4,7 +4,9 @@
 //! the client gets). Memory is bounded both ways: at most [`UPSTREAM_BUFFER`] bytes wait to
 //! be sent upstream, and the caller reads from upstream only while the client keeps up.
 
-use super::head::{BadUpstream, ResponseFraming, UpstreamHead, parse_response};
+use super::head::{
+    BadUpstream, ResponseFraming, UpstreamHead, parse_response, recycle_head_buffer,
+};
 use crate::connection::outbox::Outbox;
 use crate::connection::readbuf::ReadBuf;
 use crate::http::chunked::{ChunkedDecoder, SizeLine};
@@ -79,6 +81,12 @@ impl Drop for Received {
     }
 }
 
+impl Drop for Forward {
+    fn drop(&mut self) {
+        recycle_head_buffer(std::mem::take(&mut self.to_upstream));
+    }
+}
+
 /// How the request body arrives from the client.
 #[derive(Debug)]
 enum RequestBody {
@@ -144,9 +152,7 @@ pub enum Failure {
 #[derive(Debug)]
 pub struct Forward {
     method: Method,
-    /// The request head as sent, kept so the request can be tried again.
-    head: Vec<u8>,
-    /// Bytes to send upstream, from `sent` on.
+    /// Bytes to send upstream, from `sent` on: the head first, then the body as it comes.
     to_upstream: Vec<u8>,
     sent: usize,
     body: RequestBody,
@@ -175,8 +181,7 @@ impl Forward {
         };
         Forward {
             method,
-            to_upstream: head.clone(),
-            head,
+            to_upstream: head,
             sent: 0,
             body,
             body_taken: false,
@@ -196,10 +201,11 @@ impl Forward {
             && self.method.is_idempotent()
     }
 
-    /// Starts over for another upstream connection.
-    pub fn restart(&mut self) {
-        self.to_upstream.clear();
-        self.to_upstream.extend_from_slice(&self.head);
+    /// Starts over on another upstream connection with `head`, the request's head as written
+    /// for it. Only a request that [can be retried](Forward::can_retry) starts over: nothing
+    /// but its head was ever queued.
+    pub fn restart(&mut self, head: Vec<u8>) {
+        self.to_upstream = head;
         self.sent = 0;
         self.from_upstream.clear();
         self.phase = Phase::Head;
@@ -212,6 +218,9 @@ impl Forward {
 
     /// Takes request body bytes from `input` while there is room to send them.
     pub fn take_body(&mut self, input: &mut ReadBuf) -> Result<(), Failure> {
+        if matches!(self.body, RequestBody::Done) {
+            return Ok(());
+        }
         if self.to_upstream.len() - self.sent >= UPSTREAM_BUFFER {
             return Ok(());
         }

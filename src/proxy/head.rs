@@ -5,7 +5,10 @@
 
 use crate::http::fields::{self, TransferCodings};
 use crate::http::{Method, RequestHead, StatusCode};
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Fields that describe one connection, not the message: never forwarded (RFC 9110 7.6.1),
 /// nor the fields a `Connection` field names. `Proxy-*` fields are dropped by prefix.
@@ -32,6 +35,31 @@ const SET_BY_PROXY: [&str; 7] = [
 
 /// Response fields margay writes itself for the client.
 const SET_FOR_CLIENT: [&str; 4] = ["date", "server", "content-length", "via"];
+
+thread_local! {
+    /// Where a response's passed fields are written before they are shared.
+    static PASSED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Buffers of finished forwards' request heads, for the next heads.
+    static SPARE_HEADS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Request head buffers a thread keeps for its next forwarded requests.
+const SPARE_HEAD_BUFFERS: usize = 64;
+/// A request head buffer larger than this (it carried a body too) is not kept.
+const KEPT_HEAD_BUFFER: usize = 4096;
+
+/// Gives the buffer a forwarded request's head was written into back for a later head.
+pub fn recycle_head_buffer(mut buf: Vec<u8>) {
+    if buf.capacity() == 0 || buf.capacity() > KEPT_HEAD_BUFFER {
+        return;
+    }
+    buf.clear();
+    SPARE_HEADS.with_borrow_mut(|spare| {
+        if spare.len() < SPARE_HEAD_BUFFERS {
+            spare.push(buf);
+        }
+    });
+}
 
 /// Largest upstream response head accepted.
 pub const MAX_RESPONSE_HEAD: usize = 32 * 1024;
@@ -70,13 +98,12 @@ fn is_hop_by_hop(name: &str, connection_tokens: &[&str]) -> bool {
 }
 
 /// The tokens of every `Connection` field.
-fn connection_tokens<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<&'a str> {
+fn connection_tokens<'a>(values: impl Iterator<Item = &'a [u8]>) -> impl Iterator<Item = &'a str> {
     values
         .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .collect()
 }
 
 /// Percent-encodes a decoded path for the request line: `/`, unreserved characters and the
@@ -125,7 +152,9 @@ pub fn request_head(
     origin: &Origin,
     body: BodyFraming,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
+    let mut out = SPARE_HEADS
+        .with_borrow_mut(Vec::pop)
+        .unwrap_or_else(|| Vec::with_capacity(512));
     out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
     encode_path(path, &mut out);
@@ -136,7 +165,7 @@ pub fn request_head(
     out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     out.extend_from_slice(host.as_bytes());
     out.extend_from_slice(b"\r\n");
-    let tokens = connection_tokens(head.header_values("connection"));
+    let tokens: Vec<&str> = connection_tokens(head.header_values("connection")).collect();
     for (name, value) in head.headers() {
         if is_hop_by_hop(name, &tokens) || SET_BY_PROXY.iter().any(|s| s.eq_ignore_ascii_case(name))
         {
@@ -147,7 +176,6 @@ pub fn request_head(
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
-    let client = origin.client.to_string();
     // X-Forwarded-For: the trusted chain so far, then the address that connected to us.
     out.extend_from_slice(b"X-Forwarded-For: ");
     if origin.trusted {
@@ -156,16 +184,17 @@ pub fn request_head(
             out.extend_from_slice(b", ");
         }
     }
-    out.extend_from_slice(client.as_bytes());
+    push_ip(&mut out, origin.client);
     out.extend_from_slice(b"\r\n");
+    let client_host = head.header("host");
     let (proto, original_host) = match origin.trusted {
         true => (
             head.header("x-forwarded-proto").unwrap_or(origin.proto),
             head.header("x-forwarded-host")
-                .or_else(|| head.header("host"))
+                .or(client_host)
                 .unwrap_or(""),
         ),
-        false => (origin.proto, head.header("host").unwrap_or("")),
+        false => (origin.proto, client_host.unwrap_or("")),
     };
     out.extend_from_slice(b"X-Forwarded-Proto: ");
     out.extend_from_slice(proto.as_bytes());
@@ -185,12 +214,19 @@ pub fn request_head(
         }
     }
     match origin.client {
-        IpAddr::V4(ip) => out.extend_from_slice(format!("for={ip}").as_bytes()),
-        IpAddr::V6(ip) => out.extend_from_slice(format!("for=\"[{ip}]\"").as_bytes()),
+        IpAddr::V4(_) => {
+            out.extend_from_slice(b"for=");
+            push_ip(&mut out, origin.client);
+        }
+        IpAddr::V6(_) => {
+            out.extend_from_slice(b"for=\"[");
+            push_ip(&mut out, origin.client);
+            out.extend_from_slice(b"]\"");
+        }
     }
     out.extend_from_slice(b";proto=");
     out.extend_from_slice(origin.proto.as_bytes());
-    if let Some(host) = head.header("host").filter(|h| is_token_or_host(h)) {
+    if let Some(host) = client_host.filter(|h| is_token_or_host(h)) {
         out.extend_from_slice(b";host=");
         out.extend_from_slice(host.as_bytes());
     }
@@ -206,6 +242,40 @@ pub fn request_head(
     }
     out.extend_from_slice(b"\r\n");
     out
+}
+
+/// Writes `ip` as text: an IPv4 address (the usual peer) digit by digit, without the
+/// formatting machinery or a `String` per request.
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            // At most 15 bytes: written into a stack buffer, then appended at once.
+            let mut text = [0u8; 15];
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text[len] = b'.';
+                    len += 1;
+                }
+                if octet >= 100 {
+                    text[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                text[len] = b'0' + octet % 10;
+                len += 1;
+            }
+            out.extend_from_slice(&text[..len]);
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write;
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "{v6}");
+        }
+    }
 }
 
 /// A `Forwarded` value may be a token unquoted; a `Host` with `:` must be quoted, so it is
@@ -242,8 +312,8 @@ pub struct UpstreamHead {
     /// Its `Content-Length`, if it had one (what a `HEAD` response reports).
     pub content_length: Option<u64>,
     /// The header lines to pass to the client (hop-by-hop and server-owned fields removed),
-    /// each ending in CRLF, with `Via` added.
-    pub fields: Vec<u8>,
+    /// each ending in CRLF, with `Via` added: shared, as the response encodes them.
+    pub fields: Arc<[u8]>,
 }
 
 /// Why an upstream response cannot be passed on (answered `502`, the connection dropped).
@@ -268,10 +338,16 @@ pub fn parse_response(
     buf: &[u8],
     method: Method,
 ) -> Result<Option<(UpstreamHead, usize)>, BadUpstream> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
-    let mut response = httparse::Response::new(&mut fields);
+    // Room for the fields left uninitialised: httparse fills what it uses.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_FIELDS];
+    let mut response = httparse::Response::new(&mut []);
     let window = &buf[..buf.len().min(MAX_RESPONSE_HEAD)];
-    let len = match response.parse(window) {
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        window,
+        &mut fields,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => return Ok(None),
         Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
@@ -280,13 +356,9 @@ pub fn parse_response(
         Err(_) => return Err(BadUpstream::Malformed),
     };
     // httparse takes a bare LF as a line end; a front-end that did not would read another
-    // message here.
+    // message here. The few line ends are found by memchr, not by a test of every byte.
     let head_bytes = &buf[..len];
-    if head_bytes
-        .iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || head_bytes[i - 1] != b'\r'))
-    {
+    if memchr::memchr_iter(b'\n', head_bytes).any(|i| i == 0 || head_bytes[i - 1] != b'\r') {
         return Err(BadUpstream::Malformed);
     }
     let status = response
@@ -298,29 +370,38 @@ pub fn parse_response(
     }
     let http11 = response.version == Some(1);
     let headers = response.headers;
-    let values = |name: &'static str| {
-        headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    };
-    let tokens: Vec<String> = connection_tokens(values("connection"))
-        .into_iter()
-        .map(str::to_ascii_lowercase)
-        .collect();
-    let close = tokens.iter().any(|t| t == "close");
-    let keep_alive = tokens.iter().any(|t| t == "keep-alive");
-    let transfer: Vec<&[u8]> = values("transfer-encoding").collect();
+    // One pass over the fields for what frames the body and what the connection allows,
+    // without collecting them.
+    let (mut close, mut keep_alive, mut has_connection) = (false, false, false);
     let mut codings = TransferCodings::default();
-    for value in &transfer {
-        codings.add(value);
+    let mut has_transfer = false;
+    let mut length: Option<u64> = None;
+    for field in headers.iter() {
+        let name = field.name;
+        if name.eq_ignore_ascii_case("connection") {
+            has_connection = true;
+            for token in connection_tokens(std::iter::once(field.value)) {
+                close |= token.eq_ignore_ascii_case("close");
+                keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            has_transfer = true;
+            codings.add(field.value);
+        } else if name.eq_ignore_ascii_case("content-length") {
+            // Every line by its grammar (RFC 9110 section 8.6, the same reading as for
+            // requests), all naming the same number.
+            let n = fields::content_length(fields::trim_ows(field.value))
+                .ok_or(BadUpstream::BadLength)?;
+            if length.is_some_and(|found| found != n) {
+                return Err(BadUpstream::BadLength);
+            }
+            length = Some(n);
+        }
     }
-    let lengths: Vec<&[u8]> = values("content-length").collect();
-    let length = content_length(&lengths)?;
     let no_body = method == Method::Head || !status.allows_body();
     let framing = if no_body {
         ResponseFraming::None
-    } else if !transfer.is_empty() {
+    } else if has_transfer {
         if length.is_some() {
             return Err(BadUpstream::Conflict);
         }
@@ -343,17 +424,41 @@ pub fn parse_response(
             None => ResponseFraming::UntilClose,
         }
     };
-    if no_body && !transfer.is_empty() && length.is_some() {
+    if no_body && has_transfer && length.is_some() {
         return Err(BadUpstream::Conflict);
     }
     let reusable = framing != ResponseFraming::UntilClose
         && !close
         && (http11 || keep_alive)
         && (status.as_u16() >= 200);
-    let token_refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
-    let mut passed = Vec::with_capacity(len);
+    // Written into the thread's scratch buffer, then copied once into the shared fields.
+    let passed = PASSED.with_borrow_mut(|passed| {
+        passed.clear();
+        pass_fields(headers, has_connection, http11, passed);
+        Arc::from(&passed[..])
+    });
+    Ok(Some((
+        UpstreamHead {
+            status,
+            framing,
+            reusable,
+            content_length: length,
+            fields: passed,
+        },
+        len,
+    )))
+}
+
+/// The fields of an upstream response the client gets, as header lines, with `Via` added.
+fn pass_fields(
+    headers: &[httparse::Header<'_>],
+    has_connection: bool,
+    http11: bool,
+    passed: &mut Vec<u8>,
+) {
     for field in headers.iter() {
-        if is_hop_by_hop(field.name, &token_refs)
+        if is_hop_by_hop(field.name, &[])
+            || has_connection && named_by_connection(field.name, headers)
             || SET_FOR_CLIENT
                 .iter()
                 .any(|s| s.eq_ignore_ascii_case(field.name))
@@ -368,30 +473,15 @@ pub fn parse_response(
     passed.extend_from_slice(b"Via: ");
     passed.extend_from_slice(if http11 { b"1.1" } else { b"1.0" });
     passed.extend_from_slice(b" margay\r\n");
-    Ok(Some((
-        UpstreamHead {
-            status,
-            framing,
-            reusable,
-            content_length: length,
-            fields: passed,
-        },
-        len,
-    )))
 }
 
-/// Every `Content-Length` line by its grammar (RFC 9110 section 8.6, the same reading as for
-/// requests), all naming the same number.
-fn content_length(values: &[&[u8]]) -> Result<Option<u64>, BadUpstream> {
-    let mut found: Option<u64> = None;
-    for value in values {
-        let n = fields::content_length(fields::trim_ows(value)).ok_or(BadUpstream::BadLength)?;
-        if found.is_some_and(|f| f != n) {
-            return Err(BadUpstream::BadLength);
-        }
-        found = Some(n);
-    }
-    Ok(found)
+/// Whether a response field is one a `Connection` field of `headers` names.
+fn named_by_connection(name: &str, headers: &[httparse::Header<'_>]) -> bool {
+    let values = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .map(|h| h.value);
+    connection_tokens(values).any(|t| t.eq_ignore_ascii_case(name))
 }
 
 #[cfg(test)]
@@ -458,6 +548,33 @@ mod tests {
             assert!(lines.contains(&line), "{line} missing: {sent}");
         }
         assert!(sent.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn client_addresses_are_written_as_text() {
+        for (client, for_field, forwarded) in [
+            ("10.0.255.1", "10.0.255.1", "for=10.0.255.1"),
+            ("0.0.0.0", "0.0.0.0", "for=0.0.0.0"),
+            ("255.199.100.9", "255.199.100.9", "for=255.199.100.9"),
+            ("2001:db8::7", "2001:db8::7", "for=\"[2001:db8::7]\""),
+        ] {
+            let origin = Origin {
+                client: client.parse().unwrap(),
+                trusted: false,
+                proto: "http",
+            };
+            let head = head("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+            let sent = String::from_utf8(request_head(&head, "/", "b", &origin, BodyFraming::None))
+                .unwrap();
+            assert!(
+                sent.contains(&format!("\r\nX-Forwarded-For: {for_field}\r\n")),
+                "{sent}"
+            );
+            assert!(
+                sent.contains(&format!("\r\nForwarded: {forwarded};proto=http;host=a\r\n")),
+                "{sent}"
+            );
+        }
     }
 
     #[test]
@@ -632,7 +749,7 @@ mod tests {
         let (head, _) = parse_response(text.as_bytes(), Method::Get)
             .unwrap()
             .unwrap();
-        let fields = String::from_utf8(head.fields).unwrap();
+        let fields = String::from_utf8(head.fields.to_vec()).unwrap();
         assert_eq!(
             fields,
             "Set-Cookie: a=1\r\nContent-Type: text/plain\r\nVia: 1.1 margay\r\n"

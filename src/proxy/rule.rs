@@ -1,6 +1,7 @@
 //! What is forwarded where: a path prefix, the upstream servers behind it, and whether the
 //! prefix is kept or replaced; and the settings every rule shares.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
@@ -90,16 +91,19 @@ impl ProxyRule {
     }
 
     /// The path a request for `path` is sent upstream with, by `upstream`.
-    pub fn upstream_path(&self, path: &str, upstream: &Upstream) -> String {
+    /// Borrowed from `path` where it is sent as it is (kept, or stripped to a rest that
+    /// starts with `/` for an upstream at `/`): no allocation per request.
+    pub fn upstream_path<'a>(&self, path: &'a str, upstream: &Upstream) -> Cow<'a, str> {
         if !self.strip {
-            return path.to_string();
+            return Cow::Borrowed(path);
         }
         let rest = &path[self.prefix.len().min(path.len())..];
         let base = upstream.path.as_deref().unwrap_or("/");
         match (base.ends_with('/'), rest.starts_with('/')) {
-            (true, true) => format!("{base}{}", &rest[1..]),
-            (false, false) if !rest.is_empty() => format!("{base}/{rest}"),
-            _ => format!("{base}{rest}"),
+            (true, true) if base == "/" => Cow::Borrowed(rest),
+            (true, true) => Cow::Owned(format!("{base}{}", &rest[1..])),
+            (false, false) if !rest.is_empty() => Cow::Owned(format!("{base}/{rest}")),
+            _ => Cow::Owned(format!("{base}{rest}")),
         }
     }
 }

@@ -165,27 +165,35 @@ impl Upstreams {
                 && member.healthy.load(Relaxed)
                 && member.down_until.load(Relaxed) <= now
         };
-        let candidates: Vec<usize> = group.members.iter().filter(usable).copied().collect();
-        if candidates.is_empty() {
-            return None;
-        }
-        let turn = group.next.fetch_add(1, Relaxed);
+        // Two passes over the members, without allocating: count the candidates, then take
+        // the turn's one.
+        let active = |m: usize| self.members[m].active.load(Relaxed);
         let chosen = match self.settings.balance {
-            Balance::RoundRobin => candidates[turn % candidates.len()],
+            Balance::RoundRobin => {
+                let count = group.members.iter().filter(usable).count();
+                if count == 0 {
+                    return None;
+                }
+                let turn = group.next.fetch_add(1, Relaxed);
+                group.members.iter().filter(usable).nth(turn % count)
+            }
             Balance::LeastConnections => {
                 // Ties go round robin, so equal members share the load.
-                let least = candidates
+                let least = group
+                    .members
                     .iter()
-                    .map(|&m| self.members[m].active.load(Relaxed))
-                    .min()
-                    .unwrap_or(0);
-                let tied: Vec<usize> = candidates
-                    .into_iter()
-                    .filter(|&m| self.members[m].active.load(Relaxed) == least)
-                    .collect();
-                tied[turn % tied.len()]
+                    .filter(usable)
+                    .map(|&m| active(m))
+                    .min()?;
+                let tied = |m: &&usize| usable(m) && active(**m) == least;
+                let count = group.members.iter().filter(tied).count();
+                let turn = group.next.fetch_add(1, Relaxed);
+                group.members.iter().filter(tied).nth(turn % count.max(1))
             }
         };
+        // Another worker may change a member's state between the passes: then the first
+        // usable one.
+        let chosen = *chosen.or_else(|| group.members.iter().find(usable))?;
         let member = &self.members[chosen];
         member.active.fetch_add(1, Relaxed);
         member.requests.fetch_add(1, Relaxed);
