@@ -299,19 +299,28 @@ impl Worker {
         &mut self,
         input: &[u8],
     ) -> Result<Option<(RequestHead, usize)>, RequestError> {
-        let mut storage = self.spare_heads.pop().unwrap_or_default();
-        let parsed = parse_head_reusing(input, &self.site.limits, &mut storage);
-        // Taken only by a complete head; otherwise it is still the spare it was.
-        if !matches!(parsed, Ok(Some(_))) {
-            self.spare_heads.push(storage);
+        // The last spare is parsed into, in place; a complete head takes its allocations and
+        // leaves it empty, to be dropped (or refilled by `recycle_head`) before the next.
+        if self.spare_heads.len() > 1 && self.spare_heads.last().is_some_and(HeadStorage::is_empty)
+        {
+            self.spare_heads.pop();
         }
-        parsed
+        if self.spare_heads.is_empty() {
+            self.spare_heads.push(HeadStorage::default());
+        }
+        let last = self.spare_heads.len() - 1;
+        parse_head_reusing(input, &self.site.limits, &mut self.spare_heads[last])
     }
 
     /// Keeps an answered head's allocations for a later head (up to [`SPARE_HEADS`]).
     pub fn recycle_head(&mut self, head: RequestHead) {
-        if self.spare_heads.len() < SPARE_HEADS {
-            self.spare_heads.push(head.into_storage());
+        let storage = head.into_storage();
+        if let Some(last) = self.spare_heads.last_mut()
+            && last.is_empty()
+        {
+            *last = storage;
+        } else if self.spare_heads.len() < SPARE_HEADS {
+            self.spare_heads.push(storage);
         }
     }
 

@@ -167,6 +167,13 @@ pub struct HeadStorage {
     path: String,
 }
 
+impl HeadStorage {
+    /// Whether it holds no allocation (fresh, or taken by a parsed head).
+    pub fn is_empty(&self) -> bool {
+        self.raw.capacity() == 0
+    }
+}
+
 impl RequestHead {
     /// Gives up the head's allocations for reuse, unless an unusually large head made them
     /// too big to be worth keeping.
