@@ -12,8 +12,9 @@
 #   DURATION      wrk run length per measurement (default 10s)
 #   REPS          repetitions; each figure is the median over them (default 3)
 #   WORKLOADS     which of a b c d e to run (default all)
-#   SERVERS       which of backend margay margay-threads haproxy nginx h2o
-#                 lighttpd, run in that order (default all but margay-threads)
+#   SERVERS       which of backend margay margay-threads margay-busy haproxy
+#                 haproxy-busy nginx h2o lighttpd, run in that order (default all
+#                 but margay-threads and the two -busy variants)
 #   UPLOAD_BYTES  the body of each upload in e (default 10000000)
 #   REPORT_NAME   the report's file name under bench-results/, without .md
 #                 (default proxy-latest; the raw measurements go beside it as .raw)
@@ -26,7 +27,11 @@
 #   margay          target/release/margay --proxy /=http://127.0.0.1:BACKEND
 #                   --proxy-keepalive 128, one event loop, access log off
 #   margay-threads  the same with --model threads
+#   margay-busy     the same with --busy-poll 30: the loop polls for up to 30 µs
+#                   before it sleeps (CPU spent for the one client's latency)
 #   haproxy         nbthread 1, http-reuse always, no log
+#   haproxy-busy    the same with HAProxy's own busy-polling (global option);
+#                   with margay-busy, c is also compared busy against busy
 #   nginx           one worker, no master process, upstream keepalive 128
 #                   (proxy_http_version 1.1 and an empty Connection field),
 #                   request bodies streamed (proxy_request_buffering off),
@@ -75,8 +80,10 @@ SKIPPED=""
 ACTIVE=""
 for name in $SERVERS; do
     case $name in
-        backend | margay | margay-threads) ACTIVE+=" $name" ;;
+        backend | margay | margay-threads | margay-busy) ACTIVE+=" $name" ;;
         haproxy | nginx | lighttpd | h2o) activate_peer "$name" "$name package" ;;
+        haproxy-busy)
+            if want haproxy haproxy; then ACTIVE+=" $name"; else SKIPPED+=" $name"; fi ;;
         *) echo "unknown server $name" >&2; exit 2 ;;
     esac
 done
@@ -119,6 +126,7 @@ haproxy_start() {
     cat >"$dir/haproxy.cfg" <<CONF
 global
     nbthread 1
+    ${HAPROXY_BUSY:+busy-polling}
     maxconn $((NOFILE_LIMIT / 2 - 100))
     pidfile $dir/haproxy.pid
 defaults
@@ -179,7 +187,10 @@ start_named() {
             --proxy-keepalive 128 --keep-alive-timeout 65 --max-connections 20000 ;;
         margay-threads) margay_start "$dir" "$SCRATCH" --proxy "/=http://127.0.0.1:$BACKEND_PORT" \
             --proxy-keepalive 128 --keep-alive-timeout 65 --max-connections 20000 --model threads ;;
+        margay-busy) margay_start "$dir" "$SCRATCH" --proxy "/=http://127.0.0.1:$BACKEND_PORT" \
+            --proxy-keepalive 128 --keep-alive-timeout 65 --max-connections 20000 --busy-poll 30 ;;
         haproxy) haproxy_start "$dir" ;;
+        haproxy-busy) HAPROXY_BUSY=1 haproxy_start "$dir" ;;
         nginx) nginx_proxy_start "$dir" ;;
         h2o) h2o_proxy_start "$dir" ;;
         lighttpd) lighttpd_proxy_start "$dir" ;;
@@ -281,7 +292,8 @@ signed() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { printf
 kfmt() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { if (v >= 10000) printf "%.1fk", v / 1000; else printf "%.0f", v }'; }
 ms() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { printf "%.2f ms", v / 1000 }'; }
 # is_peer NAME WORKLOAD: whether NAME is a proxy margay is measured against.
-is_peer() { [[ $1 != backend && $1 != margay && $1 != margay-threads ]]; }
+# The -busy variants are compared with each other only (see the end of the report).
+is_peer() { [[ $1 != backend && $1 != margay* && $1 != *-busy ]]; }
 
 
 # target_row WORKLOAD METRIC high|low LABEL TARGET_RATIO: margay against the
@@ -390,6 +402,15 @@ report() {
     target_row d cpu low "d. proxy CPU µs per 1 MiB response" 1
     target_row e mibps high "e. MiB/s uploaded" 1
     target_row e cpu low "e. proxy CPU µs per upload" 1
+    if [[ " $WORKLOADS " == *" c "* && " $ACTIVE " == *" margay-busy "* && " $ACTIVE " == *" haproxy-busy "* ]]; then
+        local mb hb
+        mb=$(med c margay-busy added_us)
+        hb=$(med c haproxy-busy added_us)
+        if [[ -n $mb && -n $hb ]]; then
+            echo
+            echo "Both with busy polling (margay \`--busy-poll 30\`, HAProxy \`busy-polling\`), c. µs added, one client: margay $(fmt "$mb"), HAProxy $(fmt "$hb"), difference $(awk -v a="$mb" -v b="$hb" 'BEGIN { printf "%+.1f µs", a - b }')."
+        fi
+    fi
     if [[ " $WORKLOADS " == *" c "* ]]; then
         echo
         echo "c: the latency a proxy adds is its one-client time per request less the backend's alone, in the same repetition (the spread over repetitions is in the medians table). Where it is a few µs, the machine's noise between two runs is as large."
