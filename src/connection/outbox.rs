@@ -76,8 +76,9 @@ pub enum Pending<'a> {
 }
 
 thread_local! {
-    /// Write buffers kept for reuse by this thread's connections, so a response costs no
-    /// allocation and an idle connection holds no buffer.
+    /// Byte buffers kept for reuse by this thread: connections' write buffers, so a response
+    /// costs no allocation and an idle connection holds no buffer, and the request heads the
+    /// proxy writes for upstream servers.
     static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -85,14 +86,16 @@ thread_local! {
 const SPARE_COUNT: usize = 64;
 const SPARE_CAPACITY: usize = 64 * 1024;
 
-fn take_buffer() -> Vec<u8> {
+/// An empty byte buffer, from the thread's spares if it has one.
+pub(crate) fn take_buffer() -> Vec<u8> {
     SPARE
         .with(|spare| spare.borrow_mut().pop())
         .unwrap_or_else(|| Vec::with_capacity(4096))
 }
 
-fn give_buffer(mut buf: Vec<u8>) {
-    if buf.capacity() > SPARE_CAPACITY {
+/// Keeps `buf` for a later [`take_buffer`], unless it holds no allocation or too large a one.
+pub(crate) fn give_buffer(mut buf: Vec<u8>) {
+    if buf.capacity() == 0 || buf.capacity() > SPARE_CAPACITY {
         return;
     }
     buf.clear();

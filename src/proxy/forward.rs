@@ -4,10 +4,8 @@
 //! the client gets). Memory is bounded both ways: at most [`UPSTREAM_BUFFER`] bytes wait to
 //! be sent upstream, and the caller reads from upstream only while the client keeps up.
 
-use super::head::{
-    BadUpstream, ResponseFraming, UpstreamHead, parse_response, recycle_head_buffer,
-};
-use crate::connection::outbox::Outbox;
+use super::head::{BadUpstream, ResponseFraming, UpstreamHead, parse_response};
+use crate::connection::outbox::{Outbox, give_buffer};
 use crate::connection::readbuf::ReadBuf;
 use crate::http::chunked::{ChunkedDecoder, SizeLine};
 use crate::http::{Method, RequestError};
@@ -83,7 +81,7 @@ impl Drop for Received {
 
 impl Drop for Forward {
     fn drop(&mut self) {
-        recycle_head_buffer(std::mem::take(&mut self.to_upstream));
+        give_buffer(std::mem::take(&mut self.to_upstream));
     }
 }
 
@@ -205,7 +203,7 @@ impl Forward {
     /// for it. Only a request that [can be retried](Forward::can_retry) starts over: nothing
     /// but its head was ever queued.
     pub fn restart(&mut self, head: Vec<u8>) {
-        self.to_upstream = head;
+        give_buffer(std::mem::replace(&mut self.to_upstream, head));
         self.sent = 0;
         self.from_upstream.clear();
         self.phase = Phase::Head;

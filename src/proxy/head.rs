@@ -3,6 +3,7 @@
 //! upstream's response, parsed as strictly as requests are, then cleaned for the client
 //! (RFC 9110 section 7.6).
 
+use crate::connection::outbox::take_buffer;
 use crate::http::fields::{self, TransferCodings};
 use crate::http::{Method, RequestHead, StatusCode};
 use std::cell::RefCell;
@@ -39,26 +40,6 @@ const SET_FOR_CLIENT: [&str; 4] = ["date", "server", "content-length", "via"];
 thread_local! {
     /// Where a response's passed fields are written before they are shared.
     static PASSED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// Buffers of finished forwards' request heads, for the next heads.
-    static SPARE_HEADS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Request head buffers a thread keeps for its next forwarded requests.
-const SPARE_HEAD_BUFFERS: usize = 64;
-/// A request head buffer larger than this (it carried a body too) is not kept.
-const KEPT_HEAD_BUFFER: usize = 4096;
-
-/// Gives the buffer a forwarded request's head was written into back for a later head.
-pub fn recycle_head_buffer(mut buf: Vec<u8>) {
-    if buf.capacity() == 0 || buf.capacity() > KEPT_HEAD_BUFFER {
-        return;
-    }
-    buf.clear();
-    SPARE_HEADS.with_borrow_mut(|spare| {
-        if spare.len() < SPARE_HEAD_BUFFERS {
-            spare.push(buf);
-        }
-    });
 }
 
 /// Largest upstream response head accepted.
@@ -152,9 +133,8 @@ pub fn request_head(
     origin: &Origin,
     body: BodyFraming,
 ) -> Vec<u8> {
-    let mut out = SPARE_HEADS
-        .with_borrow_mut(Vec::pop)
-        .unwrap_or_else(|| Vec::with_capacity(512));
+    // From the thread's spare buffers; `Forward` gives it back when it is done with it.
+    let mut out = take_buffer();
     out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
     encode_path(path, &mut out);
