@@ -2,6 +2,7 @@
 //! Log Format (optionally followed by the request time, as nginx's `$request_time`), or one
 //! JSON object per line for log pipelines.
 
+use crate::forwarded::IpText;
 use crate::http::status::StatusCode;
 use crate::http::{Method, RequestHead, Version};
 use std::net::{IpAddr, SocketAddr};
@@ -202,22 +203,9 @@ fn push_int(n: impl itoa::Integer, out: &mut String) {
     out.push_str(itoa::Buffer::new().format(n));
 }
 
-/// The address as text: IPv4 octet by octet, IPv6 through its `Display` (RFC 5952).
+/// The address as text.
 fn push_ip(ip: IpAddr, out: &mut String) {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, c, d] = v4.octets();
-            push_int(a, out);
-            for octet in [b, c, d] {
-                out.push('.');
-                push_int(octet, out);
-            }
-        }
-        IpAddr::V6(v6) => {
-            use std::fmt::Write;
-            let _ = write!(out, "{v6}");
-        }
-    }
+    out.push_str(IpText::new(ip).as_str());
 }
 
 /// Whether `bytes` are printable ASCII without a quote or a backslash: what both formats copy

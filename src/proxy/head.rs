@@ -4,6 +4,7 @@
 //! (RFC 9110 section 7.6).
 
 use crate::connection::outbox::take_buffer;
+use crate::forwarded::IpText;
 use crate::http::fields::{self, TransferCodings};
 use crate::http::{Method, RequestHead, StatusCode};
 use std::cell::RefCell;
@@ -224,38 +225,9 @@ pub fn request_head(
     out
 }
 
-/// Writes `ip` as text: an IPv4 address (the usual peer) digit by digit, without the
-/// formatting machinery or a `String` per request.
+/// Writes `ip` as text.
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            // At most 15 bytes: written into a stack buffer, then appended at once.
-            let mut text = [0u8; 15];
-            let mut len = 0;
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    text[len] = b'.';
-                    len += 1;
-                }
-                if octet >= 100 {
-                    text[len] = b'0' + octet / 100;
-                    len += 1;
-                }
-                if octet >= 10 {
-                    text[len] = b'0' + octet / 10 % 10;
-                    len += 1;
-                }
-                text[len] = b'0' + octet % 10;
-                len += 1;
-            }
-            out.extend_from_slice(&text[..len]);
-        }
-        IpAddr::V6(v6) => {
-            use std::io::Write;
-            // Writing into a Vec cannot fail.
-            let _ = write!(out, "{v6}");
-        }
-    }
+    out.extend_from_slice(IpText::new(ip).as_str().as_bytes());
 }
 
 /// A `Forwarded` value may be a token unquoted; a `Host` with `:` must be quoted, so it is
