@@ -128,10 +128,8 @@ pub struct Worker {
     epoch: u64,
     /// The buffer access-log lines are built in, line after line.
     access_line: String,
-    /// Whether the logger is flushed once per event-loop turn rather than after each line.
-    log_per_turn: bool,
-    /// Whether an access-log line was logged since the logger was last flushed.
-    log_unflushed: bool,
+    /// When the logger is flushed after an access-log line.
+    log_flush: LogFlush,
 }
 
 impl Worker {
@@ -152,8 +150,7 @@ impl Worker {
             slot: None,
             epoch: 0,
             access_line: String::new(),
-            log_per_turn: false,
-            log_unflushed: false,
+            log_flush: LogFlush::EachLine,
         }
     }
 
@@ -365,25 +362,35 @@ impl Worker {
     /// loop, leaves that to the end of the turn ([`Worker::flush_access_log`]).
     pub fn access_logged(&mut self, buffer: String) {
         self.access_line = buffer;
-        if self.log_per_turn {
-            self.log_unflushed = true;
-        } else {
-            log::logger().flush();
+        match &mut self.log_flush {
+            LogFlush::EachLine => log::logger().flush(),
+            LogFlush::EachTurn { pending } => *pending = true,
         }
     }
 
     /// From now on the logger is flushed by [`Worker::flush_access_log`], which the event loop
     /// calls before it waits: the lines of one turn reach a buffering logger's file together.
     pub fn flush_access_log_per_turn(&mut self) {
-        self.log_per_turn = true;
+        self.log_flush = LogFlush::EachTurn { pending: false };
     }
 
     /// Flushes the logger if an access-log line was logged since it was last flushed.
     pub fn flush_access_log(&mut self) {
-        if std::mem::take(&mut self.log_unflushed) {
+        if let LogFlush::EachTurn { pending } = &mut self.log_flush
+            && std::mem::take(pending)
+        {
             log::logger().flush();
         }
     }
+}
+
+/// When a worker flushes the logger after an access-log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogFlush {
+    /// At once (a connection thread).
+    EachLine,
+    /// Before the event loop next waits; `pending` once a line was logged since.
+    EachTurn { pending: bool },
 }
 
 /// The Common Log Format time (`10/Oct/2000:13:55:36 +0000`) and the RFC 3339 one
