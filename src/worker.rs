@@ -12,7 +12,7 @@ use crate::control::Control;
 use crate::files::StaticFiles;
 use crate::forwarded::TrustedProxies;
 use crate::http::date::DateCache;
-use crate::http::parse::{HeadStorage, parse_head_reusing};
+use crate::http::parse::SpareHeads;
 use crate::http::{Limits, Method, RequestError, RequestHead, Response, StatusCode};
 use crate::proxy::Upstreams;
 use crate::rules::{RulesSlot, SiteRules};
@@ -22,9 +22,6 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Answered heads whose allocations a worker keeps for the next ones.
-const SPARE_HEADS: usize = 64;
 
 /// The served site as every worker sees it: immutable once the server runs.
 pub struct Site {
@@ -115,9 +112,8 @@ pub struct Worker {
     date: DateCache,
     log_time: LogTime,
     buffers: BufferPool,
-    /// Answered heads' allocations, for the next heads: several, since forwarded requests
-    /// hold theirs until the upstream answers while other clients' heads are parsed.
-    spare_heads: Vec<HeadStorage>,
+    /// Answered heads' allocations, for the next heads.
+    spare_heads: SpareHeads,
     draining: bool,
     notifier: Notifier,
     /// The server's shutdown flag, looked at when a response is encoded.
@@ -142,7 +138,7 @@ impl Worker {
             date: DateCache::new(),
             log_time: LogTime::default(),
             buffers: BufferPool::default(),
-            spare_heads: Vec::new(),
+            spare_heads: SpareHeads::default(),
             draining: false,
             notifier: Notifier::Nobody,
             control: None,
@@ -296,29 +292,12 @@ impl Worker {
         &mut self,
         input: &[u8],
     ) -> Result<Option<(RequestHead, usize)>, RequestError> {
-        // The last spare is parsed into, in place; a complete head takes its allocations and
-        // leaves it empty, to be dropped (or refilled by `recycle_head`) before the next.
-        if self.spare_heads.len() > 1 && self.spare_heads.last().is_some_and(HeadStorage::is_empty)
-        {
-            self.spare_heads.pop();
-        }
-        if self.spare_heads.is_empty() {
-            self.spare_heads.push(HeadStorage::default());
-        }
-        let last = self.spare_heads.len() - 1;
-        parse_head_reusing(input, &self.site.limits, &mut self.spare_heads[last])
+        self.spare_heads.parse(input, &self.site.limits)
     }
 
-    /// Keeps an answered head's allocations for a later head (up to [`SPARE_HEADS`]).
+    /// Keeps an answered head's allocations for a later head.
     pub fn recycle_head(&mut self, head: RequestHead) {
-        let storage = head.into_storage();
-        if let Some(last) = self.spare_heads.last_mut()
-            && last.is_empty()
-        {
-            *last = storage;
-        } else if self.spare_heads.len() < SPARE_HEADS {
-            self.spare_heads.push(storage);
-        }
+        self.spare_heads.recycle(head);
     }
 
     /// Answers a request from the static files (with the fallback where no handler route

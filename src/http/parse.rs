@@ -167,6 +167,50 @@ pub struct HeadStorage {
     path: String,
 }
 
+/// Answered heads' allocations kept for the next heads: several, since a forwarded request
+/// holds its head until the upstream answers while other clients' heads are parsed.
+#[derive(Debug, Default)]
+pub struct SpareHeads {
+    spares: Vec<HeadStorage>,
+}
+
+impl SpareHeads {
+    /// Most heads kept.
+    const MAX: usize = 64;
+
+    /// Parses a request head at the start of `buf` into the last spare's allocations, in
+    /// place: a complete head takes them and leaves that spare empty, to be dropped (or
+    /// refilled by [`SpareHeads::recycle`]) before the next parse; an incomplete one leaves
+    /// it as it was. The result is returned as it comes, not looked at: moving a parsed head
+    /// once more costs a copy of it.
+    pub fn parse(
+        &mut self,
+        buf: &[u8],
+        limits: &Limits,
+    ) -> Result<Option<(RequestHead, usize)>, RequestError> {
+        if self.spares.len() > 1 && self.spares.last().is_some_and(HeadStorage::is_empty) {
+            self.spares.pop();
+        }
+        if self.spares.is_empty() {
+            self.spares.push(HeadStorage::default());
+        }
+        let last = self.spares.len() - 1;
+        parse_head_reusing(buf, limits, &mut self.spares[last])
+    }
+
+    /// Keeps an answered head's allocations for a later head.
+    pub fn recycle(&mut self, head: RequestHead) {
+        let storage = head.into_storage();
+        if let Some(last) = self.spares.last_mut()
+            && last.is_empty()
+        {
+            *last = storage;
+        } else if self.spares.len() < Self::MAX {
+            self.spares.push(storage);
+        }
+    }
+}
+
 impl HeadStorage {
     /// Whether it holds no allocation (fresh, or taken by a parsed head).
     pub fn is_empty(&self) -> bool {
@@ -849,6 +893,31 @@ mod tests {
                 .find(|o| *o != Ok(None));
             assert_eq!(first, Some(whole), "{:?}", &row[..row.len().min(40)]);
         }
+    }
+
+    #[test]
+    fn spare_heads_lend_answered_heads_allocations_to_later_heads() {
+        let limits = Limits::default();
+        let mut spares = SpareHeads::default();
+        let head = |text: &str, spares: &mut SpareHeads| {
+            spares.parse(text.as_bytes(), &limits).unwrap().unwrap().0
+        };
+        // Two heads held at once (forwarded requests awaiting their upstreams).
+        let a = head("GET /a HTTP/1.1\r\nHost: x\r\n\r\n", &mut spares);
+        let b = head("GET /b HTTP/1.1\r\nHost: x\r\n\r\n", &mut spares);
+        let (a_raw, b_raw) = (a.raw.as_ptr(), b.raw.as_ptr());
+        assert_ne!(a_raw, b_raw);
+        spares.recycle(a);
+        spares.recycle(b);
+        // An incomplete head takes nothing: the next complete one gets the last recycled.
+        assert!(spares.parse(b"GET /c HT", &limits).unwrap().is_none());
+        let c = head("GET /c HTTP/1.1\r\nHost: x\r\n\r\n", &mut spares);
+        assert_eq!(c.raw.as_ptr(), b_raw, "b's allocation, reused");
+        assert_eq!(c.path(), "/c");
+        // With c still held, the next head gets a's.
+        let d = head("GET /d HTTP/1.1\r\nHost: x\r\n\r\n", &mut spares);
+        assert_eq!(d.raw.as_ptr(), a_raw, "a's allocation, reused");
+        assert_eq!(d.header("host"), Some("x"));
     }
 
     #[test]
