@@ -249,12 +249,6 @@ both_models!(
 const FORBIDDEN_PAGE: &str = "<!DOCTYPE html><p>Not for your eyes.</p>\n";
 const BAD_GATEWAY_PAGE: &str = "<!DOCTYPE html><p>The application is down.</p>\n";
 
-/// An address nothing listens on: bound, read, and closed again.
-fn refusing_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("http://{}", listener.local_addr().unwrap())
-}
-
 /// Takes `CAP_DAC_OVERRIDE` and `CAP_DAC_READ_SEARCH` from the calling thread (and so from the
 /// threads it starts afterwards), so that a root test run meets file modes as a user would.
 fn drop_file_permission_override() {
@@ -290,7 +284,8 @@ fn drop_file_permission_override() {
 }
 
 both_models!(forbidden_and_bad_gateway_get_their_own_pages, |model| {
-    let rule = margay::ProxyRule::new("/up/", &[&refusing_url()]).unwrap();
+    let refusing = Refusing::new();
+    let rule = margay::ProxyRule::new("/up/", &[&refusing.url()]).unwrap();
     let rules = SiteRules::new()
         .error_page(403, "/errors/403.html")
         .unwrap()

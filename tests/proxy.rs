@@ -188,12 +188,6 @@ fn proxy(
         .start()
 }
 
-/// An address nothing listens on.
-fn refusing_url() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("http://{}", listener.local_addr().unwrap())
-}
-
 both_models!(a_request_is_forwarded_and_answered, |model| {
     let backend = Backend::start(replies("from the backend"));
     let server = proxy(model, &[&backend.url()], |c| c);
@@ -328,7 +322,8 @@ both_models!(
 
 both_models!(a_refused_connection_is_retried_on_another_member, |model| {
     let backend = Backend::start(replies("alive"));
-    let server = proxy(model, &[&refusing_url(), &backend.url()], |c| c);
+    let refusing = Refusing::new();
+    let server = proxy(model, &[&refusing.url(), &backend.url()], |c| c);
     for _ in 0..4 {
         let resp = server.get("/up/x");
         assert_eq!((resp.status, resp.text().as_str()), (200, "alive"));
@@ -339,7 +334,8 @@ both_models!(a_refused_connection_is_retried_on_another_member, |model| {
 });
 
 both_models!(with_every_member_refusing_the_answer_is_502, |model| {
-    let server = proxy(model, &[&refusing_url(), &refusing_url()], |c| c);
+    let (first, second) = (Refusing::new(), Refusing::new());
+    let server = proxy(model, &[&first.url(), &second.url()], |c| c);
     assert_error_page(&server.get("/up/x"), 502);
     // A request with a body is never repeated: 502 at the first failure.
     let mut raw = request("POST", "/up/x", &[("Content-Length", "3")]);
@@ -720,8 +716,8 @@ both_models!(requests_are_never_pipelined_upstream, |model| {
 
 both_models!(a_failing_member_is_skipped_then_tried_again, |model| {
     let backend = Backend::start(replies("good"));
-    let bad = refusing_url();
-    let server = proxy(model, &[&bad, &backend.url()], |c| {
+    let bad = Refusing::new();
+    let server = proxy(model, &[&bad.url(), &backend.url()], |c| {
         c.proxy_max_fails(1)
             .proxy_fail_timeout(Duration::from_secs(2))
     });

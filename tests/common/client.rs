@@ -338,3 +338,26 @@ pub fn fetch_status(addr: SocketAddr) -> serde_json::Value {
     assert_eq!(resp.status, 200, "/api/status: {}", resp.text());
     serde_json::from_slice(&resp.body).expect("/api/status is JSON")
 }
+
+/// An address that refuses connections for as long as it lives: a socket bound to a port of
+/// 127.0.0.1 but not listening, so the kernel answers a connect with a reset and no other
+/// test can take the port meanwhile (a port merely bound and closed again can be).
+pub struct Refusing {
+    socket: socket2::Socket,
+}
+
+impl Refusing {
+    pub fn new() -> Refusing {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket.bind(&addr.into()).expect("bind a refusing address");
+        Refusing { socket }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        let addr = self.socket.local_addr().unwrap().as_socket().unwrap();
+        format!("http://{addr}")
+    }
+}
