@@ -124,7 +124,7 @@ pub struct Args {
     pub proxy: Vec<margay::ProxyRule>,
     /// Idle keep-alive connections kept per upstream server by each event loop (and as many
     /// again in the pool they share).
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    #[arg(long, default_value_t = 128, value_name = "N")]
     pub proxy_keepalive: u64,
     /// Seconds an upstream server may take to start its response (504) or pause in it.
     #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]

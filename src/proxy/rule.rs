@@ -214,7 +214,7 @@ pub struct ProxySettings {
 impl Default for ProxySettings {
     fn default() -> ProxySettings {
         ProxySettings {
-            keepalive: 32,
+            keepalive: 128,
             idle_timeout: Duration::from_secs(50),
             timeout: Duration::from_secs(30),
             balance: Balance::RoundRobin,
