@@ -12,9 +12,9 @@
 #   DURATION      wrk run length per measurement (default 10s)
 #   REPS          repetitions; each figure is the median over them (default 3)
 #   WORKLOADS     which of a b c d e to run (default all)
-#   SERVERS       which of backend margay margay-threads margay-busy haproxy
+#   SERVERS       which of backend margay margay-threads margay-nopoll haproxy
 #                 haproxy-busy nginx h2o lighttpd, run in that order (default all
-#                 but margay-threads and the two -busy variants)
+#                 but margay-threads, margay-nopoll and haproxy-busy)
 #   UPLOAD_BYTES  the body of each upload in e (default 10000000)
 #   REPORT_NAME   the report's file name under bench-results/, without .md
 #                 (default proxy-latest; the raw measurements go beside it as .raw)
@@ -25,13 +25,15 @@
 #   backend         wrk against the backend alone: its own figures, and the
 #                   base the latency in c is added to
 #   margay          target/release/margay --proxy /=http://127.0.0.1:BACKEND
-#                   --proxy-keepalive 128, one event loop, access log off
+#                   --proxy-keepalive 128, one event loop, access log off, its
+#                   default adaptive busy poll (up to 50 µs, only while events
+#                   keep coming that soon)
 #   margay-threads  the same with --model threads
-#   margay-busy     the same with --busy-poll 30: the loop polls for up to 30 µs
-#                   before it sleeps (CPU spent for the one client's latency)
+#   margay-nopoll   the same with --busy-poll 0: the loop sleeps as soon as it
+#                   has nothing to do, as nginx's and h2o's do
 #   haproxy         nbthread 1, http-reuse always, no log
 #   haproxy-busy    the same with HAProxy's own busy-polling (global option);
-#                   with margay-busy, c is also compared busy against busy
+#                   c is also compared with margay's, busy against busy
 #   nginx           one worker, no master process, upstream keepalive 128
 #                   (proxy_http_version 1.1 and an empty Connection field),
 #                   request bodies streamed (proxy_request_buffering off),
@@ -80,7 +82,7 @@ SKIPPED=""
 ACTIVE=""
 for name in $SERVERS; do
     case $name in
-        backend | margay | margay-threads | margay-busy) ACTIVE+=" $name" ;;
+        backend | margay | margay-threads | margay-nopoll) ACTIVE+=" $name" ;;
         haproxy | nginx | lighttpd | h2o) activate_peer "$name" "$name package" ;;
         haproxy-busy)
             if want haproxy haproxy; then ACTIVE+=" $name"; else SKIPPED+=" $name"; fi ;;
@@ -187,8 +189,8 @@ start_named() {
             --proxy-keepalive 128 --keep-alive-timeout 65 --max-connections 20000 ;;
         margay-threads) margay_start "$dir" "$SCRATCH" --proxy "/=http://127.0.0.1:$BACKEND_PORT" \
             --proxy-keepalive 128 --keep-alive-timeout 65 --max-connections 20000 --model threads ;;
-        margay-busy) margay_start "$dir" "$SCRATCH" --proxy "/=http://127.0.0.1:$BACKEND_PORT" \
-            --proxy-keepalive 128 --keep-alive-timeout 65 --max-connections 20000 --busy-poll 30 ;;
+        margay-nopoll) margay_start "$dir" "$SCRATCH" --proxy "/=http://127.0.0.1:$BACKEND_PORT" \
+            --proxy-keepalive 128 --keep-alive-timeout 65 --max-connections 20000 --busy-poll 0 ;;
         haproxy) haproxy_start "$dir" ;;
         haproxy-busy) HAPROXY_BUSY=1 haproxy_start "$dir" ;;
         nginx) nginx_proxy_start "$dir" ;;
@@ -402,13 +404,21 @@ report() {
     target_row d cpu low "d. proxy CPU µs per 1 MiB response" 1
     target_row e mibps high "e. MiB/s uploaded" 1
     target_row e cpu low "e. proxy CPU µs per upload" 1
-    if [[ " $WORKLOADS " == *" c "* && " $ACTIVE " == *" margay-busy "* && " $ACTIVE " == *" haproxy-busy "* ]]; then
+    if [[ " $WORKLOADS " == *" c "* && " $ACTIVE " == *" haproxy-busy "* ]]; then
         local mb hb
-        mb=$(med c margay-busy added_us)
+        mb=$(med c margay added_us)
         hb=$(med c haproxy-busy added_us)
         if [[ -n $mb && -n $hb ]]; then
             echo
-            echo "Both with busy polling (margay \`--busy-poll 30\`, HAProxy \`busy-polling\`), c. µs added, one client: margay $(fmt "$mb"), HAProxy $(fmt "$hb"), difference $(awk -v a="$mb" -v b="$hb" 'BEGIN { printf "%+.1f µs", a - b }')."
+            echo "Both busy polling (margay by default, HAProxy with \`busy-polling\`), c. µs added, one client: margay $(fmt "$mb"), HAProxy $(fmt "$hb"), difference $(awk -v a="$mb" -v b="$hb" 'BEGIN { printf "%+.1f µs", a - b }')."
+        fi
+    fi
+    if [[ " $WORKLOADS " == *" c "* && " $ACTIVE " == *" margay-nopoll "* ]]; then
+        local mn
+        mn=$(med c margay-nopoll added_us)
+        if [[ -n $mn ]]; then
+            echo
+            echo "margay with \`--busy-poll 0\` (sleeping as soon as it is idle), c. µs added, one client: $(fmt "$mn"); CPU per request, one client: $(fmt "$(med c margay-nopoll cpu)") µs against $(fmt "$(med c margay cpu)") µs by default."
         fi
     fi
     if [[ " $WORKLOADS " == *" c "* ]]; then

@@ -99,7 +99,7 @@ impl Default for Config {
             send_buffer: None,
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 10_000,
-            busy_poll: Duration::ZERO,
+            busy_poll: Duration::from_micros(50),
             max_requests_per_connection: 0,
             max_body_size: 1024 * 1024,
             workers: 1,
@@ -237,12 +237,14 @@ impl Config {
         self
     }
 
-    /// How long an event loop keeps polling before it sleeps, after a turn that had work
-    /// (zero, the default: it sleeps at once). Between polls it yields the core to whatever
-    /// else is runnable (a backend on the same core goes first). A core that sleeps is slow to
-    /// wake (deep idle states; in a virtual machine, the host's halt), so a lightly loaded
-    /// server answers sooner, at the price of the CPU spent polling; under load the poll finds
-    /// events at once and costs nothing. The thread model is not affected.
+    /// The longest an event loop keeps polling before it sleeps, after a turn that had work
+    /// (default 50 µs; zero: it sleeps at once). A core that sleeps is slow to wake (deep idle
+    /// states; in a virtual machine, the host's halt), so a server whose events come close
+    /// together answers sooner if it polls for the next one. The loop polls only while its
+    /// recent waits were that short (two in a row within the limit open the window, one past it
+    /// closes it), so an idle or sparsely used server does not poll, and under load the poll
+    /// finds events at once. Between polls it yields the core to whatever else is runnable (a
+    /// backend on the same core goes first). The thread model is not affected.
     pub fn busy_poll(mut self, time: Duration) -> Config {
         self.busy_poll = time;
         self

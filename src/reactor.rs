@@ -3,6 +3,7 @@
 //! knows no HTTP and no files: each socket's connection core decides what is said on it, and
 //! the worker behind them keeps the caches.
 
+mod busy_poll;
 mod upstream_sockets;
 
 use crate::app::pool::{Mailbox, Ticket, Wake};
@@ -13,6 +14,7 @@ use crate::listener::{Listener, ListenerKind};
 use crate::proxy::Upstreams;
 use crate::transport::{Input, Stream, Transport, expire, pump, pump_upstream};
 use crate::worker::{Notifier, Worker};
+use busy_poll::BusyPoll;
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
@@ -53,7 +55,7 @@ pub(crate) struct ReactorConfig {
     pub max_connections: usize,
     /// How long in-flight responses may run after shutdown starts.
     pub shutdown_timeout: Duration,
-    /// How long the loop polls before it sleeps after a turn that had work (see
+    /// The longest the loop polls before it sleeps after a turn that had work (see
     /// `Config::busy_poll`).
     pub busy_poll: Duration,
 }
@@ -119,6 +121,8 @@ pub(crate) struct Reactor {
     /// What other threads sent: blocking handlers' results, streams' wake-ups.
     mailbox: Receiver<Wake>,
     config: ReactorConfig,
+    /// How long it polls before it sleeps, learned from its waits.
+    busy_poll: BusyPoll,
     control: Arc<Control>,
     drain_deadline: Option<Instant>,
     /// The proxy's upstream servers, if any.
@@ -178,6 +182,7 @@ impl Reactor {
             next_id: 0,
             worker,
             mailbox: inbox,
+            busy_poll: BusyPoll::new(config.busy_poll),
             config,
             control,
             drain_deadline: None,
@@ -193,7 +198,8 @@ impl Reactor {
         loop {
             // The access-log lines of the last turn, whose responses are sent or queued.
             self.worker.flush_access_log();
-            let timeout = self.poll_timeout(Instant::now());
+            let idle = Instant::now();
+            let timeout = self.poll_timeout(idle);
             if let Err(e) = self.wait(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -201,6 +207,8 @@ impl Reactor {
                 return Err(e);
             }
             let now = Instant::now();
+            self.busy_poll
+                .waited((!events.is_empty()).then(|| now.duration_since(idle)));
             self.worker.tick(SystemTime::now());
             // Changes first: no request that was waiting when the poll returned is served from
             // a cache the kernel has already reported stale. The accept loop and the yielded
@@ -256,12 +264,12 @@ impl Reactor {
     }
 
     /// Waits up to `timeout` for events. After a turn that had work (`events` still holds its
-    /// events), with a busy poll configured, it first polls without sleeping, yielding the
-    /// core between polls so a process that shares it (a backend) is not held up, until
-    /// events come or the busy poll's time is up: a core that went to sleep would take
+    /// events), while the busy poll's window is open, it first polls without sleeping,
+    /// yielding the core between polls so a process that shares it (a backend) is not held
+    /// up, until events come or the window has passed: a core that went to sleep would take
     /// several microseconds longer to wake for the next request.
     fn wait(&mut self, events: &mut Events, timeout: Duration) -> io::Result<()> {
-        let spin = self.config.busy_poll.min(timeout);
+        let spin = self.busy_poll.window().min(timeout);
         if spin.is_zero() || events.is_empty() {
             return self.poll.poll(events, Some(timeout));
         }

@@ -45,7 +45,7 @@ fn help_explains_every_option_and_its_default() {
         ("--keep-alive-timeout", "15"),
         ("--send-timeout", "30"),
         ("--shutdown-timeout", "10"),
-        ("--busy-poll", "0"),
+        ("--busy-poll", "50"),
         ("--max-connections", "10000"),
         ("--max-requests-per-connection", "0"),
         ("--max-body-size", "1048576"),

@@ -207,7 +207,8 @@ both_models!(a_request_is_forwarded_and_answered, |model| {
 });
 
 both_models!(busy_polling_answers_before_and_after_sleeping, |model| {
-    // The event loop polls for 2 ms before it sleeps; the thread model ignores the setting.
+    // The event loop polls up to 2 ms before it sleeps, once requests come that close
+    // together; the thread model ignores the setting.
     let backend = Backend::start(replies("polled"));
     let server = proxy(model, &[&backend.url()], |c| {
         c.busy_poll(Duration::from_millis(2))

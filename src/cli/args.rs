@@ -87,10 +87,10 @@ pub struct Args {
     /// Seconds in-flight responses get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub shutdown_timeout: u64,
-    /// Microseconds an event loop keeps polling, yielding the core to anything else runnable,
-    /// before it sleeps after a turn that had work (0 = off): CPU spent for latency when
-    /// lightly loaded, since a sleeping core is slow to wake (idle states, virtual machines).
-    #[arg(long, default_value_t = 0, value_name = "USECS")]
+    /// Longest an event loop polls (yielding the core to anything else runnable) before it
+    /// sleeps after a turn that had work, in microseconds; it polls only while events keep
+    /// coming that soon, since a sleeping core is slow to wake (0 = never poll).
+    #[arg(long, default_value_t = 50, value_name = "USECS")]
     pub busy_poll: u64,
     /// Most connections open at once; accepting pauses at the cap.
     #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
