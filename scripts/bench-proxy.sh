@@ -13,8 +13,9 @@
 #   REPS          repetitions; each figure is the median over them (default 3)
 #   WORKLOADS     which of a b c d e to run (default all)
 #   SERVERS       which of backend margay margay-threads margay-nopoll haproxy
-#                 haproxy-busy nginx h2o lighttpd, run in that order (default all
-#                 but margay-threads, margay-nopoll and haproxy-busy)
+#                 haproxy-busy haproxy-splice nginx h2o lighttpd, run in that
+#                 order (default all but margay-threads, margay-nopoll and the
+#                 two HAProxy variants)
 #   UPLOAD_BYTES  the body of each upload in e (default 10000000)
 #   REPORT_NAME   the report's file name under bench-results/, without .md
 #                 (default proxy-latest; the raw measurements go beside it as .raw)
@@ -34,6 +35,9 @@
 #   haproxy         nbthread 1, http-reuse always, no log
 #   haproxy-busy    the same with HAProxy's own busy-polling (global option);
 #                   c is also compared with margay's, busy against busy
+#   haproxy-splice  the same as haproxy with option splice-request and
+#                   splice-response: body bytes moved socket to pipe to socket
+#                   with splice(2), never copied through user space
 #   nginx           one worker, no master process, upstream keepalive 128
 #                   (proxy_http_version 1.1 and an empty Connection field),
 #                   request bodies streamed (proxy_request_buffering off),
@@ -84,7 +88,7 @@ for name in $SERVERS; do
     case $name in
         backend | margay | margay-threads | margay-nopoll) ACTIVE+=" $name" ;;
         haproxy | nginx | lighttpd | h2o) activate_peer "$name" "$name package" ;;
-        haproxy-busy)
+        haproxy-busy | haproxy-splice)
             if want haproxy haproxy; then ACTIVE+=" $name"; else SKIPPED+=" $name"; fi ;;
         *) echo "unknown server $name" >&2; exit 2 ;;
     esac
@@ -129,12 +133,15 @@ haproxy_start() {
 global
     nbthread 1
     ${HAPROXY_BUSY:+busy-polling}
+    ${HAPROXY_SPLICE:+maxpipes 32}
     maxconn $((NOFILE_LIMIT / 2 - 100))
     pidfile $dir/haproxy.pid
 defaults
     mode http
     option http-keep-alive
     http-reuse always
+    ${HAPROXY_SPLICE:+option splice-request}
+    ${HAPROXY_SPLICE:+option splice-response}
     timeout connect 5s
     timeout client 65s
     timeout server 65s
@@ -193,6 +200,7 @@ start_named() {
             --proxy-keepalive 128 --keep-alive-timeout 65 --max-connections 20000 --busy-poll 0 ;;
         haproxy) haproxy_start "$dir" ;;
         haproxy-busy) HAPROXY_BUSY=1 haproxy_start "$dir" ;;
+        haproxy-splice) HAPROXY_SPLICE=1 haproxy_start "$dir" ;;
         nginx) nginx_proxy_start "$dir" ;;
         h2o) h2o_proxy_start "$dir" ;;
         lighttpd) lighttpd_proxy_start "$dir" ;;
@@ -294,8 +302,8 @@ signed() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { printf
 kfmt() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { if (v >= 10000) printf "%.1fk", v / 1000; else printf "%.0f", v }'; }
 ms() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { printf "%.2f ms", v / 1000 }'; }
 # is_peer NAME WORKLOAD: whether NAME is a proxy margay is measured against.
-# The -busy variants are compared with each other only (see the end of the report).
-is_peer() { [[ $1 != backend && $1 != margay* && $1 != *-busy ]]; }
+# The HAProxy variants are shown beside it, not counted as peers (see the end of the report).
+is_peer() { [[ $1 != backend && $1 != margay* && $1 != haproxy-* ]]; }
 
 
 # target_row WORKLOAD METRIC high|low LABEL TARGET_RATIO: margay against the
@@ -412,6 +420,15 @@ report() {
             echo
             echo "Both busy polling (margay by default, HAProxy with \`busy-polling\`), c. µs added, one client: margay $(fmt "$mb"), HAProxy $(fmt "$hb"), difference $(awk -v a="$mb" -v b="$hb" 'BEGIN { printf "%+.1f µs", a - b }')."
         fi
+    fi
+    if [[ " $ACTIVE " == *" haproxy-splice "* ]]; then
+        local w label
+        for w in d e; do
+            [[ " $WORKLOADS " == *" $w "* ]] || continue
+            case $w in d) label="1 MiB answers" ;; e) label="10 MB uploads" ;; esac
+            echo
+            echo "splice(2), $label: HAProxy with splice-request/splice-response $(fmt "$(med "$w" haproxy-splice mibps)") MiB/s on $(ms "$(med "$w" haproxy-splice cpu)") of CPU each, without $(fmt "$(med "$w" haproxy mibps)") MiB/s on $(ms "$(med "$w" haproxy cpu)"); margay (copying through user space) $(fmt "$(med "$w" margay mibps)") MiB/s on $(ms "$(med "$w" margay cpu)")."
+        done
     fi
     if [[ " $WORKLOADS " == *" c "* && " $ACTIVE " == *" margay-nopoll "* ]]; then
         local mn
