@@ -1,6 +1,7 @@
 //! The `margay` binary as a user meets it: `--help`, one-line errors with a non-zero exit
 //! for bad options, a missing root or a port in use, IPv6 listening, the access log in
-//! Combined Log Format, and `--defer-accept` reaching the listening socket.
+//! Combined Log Format, `--defer-accept` reaching the listening socket, and an idle server
+//! that spends no CPU.
 
 #[macro_use]
 mod common;
@@ -203,3 +204,33 @@ both_models!(
         assert_eq!(active, 2, "the silent connection and the status request");
     }
 );
+
+/// The process's user and system CPU time so far, in clock ticks (`/proc/PID/stat`).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn an_idle_server_spends_no_cpu_after_a_burst_of_requests() {
+    // The event loop polls before it sleeps while requests come close together (the busy
+    // poll, on by default): once they stop, it must go back to sleeping, not poll on.
+    let server = ServerProcess::start(margay::Model::Reactor);
+    let mut stream = server.connect();
+    for _ in 0..300 {
+        send(&mut stream, &get_req("/index.html"));
+        assert_eq!(read_response(&mut stream, false).status, 200);
+    }
+    let before = cpu_ticks(server.child.id());
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = cpu_ticks(server.child.id()) - before;
+    // A loop that kept polling would spend the whole second (about 100 ticks).
+    assert!(
+        idle <= 5,
+        "{idle} ticks of CPU in a second without requests"
+    );
+    drop(stream);
+}
