@@ -324,17 +324,20 @@ pub fn parse_response(
     let headers = response.headers;
     // One pass over the fields for what frames the body and what the connection allows,
     // without collecting them.
-    let (mut close, mut keep_alive, mut has_connection) = (false, false, false);
+    let (mut close, mut keep_alive) = (false, false);
+    // What the `Connection` fields name, dropped from what the client gets (allocated only
+    // when the upstream sent one).
+    let mut connection: Vec<&str> = Vec::new();
     let mut codings = TransferCodings::default();
     let mut has_transfer = false;
     let mut length: Option<u64> = None;
     for field in headers.iter() {
         let name = field.name;
         if name.eq_ignore_ascii_case("connection") {
-            has_connection = true;
             for token in connection_tokens(std::iter::once(field.value)) {
                 close |= token.eq_ignore_ascii_case("close");
                 keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+                connection.push(token);
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             has_transfer = true;
@@ -386,7 +389,7 @@ pub fn parse_response(
     // Written into the thread's scratch buffer, then copied once into the shared fields.
     let passed = PASSED.with_borrow_mut(|passed| {
         passed.clear();
-        pass_fields(headers, has_connection, http11, passed);
+        pass_fields(headers, &connection, http11, passed);
         Arc::from(&passed[..])
     });
     Ok(Some((
@@ -404,13 +407,12 @@ pub fn parse_response(
 /// The fields of an upstream response the client gets, as header lines, with `Via` added.
 fn pass_fields(
     headers: &[httparse::Header<'_>],
-    has_connection: bool,
+    connection: &[&str],
     http11: bool,
     passed: &mut Vec<u8>,
 ) {
     for field in headers.iter() {
-        if is_hop_by_hop(field.name, &[])
-            || has_connection && named_by_connection(field.name, headers)
+        if is_hop_by_hop(field.name, connection)
             || SET_FOR_CLIENT
                 .iter()
                 .any(|s| s.eq_ignore_ascii_case(field.name))
@@ -425,15 +427,6 @@ fn pass_fields(
     passed.extend_from_slice(b"Via: ");
     passed.extend_from_slice(if http11 { b"1.1" } else { b"1.0" });
     passed.extend_from_slice(b" margay\r\n");
-}
-
-/// Whether a response field is one a `Connection` field of `headers` names.
-fn named_by_connection(name: &str, headers: &[httparse::Header<'_>]) -> bool {
-    let values = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .map(|h| h.value);
-    connection_tokens(values).any(|t| t.eq_ignore_ascii_case(name))
 }
 
 #[cfg(test)]
