@@ -200,7 +200,7 @@ impl Reactor {
             self.worker.flush_access_log();
             let idle = Instant::now();
             let timeout = self.poll_timeout(idle);
-            if let Err(e) = self.wait(&mut events, timeout) {
+            if let Err(e) = self.wait(&mut events, idle, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -263,23 +263,23 @@ impl Reactor {
         }
     }
 
-    /// Waits up to `timeout` for events. After a turn that had work (`events` still holds its
-    /// events), while the busy poll's window is open, it first polls without sleeping,
-    /// yielding the core between polls so a process that shares it (a backend) is not held
-    /// up, until events come or the window has passed: a core that went to sleep would take
-    /// several microseconds longer to wake for the next request.
-    fn wait(&mut self, events: &mut Events, timeout: Duration) -> io::Result<()> {
+    /// Waits up to `timeout` from `idle` (when the turn's work ended) for events. After a turn
+    /// that had work (`events` still holds its events), while the busy poll's window is open,
+    /// it first polls without sleeping, yielding the core between polls so a process that
+    /// shares it (a backend) is not held up, until events come or the window has passed since
+    /// `idle`: a core that went to sleep would take several microseconds longer to wake for
+    /// the next request.
+    fn wait(&mut self, events: &mut Events, idle: Instant, timeout: Duration) -> io::Result<()> {
         let spin = self.busy_poll.window().min(timeout);
         if spin.is_zero() || events.is_empty() {
             return self.poll.poll(events, Some(timeout));
         }
-        let start = Instant::now();
         loop {
             self.poll.poll(events, Some(Duration::ZERO))?;
             if !events.is_empty() {
                 return Ok(());
             }
-            if start.elapsed() >= spin {
+            if idle.elapsed() >= spin {
                 return self.poll.poll(events, Some(timeout - spin));
             }
             std::thread::yield_now();
