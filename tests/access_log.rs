@@ -1,6 +1,7 @@
 //! The access log as a log pipeline reads it, from the binary: Combined Log Format with or
 //! without the request time, JSON lines, the client named by trusted proxies only, health
-//! checks left out, and a reopen on SIGUSR1 under load that loses and tears no line.
+//! checks left out, durations from a request's first byte, and a reopen on SIGUSR1 under
+//! load that loses and tears no line.
 
 mod common;
 mod tls_support;
@@ -376,4 +377,36 @@ both_models!(json_lines_name_the_tls_session, |model| {
     let over_tls = tls[0].as_str().expect("the TLS session");
     assert!(over_tls.starts_with("TLSv1_3 TLS13_"), "{over_tls}");
     assert_eq!(tls[1], serde_json::Value::Null, "plain HTTP");
+});
+
+both_models!(a_requests_duration_runs_from_its_first_byte, |model| {
+    // What a log reader takes the duration for: from the request's first byte to its answer,
+    // so a slow sender's pause counts and a kept-alive connection's idle time does not.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let server = ServerProcess::builder(model)
+        .access_log(&log)
+        .args(&["--access-log-format", "json"])
+        .start();
+    let mut stream = server.connect();
+    send(&mut stream, b"GET /index.html HTTP/1.1\r\n");
+    thread::sleep(Duration::from_millis(300));
+    send(&mut stream, b"Host: x\r\n\r\n");
+    assert_eq!(read_response(&mut stream, false).status, 200);
+    // Idle on the kept-alive connection, then a request sent whole.
+    thread::sleep(Duration::from_millis(500));
+    send(&mut stream, &get_req("/index.html"));
+    assert_eq!(read_response(&mut stream, false).status, 200);
+    let lines = wait_for_lines(&log, 2);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let duration = |line: &str| {
+        let value: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        value["duration_us"].as_u64().expect("a whole number")
+    };
+    let (slow, after_idle) = (duration(&lines[0]), duration(&lines[1]));
+    assert!(slow >= 250_000, "the sender's pause counts: {slow} µs");
+    assert!(
+        after_idle < 400_000,
+        "the idle wait does not: {after_idle} µs"
+    );
 });
