@@ -22,7 +22,6 @@ use crate::proxy::forward::{Failure as ForwardFailure, Forward, Progress};
 use crate::proxy::head::{BodyFraming, Origin, ResponseFraming, UpstreamHead, request_head};
 use crate::worker::Worker;
 use std::net::SocketAddr;
-use std::time::Instant;
 
 /// Stop parsing pipelined requests once this many response bytes wait to be written.
 pub const OUTBOX_HIGH_WATER: usize = 256 * 1024;
@@ -125,14 +124,15 @@ pub struct Exchange {
     peer_closed: bool,
     /// The request being answered still has bytes on the way (see `peer_may_send`).
     request_unread: bool,
-    /// When the first byte of the requests being answered was read: durations count from it.
-    started: Stamp,
+    /// When the first byte of the requests now being read or answered arrived: durations
+    /// count from it. `None` until a byte comes (a response to nothing counts zero).
+    started: Option<Stamp>,
 }
 
 impl Exchange {
-    /// An exchange for a connection from `peer` accepted at `now` by a `listener`; the shell
-    /// addresses it by `ticket`.
-    pub fn new(peer: SocketAddr, listener: ListenerKind, ticket: Ticket, now: Instant) -> Exchange {
+    /// An exchange for a connection from `peer` accepted by a `listener`; the shell addresses
+    /// it by `ticket`.
+    pub fn new(peer: SocketAddr, listener: ListenerKind, ticket: Ticket) -> Exchange {
         Exchange {
             peer: Peer::from(peer),
             listener,
@@ -145,13 +145,19 @@ impl Exchange {
             answered: false,
             peer_closed: false,
             request_unread: false,
-            started: Stamp::of(now),
+            started: None,
         }
     }
 
-    /// Notes when the first byte of the requests about to be answered was read.
-    pub fn set_started(&mut self, started: Stamp) {
-        self.started = started;
+    /// Notes that request bytes arrived at `at`: the clock starts with the first of them.
+    pub fn bytes_arrived(&mut self, at: Stamp) {
+        self.started.get_or_insert(at);
+    }
+
+    /// Starts the clock over for the next request: at `at` if its bytes are already here
+    /// (pipelined), else with its first byte.
+    pub fn restart_clock(&mut self, at: Option<Stamp>) {
+        self.started = at;
     }
 
     /// The peer's address.
@@ -950,7 +956,9 @@ impl Exchange {
         let head_len = tail.len() - before;
         out.added(head_len);
         let body_len = if sends_body { response.body.len() } else { 0 };
-        let elapsed = self.started.elapsed();
+        let elapsed = self
+            .started
+            .map_or(std::time::Duration::ZERO, Stamp::elapsed);
         if worker.site().access_log
             && !response.quiet
             && log::log_enabled!(target: "margay::access", log::Level::Info)

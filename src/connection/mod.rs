@@ -119,9 +119,6 @@ pub struct Connection {
     last_activity: Stamp,
     /// When the head now being read began (accept, or its first byte).
     head_started: Option<Stamp>,
-    /// When the first byte of the request now being read arrived: what request durations
-    /// are measured from.
-    request_started: Option<Stamp>,
     /// The output waits for a streamed body's producer, not for the socket.
     stalled: bool,
     /// The last byte moved to or from the upstream server of a forwarded request.
@@ -142,7 +139,7 @@ impl Connection {
     ) -> Connection {
         stats.connection_opened();
         Connection {
-            exchange: Exchange::new(peer, listener, ticket, now),
+            exchange: Exchange::new(peer, listener, ticket),
             input: ReadBuf::default(),
             out: Outbox::default(),
             lingering: false,
@@ -150,7 +147,6 @@ impl Connection {
             counted: State::Reading,
             last_activity: Stamp::of(now),
             head_started: Some(Stamp::of(now)),
-            request_started: None,
             stalled: false,
             upstream_activity: Stamp::of(now),
             input_empty: false,
@@ -257,7 +253,7 @@ impl Connection {
         let now = Stamp::of(now);
         self.last_activity = now;
         self.head_started.get_or_insert(now);
-        self.request_started.get_or_insert(now);
+        self.exchange.bytes_arrived(now);
     }
 
     /// Whether a TLS session has been noted (never, on plain TCP).
@@ -290,9 +286,6 @@ impl Connection {
     /// Answers what the buffered bytes hold: parses requests and queues their responses, until
     /// the input runs out, enough output waits, or a blocking handler has the request.
     pub fn answer(&mut self, worker: &mut Worker, now: Instant) {
-        if let Some(started) = self.request_started {
-            self.exchange.set_started(started);
-        }
         self.exchange
             .process(&mut self.input, &mut self.out, worker);
         if self.exchange.is_waiting() {
@@ -325,7 +318,7 @@ impl Connection {
     pub fn responses_sent(&mut self, now: Instant) {
         if self.exchange.take_answered() {
             self.head_started = (!self.input.is_empty()).then(|| Stamp::of(now));
-            self.request_started = self.head_started;
+            self.exchange.restart_clock(self.head_started);
         }
     }
 
