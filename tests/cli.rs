@@ -50,6 +50,7 @@ fn help_explains_every_option_and_its_default() {
         ("--max-connections", "10000"),
         ("--max-requests-per-connection", "0"),
         ("--max-body-size", "1048576"),
+        ("--proxy-keepalive", "128"),
     ] {
         // Each option's entry runs from its name to the next option's.
         let line = help
