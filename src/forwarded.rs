@@ -197,6 +197,7 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::test_request;
 
     #[test]
     fn addresses_are_written_as_display_writes_them() {
@@ -214,7 +215,6 @@ mod tests {
             assert_eq!(IpText::new(ip).as_str(), ip.to_string(), "{text}");
         }
     }
-    use crate::files::test_request;
 
     #[test]
     fn cidr_blocks() {
