@@ -263,15 +263,15 @@ impl Reactor {
         }
     }
 
-    /// Waits up to `timeout` from `idle` (when the turn's work ended) for events. After a turn
-    /// that had work (`events` still holds its events), while the busy poll's window is open,
-    /// it first polls without sleeping, yielding the core between polls so a process that
-    /// shares it (a backend) is not held up, until events come or the window has passed since
-    /// `idle`: a core that went to sleep would take several microseconds longer to wake for
-    /// the next request.
+    /// Waits up to `timeout` from `idle` (when the turn's work ended) for events. While the busy
+    /// poll's window is open (never after a turn without events: such a wait shuts it), it
+    /// first polls without sleeping, yielding the core between polls so a process that shares
+    /// it (a backend) is not held up, until events come or the window has passed since `idle`:
+    /// a core that went to sleep would take several microseconds longer to wake for the next
+    /// request.
     fn wait(&mut self, events: &mut Events, idle: Instant, timeout: Duration) -> io::Result<()> {
         let spin = self.busy_poll.window().min(timeout);
-        if spin.is_zero() || events.is_empty() {
+        if spin.is_zero() {
             return self.poll.poll(events, Some(timeout));
         }
         loop {
