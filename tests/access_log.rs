@@ -41,13 +41,20 @@ fn get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Resp {
     fetch(addr, "GET", target, headers)
 }
 
-both_models!(json_lines_carry_every_field, |model| {
+/// A server writing JSON access lines to a file in a fresh directory (kept while the test
+/// holds it).
+fn json_logging(model: margay::Model) -> (tempfile::TempDir, std::path::PathBuf, ServerProcess) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
     let server = ServerProcess::builder(model)
         .access_log(&log)
         .args(&["--access-log-format", "json"])
         .start();
+    (dir, log, server)
+}
+
+both_models!(json_lines_carry_every_field, |model| {
+    let (_dir, log, server) = json_logging(model);
     let ok = get(
         server.addr,
         "/style.css?q=%22x%22",
@@ -382,12 +389,7 @@ both_models!(json_lines_name_the_tls_session, |model| {
 both_models!(a_requests_duration_runs_from_its_first_byte, |model| {
     // What a log reader takes the duration for: from the request's first byte to its answer,
     // so a slow sender's pause counts and a kept-alive connection's idle time does not.
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
-    let server = ServerProcess::builder(model)
-        .access_log(&log)
-        .args(&["--access-log-format", "json"])
-        .start();
+    let (_dir, log, server) = json_logging(model);
     let mut stream = server.connect();
     send(&mut stream, b"GET /index.html HTTP/1.1\r\n");
     thread::sleep(Duration::from_millis(300));
