@@ -12,10 +12,10 @@
 #   DURATION      wrk run length per measurement (default 10s)
 #   REPS          repetitions; each figure is the median over them (default 3)
 #   WORKLOADS     which of a b c d e to run (default all)
-#   SERVERS       which of backend margay margay-threads margay-nopoll haproxy
-#                 haproxy-busy haproxy-splice nginx h2o lighttpd, run in that
-#                 order (default all but margay-threads, margay-nopoll and the
-#                 two HAProxy variants)
+#   SERVERS       which of backend margay margay-threads margay-nopoll
+#                 margay-copy haproxy haproxy-busy haproxy-splice nginx h2o
+#                 lighttpd, run in that order (default all but margay-threads,
+#                 margay-nopoll, margay-copy and the two HAProxy variants)
 #   UPLOAD_BYTES  the body of each upload in e (default 10000000)
 #   REPORT_NAME   the report's file name under bench-results/, without .md
 #                 (default proxy-latest; the raw measurements go beside it as .raw)
@@ -32,6 +32,8 @@
 #   margay-threads  the same with --model threads
 #   margay-nopoll   the same with --busy-poll 0: the loop sleeps as soon as it
 #                   has nothing to do, as nginx's and h2o's do
+#   margay-copy     the same with --no-proxy-splice: response bodies copied
+#                   through a buffer instead of spliced socket to socket
 #   haproxy         nbthread 1, http-reuse always, no log
 #   haproxy-busy    the same with HAProxy's own busy-polling (global option);
 #                   c is also compared with margay's, busy against busy
@@ -86,7 +88,7 @@ SKIPPED=""
 ACTIVE=""
 for name in $SERVERS; do
     case $name in
-        backend | margay | margay-threads | margay-nopoll) ACTIVE+=" $name" ;;
+        backend | margay | margay-threads | margay-nopoll | margay-copy) ACTIVE+=" $name" ;;
         haproxy | nginx | lighttpd | h2o) activate_peer "$name" "$name package" ;;
         haproxy-busy | haproxy-splice)
             if want haproxy haproxy; then ACTIVE+=" $name"; else SKIPPED+=" $name"; fi ;;
@@ -198,6 +200,8 @@ start_named() {
             --proxy-keepalive 128 --keep-alive-timeout 65 --max-connections 20000 --model threads ;;
         margay-nopoll) margay_start "$dir" "$SCRATCH" --proxy "/=http://127.0.0.1:$BACKEND_PORT" \
             --proxy-keepalive 128 --keep-alive-timeout 65 --max-connections 20000 --busy-poll 0 ;;
+        margay-copy) margay_start "$dir" "$SCRATCH" --proxy "/=http://127.0.0.1:$BACKEND_PORT" \
+            --proxy-keepalive 128 --keep-alive-timeout 65 --max-connections 20000 --no-proxy-splice ;;
         haproxy) haproxy_start "$dir" ;;
         haproxy-busy) HAPROXY_BUSY=1 haproxy_start "$dir" ;;
         haproxy-splice) HAPROXY_SPLICE=1 haproxy_start "$dir" ;;
@@ -427,7 +431,16 @@ report() {
             [[ " $WORKLOADS " == *" $w "* ]] || continue
             case $w in d) label="1 MiB answers" ;; e) label="10 MB uploads" ;; esac
             echo
-            echo "splice(2), $label: HAProxy with splice-request/splice-response $(fmt "$(med "$w" haproxy-splice mibps)") MiB/s on $(ms "$(med "$w" haproxy-splice cpu)") of CPU each, without $(fmt "$(med "$w" haproxy mibps)") MiB/s on $(ms "$(med "$w" haproxy cpu)"); margay (copying through user space) $(fmt "$(med "$w" margay mibps)") MiB/s on $(ms "$(med "$w" margay cpu)")."
+            echo "splice(2), $label: HAProxy with splice-request/splice-response $(fmt "$(med "$w" haproxy-splice mibps)") MiB/s on $(ms "$(med "$w" haproxy-splice cpu)") of CPU each, without $(fmt "$(med "$w" haproxy mibps)") MiB/s on $(ms "$(med "$w" haproxy cpu)"); margay $(fmt "$(med "$w" margay mibps)") MiB/s on $(ms "$(med "$w" margay cpu)")."
+        done
+    fi
+    if [[ " $ACTIVE " == *" margay-copy "* ]]; then
+        local w label
+        for w in d e; do
+            [[ " $WORKLOADS " == *" $w "* ]] || continue
+            case $w in d) label="1 MiB answers" ;; e) label="10 MB uploads" ;; esac
+            echo
+            echo "margay splicing or copying, $label: by default $(fmt "$(med "$w" margay mibps)") MiB/s on $(ms "$(med "$w" margay cpu)") of CPU each, with \`--no-proxy-splice\` $(fmt "$(med "$w" margay-copy mibps)") MiB/s on $(ms "$(med "$w" margay-copy cpu)")."
         done
     fi
     if [[ " $WORKLOADS " == *" c "* && " $ACTIVE " == *" margay-nopoll "* ]]; then

@@ -312,7 +312,7 @@ impl Config {
     }
 
     /// Idle keep-alive connections kept per upstream server by each event loop (and as many
-    /// again in the pool they share). Default 32.
+    /// again in the pool they share). Default 128.
     pub fn proxy_keepalive(mut self, n: usize) -> Config {
         self.proxy.keepalive = n;
         self
@@ -355,6 +355,14 @@ impl Config {
     /// Which `Host` upstream servers get: the client's (default) or their own.
     pub fn proxy_host(mut self, host: HostHeader) -> Config {
         self.proxy.host = host;
+        self
+    }
+
+    /// Whether a response body framed by `Content-Length` goes from the upstream server to a
+    /// plain-TCP client with `splice(2)`, kernel to kernel, instead of being copied through a
+    /// buffer (TLS clients and chunked bodies are always copied). Default on.
+    pub fn proxy_splice(mut self, on: bool) -> Config {
+        self.proxy.splice = on;
         self
     }
 

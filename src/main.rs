@@ -89,7 +89,8 @@ fn run(options: Options, argv: Vec<OsString>) -> Result<(), Box<dyn std::error::
         .proxy_max_fails(u32::try_from(args.proxy_max_fails).unwrap_or(u32::MAX))
         .proxy_fail_timeout(Duration::from_secs(args.proxy_fail_timeout))
         .proxy_health_check(Some(args.proxy_health_check.clone()).filter(|p| !p.is_empty()))
-        .proxy_host(args.proxy_host);
+        .proxy_host(args.proxy_host)
+        .proxy_splice(!args.no_proxy_splice);
     for rule in &args.proxy {
         config = config.proxy(rule.clone());
     }

@@ -571,7 +571,15 @@ impl Reactor {
             && up.connected
         {
             let heard = up.heard;
-            changed |= pump_upstream(&mut client.conn, &mut up.io, &mut self.worker, now, heard);
+            let splice = upstreams.settings().splice && client.io.splices();
+            changed |= pump_upstream(
+                &mut client.conn,
+                &mut up.io,
+                &mut self.worker,
+                now,
+                heard,
+                splice,
+            );
             // A response just through gives its connection back before the client has it, so
             // the client's next request finds it in the pool.
             changed |= release_upstream(client, upstreams, sockets, registry, now);

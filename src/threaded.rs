@@ -336,7 +336,7 @@ fn serve(
             break;
         }
         if conn.is_forwarding() || upstream.is_some() {
-            if forward(&mut conn, &mut upstream, worker, now) {
+            if forward(&mut conn, &mut upstream, worker, now, io.splices()) {
                 continue;
             }
             if step == Step::Continue {
@@ -382,13 +382,14 @@ struct Upstream {
 
 /// The forwarding side of a connection thread, as the event loop has it: gives back the
 /// upstream connection it is done with, connects (blocking, bounded by the proxy timeout) or
-/// takes a kept connection for a request that needs one, and moves bytes on it. Returns
-/// whether anything happened.
+/// takes a kept connection for a request that needs one, and moves bytes on it (`splice`: the
+/// client's transport can send from a pipe). Returns whether anything happened.
 fn forward(
     conn: &mut Connection,
     upstream: &mut Option<Upstream>,
     worker: &mut Worker,
     now: Instant,
+    splice: bool,
 ) -> bool {
     let Some(upstreams) = worker.site().upstreams.clone() else {
         return false;
@@ -430,7 +431,8 @@ fn forward(
         }
     }
     if let Some(up) = upstream.as_mut() {
-        changed |= pump_upstream(conn, &mut up.io, worker, Instant::now(), true);
+        let splice = splice && upstreams.settings().splice;
+        changed |= pump_upstream(conn, &mut up.io, worker, Instant::now(), true, splice);
         // A response just through gives its connection back before the client has it, so
         // the client's next request (on another thread) finds it in the pool.
         changed |= release_upstream(conn, upstream, &upstreams);
@@ -481,11 +483,15 @@ fn wait_for_either(
     ];
     if let Some(up) = upstream {
         fds[1].fd = up.io.0.as_raw_fd();
-        fds[1].events = if conn.upstream_output().is_empty() {
-            libc::POLLIN
-        } else {
-            libc::POLLIN | libc::POLLOUT
-        };
+        // Read readiness only while the client takes more of the response: a slow client's
+        // thread waits for it, not in a loop of wake-ups for bytes it may not read yet.
+        // (Errors and hang-ups wake it anyway.)
+        if conn.takes_upstream_bytes() {
+            fds[1].events |= libc::POLLIN;
+        }
+        if !conn.upstream_output().is_empty() {
+            fds[1].events |= libc::POLLOUT;
+        }
     }
     let millis = libc::c_int::try_from(wait.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
     // SAFETY: two valid pollfd entries (a negative fd is ignored by poll) for the duration of

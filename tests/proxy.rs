@@ -431,7 +431,22 @@ both_models!(
                 .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
             false
         });
-        for (url, name) in [(backend.url(), "length"), (chunked.url(), "chunked")] {
+        // Past the read buffer: the rest of the body goes through a pipe when the backend dies.
+        let long = Backend::start(|_, stream| {
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n");
+            for _ in 0..2 {
+                thread::sleep(Duration::from_millis(30));
+                let _ = stream.write_all(&[b'x'; 64 * 1024]);
+            }
+            thread::sleep(Duration::from_millis(30));
+            false
+        });
+        let rows = [
+            (backend.url(), "length"),
+            (chunked.url(), "chunked"),
+            (long.url(), "long"),
+        ];
+        for (url, name) in rows {
             let server = proxy(model, &[&url], |c| c);
             let mut stream = server.connect();
             send(&mut stream, &get_req("/up/x"));
@@ -443,6 +458,11 @@ both_models!(
                 "length" => {
                     assert!(head.contains("Content-Length: 100"), "{head}");
                     assert!(body.len() < 100, "{name}: the body looks whole");
+                }
+                "long" => {
+                    assert!(head.contains("Content-Length: 1048576"), "{head}");
+                    // Everything the backend sent arrives before the close, no more.
+                    assert_eq!(body.len(), 128 * 1024, "{name}");
                 }
                 _ => assert!(
                     !body.ends_with("0\r\n\r\n"),
@@ -540,6 +560,69 @@ both_models!(bodies_stream_both_ways_intact, |model| {
         backend.seen()[1].header("transfer-encoding").as_deref(),
         Some("chunked")
     );
+});
+
+/// A backend that answers `GET /up/bytes/N` with the first `N` bytes of [`big_bin`],
+/// `Content-Length` framed: the head alone, then the body in three writes 20 ms apart, so the
+/// proxy finds the socket empty mid-body and goes on when more arrives.
+fn paced_bytes() -> Backend {
+    Backend::start(|seen, stream| {
+        let n: usize = seen.target().rsplit('/').next().unwrap().parse().unwrap();
+        let body = &big_bin()[..n];
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
+        if stream.write_all(head.as_bytes()).is_err() {
+            return false;
+        }
+        for piece in body.chunks(n.div_ceil(3).max(1)) {
+            thread::sleep(Duration::from_millis(20));
+            if stream.write_all(piece).is_err() {
+                return false;
+            }
+        }
+        true
+    })
+}
+
+both_models!(large_answers_arrive_whole_spliced_or_copied, |model| {
+    // Bodies past the read buffer go from socket to socket through a pipe unless splicing is
+    // off; either way the client gets every byte in order, the kept upstream connection
+    // carries every request, and a request pipelined behind a large answer is answered
+    // after it.
+    let sizes = [1 << 20, 100 * 1024 + 1, 16 * 1024 + 1, 20_000, 5];
+    for splice in [true, false] {
+        let backend = paced_bytes();
+        let server = proxy(model, &[&backend.url()], move |c| c.proxy_splice(splice));
+        let mut stream = server.connect();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        for n in &sizes[..3] {
+            send(&mut stream, &get_req(&format!("/up/bytes/{n}")));
+            let resp = read_response(&mut stream, false);
+            assert_eq!(resp.status, 200, "splice {splice}, {n} bytes");
+            assert_eq!(resp.content_length(), Some(*n as u64));
+            assert!(
+                resp.body == big_bin()[..*n],
+                "splice {splice}: {n} bytes differ"
+            );
+        }
+        let mut two = get_req(&format!("/up/bytes/{}", sizes[3]));
+        two.extend_from_slice(&get_req(&format!("/up/bytes/{}", sizes[4])));
+        send(&mut stream, &two);
+        for n in &sizes[3..] {
+            let resp = read_response(&mut stream, false);
+            assert_eq!(resp.status, 200, "splice {splice}, pipelined {n} bytes");
+            assert!(
+                resp.body == big_bin()[..*n],
+                "splice {splice}: {n} bytes differ"
+            );
+        }
+        assert_eq!(
+            backend.accepts.load(Ordering::SeqCst),
+            1,
+            "splice {splice}: one kept upstream connection"
+        );
+    }
 });
 
 both_models!(a_slow_client_slows_the_backend_not_the_memory, |model| {

@@ -234,6 +234,36 @@ both_models!(
     }
 );
 
+both_models!(a_large_proxied_answer_reaches_a_tls_client_whole, |model| {
+    // Plain-TCP clients get such a body spliced from socket to socket; a TLS client's must be
+    // encrypted on the way, so it is copied, and arrives whole.
+    const LEN: usize = 1 << 20;
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", backend.local_addr().unwrap());
+    thread::spawn(move || {
+        for mut stream in backend.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {LEN}\r\n\r\n");
+            let _ = stream.write_all(reply.as_bytes());
+            thread::sleep(std::time::Duration::from_millis(20));
+            let _ = stream.write_all(&big_bin()[..LEN]);
+        }
+    });
+    let pki = Pki::new();
+    let rule = margay::ProxyRule::new("/up/", &[&url]).unwrap();
+    let server = https_server_with(model, &[(&pki.cert, &pki.key)], move |c| c.proxy(rule));
+    let mut tls = connect_tls(server.tls_addr(), &pki.client(), "localhost");
+    send(&mut tls, &request("GET", "/up/big", &[]));
+    let resp = read_response(&mut tls, false);
+    assert_eq!(resp.status, 200);
+    assert!(resp.body == big_bin()[..LEN], "the body differs");
+    assert_still_serves(&mut tls);
+});
+
 both_models!(chunked_request_body_reaches_the_handler_over_tls, |model| {
     let pki = Pki::new();
     let server = https_server(model, &pki.cert, &pki.key);

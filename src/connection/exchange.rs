@@ -565,6 +565,31 @@ impl Exchange {
         }
     }
 
+    /// How many response body bytes may be spliced to the client now (see
+    /// [`Forward::splice_room`]).
+    pub fn upstream_splice_room(&self) -> Option<u64> {
+        match &self.inbound {
+            Inbound::Forwarding(f) => f.forward.as_ref()?.splice_room(),
+            _ => None,
+        }
+    }
+
+    /// `n` response body bytes were spliced to the client (0: the upstream closed): ends the
+    /// forwarding when the body is through.
+    pub fn upstream_spliced(&mut self, n: usize, out: &mut Outbox, worker: &mut Worker) {
+        let Inbound::Forwarding(forwarding) = &mut self.inbound else {
+            return;
+        };
+        let Some(forward) = forwarding.forward.as_mut() else {
+            return;
+        };
+        match forward.spliced(n) {
+            Ok(Progress::Complete { reusable }) => self.end_forward(reusable, false, worker),
+            Ok(_) => {}
+            Err(failure) => self.forward_failed(failure, out, worker),
+        }
+    }
+
     /// The upstream's response head is in: the client is answered with it, then its body
     /// follows as it comes.
     fn answer_upstream(&mut self, upstream: UpstreamHead, out: &mut Outbox, worker: &mut Worker) {

@@ -18,6 +18,7 @@ use crate::app::pool::Ticket;
 use crate::http::Response;
 use crate::listener::ListenerKind;
 use crate::stats::Stats;
+use crate::transport::pipe::Pipe;
 use crate::worker::Worker;
 use exchange::Exchange;
 use exchange::Released;
@@ -389,6 +390,9 @@ impl Connection {
         self.exchange.upstream_wanted().is_none()
             && self.exchange.is_forwarding()
             && self.out.queued() < UPSTREAM_HIGH_WATER
+            // A spliced body is read on once the client has taken the pipe's bytes: an empty
+            // pipe that takes nothing means an empty socket, never a pipe short of slots.
+            && !self.out.holds_pipe()
     }
 
     /// Reads upstream bytes with `read`, and passes on what they complete (0: the upstream
@@ -404,6 +408,27 @@ impl Connection {
         self.exchange
             .upstream_progress(n == 0, &mut self.out, worker);
         Ok(n)
+    }
+
+    /// Moves response body bytes from upstream straight to the client through a pipe, with
+    /// `recv` (given the pipe and how many bytes it may take), when the body allows it (see
+    /// [`Forward::splice_room`](crate::proxy::forward::Forward::splice_room)). `None`: it
+    /// does not, or no pipe could be had; read with [`Connection::upstream_read`] instead.
+    pub fn upstream_splice(
+        &mut self,
+        recv: impl FnOnce(&mut Pipe, usize) -> std::io::Result<usize>,
+        worker: &mut Worker,
+        now: Instant,
+    ) -> Option<std::io::Result<usize>> {
+        let room = self.exchange.upstream_splice_room()?;
+        let room = usize::try_from(room).unwrap_or(usize::MAX);
+        let n = match self.out.fill_pipe(room, recv)? {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
+        self.upstream_activity = Stamp::of(now);
+        self.exchange.upstream_spliced(n, &mut self.out, worker);
+        Some(Ok(n))
     }
 
     /// The upstream connection the exchange is done with: give it back to the pool or drop it.

@@ -5,10 +5,11 @@
 
 use crate::http::chunked::SizeLine;
 use crate::http::stream::{BodyStream, Piece};
+use crate::transport::pipe::Pipe;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::IoSlice;
+use std::io::{self, IoSlice};
 use std::sync::Arc;
 
 /// Bodies up to this size are copied next to their head so a response is one write.
@@ -38,6 +39,8 @@ enum Chunk {
         body: BodyStream,
         chunked: bool,
     },
+    /// Body bytes held in a pipe, spliced from an upstream socket (never empty).
+    Pipe(Pipe),
 }
 
 impl Chunk {
@@ -45,7 +48,7 @@ impl Chunk {
         match self {
             Chunk::Bytes { buf, sent } => &buf[*sent..],
             Chunk::Shared { buf, sent } => &buf[*sent..],
-            Chunk::File { .. } | Chunk::Stream { .. } => &[],
+            Chunk::File { .. } | Chunk::Stream { .. } | Chunk::Pipe(_) => &[],
         }
     }
 }
@@ -64,6 +67,11 @@ pub enum Pending<'a> {
     },
     /// A streamed body whose next pieces must be taken first ([`Outbox::take_stream`]).
     Stream,
+    /// Bytes held in a pipe ([`Outbox::send_piped`]).
+    Pipe {
+        /// How many.
+        len: usize,
+    },
     /// A window of an open file.
     File {
         /// The file.
@@ -219,6 +227,7 @@ impl Outbox {
                 };
             }
             Some(Chunk::Stream { .. }) if front_done => return Pending::Stream,
+            Some(Chunk::Pipe(pipe)) if front_done => return Pending::Pipe { len: pipe.held() },
             _ => {}
         }
         let mut count = 0;
@@ -231,7 +240,9 @@ impl Outbox {
             if matches!(chunk, Chunk::Stream { .. }) {
                 break;
             }
-            file_follows = matches!(chunk, Chunk::File { .. });
+            // Body bytes from a file or a pipe follow at once: the bytes before them may wait
+            // to leave with their first ones.
+            file_follows = matches!(chunk, Chunk::File { .. } | Chunk::Pipe(_));
             if count == MAX_SLICES || file_follows {
                 break;
             }
@@ -261,8 +272,8 @@ impl Outbox {
             if n < left {
                 match chunk {
                     Chunk::Bytes { sent, .. } | Chunk::Shared { sent, .. } => *sent += n,
-                    Chunk::File { .. } | Chunk::Stream { .. } => {
-                        unreachable!("file and stream chunks are not in a writev")
+                    Chunk::File { .. } | Chunk::Stream { .. } | Chunk::Pipe(_) => {
+                        unreachable!("file, stream and pipe chunks are not in a writev")
                     }
                 }
                 break;
@@ -328,6 +339,54 @@ impl Outbox {
             self.rest.push_front(chunk);
         }
         progress
+    }
+
+    /// Whether body bytes wait in a pipe.
+    pub fn holds_pipe(&self) -> bool {
+        matches!(self.rest.back(), Some(Chunk::Pipe(_)))
+    }
+
+    /// Moves up to `len` more body bytes into a pipe at the tail with `fill` (given the pipe
+    /// and how much it may take), after everything queued so far. Returns what `fill` did;
+    /// `None` if no pipe could be had (the caller copies instead).
+    pub fn fill_pipe(
+        &mut self,
+        len: usize,
+        fill: impl FnOnce(&mut Pipe, usize) -> io::Result<usize>,
+    ) -> Option<io::Result<usize>> {
+        let fresh = !matches!(self.rest.back(), Some(Chunk::Pipe(p)) if p.room() > 0);
+        if fresh {
+            self.rest.push_back(Chunk::Pipe(Pipe::take()?));
+        }
+        let Some(Chunk::Pipe(pipe)) = self.rest.back_mut() else {
+            unreachable!("a pipe is at the tail");
+        };
+        let result = fill(pipe, len);
+        if pipe.held() == 0 {
+            // Nothing went in: no empty pipe waits in the queue.
+            self.rest.pop_back();
+        }
+        if let Ok(n) = result {
+            self.queued += n;
+        }
+        Some(result)
+    }
+
+    /// Sends from the pipe at the front with `send`; returns what it did.
+    pub fn send_piped(
+        &mut self,
+        send: impl FnOnce(&mut Pipe) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let Some(Chunk::Pipe(pipe)) = self.rest.front_mut() else {
+            return Ok(0);
+        };
+        let n = send(pipe)?;
+        let empty = pipe.held() == 0;
+        self.queued = self.queued.saturating_sub(n);
+        if empty {
+            self.rest.pop_front();
+        }
+        Ok(n)
     }
 
     /// Marks `n` bytes of the front file window as sent.

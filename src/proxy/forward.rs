@@ -15,6 +15,9 @@ use std::cell::RefCell;
 pub const UPSTREAM_BUFFER: usize = 64 * 1024;
 /// Size of the buffer upstream bytes are read into.
 const READ_BUFFER: usize = 16 * 1024;
+/// A body with no more than this left is copied: one read and one write move it, where
+/// splicing takes two calls and a pipe, and the copy lets it leave in one write with the head.
+pub const SPLICE_MIN: u64 = READ_BUFFER as u64;
 /// Read buffers a thread keeps for its next forwarded requests.
 const SPARE_BUFFERS: usize = 64;
 
@@ -343,6 +346,40 @@ impl Forward {
         };
         self.head_reusable = head.reusable;
         self.pass_body(out, false)
+    }
+
+    /// How many more response body bytes may go to the client as they come, without being
+    /// looked at: the rest of a body framed by `Content-Length` and passed on as it is, once
+    /// every byte read before is passed on, if more than [`SPLICE_MIN`] are left. The caller may then splice them ([`Forward::spliced`]).
+    pub fn splice_room(&self) -> Option<u64> {
+        match self.phase {
+            Phase::Body {
+                framing: ResponseFraming::Length(_),
+                left,
+                chunked_out: false,
+                ..
+            } if left > SPLICE_MIN && self.from_upstream.is_empty() => Some(left),
+            _ => None,
+        }
+    }
+
+    /// Records that `n` body bytes went to the client outside the read buffer (0: the upstream
+    /// closed).
+    pub fn spliced(&mut self, n: usize) -> Result<Progress, Failure> {
+        let Phase::Body { left, .. } = &mut self.phase else {
+            return Ok(Progress::Nothing);
+        };
+        if n == 0 {
+            return Err(Failure::MidBody);
+        }
+        *left = left.saturating_sub(n as u64);
+        if *left > 0 {
+            return Ok(Progress::Nothing);
+        }
+        self.phase = Phase::Done;
+        Ok(Progress::Complete {
+            reusable: self.request_taken() && self.head_reusable,
+        })
     }
 
     fn pass_body(&mut self, out: &mut Outbox, eof: bool) -> Result<Progress, Failure> {

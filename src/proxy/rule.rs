@@ -209,6 +209,9 @@ pub struct ProxySettings {
     pub health_interval: Duration,
     /// Which `Host` upstreams get.
     pub host: HostHeader,
+    /// Whether response bodies framed by `Content-Length` go from upstream to plain-TCP
+    /// clients with `splice(2)` through a pipe, rather than copied through a buffer.
+    pub splice: bool,
 }
 
 impl Default for ProxySettings {
@@ -223,6 +226,7 @@ impl Default for ProxySettings {
             health_check: None,
             health_interval: Duration::from_secs(5),
             host: HostHeader::Keep,
+            splice: true,
         }
     }
 }

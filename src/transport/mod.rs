@@ -6,6 +6,7 @@
 //! [`Connection`](crate::connection::Connection): the event loop and the thread model both
 //! call it, so they share every read, write, linger and timeout decision.
 
+pub(crate) mod pipe;
 mod plain;
 mod pump;
 mod stream;
@@ -19,6 +20,7 @@ pub use tls::Tls;
 pub use upstream::pump_upstream;
 
 use crate::connection::outbox::{MAX_SLICES, Outbox, Pending};
+use pipe::Pipe;
 use std::fs::File;
 use std::io::{self, IoSlice};
 
@@ -36,6 +38,22 @@ pub trait Transport {
     /// Sends up to `len` bytes of `file` from `offset`; returns how many went out (0: the file
     /// ended before `offset`).
     fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize>;
+
+    /// Whether the transport can move bytes to and from a [`Pipe`] with `splice(2)` (plain
+    /// TCP can; TLS must see every byte).
+    fn splices(&self) -> bool {
+        false
+    }
+
+    /// Sends up to `len` of the bytes `pipe` holds; `more` as for [`Transport::write`].
+    fn send_piped(&mut self, _pipe: &mut Pipe, _len: usize, _more: bool) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Reads up to `len` bytes into `pipe` (0: the peer closed).
+    fn recv_piped(&mut self, _pipe: &mut Pipe, _len: usize) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 
     /// Ends our sending side, once everything written so far is out.
     fn shutdown_write(&mut self) -> io::Result<()>;
@@ -103,6 +121,17 @@ pub fn flush(
         }
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let (result, from_file) = match out.pending(&mut slices) {
+            Pending::Pipe { len } => {
+                let piece = len.min((budget - written).max(1));
+                match out.send_piped(|pipe| io.send_piped(pipe, piece, then_close)) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        written += n;
+                        continue;
+                    }
+                    Err(e) => (Err(e), false),
+                }
+            }
             Pending::Nothing => break,
             Pending::Stream => {
                 if out.take_stream() {

@@ -2,6 +2,7 @@
 //! more output with `MSG_MORE`.
 
 use super::Transport;
+use super::pipe::Pipe;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
@@ -53,6 +54,19 @@ where
             return Err(io::Error::last_os_error());
         }
         Ok(sent as usize)
+    }
+
+    fn splices(&self) -> bool {
+        true
+    }
+
+    fn send_piped(&mut self, pipe: &mut Pipe, len: usize, more: bool) -> io::Result<usize> {
+        // A blocking socket's send timeout reads as EAGAIN, as for sendfile: "not now".
+        pipe.drain_to(self.0.as_fd(), len, more)
+    }
+
+    fn recv_piped(&mut self, pipe: &mut Pipe, len: usize) -> io::Result<usize> {
+        pipe.fill_from(self.0.as_fd(), len)
     }
 
     fn shutdown_write(&mut self) -> io::Result<()> {

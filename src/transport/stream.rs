@@ -1,6 +1,7 @@
 //! A client's transport as the shells hold it: plain TCP, or TLS over TCP, chosen by the
 //! listener that accepted it.
 
+use super::pipe::Pipe;
 use super::tls::settings::TlsSettings;
 use super::{Plain, Tls, Transport};
 use crate::listener::ListenerKind;
@@ -71,6 +72,24 @@ impl<S: Read + Write + AsFd> Transport for Stream<S> {
         match self {
             Stream::Plain(t) => t.send_file(file, offset, len),
             Stream::Tls(t) => t.send_file(file, offset, len),
+        }
+    }
+
+    fn splices(&self) -> bool {
+        matches!(self, Stream::Plain(_))
+    }
+
+    fn send_piped(&mut self, pipe: &mut Pipe, len: usize, more: bool) -> io::Result<usize> {
+        match self {
+            Stream::Plain(t) => t.send_piped(pipe, len, more),
+            Stream::Tls(t) => t.send_piped(pipe, len, more),
+        }
+    }
+
+    fn recv_piped(&mut self, pipe: &mut Pipe, len: usize) -> io::Result<usize> {
+        match self {
+            Stream::Plain(t) => t.recv_piped(pipe, len),
+            Stream::Tls(t) => t.recv_piped(pipe, len),
         }
     }
 

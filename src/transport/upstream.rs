@@ -17,13 +17,15 @@ const READ_BUDGET: usize = 16;
 ///
 /// `read` false skips reading: a shell whose poller will report the upstream's first response
 /// bytes (its socket registered before the request went out) waits for that event instead
-/// of a read that would mostly meet `EAGAIN`.
+/// of a read that would mostly meet `EAGAIN`. `splice`: the client's transport can send from
+/// a pipe, so a body that needs no reframing goes there with `splice(2)`, uncopied.
 pub fn pump_upstream(
     conn: &mut Connection,
     up: &mut impl Transport,
     worker: &mut Worker,
     now: Instant,
     read: bool,
+    splice: bool,
 ) -> bool {
     let mut moved = false;
     while !conn.upstream_output().is_empty() {
@@ -50,7 +52,13 @@ pub fn pump_upstream(
         if !read || !conn.takes_upstream_bytes() {
             break;
         }
-        match conn.upstream_read(|buf| up.read(buf), worker, now) {
+        let spliced = if splice && up.splices() {
+            conn.upstream_splice(|pipe, len| up.recv_piped(pipe, len), worker, now)
+        } else {
+            None
+        };
+        let result = spliced.unwrap_or_else(|| conn.upstream_read(|buf| up.read(buf), worker, now));
+        match result {
             Ok(0) => return true,
             Ok(_) => moved = true,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

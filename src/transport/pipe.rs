@@ -1,0 +1,143 @@
+//! A kernel pipe that carries a forwarded body from one socket to another with `splice(2)`:
+//! the bytes go socket -> pipe -> socket inside the kernel and are never copied through user
+//! space. A pipe holds [`PIPE_CAPACITY`] bytes at most (the kernel's default size), which
+//! also bounds what one connection has in flight this way. Empty pipes are kept per thread
+//! for the next body; one dropped with bytes still in it is closed.
+
+use std::cell::RefCell;
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// Bytes a pipe is filled with at most.
+pub const PIPE_CAPACITY: usize = 64 * 1024;
+/// Empty pipes a thread keeps for later bodies.
+const SPARE_PIPES: usize = 64;
+
+thread_local! {
+    static SPARE: RefCell<Vec<Ends>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A pipe's two descriptors.
+#[derive(Debug)]
+struct Ends {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+/// A pipe and the count of bytes it holds.
+#[derive(Debug)]
+pub struct Pipe {
+    /// Taken out only by `drop`, to be kept for reuse.
+    ends: ManuallyDrop<Ends>,
+    held: usize,
+}
+
+impl Pipe {
+    /// An empty pipe, from the thread's spares or new. `None` if the system refuses one (out
+    /// of descriptors): the caller copies instead.
+    pub fn take() -> Option<Pipe> {
+        let ends = match SPARE.with(|spare| spare.borrow_mut().pop()) {
+            Some(ends) => ends,
+            None => {
+                let mut fds = [0; 2];
+                // SAFETY: `fds` is a valid array of two descriptors for pipe2 to fill.
+                if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0
+                {
+                    log::warn!(
+                        "cannot open a pipe; copying bodies instead: {}",
+                        io::Error::last_os_error()
+                    );
+                    return None;
+                }
+                // SAFETY: pipe2 succeeded, so both descriptors are open and owned by no one else.
+                unsafe {
+                    Ends {
+                        read: OwnedFd::from_raw_fd(fds[0]),
+                        write: OwnedFd::from_raw_fd(fds[1]),
+                    }
+                }
+            }
+        };
+        Some(Pipe {
+            ends: ManuallyDrop::new(ends),
+            held: 0,
+        })
+    }
+
+    /// Bytes in the pipe.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Bytes it may still take.
+    pub fn room(&self) -> usize {
+        PIPE_CAPACITY.saturating_sub(self.held)
+    }
+
+    /// Moves up to `len` bytes from `socket` into the pipe; returns how many (0: the socket's
+    /// peer closed). `WouldBlock` when the socket has nothing or the pipe is full.
+    pub fn fill_from(&mut self, socket: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+        let len = len.min(self.room());
+        if len == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = splice(socket, self.ends.write.as_fd(), len, false)?;
+        self.held += n;
+        Ok(n)
+    }
+
+    /// Moves up to `len` bytes of the pipe into `socket`; returns how many. `more`: further
+    /// bytes follow at once, so the last of these may wait to share a segment with them.
+    pub fn drain_to(
+        &mut self,
+        socket: BorrowedFd<'_>,
+        len: usize,
+        more: bool,
+    ) -> io::Result<usize> {
+        let n = splice(self.ends.read.as_fd(), socket, len.min(self.held), more)?;
+        self.held -= n.min(self.held);
+        Ok(n)
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // SAFETY: `ends` is not used again: this is the pipe's last moment.
+        let ends = unsafe { ManuallyDrop::take(&mut self.ends) };
+        if self.held > 0 {
+            // Bytes of a body that was cut off: closing the pipe discards them.
+            return;
+        }
+        SPARE.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < SPARE_PIPES {
+                spare.push(ends);
+            }
+        });
+    }
+}
+
+/// One `splice(2)` call from `from` to `to`, neither end waiting on the pipe's side.
+fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize, more: bool) -> io::Result<usize> {
+    let mut flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
+    if more {
+        flags |= libc::SPLICE_F_MORE;
+    }
+    // SAFETY: both descriptors are borrowed, so open for the call; null offsets are what
+    // splice takes for a pipe and a socket.
+    let n = unsafe {
+        libc::splice(
+            from.as_raw_fd(),
+            std::ptr::null_mut(),
+            to.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            flags,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
