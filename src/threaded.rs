@@ -342,6 +342,10 @@ fn serve(
             if step == Step::Continue {
                 let client = if conn.wants_write() || io.has_pending() {
                     libc::POLLOUT
+                } else if conn.body_waits_for_upstream() {
+                    // Bytes the client sent must wait: poll(2) would report them at once,
+                    // again and again. A hang-up or an error still wakes the thread.
+                    0
                 } else {
                     libc::POLLIN
                 };
@@ -489,7 +493,7 @@ fn wait_for_either(
         if conn.takes_upstream_bytes() {
             fds[1].events |= libc::POLLIN;
         }
-        if !conn.upstream_output().is_empty() {
+        if !conn.upstream_output().is_empty() || conn.upstream_piped() > 0 {
             fds[1].events |= libc::POLLOUT;
         }
     }

@@ -59,6 +59,13 @@ pub struct Site {
 }
 
 impl Site {
+    /// Whether forwarded bodies may be spliced socket to socket (`--no-proxy-splice` off).
+    pub fn proxy_splices(&self) -> bool {
+        self.upstreams
+            .as_ref()
+            .is_some_and(|upstreams| upstreams.settings().splice)
+    }
+
     /// Whether `ip` is a proxy in front of this server whose forwarding fields are believed.
     pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
         self.trusted_proxies.trusts(ip)

@@ -529,13 +529,33 @@ both_models!(bodies_stream_both_ways_intact, |model| {
         let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", reply.len());
         stream.write_all(head.as_bytes()).is_ok() && stream.write_all(reply.as_bytes()).is_ok()
     });
-    let server = proxy(model, &[&backend.url()], |c| c);
     let body = big_bin();
     let expected = format!(
         "{} {}",
         body.len(),
         body.iter().map(|&b| b as u64).sum::<u64>()
     );
+    // A body by length goes from socket to socket through a pipe, unless splicing is off.
+    for splice in [true, false] {
+        let server = proxy(model, &[&backend.url()], move |c| c.proxy_splice(splice));
+        let mut stream = server.connect();
+        let mut raw = request(
+            "POST",
+            "/up/upload",
+            &[("Content-Length", &body.len().to_string())],
+        );
+        raw.extend_from_slice(body);
+        send(&mut stream, &raw);
+        assert_eq!(
+            read_response(&mut stream, false).text(),
+            expected,
+            "splice {splice}"
+        );
+        // The upstream connection took the whole body and carries the next request.
+        assert_eq!(server.get("/up/upload").text(), "0 0");
+    }
+    assert_eq!(backend.accepts.load(Ordering::SeqCst), 2);
+    let server = proxy(model, &[&backend.url()], |c| c);
     // By length.
     let mut stream = server.connect();
     let mut raw = request(
@@ -557,9 +577,68 @@ both_models!(bodies_stream_both_ways_intact, |model| {
     send(&mut stream, &raw);
     assert_eq!(read_response(&mut stream, false).text(), expected);
     assert_eq!(
-        backend.seen()[1].header("transfer-encoding").as_deref(),
+        backend.seen()[5].header("transfer-encoding").as_deref(),
         Some("chunked")
     );
+});
+
+both_models!(a_client_that_leaves_mid_upload_is_not_waited_for, |model| {
+    // The backend reads the body until its connection ends.
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let record = got.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = Vec::new();
+            let Some(end) = read_until(&mut stream, &mut buf, b"\r\n\r\n") else {
+                continue;
+            };
+            let mut body = buf.len() - (end + 4);
+            let mut chunk = vec![0u8; 64 * 1024];
+            while let Ok(n @ 1..) = stream.read(&mut chunk) {
+                body += n;
+            }
+            record.lock().unwrap().push(body);
+        }
+    });
+    for splice in [true, false] {
+        let server = proxy(model, &[&url], move |c| {
+            c.proxy_splice(splice)
+                .proxy_timeout(Duration::from_secs(20))
+        });
+        let mut stream = server.connect();
+        let mut raw = request("POST", "/up/upload", &[("Content-Length", "1048576")]);
+        raw.extend_from_slice(&big_bin()[..200 * 1024]);
+        send(&mut stream, &raw);
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        // Well before the proxy timeout, the proxy gives up on the request: the client's
+        // connection and the upstream's both end, the upstream's short of the body.
+        let started = Instant::now();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let answer = read_to_close(&mut stream);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "splice {splice}: the client's connection stayed open {:?}",
+            started.elapsed()
+        );
+        let text = String::from_utf8_lossy(&answer);
+        assert!(!text.starts_with("HTTP/1.1 2"), "splice {splice}: {text}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.lock().unwrap().is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        let bodies = std::mem::take(&mut *got.lock().unwrap());
+        assert_eq!(
+            bodies.len(),
+            1,
+            "splice {splice}: the upstream connection ended"
+        );
+        assert!(bodies[0] <= 200 * 1024, "splice {splice}: {}", bodies[0]);
+        assert_eq!(server.get("/style.css").status, 200);
+    }
 });
 
 /// A backend that answers `GET /up/bytes/N` with the first `N` bytes of [`big_bin`],

@@ -20,6 +20,7 @@ use crate::listener::{ListenerKind, Scheme};
 use crate::proxy::HostHeader;
 use crate::proxy::forward::{Failure as ForwardFailure, Forward, Progress};
 use crate::proxy::head::{BodyFraming, Origin, ResponseFraming, UpstreamHead, request_head};
+use crate::transport::pipe::Pipe;
 use crate::worker::Worker;
 use std::net::SocketAddr;
 
@@ -562,6 +563,55 @@ impl Exchange {
             Progress::Nothing => {}
             Progress::Head(upstream) => self.answer_upstream(upstream, out, worker),
             Progress::Complete { reusable } => self.end_forward(reusable, false, worker),
+        }
+    }
+
+    /// Whether a request is forwarded whose body is not all taken from the client.
+    pub fn forwarded_body_unread(&self) -> bool {
+        matches!(&self.inbound, Inbound::Forwarding(f)
+            if f.forward.as_ref().is_some_and(|f| !f.request_taken()))
+    }
+
+    /// How many request body bytes may be spliced from the client now (see
+    /// [`Forward::body_splice_room`]); only once every buffered body byte is taken.
+    pub fn body_splice_room(&self, input: &ReadBuf) -> Option<u64> {
+        match &self.inbound {
+            Inbound::Forwarding(f) if input.data().is_empty() => {
+                f.forward.as_ref()?.body_splice_room()
+            }
+            _ => None,
+        }
+    }
+
+    /// Splices request body bytes from the client into the forwarded request's pipe with
+    /// `recv` (see [`Forward::fill_body_pipe`]).
+    pub fn fill_body_pipe(
+        &mut self,
+        room: u64,
+        recv: impl FnOnce(&mut Pipe, usize) -> std::io::Result<usize>,
+    ) -> Option<std::io::Result<usize>> {
+        match &mut self.inbound {
+            Inbound::Forwarding(f) => f.forward.as_mut()?.fill_body_pipe(room, recv),
+            _ => None,
+        }
+    }
+
+    /// Request body bytes in the pipe, to go upstream after [`Exchange::upstream_output`].
+    pub fn upstream_piped(&self) -> usize {
+        match &self.inbound {
+            Inbound::Forwarding(f) => f.forward.as_ref().map_or(0, Forward::piped),
+            _ => 0,
+        }
+    }
+
+    /// Sends piped request body bytes upstream with `send`.
+    pub fn upstream_send_piped(
+        &mut self,
+        send: impl FnOnce(&mut Pipe) -> std::io::Result<usize>,
+    ) -> std::io::Result<usize> {
+        match &mut self.inbound {
+            Inbound::Forwarding(f) => f.forward.as_mut().map_or(Ok(0), |f| f.send_piped(send)),
+            _ => Ok(0),
         }
     }
 

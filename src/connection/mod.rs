@@ -47,6 +47,17 @@ const STREAM_IDLE: Duration = Duration::from_secs(3600);
 /// pipelined request, read along with a head.
 const READ_SLACK: usize = 1024;
 
+/// What [`Connection::splice_body`] did.
+#[derive(Debug)]
+pub enum Splice {
+    /// The body is not spliced: read as usual.
+    No,
+    /// The pipe still holds bytes for the upstream: nothing is read until it is emptied.
+    Full,
+    /// The splice's result (0: the client closed).
+    Moved(std::io::Result<usize>),
+}
+
 /// What the shell around a connection should do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -257,6 +268,38 @@ impl Connection {
         self.exchange.bytes_arrived(now);
     }
 
+    /// Moves request body bytes from the client's socket straight into the forwarded
+    /// request's pipe with `recv` (given the pipe and how many bytes it may take), when the
+    /// body allows it (`Content-Length`, more than a read buffer's worth left, none of it
+    /// buffered). [`Splice::Full`]: the pipe must go upstream first; [`Splice::No`]: read the
+    /// socket with [`Connection::read_space`] as usual.
+    pub fn splice_body(
+        &mut self,
+        recv: impl FnOnce(&mut Pipe, usize) -> std::io::Result<usize>,
+        now: Instant,
+    ) -> Splice {
+        let Some(room) = self.exchange.body_splice_room(&self.input) else {
+            return Splice::No;
+        };
+        if room == 0 {
+            return Splice::Full;
+        }
+        match self.exchange.fill_body_pipe(room, recv) {
+            None => Splice::No,
+            Some(Ok(0)) => {
+                self.exchange.peer_closed();
+                Splice::Moved(Ok(0))
+            }
+            Some(Ok(n)) => {
+                let now = Stamp::of(now);
+                self.last_activity = now;
+                self.exchange.bytes_arrived(now);
+                Splice::Moved(Ok(n))
+            }
+            Some(Err(e)) => Splice::Moved(Err(e)),
+        }
+    }
+
     /// Whether a TLS session has been noted (never, on plain TCP).
     pub fn knows_tls(&self) -> bool {
         self.exchange.tls_session().is_some()
@@ -374,6 +417,40 @@ impl Connection {
     /// Request bytes to send upstream.
     pub fn upstream_output(&self) -> &[u8] {
         self.exchange.upstream_output()
+    }
+
+    /// Whether a forwarded request's body is not all taken from the client, and the client
+    /// has closed its side: the body can never be whole, so there is nothing to answer and
+    /// the upstream connection cannot be kept; the shell closes the connection.
+    pub fn forwarded_body_cut_short(&self) -> bool {
+        self.exchange.saw_end() && self.exchange.forwarded_body_unread()
+    }
+
+    /// Whether the forwarded request's body waits for the upstream to take what came before
+    /// it: reading the client now would find no room (a shell that polls for input should
+    /// not, until the upstream side moves).
+    pub fn body_waits_for_upstream(&self) -> bool {
+        self.exchange.upstream_piped() > 0
+            || self.exchange.upstream_output().len() >= crate::proxy::forward::UPSTREAM_BUFFER
+    }
+
+    /// Request body bytes waiting in a pipe, to go upstream after
+    /// [`Connection::upstream_output`]'s.
+    pub fn upstream_piped(&self) -> usize {
+        self.exchange.upstream_piped()
+    }
+
+    /// Sends piped request body bytes upstream with `send`, at `now`.
+    pub fn upstream_send_piped(
+        &mut self,
+        send: impl FnOnce(&mut Pipe) -> std::io::Result<usize>,
+        now: Instant,
+    ) -> std::io::Result<usize> {
+        let n = self.exchange.upstream_send_piped(send)?;
+        if n > 0 {
+            self.upstream_activity = Stamp::of(now);
+        }
+        Ok(n)
     }
 
     /// Records that `n` request bytes went upstream at `now`.

@@ -9,6 +9,7 @@ use crate::connection::outbox::{Outbox, give_buffer};
 use crate::connection::readbuf::ReadBuf;
 use crate::http::chunked::{ChunkedDecoder, SizeLine};
 use crate::http::{Method, RequestError};
+use crate::transport::pipe::Pipe;
 use std::cell::RefCell;
 
 /// Request bytes that may wait to be sent upstream before the client is read no further.
@@ -159,6 +160,9 @@ pub struct Forward {
     body: RequestBody,
     /// Whether any body byte was taken from the client (then it cannot be sent again).
     body_taken: bool,
+    /// Request body bytes spliced from the client's socket, to go upstream after
+    /// `to_upstream`'s.
+    body_pipe: Option<Pipe>,
     /// Upstream bytes not yet consumed.
     from_upstream: Received,
     phase: Phase,
@@ -186,6 +190,7 @@ impl Forward {
             sent: 0,
             body,
             body_taken: false,
+            body_pipe: None,
             from_upstream: Received::default(),
             phase: Phase::Head,
             head_reusable: false,
@@ -217,12 +222,20 @@ impl Forward {
         matches!(self.body, RequestBody::Done)
     }
 
+    /// Whether the whole request went upstream: taken from the client and written. An
+    /// upstream that answered before it read all of it is not sent another request: it
+    /// would take that request's bytes for the rest of this one's body.
+    fn request_sent(&self) -> bool {
+        self.request_taken() && self.sent == self.to_upstream.len() && self.piped() == 0
+    }
+
     /// Takes request body bytes from `input` while there is room to send them.
     pub fn take_body(&mut self, input: &mut ReadBuf) -> Result<(), Failure> {
         if matches!(self.body, RequestBody::Done) {
             return Ok(());
         }
-        if self.to_upstream.len() - self.sent >= UPSTREAM_BUFFER {
+        if self.to_upstream.len() - self.sent >= UPSTREAM_BUFFER || self.piped() > 0 {
+            // Full, or spliced bytes wait: anything taken now would overtake them.
             return Ok(());
         }
         if self.sent > 0 && self.sent == self.to_upstream.len() {
@@ -264,6 +277,60 @@ impl Forward {
         self.body_taken |= used > 0;
         input.consume(used);
         Ok(())
+    }
+
+    /// How many more request body bytes may be spliced from the client's socket now: the
+    /// rest of a body framed by `Content-Length`, if more than [`SPLICE_MIN`] is left and the
+    /// body pipe is empty (the caller has no body bytes buffered). `Some(0)`: splicing
+    /// applies, but the pipe must first be emptied upstream.
+    pub fn body_splice_room(&self) -> Option<u64> {
+        match self.body {
+            RequestBody::Length(left) if left > SPLICE_MIN || self.piped() > 0 => {
+                Some(if self.piped() > 0 { 0 } else { left })
+            }
+            _ => None,
+        }
+    }
+
+    /// Fills the body pipe (taken first if there is none) with `recv`, given the pipe and how
+    /// many bytes it may take, and counts what it took as body. `None`: no pipe could be had.
+    pub fn fill_body_pipe(
+        &mut self,
+        room: u64,
+        recv: impl FnOnce(&mut Pipe, usize) -> std::io::Result<usize>,
+    ) -> Option<std::io::Result<usize>> {
+        let RequestBody::Length(left) = &mut self.body else {
+            return Some(Ok(0));
+        };
+        if self.body_pipe.is_none() {
+            self.body_pipe = Some(Pipe::take()?);
+        }
+        let pipe = self.body_pipe.as_mut()?;
+        let result = recv(pipe, usize::try_from(room.min(*left)).unwrap_or(usize::MAX));
+        if let Ok(n) = result {
+            *left -= (n as u64).min(*left);
+            self.body_taken |= n > 0;
+            if *left == 0 {
+                self.body = RequestBody::Done;
+            }
+        }
+        Some(result)
+    }
+
+    /// Body bytes in the pipe, to be sent upstream once [`Forward::pending`]'s are.
+    pub fn piped(&self) -> usize {
+        self.body_pipe.as_ref().map_or(0, Pipe::held)
+    }
+
+    /// Sends from the body pipe with `send`; returns what it did.
+    pub fn send_piped(
+        &mut self,
+        send: impl FnOnce(&mut Pipe) -> std::io::Result<usize>,
+    ) -> std::io::Result<usize> {
+        match self.body_pipe.as_mut() {
+            Some(pipe) if pipe.held() > 0 => send(pipe),
+            _ => Ok(0),
+        }
     }
 
     /// Bytes waiting to be sent upstream.
@@ -378,7 +445,7 @@ impl Forward {
         }
         self.phase = Phase::Done;
         Ok(Progress::Complete {
-            reusable: self.request_taken() && self.head_reusable,
+            reusable: self.request_sent() && self.head_reusable,
         })
     }
 
@@ -427,7 +494,7 @@ impl Forward {
             self.phase = Phase::Done;
             let reusable = framing != ResponseFraming::UntilClose
                 && self.from_upstream.is_empty()
-                && self.request_taken()
+                && self.request_sent()
                 && self.head_reusable;
             return Ok(Progress::Complete { reusable });
         }

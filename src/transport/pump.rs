@@ -3,7 +3,7 @@
 //! connection is over. Then linger, or close.
 
 use super::{Flush, Transport, flush};
-use crate::connection::{Connection, READ_BUDGET, Step, WRITE_BUDGET};
+use crate::connection::{Connection, READ_BUDGET, Splice, Step, WRITE_BUDGET};
 use crate::worker::Worker;
 use std::io;
 use std::time::Instant;
@@ -161,6 +161,26 @@ fn run(
             return Step::Yield;
         }
         reads += 1;
+        if io.splices() && worker.site().proxy_splices() {
+            match conn.splice_body(|pipe, len| io.recv_piped(pipe, len), now) {
+                Splice::No => {}
+                // Resumed once the upstream took the pipe's bytes (an upstream event).
+                Splice::Full => return Step::Continue,
+                Splice::Moved(Ok(0)) => {
+                    log::debug!("{}: client left mid-body", conn.peer());
+                    return Step::Close;
+                }
+                Splice::Moved(Ok(_)) => continue,
+                // An empty pipe that takes nothing means an empty socket.
+                Splice::Moved(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.set_input_empty(true);
+                    conn.release_input(worker);
+                    return Step::Continue;
+                }
+                Splice::Moved(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Splice::Moved(Err(e)) => return broken(conn, e),
+            }
+        }
         let Some(space) = conn.read_space(worker) else {
             if conn.is_forwarding() {
                 // A body waits for the upstream to take what came before it.
@@ -177,6 +197,10 @@ fn run(
                 conn.received(n, now);
                 if n > 0 && !conn.knows_tls() {
                     conn.note_tls(io.tls_session());
+                }
+                if n == 0 && conn.forwarded_body_cut_short() {
+                    log::debug!("{}: client left mid-body", conn.peer());
+                    return Step::Close;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -48,6 +48,24 @@ pub fn pump_upstream(
             }
         }
     }
+    // Spliced body bytes go after the buffered ones.
+    while conn.upstream_output().is_empty() && conn.upstream_piped() > 0 {
+        let len = conn.upstream_piped();
+        match conn.upstream_send_piped(|pipe| up.send_piped(pipe, len, false), now) {
+            Ok(0) => {
+                conn.upstream_broke(worker);
+                return true;
+            }
+            Ok(_) => moved = true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("{}: upstream write failed: {e}", conn.peer());
+                conn.upstream_broke(worker);
+                return true;
+            }
+        }
+    }
     for _ in 0..READ_BUDGET {
         if !read || !conn.takes_upstream_bytes() {
             break;
