@@ -1,16 +1,18 @@
 //! A kernel pipe that carries a forwarded body from one socket to another with `splice(2)`:
 //! the bytes go socket -> pipe -> socket inside the kernel and are never copied through user
-//! space. A pipe holds [`PIPE_CAPACITY`] bytes at most (the kernel's default size), which
-//! also bounds what one connection has in flight this way. Empty pipes are kept per thread
-//! for the next body; one dropped with bytes still in it is closed.
+//! space. A pipe is asked for [`PIPE_SIZE`] bytes (four times the kernel's default: a 10 MB
+//! upload then costs a quarter of the calls), and holds at most what it got, which bounds
+//! what one connection has in flight this way. Empty pipes are kept per thread for the next
+//! body; one dropped with bytes still in it is closed.
 
 use std::cell::RefCell;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-/// Bytes a pipe is filled with at most.
-pub const PIPE_CAPACITY: usize = 64 * 1024;
+/// The size a new pipe is asked for. The kernel may refuse it (past `pipe-max-size`, or a
+/// user's `pipe-user-pages-soft`); the pipe then keeps the size it has.
+pub const PIPE_SIZE: usize = 256 * 1024;
 /// Empty pipes a thread keeps for later bodies.
 const SPARE_PIPES: usize = 64;
 
@@ -18,11 +20,12 @@ thread_local! {
     static SPARE: RefCell<Vec<Ends>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A pipe's two descriptors.
+/// A pipe's two descriptors, and how many bytes it holds at most.
 #[derive(Debug)]
 struct Ends {
     read: OwnedFd,
     write: OwnedFd,
+    capacity: usize,
 }
 
 /// A pipe and the count of bytes it holds.
@@ -51,11 +54,25 @@ impl Pipe {
                     return None;
                 }
                 // SAFETY: pipe2 succeeded, so both descriptors are open and owned by no one else.
-                unsafe {
-                    Ends {
-                        read: OwnedFd::from_raw_fd(fds[0]),
-                        write: OwnedFd::from_raw_fd(fds[1]),
+                let (read, write) =
+                    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+                // SAFETY: fcntl on a descriptor we own; F_SETPIPE_SZ and F_GETPIPE_SZ take an
+                // int and return the size (or -1).
+                let size = unsafe {
+                    match libc::fcntl(
+                        write.as_raw_fd(),
+                        libc::F_SETPIPE_SZ,
+                        PIPE_SIZE as libc::c_int,
+                    ) {
+                        -1 => libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ),
+                        size => size,
                     }
+                };
+                Ends {
+                    read,
+                    write,
+                    // Linux's default when even the question fails.
+                    capacity: usize::try_from(size).unwrap_or(64 * 1024).max(4096),
                 }
             }
         };
@@ -72,7 +89,7 @@ impl Pipe {
 
     /// Bytes it may still take.
     pub fn room(&self) -> usize {
-        PIPE_CAPACITY.saturating_sub(self.held)
+        self.ends.capacity.saturating_sub(self.held)
     }
 
     /// Moves up to `len` bytes from `socket` into the pipe; returns how many (0: the socket's
