@@ -97,7 +97,7 @@ impl Entry<'_> {
     }
 
     fn combined(&self, line: &mut String) {
-        push_ip(self.client, line);
+        line.push_str(IpText::new(self.client).as_str());
         line.push_str(" - - [");
         line.push_str(self.clf_time);
         line.push_str("] \"");
@@ -120,20 +120,13 @@ impl Entry<'_> {
         line.push_str("{\"time\":\"");
         line.push_str(self.iso_time);
         line.push_str("\",\"client\":\"");
-        push_ip(self.client, line);
+        line.push_str(IpText::new(self.client).as_str());
         line.push('"');
         // The connection's own address only when a trusted proxy named another client.
         let peer = self.peer.ip();
         if peer.to_canonical() != self.client {
             line.push_str(",\"peer\":\"");
-            match peer {
-                IpAddr::V4(_) => push_ip(peer, line),
-                IpAddr::V6(_) => {
-                    line.push('[');
-                    push_ip(peer, line);
-                    line.push(']');
-                }
-            }
+            line.push_str(IpText::bracketed(peer).as_str());
             line.push(':');
             push_int(self.peer.port(), line);
             line.push('"');
@@ -201,11 +194,6 @@ fn push_status(status: StatusCode, out: &mut String) {
 
 fn push_int(n: impl itoa::Integer, out: &mut String) {
     out.push_str(itoa::Buffer::new().format(n));
-}
-
-/// The address as text.
-fn push_ip(ip: IpAddr, out: &mut String) {
-    out.push_str(IpText::new(ip).as_str());
 }
 
 /// Whether `bytes` are printable ASCII without a quote or a backslash: what both formats copy

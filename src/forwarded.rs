@@ -14,14 +14,14 @@ use std::str::FromStr;
 /// formatting machinery; IPv6 through its `Display` (RFC 5952). For the access log and the
 /// forwarded fields, which write the client's address once per request.
 pub struct IpText {
-    text: [u8; 45],
+    text: [u8; 47],
     len: usize,
 }
 
 impl IpText {
     /// `ip` as text.
     pub fn new(ip: IpAddr) -> IpText {
-        let mut text = [0u8; 45];
+        let mut text = [0u8; 47];
         let mut len = 0;
         match ip {
             IpAddr::V4(v4) => {
@@ -45,12 +45,27 @@ impl IpText {
             IpAddr::V6(v6) => {
                 use std::io::Write;
                 let mut cursor = std::io::Cursor::new(&mut text[..]);
-                // 45 bytes hold the longest form (with an embedded IPv4 address).
+                // 45 bytes hold the longest form (with an embedded IPv4 address), 47 with
+                // the brackets of `bracketed`.
                 let _ = write!(cursor, "{v6}");
                 len = cursor.position() as usize;
             }
         }
         IpText { text, len }
+    }
+
+    /// `ip` as the host part of an address with a port: an IPv6 address in brackets
+    /// (`[2001:db8::1]`, RFC 3986 and RFC 7239's node), an IPv4 address as it is.
+    pub fn bracketed(ip: IpAddr) -> IpText {
+        let mut ip_text = IpText::new(ip);
+        if ip.is_ipv6() {
+            let len = ip_text.len;
+            ip_text.text.copy_within(..len, 1);
+            ip_text.text[0] = b'[';
+            ip_text.text[len + 1] = b']';
+            ip_text.len = len + 2;
+        }
+        ip_text
     }
 
     /// The text.
@@ -213,6 +228,13 @@ mod tests {
         ] {
             let ip: IpAddr = text.parse().unwrap();
             assert_eq!(IpText::new(ip).as_str(), ip.to_string(), "{text}");
+            // As the host of an address with a port, the way SocketAddr writes it.
+            let with_port = std::net::SocketAddr::new(ip, 80).to_string();
+            assert_eq!(
+                format!("{}:80", IpText::bracketed(ip).as_str()),
+                with_port,
+                "{text}"
+            );
         }
     }
 

@@ -165,7 +165,7 @@ pub fn request_head(
             out.extend_from_slice(b", ");
         }
     }
-    push_ip(&mut out, origin.client);
+    out.extend_from_slice(IpText::new(origin.client).as_str().as_bytes());
     out.extend_from_slice(b"\r\n");
     let client_host = head.header("host");
     let (proto, original_host) = match origin.trusted {
@@ -194,16 +194,12 @@ pub fn request_head(
             out.extend_from_slice(b", ");
         }
     }
-    match origin.client {
-        IpAddr::V4(_) => {
-            out.extend_from_slice(b"for=");
-            push_ip(&mut out, origin.client);
-        }
-        IpAddr::V6(_) => {
-            out.extend_from_slice(b"for=\"[");
-            push_ip(&mut out, origin.client);
-            out.extend_from_slice(b"]\"");
-        }
+    // A bracketed IPv6 node holds `:`, so it is quoted (RFC 7239 section 6).
+    let quoted = origin.client.is_ipv6();
+    out.extend_from_slice(if quoted { b"for=\"" } else { b"for=" });
+    out.extend_from_slice(IpText::bracketed(origin.client).as_str().as_bytes());
+    if quoted {
+        out.push(b'"');
     }
     out.extend_from_slice(b";proto=");
     out.extend_from_slice(origin.proto.as_bytes());
@@ -223,11 +219,6 @@ pub fn request_head(
     }
     out.extend_from_slice(b"\r\n");
     out
-}
-
-/// Writes `ip` as text.
-fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
-    out.extend_from_slice(IpText::new(ip).as_str().as_bytes());
 }
 
 /// A `Forwarded` value may be a token unquoted; a `Host` with `:` must be quoted, so it is
