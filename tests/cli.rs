@@ -206,15 +206,6 @@ both_models!(
     }
 );
 
-/// The process's user and system CPU time so far, in clock ticks (`/proc/PID/stat`).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 #[test]
 fn an_idle_server_spends_no_cpu_after_a_burst_of_requests() {
     // The event loop polls before it sleeps while requests come close together (the busy
@@ -225,9 +216,9 @@ fn an_idle_server_spends_no_cpu_after_a_burst_of_requests() {
         send(&mut stream, &get_req("/index.html"));
         assert_eq!(read_response(&mut stream, false).status, 200);
     }
-    let before = cpu_ticks(server.child.id());
+    let before = server.cpu_ticks();
     std::thread::sleep(Duration::from_secs(1));
-    let idle = cpu_ticks(server.child.id()) - before;
+    let idle = server.cpu_ticks() - before;
     // A loop that kept polling would spend the whole second (about 100 ticks).
     assert!(
         idle <= 5,

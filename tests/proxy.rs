@@ -737,6 +737,66 @@ both_models!(a_slow_client_slows_the_backend_not_the_memory, |model| {
     assert_eq!(resp.body.len(), TOTAL);
 });
 
+both_models!(waiting_for_a_slow_peer_costs_no_cpu, |model| {
+    // A download the client does not read, and an upload the backend does not read: once
+    // every buffer on the way is full, the proxy has nothing to do until a peer moves, and
+    // must spend no CPU waiting (a thread polling for input it cannot take yet would spend
+    // the whole second).
+    const TOTAL: usize = 64 * 1024 * 1024;
+    let download = Backend::start(|_, stream| {
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {TOTAL}\r\n\r\n");
+        let _ = stream.write_all(head.as_bytes());
+        let piece = vec![b'x'; 64 * 1024];
+        for _ in 0..TOTAL / piece.len() {
+            if stream.write_all(&piece).is_err() {
+                return false;
+            }
+        }
+        true
+    });
+    // Reads the upload's head, then nothing, holding the connection open.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upload = format!("http://{}", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        let _ = read_until(&mut stream, &mut buf, b"\r\n\r\n");
+        thread::sleep(Duration::from_secs(30));
+    });
+    let server = ServerProcess::builder(model)
+        .args(&[
+            "--proxy",
+            &format!("/down/={}", download.url()),
+            "--proxy",
+            &format!("/up/={upload}"),
+        ])
+        .start();
+    let mut reader = connect_small_buffers(server.addr);
+    send(&mut reader, &get_req("/down/big"));
+    let mut writer = connect_small_buffers(server.addr);
+    let head = request(
+        "POST",
+        "/up/load",
+        &[("Content-Length", &TOTAL.to_string())],
+    );
+    writer.write_all(&head).unwrap();
+    thread::spawn(move || {
+        let piece = vec![b'y'; 64 * 1024];
+        for _ in 0..TOTAL / piece.len() {
+            if writer.write_all(&piece).is_err() {
+                return;
+            }
+        }
+    });
+    // Time for every buffer on both ways to fill.
+    thread::sleep(Duration::from_millis(700));
+    let before = server.cpu_ticks();
+    thread::sleep(Duration::from_secs(1));
+    let spent = server.cpu_ticks() - before;
+    assert!(spent <= 5, "{spent} ticks of CPU in a second of waiting");
+    drop(reader);
+});
+
 both_models!(
     an_upload_to_a_slow_backend_waits_in_bounded_memory,
     |model| {

@@ -134,6 +134,16 @@ impl ServerProcess {
         connect(self.addr)
     }
 
+    /// The process's user and system CPU time so far, in clock ticks (`/proc/PID/stat`).
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("read /proc stat");
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    }
+
     /// One `GET /style.css` on a fresh connection, with short timeouts.
     pub fn try_get(&self) -> Result<Resp, String> {
         let mut stream = TcpStream::connect_timeout(&self.addr, PROBE_TIMEOUT)
