@@ -293,14 +293,15 @@ impl Forward {
     }
 
     /// Fills the body pipe (taken first if there is none) with `recv`, given the pipe and how
-    /// many bytes it may take, and counts what it took as body. `None`: no pipe could be had.
+    /// many bytes it may take, and counts what it took as body. `None`: no pipe could be had,
+    /// or the body is not one to splice.
     pub fn fill_body_pipe(
         &mut self,
         room: u64,
         recv: impl FnOnce(&mut Pipe, usize) -> std::io::Result<usize>,
     ) -> Option<std::io::Result<usize>> {
         let RequestBody::Length(left) = &mut self.body else {
-            return Some(Ok(0));
+            return None;
         };
         if self.body_pipe.is_none() {
             self.body_pipe = Some(Pipe::take()?);
