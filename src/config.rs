@@ -358,9 +358,9 @@ impl Config {
         self
     }
 
-    /// Whether a response body framed by `Content-Length` goes from the upstream server to a
-    /// plain-TCP client with `splice(2)`, kernel to kernel, instead of being copied through a
-    /// buffer (TLS clients and chunked bodies are always copied). Default on.
+    /// Whether a body framed by `Content-Length` goes between a plain-TCP client and the
+    /// upstream server with `splice(2)`, socket to socket, instead of being copied through
+    /// buffers (TLS clients and chunked bodies are always copied). Default on.
     pub fn proxy_splice(mut self, on: bool) -> Config {
         self.proxy.splice = on;
         self

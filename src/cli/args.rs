@@ -149,9 +149,8 @@ pub struct Args {
     /// Host sent upstream: keep (the client's) or upstream (the upstream's own host:port).
     #[arg(long, default_value = "keep", value_name = "keep|upstream", value_parser = parse_host)]
     pub proxy_host: margay::HostHeader,
-    /// Copy proxied response bodies through a buffer, never splice(2) them from the upstream
-    /// socket to the client's (splicing applies to plain-TCP clients and Content-Length
-    /// bodies).
+    /// Copy proxied bodies through buffers, never splice(2) them from socket to socket
+    /// (splicing applies to Content-Length bodies of plain-TCP clients, both ways).
     #[arg(long)]
     pub no_proxy_splice: bool,
     /// Single-page-app fallback: a file under the root (e.g. /index.html) served with 200 for

@@ -209,8 +209,8 @@ pub struct ProxySettings {
     pub health_interval: Duration,
     /// Which `Host` upstreams get.
     pub host: HostHeader,
-    /// Whether response bodies framed by `Content-Length` go from upstream to plain-TCP
-    /// clients with `splice(2)` through a pipe, rather than copied through a buffer.
+    /// Whether bodies framed by `Content-Length` go between plain-TCP clients and upstreams
+    /// with `splice(2)` through a pipe, rather than copied through buffers.
     pub splice: bool,
 }
 
