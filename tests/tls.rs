@@ -193,22 +193,31 @@ both_models!(connection_close_ends_with_close_notify, |model| {
     assert_closed(&mut tls);
 });
 
+/// An upstream server on `127.0.0.1:0` (its URL returned) that reads each request's head,
+/// then lets `answer` write to the connection and closes it.
+fn backend(answer: impl Fn(&mut TcpStream) + Send + 'static) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            answer(&mut stream);
+        }
+    });
+    url
+}
+
 both_models!(
     a_proxied_answer_cut_short_ends_without_close_notify,
     |model| {
         // A backend that promises 100 bytes, sends 15 and closes.
-        let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", backend.local_addr().unwrap());
-        thread::spawn(move || {
-            for mut stream in backend.incoming().flatten() {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
-                    head.push(byte[0]);
-                }
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part of it");
-            }
+        let url = backend(|stream| {
+            let _ =
+                stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part of it");
         });
         let pki = Pki::new();
         let rule = margay::ProxyRule::new("/up/", &[&url]).unwrap();
@@ -238,20 +247,11 @@ both_models!(a_large_proxied_answer_reaches_a_tls_client_whole, |model| {
     // Plain-TCP clients get such a body spliced from socket to socket; a TLS client's must be
     // encrypted on the way, so it is copied, and arrives whole.
     const LEN: usize = 1 << 20;
-    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", backend.local_addr().unwrap());
-    thread::spawn(move || {
-        for mut stream in backend.incoming().flatten() {
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
-                head.push(byte[0]);
-            }
-            let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {LEN}\r\n\r\n");
-            let _ = stream.write_all(reply.as_bytes());
-            thread::sleep(std::time::Duration::from_millis(20));
-            let _ = stream.write_all(&big_bin()[..LEN]);
-        }
+    let url = backend(|stream| {
+        let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {LEN}\r\n\r\n");
+        let _ = stream.write_all(reply.as_bytes());
+        thread::sleep(Duration::from_millis(20));
+        let _ = stream.write_all(&big_bin()[..LEN]);
     });
     let pki = Pki::new();
     let rule = margay::ProxyRule::new("/up/", &[&url]).unwrap();

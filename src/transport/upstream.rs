@@ -28,42 +28,26 @@ pub fn pump_upstream(
     splice: bool,
 ) -> bool {
     let mut moved = false;
-    while !conn.upstream_output().is_empty() {
-        let pending = conn.upstream_output();
-        match up.write(&[IoSlice::new(pending)], false) {
-            Ok(0) => {
-                conn.upstream_broke(worker);
-                return true;
-            }
-            Ok(n) => {
+    // The buffered request bytes first, then any spliced body bytes after them.
+    loop {
+        let result = if !conn.upstream_output().is_empty() {
+            let written = up.write(&[IoSlice::new(conn.upstream_output())], false);
+            if let Ok(n) = written {
                 conn.upstream_sent(n, now);
-                moved = true;
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                log::debug!("{}: upstream write failed: {e}", conn.peer());
-                conn.upstream_broke(worker);
-                return true;
-            }
-        }
-    }
-    // Spliced body bytes go after the buffered ones.
-    while conn.upstream_output().is_empty() && conn.upstream_piped() > 0 {
-        let len = conn.upstream_piped();
-        match conn.upstream_send_piped(|pipe| up.send_piped(pipe, len, false), now) {
-            Ok(0) => {
-                conn.upstream_broke(worker);
-                return true;
-            }
+            written
+        } else if conn.upstream_piped() > 0 {
+            let len = conn.upstream_piped();
+            conn.upstream_send_piped(|pipe| up.send_piped(pipe, len, false), now)
+        } else {
+            break;
+        };
+        match result {
+            Ok(0) => return broke(conn, worker, "write", None),
             Ok(_) => moved = true,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                log::debug!("{}: upstream write failed: {e}", conn.peer());
-                conn.upstream_broke(worker);
-                return true;
-            }
+            Err(e) => return broke(conn, worker, "write", Some(e)),
         }
     }
     for _ in 0..READ_BUDGET {
@@ -81,12 +65,18 @@ pub fn pump_upstream(
             Ok(_) => moved = true,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                log::debug!("{}: upstream read failed: {e}", conn.peer());
-                conn.upstream_broke(worker);
-                return true;
-            }
+            Err(e) => return broke(conn, worker, "read", Some(e)),
         }
     }
     moved
+}
+
+/// Reports a broken upstream connection (a write that took nothing, or an error) to the
+/// connection; returns true: something happened the client side should see.
+fn broke(conn: &mut Connection, worker: &mut Worker, what: &str, e: Option<io::Error>) -> bool {
+    if let Some(e) = e {
+        log::debug!("{}: upstream {what} failed: {e}", conn.peer());
+    }
+    conn.upstream_broke(worker);
+    true
 }
