@@ -690,22 +690,27 @@ both_models!(large_answers_arrive_whole_spliced_or_copied, |model| {
     }
 });
 
-both_models!(a_slow_client_slows_the_backend_not_the_memory, |model| {
-    const TOTAL: usize = 32 * 1024 * 1024;
-    let written = Arc::new(AtomicUsize::new(0));
-    let progress = written.clone();
-    let backend = Backend::start(move |_, stream| {
-        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {TOTAL}\r\n\r\n");
+/// A backend that answers every request with `total` bytes of `x` (a multiple of 64 KiB),
+/// `Content-Length` framed, in 64 KiB writes, counting in `written` the body bytes written.
+fn answers_x(total: usize, written: Arc<AtomicUsize>) -> Backend {
+    Backend::start(move |_, stream| {
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {total}\r\n\r\n");
         let _ = stream.write_all(head.as_bytes());
         let piece = vec![b'x'; 64 * 1024];
-        for _ in 0..TOTAL / piece.len() {
+        for _ in 0..total / piece.len() {
             if stream.write_all(&piece).is_err() {
                 return false;
             }
-            progress.fetch_add(piece.len(), Ordering::SeqCst);
+            written.fetch_add(piece.len(), Ordering::SeqCst);
         }
         true
-    });
+    })
+}
+
+both_models!(a_slow_client_slows_the_backend_not_the_memory, |model| {
+    const TOTAL: usize = 32 * 1024 * 1024;
+    let written = Arc::new(AtomicUsize::new(0));
+    let backend = answers_x(TOTAL, written.clone());
     let server = proxy(model, &[&backend.url()], |c| c.send_buffer(Some(16 * 1024)));
     let mut stream = connect_small_buffers(server.addr());
     send(&mut stream, &get_req("/up/big"));
@@ -729,17 +734,7 @@ both_models!(waiting_for_a_slow_peer_costs_no_cpu, |model| {
     // must spend no CPU waiting (a thread polling for input it cannot take yet would spend
     // the whole second).
     const TOTAL: usize = 64 * 1024 * 1024;
-    let download = Backend::start(|_, stream| {
-        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {TOTAL}\r\n\r\n");
-        let _ = stream.write_all(head.as_bytes());
-        let piece = vec![b'x'; 64 * 1024];
-        for _ in 0..TOTAL / piece.len() {
-            if stream.write_all(&piece).is_err() {
-                return false;
-            }
-        }
-        true
-    });
+    let download = answers_x(TOTAL, Arc::default());
     // Reads the upload's head, then nothing, holding the connection open.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let upload = format!("http://{}", listener.local_addr().unwrap());
