@@ -11,7 +11,7 @@ use common::*;
 use margay::{Model, ProxyRule};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -706,6 +706,55 @@ fn answers_x(total: usize, written: Arc<AtomicUsize>) -> Backend {
         true
     })
 }
+
+both_models!(bytes_after_a_body_never_answer_the_next_request, |model| {
+    // A backend that, when armed, sends a second, unasked response right behind a body in
+    // the same write, and otherwise answers honestly. The unasked bytes must never be taken
+    // for a later request's answer (the connection they wait on is not used again), whether
+    // the body was copied or spliced.
+    let armed = Arc::new(AtomicBool::new(false));
+    let trigger = armed.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let armed = trigger.clone();
+            thread::spawn(move || {
+                let mut buf = Vec::new();
+                while let Some(end) = read_until(&mut stream, &mut buf, b"\r\n\r\n") {
+                    buf.drain(..end + 4);
+                    let mut reply = Vec::new();
+                    if armed.swap(false, Ordering::SeqCst) {
+                        reply.extend_from_slice(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n",
+                        );
+                        reply.extend_from_slice(&[b'a'; 100_000]);
+                        reply.extend_from_slice(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled",
+                        );
+                    } else {
+                        reply.extend_from_slice(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhonest",
+                        );
+                    }
+                    if stream.write_all(&reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    for splice in [true, false] {
+        let server = proxy(model, &[&url], move |c| c.proxy_splice(splice));
+        armed.store(true, Ordering::SeqCst);
+        let first = server.get("/up/first");
+        assert_eq!(first.body.len(), 100_000, "splice {splice}");
+        for _ in 0..3 {
+            let text = server.get("/up/next").text();
+            assert!(text == "honest", "splice {splice}: {:.40}", text);
+        }
+    }
+});
 
 both_models!(a_slow_client_slows_the_backend_not_the_memory, |model| {
     const TOTAL: usize = 32 * 1024 * 1024;

@@ -810,6 +810,18 @@ impl Exchange {
         self.released.take()
     }
 
+    /// Whether an upstream connection is about to be given back for reuse.
+    pub fn releases_for_reuse(&self) -> bool {
+        self.released.as_ref().is_some_and(|r| r.reusable)
+    }
+
+    /// The upstream connection about to be given back must not be reused after all.
+    pub fn spoil_release(&mut self) {
+        if let Some(released) = self.released.as_mut() {
+            released.reusable = false;
+        }
+    }
+
     /// Whether a proxied response broke off (the connection closes without completing it).
     pub fn is_aborted(&self) -> bool {
         self.aborted

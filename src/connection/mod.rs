@@ -508,6 +508,17 @@ impl Connection {
         Some(Ok(n))
     }
 
+    /// Whether the response just through left its upstream connection fit for reuse.
+    pub fn releases_upstream_for_reuse(&self) -> bool {
+        self.exchange.releases_for_reuse()
+    }
+
+    /// The upstream connection just released holds bytes nobody asked for (or was closed):
+    /// it is closed rather than kept, so they never answer another request.
+    pub fn upstream_has_leftovers(&mut self) {
+        self.exchange.spoil_release();
+    }
+
     /// The upstream connection the exchange is done with: give it back to the pool or drop it.
     pub fn take_released(&mut self) -> Option<Released> {
         self.exchange.take_released()

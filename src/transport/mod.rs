@@ -55,6 +55,12 @@ pub trait Transport {
         Err(io::ErrorKind::Unsupported.into())
     }
 
+    /// Whether the peer sent bytes not read yet, or closed (a look, not a read). Unknown
+    /// counts as yes.
+    fn has_unread(&self) -> bool {
+        true
+    }
+
     /// Ends our sending side, once everything written so far is out.
     fn shutdown_write(&mut self) -> io::Result<()>;
 

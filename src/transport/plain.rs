@@ -69,6 +69,10 @@ where
         pipe.fill_from(self.0.as_fd(), len)
     }
 
+    fn has_unread(&self) -> bool {
+        !crate::proxy::upstreams::still_open(&self.0.as_fd())
+    }
+
     fn shutdown_write(&mut self) -> io::Result<()> {
         socket2::SockRef::from(&self.0).shutdown(Shutdown::Write)
     }

@@ -59,6 +59,13 @@ pub fn pump_upstream(
         } else {
             None
         };
+        // A spliced body's end was never read past, unlike a copied one's: whatever the
+        // upstream sent behind it is still in the socket, and must not answer the next
+        // request sent on it.
+        if matches!(spliced, Some(Ok(1..))) && conn.releases_upstream_for_reuse() && up.has_unread()
+        {
+            conn.upstream_has_leftovers();
+        }
         let result = spliced.unwrap_or_else(|| conn.upstream_read(|buf| up.read(buf), worker, now));
         match result {
             Ok(0) => return true,
