@@ -59,14 +59,31 @@ pub fn pump_upstream(
         } else {
             None
         };
-        // A spliced body's end was never read past, unlike a copied one's: whatever the
-        // upstream sent behind it is still in the socket, and must not answer the next
-        // request sent on it.
-        if matches!(spliced, Some(Ok(1..))) && conn.releases_upstream_for_reuse() && up.has_unread()
+        // A splice takes exactly what the body lacks; a read may fill its buffer.
+        let mut filled = spliced.is_some();
+        let result = spliced.unwrap_or_else(|| {
+            conn.upstream_read(
+                |buf| {
+                    let room = buf.len();
+                    let read = up.read(buf);
+                    filled = read.as_ref().is_ok_and(|&n| n == room);
+                    read
+                },
+                worker,
+                now,
+            )
+        });
+        // Bytes an upstream sent past a response's end show in the read that completes it,
+        // which then does not keep the connection, unless that read stopped exactly at the
+        // end. Then they may still wait in the socket, where no new event will announce
+        // them, and would answer the next request sent on it: a look decides.
+        if filled
+            && matches!(result, Ok(1..))
+            && conn.releases_upstream_for_reuse()
+            && up.has_unread()
         {
             conn.upstream_has_leftovers();
         }
-        let result = spliced.unwrap_or_else(|| conn.upstream_read(|buf| up.read(buf), worker, now));
         match result {
             Ok(0) => return true,
             Ok(_) => moved = true,
