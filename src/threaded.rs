@@ -304,6 +304,11 @@ fn serve(
             }
         }
         fresh = false;
+        if conn.state() == State::Idle {
+            // A thread serves one connection: pipes kept for its next body would hold two
+            // descriptors each through every idle keep-alive.
+            crate::transport::pipe::close_spares();
+        }
         // Each blocking call waits no longer than the deadline (or a slice of it).
         let deadline = conn.deadline(&worker.site().timeouts);
         if now >= deadline {

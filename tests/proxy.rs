@@ -830,6 +830,42 @@ both_models!(waiting_for_a_slow_peer_costs_no_cpu, |model| {
     drop(reader);
 });
 
+#[test]
+fn an_idle_connection_thread_keeps_no_pipes() {
+    // In the thread model a pipe kept for the connection's next body would hold two
+    // descriptors through every idle keep-alive, on every connection that ever had a
+    // body spliced.
+    let backend = answers_x(1 << 20, Arc::default());
+    let server = ServerProcess::builder(Model::Threads)
+        .args(&["--proxy", &format!("/up/={}", backend.url())])
+        .start();
+    let open_fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", server.child.id()))
+            .unwrap()
+            .count()
+    };
+    let mut stream = server.connect();
+    send(&mut stream, &get_req("/style.css"));
+    assert_eq!(read_response(&mut stream, false).status, 200);
+    thread::sleep(Duration::from_millis(200));
+    let before = open_fds();
+    send(&mut stream, &get_req("/up/big"));
+    assert_eq!(read_response(&mut stream, false).body.len(), 1 << 20);
+    // The kept upstream connection, and nothing else, once the thread waits for the next
+    // request (it looks between slices of its wait).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut after = open_fds();
+    while after != before + 1 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+        after = open_fds();
+    }
+    assert_eq!(
+        after,
+        before + 1,
+        "descriptors: {before} before, {after} after"
+    );
+}
+
 both_models!(
     an_upload_to_a_slow_backend_waits_in_bounded_memory,
     |model| {

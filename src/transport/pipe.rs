@@ -20,6 +20,11 @@ thread_local! {
     static SPARE: RefCell<Vec<Ends>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Closes the empty pipes this thread keeps.
+pub fn close_spares() {
+    SPARE.with(|spare| spare.borrow_mut().clear());
+}
+
 /// A pipe's two descriptors, and how many bytes it holds at most.
 #[derive(Debug)]
 struct Ends {
