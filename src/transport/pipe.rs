@@ -3,7 +3,8 @@
 //! space. A pipe is asked for [`PIPE_SIZE`] bytes (four times the kernel's default: a 10 MB
 //! upload then costs a quarter of the calls), and holds at most what it got, which bounds
 //! what one connection has in flight this way. Empty pipes are kept per thread for the next
-//! body; one dropped with bytes still in it is closed.
+//! body (a connection thread of the thread model closes its own when its connection is idle,
+//! [`close_spares`]); one dropped with bytes still in it is closed.
 
 use std::cell::RefCell;
 use std::io;
