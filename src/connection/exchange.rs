@@ -514,19 +514,29 @@ impl Exchange {
         matches!(&self.inbound, Inbound::Forwarding(f) if !f.answered)
     }
 
+    /// The forwarded request, once it has an upstream connection.
+    fn forward(&self) -> Option<&Forward> {
+        match &self.inbound {
+            Inbound::Forwarding(f) => f.forward.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn forward_mut(&mut self) -> Option<&mut Forward> {
+        match &mut self.inbound {
+            Inbound::Forwarding(f) => f.forward.as_mut(),
+            _ => None,
+        }
+    }
+
     /// The forwarded request's bytes still to send upstream.
     pub fn upstream_output(&self) -> &[u8] {
-        match &self.inbound {
-            Inbound::Forwarding(f) => f.forward.as_ref().map_or(&[], |f| f.pending()),
-            _ => &[],
-        }
+        self.forward().map_or(&[], Forward::pending)
     }
 
     /// Records that `n` of them went out.
     pub fn upstream_sent(&mut self, n: usize) {
-        if let Inbound::Forwarding(f) = &mut self.inbound
-            && let Some(forward) = f.forward.as_mut()
-        {
+        if let Some(forward) = self.forward_mut() {
             forward.sent(n);
         }
     }
@@ -537,50 +547,44 @@ impl Exchange {
         &mut self,
         read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
     ) -> std::io::Result<usize> {
-        match &mut self.inbound {
-            Inbound::Forwarding(f) if f.forward.is_some() => f
-                .forward
-                .as_mut()
-                .map_or(Ok(0), |forward| forward.fill(read)),
-            _ => Ok(0),
-        }
+        self.forward_mut()
+            .map_or(Ok(0), |forward| forward.fill(read))
     }
 
     /// Passes on what the upstream bytes complete: answers the client when the head is in,
     /// queues body bytes, and ends the forwarding when the response is through.
     pub fn upstream_progress(&mut self, eof: bool, out: &mut Outbox, worker: &mut Worker) {
-        let Inbound::Forwarding(forwarding) = &mut self.inbound else {
-            return;
-        };
-        let Some(forward) = forwarding.forward.as_mut() else {
-            return;
-        };
-        let progress = match forward.process(eof, out) {
-            Ok(progress) => progress,
-            Err(failure) => return self.forward_failed(failure, out, worker),
-        };
+        if let Some(progress) = self.forward_mut().map(|f| f.process(eof, out)) {
+            self.progressed(progress, out, worker);
+        }
+    }
+
+    /// Acts on what the forward's upstream bytes amounted to.
+    fn progressed(
+        &mut self,
+        progress: Result<Progress, ForwardFailure>,
+        out: &mut Outbox,
+        worker: &mut Worker,
+    ) {
         match progress {
-            Progress::Nothing => {}
-            Progress::Head(upstream) => self.answer_upstream(upstream, out, worker),
-            Progress::Complete { reusable } => self.end_forward(reusable, false, worker),
+            Ok(Progress::Nothing) => {}
+            Ok(Progress::Head(upstream)) => self.answer_upstream(upstream, out, worker),
+            Ok(Progress::Complete { reusable }) => self.end_forward(reusable, false, worker),
+            Err(failure) => self.forward_failed(failure, out, worker),
         }
     }
 
     /// Whether a request is forwarded whose body is not all taken from the client.
     pub fn forwarded_body_unread(&self) -> bool {
-        matches!(&self.inbound, Inbound::Forwarding(f)
-            if f.forward.as_ref().is_some_and(|f| !f.request_taken()))
+        self.forward().is_some_and(|f| !f.request_taken())
     }
 
     /// How many request body bytes may be spliced from the client now (see
     /// [`Forward::body_splice_room`]); only once every buffered body byte is taken.
     pub fn body_splice_room(&self, input: &ReadBuf) -> Option<u64> {
-        match &self.inbound {
-            Inbound::Forwarding(f) if input.data().is_empty() => {
-                f.forward.as_ref()?.body_splice_room()
-            }
-            _ => None,
-        }
+        self.forward()
+            .filter(|_| input.data().is_empty())?
+            .body_splice_room()
     }
 
     /// Splices request body bytes from the client into the forwarded request's pipe with
@@ -590,18 +594,12 @@ impl Exchange {
         room: u64,
         recv: impl FnOnce(&mut Pipe, usize) -> std::io::Result<usize>,
     ) -> Option<std::io::Result<usize>> {
-        match &mut self.inbound {
-            Inbound::Forwarding(f) => f.forward.as_mut()?.fill_body_pipe(room, recv),
-            _ => None,
-        }
+        self.forward_mut()?.fill_body_pipe(room, recv)
     }
 
     /// Request body bytes in the pipe, to go upstream after [`Exchange::upstream_output`].
     pub fn upstream_piped(&self) -> usize {
-        match &self.inbound {
-            Inbound::Forwarding(f) => f.forward.as_ref().map_or(0, Forward::piped),
-            _ => 0,
-        }
+        self.forward().map_or(0, Forward::piped)
     }
 
     /// Sends piped request body bytes upstream with `send`.
@@ -609,34 +607,20 @@ impl Exchange {
         &mut self,
         send: impl FnOnce(&mut Pipe) -> std::io::Result<usize>,
     ) -> std::io::Result<usize> {
-        match &mut self.inbound {
-            Inbound::Forwarding(f) => f.forward.as_mut().map_or(Ok(0), |f| f.send_piped(send)),
-            _ => Ok(0),
-        }
+        self.forward_mut().map_or(Ok(0), |f| f.send_piped(send))
     }
 
     /// How many response body bytes may be spliced to the client now (see
     /// [`Forward::splice_room`]).
     pub fn upstream_splice_room(&self) -> Option<u64> {
-        match &self.inbound {
-            Inbound::Forwarding(f) => f.forward.as_ref()?.splice_room(),
-            _ => None,
-        }
+        self.forward()?.splice_room()
     }
 
     /// `n` response body bytes were spliced to the client (0: the upstream closed): ends the
     /// forwarding when the body is through.
     pub fn upstream_spliced(&mut self, n: usize, out: &mut Outbox, worker: &mut Worker) {
-        let Inbound::Forwarding(forwarding) = &mut self.inbound else {
-            return;
-        };
-        let Some(forward) = forwarding.forward.as_mut() else {
-            return;
-        };
-        match forward.spliced(n) {
-            Ok(Progress::Complete { reusable }) => self.end_forward(reusable, false, worker),
-            Ok(_) => {}
-            Err(failure) => self.forward_failed(failure, out, worker),
+        if let Some(progress) = self.forward_mut().map(|f| f.spliced(n)) {
+            self.progressed(progress, out, worker);
         }
     }
 
