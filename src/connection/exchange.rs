@@ -579,22 +579,19 @@ impl Exchange {
         self.forward().is_some_and(|f| !f.request_taken())
     }
 
-    /// How many request body bytes may be spliced from the client now (see
-    /// [`Forward::body_splice_room`]); only once every buffered body byte is taken.
-    pub fn body_splice_room(&self, input: &ReadBuf) -> Option<u64> {
-        self.forward()
-            .filter(|_| input.data().is_empty())?
-            .body_splice_room()
+    /// Whether request body bytes may be spliced from the client now (see
+    /// [`Forward::splices_body`]); only once every buffered body byte is taken.
+    pub fn splices_body(&self, input: &ReadBuf) -> bool {
+        input.data().is_empty() && self.forward().is_some_and(Forward::splices_body)
     }
 
     /// Splices request body bytes from the client into the forwarded request's pipe with
     /// `recv` (see [`Forward::fill_body_pipe`]).
     pub fn fill_body_pipe(
         &mut self,
-        room: u64,
         recv: impl FnOnce(&mut Pipe, usize) -> std::io::Result<usize>,
     ) -> Option<std::io::Result<usize>> {
-        self.forward_mut()?.fill_body_pipe(room, recv)
+        self.forward_mut()?.fill_body_pipe(recv)
     }
 
     /// Request body bytes in the pipe, to go upstream after [`Exchange::upstream_output`].

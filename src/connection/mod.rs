@@ -278,13 +278,13 @@ impl Connection {
         recv: impl FnOnce(&mut Pipe, usize) -> std::io::Result<usize>,
         now: Instant,
     ) -> Splice {
-        let Some(room) = self.exchange.body_splice_room(&self.input) else {
-            return Splice::No;
-        };
-        if room == 0 {
+        if self.exchange.upstream_piped() > 0 {
             return Splice::Full;
         }
-        match self.exchange.fill_body_pipe(room, recv) {
+        if !self.exchange.splices_body(&self.input) {
+            return Splice::No;
+        }
+        match self.exchange.fill_body_pipe(recv) {
             None => Splice::No,
             Some(Ok(0)) => {
                 self.exchange.peer_closed();

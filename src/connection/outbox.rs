@@ -346,28 +346,22 @@ impl Outbox {
         matches!(self.rest.back(), Some(Chunk::Pipe(_)))
     }
 
-    /// Moves up to `len` more body bytes into a pipe at the tail with `fill` (given the pipe
-    /// and how much it may take), after everything queued so far. Returns what `fill` did;
-    /// `None` if no pipe could be had (the caller copies instead).
+    /// Moves up to `len` more body bytes into a pipe with `fill` (given the pipe and how much
+    /// it may take), queued after everything so far. Returns what `fill` did; `None` if no
+    /// pipe could be had (the caller copies instead).
     pub fn fill_pipe(
         &mut self,
         len: usize,
         fill: impl FnOnce(&mut Pipe, usize) -> io::Result<usize>,
     ) -> Option<io::Result<usize>> {
-        let fresh = !matches!(self.rest.back(), Some(Chunk::Pipe(p)) if p.room() > 0);
-        if fresh {
-            self.rest.push_back(Chunk::Pipe(Pipe::take()?));
-        }
-        let Some(Chunk::Pipe(pipe)) = self.rest.back_mut() else {
-            unreachable!("a pipe is at the tail");
-        };
-        let result = fill(pipe, len);
-        if pipe.held() == 0 {
-            // Nothing went in: no empty pipe waits in the queue.
-            self.rest.pop_back();
-        }
+        let mut pipe = Pipe::take()?;
+        let result = fill(&mut pipe, len);
         if let Ok(n) = result {
             self.queued += n;
+        }
+        // An empty pipe goes back to the spares rather than wait in the queue.
+        if pipe.held() > 0 {
+            self.rest.push_back(Chunk::Pipe(pipe));
         }
         Some(result)
     }

@@ -279,17 +279,11 @@ impl Forward {
         Ok(())
     }
 
-    /// How many more request body bytes may be spliced from the client's socket now: the
-    /// rest of a body framed by `Content-Length`, if more than [`SPLICE_MIN`] is left and the
-    /// body pipe is empty (the caller has no body bytes buffered). `Some(0)`: splicing
-    /// applies, but the pipe must first be emptied upstream.
-    pub fn body_splice_room(&self) -> Option<u64> {
-        match self.body {
-            RequestBody::Length(left) if left > SPLICE_MIN || self.piped() > 0 => {
-                Some(if self.piped() > 0 { 0 } else { left })
-            }
-            _ => None,
-        }
+    /// Whether the rest of the request body may be spliced from the client's socket (once
+    /// the caller has no body bytes buffered): framed by `Content-Length`, with more than
+    /// [`SPLICE_MIN`] left.
+    pub fn splices_body(&self) -> bool {
+        matches!(self.body, RequestBody::Length(left) if left > SPLICE_MIN)
     }
 
     /// Fills the body pipe (taken first if there is none) with `recv`, given the pipe and how
@@ -297,7 +291,6 @@ impl Forward {
     /// or the body is not one to splice.
     pub fn fill_body_pipe(
         &mut self,
-        room: u64,
         recv: impl FnOnce(&mut Pipe, usize) -> std::io::Result<usize>,
     ) -> Option<std::io::Result<usize>> {
         let RequestBody::Length(left) = &mut self.body else {
@@ -307,7 +300,7 @@ impl Forward {
             self.body_pipe = Some(Pipe::take()?);
         }
         let pipe = self.body_pipe.as_mut()?;
-        let result = recv(pipe, usize::try_from(room.min(*left)).unwrap_or(usize::MAX));
+        let result = recv(pipe, usize::try_from(*left).unwrap_or(usize::MAX));
         if let Ok(n) = result {
             *left -= (n as u64).min(*left);
             self.body_taken |= n > 0;
