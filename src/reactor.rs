@@ -571,7 +571,7 @@ impl Reactor {
             && up.connected
         {
             let heard = up.heard;
-            let splice = upstreams.settings().splice && client.io.splices();
+            let splice = client.io.splices();
             changed |= pump_upstream(
                 &mut client.conn,
                 &mut up.io,

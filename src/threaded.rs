@@ -440,7 +440,6 @@ fn forward(
         }
     }
     if let Some(up) = upstream.as_mut() {
-        let splice = splice && upstreams.settings().splice;
         changed |= pump_upstream(conn, &mut up.io, worker, Instant::now(), true, splice);
         // A response just through gives its connection back before the client has it, so
         // the client's next request (on another thread) finds it in the pool.

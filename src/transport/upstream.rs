@@ -18,7 +18,8 @@ const READ_BUDGET: usize = 16;
 /// `read` false skips reading: a shell whose poller will report the upstream's first response
 /// bytes (its socket registered before the request went out) waits for that event instead
 /// of a read that would mostly meet `EAGAIN`. `splice`: the client's transport can send from
-/// a pipe, so a body that needs no reframing goes there with `splice(2)`, uncopied.
+/// a pipe, so a body that needs no reframing goes there with `splice(2)`, uncopied (unless
+/// `--no-proxy-splice`).
 pub fn pump_upstream(
     conn: &mut Connection,
     up: &mut impl Transport,
@@ -54,7 +55,7 @@ pub fn pump_upstream(
         if !read || !conn.takes_upstream_bytes() {
             break;
         }
-        let spliced = if splice && up.splices() {
+        let spliced = if splice && up.splices() && worker.site().proxy_splices() {
             conn.upstream_splice(|pipe, len| up.recv_piped(pipe, len), worker, now)
         } else {
             None
