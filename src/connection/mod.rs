@@ -467,8 +467,8 @@ impl Connection {
         self.exchange.upstream_wanted().is_none()
             && self.exchange.is_forwarding()
             && self.out.queued() < UPSTREAM_HIGH_WATER
-            // A spliced body is read on once the client has taken the pipe's bytes: an empty
-            // pipe that takes nothing means an empty socket, never a pipe short of slots.
+            // One pipe in flight per response: the next is filled once the client has taken
+            // the last, so a connection holds one pipe's descriptors and pages, not several.
             && !self.out.holds_pipe()
     }
 
