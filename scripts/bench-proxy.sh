@@ -425,24 +425,19 @@ report() {
             echo "Both busy polling (margay by default, HAProxy with \`busy-polling\`), c. µs added, one client: margay $(fmt "$mb"), HAProxy $(fmt "$hb"), difference $(awk -v a="$mb" -v b="$hb" 'BEGIN { printf "%+.1f µs", a - b }')."
         fi
     fi
-    if [[ " $ACTIVE " == *" haproxy-splice "* ]]; then
-        local w label
-        for w in d e; do
-            [[ " $WORKLOADS " == *" $w "* ]] || continue
-            case $w in d) label="1 MiB answers" ;; e) label="10 MB uploads" ;; esac
+    local w label
+    for w in d e; do
+        [[ " $WORKLOADS " == *" $w "* ]] || continue
+        case $w in d) label="1 MiB answers" ;; e) label="10 MB uploads" ;; esac
+        if [[ " $ACTIVE " == *" haproxy-splice "* ]]; then
             echo
             echo "splice(2), $label: HAProxy with splice-request/splice-response $(fmt "$(med "$w" haproxy-splice mibps)") MiB/s on $(ms "$(med "$w" haproxy-splice cpu)") of CPU each, without $(fmt "$(med "$w" haproxy mibps)") MiB/s on $(ms "$(med "$w" haproxy cpu)"); margay $(fmt "$(med "$w" margay mibps)") MiB/s on $(ms "$(med "$w" margay cpu)")."
-        done
-    fi
-    if [[ " $ACTIVE " == *" margay-copy "* ]]; then
-        local w label
-        for w in d e; do
-            [[ " $WORKLOADS " == *" $w "* ]] || continue
-            case $w in d) label="1 MiB answers" ;; e) label="10 MB uploads" ;; esac
+        fi
+        if [[ " $ACTIVE " == *" margay-copy "* ]]; then
             echo
             echo "margay splicing or copying, $label: by default $(fmt "$(med "$w" margay mibps)") MiB/s on $(ms "$(med "$w" margay cpu)") of CPU each, with \`--no-proxy-splice\` $(fmt "$(med "$w" margay-copy mibps)") MiB/s on $(ms "$(med "$w" margay-copy cpu)")."
-        done
-    fi
+        fi
+    done
     if [[ " $WORKLOADS " == *" c "* && " $ACTIVE " == *" margay-nopoll "* ]]; then
         local mn
         mn=$(med c margay-nopoll added_us)
