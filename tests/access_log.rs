@@ -346,23 +346,20 @@ both_models!(json_lines_name_the_tls_session, |model| {
     let log = dir.path().join("access.log");
     let ca = tls_support::Ca::new("margay test CA");
     let (cert, key) = ca.leaf(&["localhost"]).write(dir.path(), "site");
-    let tls_addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
     let server = ServerProcess::builder(model)
         .access_log(&log)
         .args(&[
             "--access-log-format",
             "json",
             "--tls-listen",
-            &tls_addr.to_string(),
+            "127.0.0.1:0",
             "--tls-cert",
             cert.to_str().unwrap(),
             "--tls-key",
             key.to_str().unwrap(),
         ])
         .start();
+    let tls_addr = server.url_addr("https://");
     let config = tls_support::trusting(&ca);
     let mut stream = tls_support::connect_tls(tls_addr, &config, "localhost");
     stream

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn margay(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_margay"))
@@ -157,25 +157,23 @@ fn check_config_prints_where_each_setting_came_from_without_serving() {
 #[test]
 fn the_file_configures_the_server_and_the_command_line_overrides_it() {
     let file_addr = free_addr();
-    let cli_addr = free_addr();
     let (_dir, path) = config_file(&format!(
         "listen = \"{file_addr}\"\nroot = \"htdocs\"\naccess_log = \"off\"\nno_builtin_endpoints = true\n"
     ));
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("server.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_margay"))
-        .args(["--config", &path, "--listen", &cli_addr.to_string()])
+        .args(["--config", &path, "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(cli_addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "margay did not listen on {cli_addr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let says = "margay listening on ";
+    let line = wait_for_log_line(&mut child, &log, says, Duration::from_secs(20));
+    let urls = listening_urls(&line);
+    assert_eq!(urls.len(), 1, "one listener, the command line's: {line}");
+    let cli_addr = urls[0].1;
     let mut stream = connect(cli_addr);
     send(&mut stream, &get_req("/api/status"));
     let status = read_response(&mut stream, false).status;

@@ -2,58 +2,53 @@
 //! once from its one thread and sends each exactly what it sent, and `examples/echo_client.rs`
 //! prints the echo of its line.
 
+mod common;
+
+use common::wait_for_log_line;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tempfile::TempDir;
 
 /// How long cargo may take to build and start an example.
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `cargo run --example echo_server` on a free port; killed on drop.
+/// `cargo run --example echo_server` on a port of the kernel's choosing; killed on drop.
 struct EchoServer {
     child: Child,
     addr: SocketAddr,
+    _log_dir: TempDir,
 }
 
 impl EchoServer {
     fn start() -> EchoServer {
-        // Bind port 0 to learn a free port, then free it for the example.
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let mut server = EchoServer {
-            child: cargo(&[
-                "run",
-                "--quiet",
-                "--example",
-                "echo_server",
-                "--",
-                &addr.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start cargo run --example echo_server"),
-            addr,
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        while TcpStream::connect(addr).is_err() {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!(
-                    "echo_server exited with {status} before accepting; try `cargo run --example echo_server -- {addr}`"
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "echo_server did not accept on {addr} within {START_TIMEOUT:?}"
-            );
-            thread::sleep(Duration::from_millis(100));
+        let log_dir = TempDir::new().unwrap();
+        let log = log_dir.path().join("echo_server.log");
+        let mut child = cargo(&[
+            "run",
+            "--quiet",
+            "--example",
+            "echo_server",
+            "--",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start cargo run --example echo_server");
+        let says = "echo server listening on ";
+        let addr = wait_for_log_line(&mut child, &log, says, START_TIMEOUT);
+        EchoServer {
+            child,
+            addr: addr
+                .trim()
+                .parse()
+                .expect("the echo server names its address"),
+            _log_dir: log_dir,
         }
-        server
     }
 
     fn connect(&self) -> TcpStream {

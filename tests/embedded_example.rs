@@ -7,12 +7,13 @@
 mod common;
 
 use common::{
-    IO_TIMEOUT, Resp, connect, read_response, send, signal_child, try_read_response, wait_child,
+    IO_TIMEOUT, Resp, connect, listening_urls, read_response, send, signal_child,
+    try_read_response, wait_child, wait_for_log_line,
 };
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -38,16 +39,12 @@ struct Example {
 impl Example {
     /// Starts the example with `--data data` and extra options, and waits until it accepts.
     fn start(data: &Path, extra: &[&str]) -> Example {
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
         let log_dir = TempDir::new().unwrap();
         let log = log_dir.path().join("example.log");
         let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO"))
+        let mut child = Command::new(env!("CARGO"))
             .args(["run", "--quiet", "--example", "embedded", "--"])
-            .args(["--listen", &addr.to_string(), "--data"])
+            .args(["--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -56,27 +53,17 @@ impl Example {
             .stderr(log_file)
             .spawn()
             .expect("start cargo run --example embedded");
-        let mut example = Example {
+        let line = wait_for_log_line(&mut child, &log, "margay listening on ", START_TIMEOUT);
+        let addr = listening_urls(&line)
+            .first()
+            .map(|&(_, addr)| addr)
+            .unwrap_or_else(|| panic!("the example names no address: {line}"));
+        Example {
             child,
             addr,
             log,
             _log_dir: log_dir,
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        while TcpStream::connect(addr).is_err() {
-            if let Some(status) = example.child.try_wait().unwrap() {
-                panic!(
-                    "the example exited with {status} before accepting; log:\n{}",
-                    example.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the example did not accept on {addr} within {START_TIMEOUT:?}"
-            );
-            thread::sleep(Duration::from_millis(50));
         }
-        example
     }
 
     fn log(&self) -> String {

@@ -651,17 +651,17 @@ fn the_binary_reads_certificates_again_on_sighup() {
     let ca = Ca::new("margay test CA");
     let (first, second) = (ca.leaf(&["localhost"]), ca.leaf(&["localhost"]));
     let files = Switchable::new(&first, &second);
-    let tls_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let mut process = ServerProcess::builder(Model::Reactor)
         .args(&[
             "--tls-listen",
-            &tls_addr.to_string(),
+            "127.0.0.1:0",
             "--tls-cert",
             files.cert.to_str().unwrap(),
             "--tls-key",
             files.key.to_str().unwrap(),
         ])
         .start();
+    let tls_addr = process.url_addr("https://");
     let shown = || presented(&connect_tls(tls_addr, &trusting(&ca), "localhost"));
     assert!(shown() == first.der);
     files.switch();
@@ -676,14 +676,6 @@ fn the_binary_reads_certificates_again_on_sighup() {
         thread::sleep(Duration::from_millis(100));
     }
     process.assert_serves("after SIGHUP");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1036,17 +1028,17 @@ both_models!(
 #[test]
 fn the_binary_serves_https() {
     let pki = Pki::new();
-    let tls_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let mut process = ServerProcess::builder(Model::Threads)
         .args(&[
             "--tls-listen",
-            &tls_addr.to_string(),
+            "127.0.0.1:0",
             "--tls-cert",
             pki.cert.to_str().unwrap(),
             "--tls-key",
             pki.key.to_str().unwrap(),
         ])
         .start();
+    let tls_addr = process.url_addr("https://");
     let mut tls = connect_tls(tls_addr, &pki.client(), "localhost");
     let resp = get_over(&mut tls, "/style.css");
     assert_eq!(resp.status, 200);

@@ -5,8 +5,8 @@ use super::client::{Resp, connect, fetch_status, get_req, try_read_response};
 use super::site::{STYLE_CSS, Site};
 use margay::Model;
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -54,6 +54,8 @@ pub fn wait_child(
 pub struct ServerProcess {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Every listener, as (scheme, address), from the log line that names them.
+    urls: Vec<(String, SocketAddr)>,
     log_dir: TempDir,
     // Held so the document root lives as long as the process.
     site: Site,
@@ -171,22 +173,56 @@ impl ServerProcess {
         fetch_status(self.addr)
     }
 
+    /// Waits for the log line naming the addresses the binary bound (it is asked for port 0,
+    /// so no other process can take a port between a pick and the bind) and keeps them.
     fn wait_until_listening(&mut self) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            self.assert_alive("starting");
-            if TcpStream::connect_timeout(&self.addr, PROBE_TIMEOUT).is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "margay did not listen on {} within {START_TIMEOUT:?}; log:\n{}",
-                self.addr,
-                self.log_tail(20)
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+        let log = self.log_dir.path().join("server.log");
+        let line = wait_for_log_line(&mut self.child, &log, "margay listening on ", START_TIMEOUT);
+        self.urls = listening_urls(&line);
+        self.addr = self.url_addr("http://");
     }
+
+    /// The address of the first listener whose URL starts with `scheme` (`"https://"`).
+    pub fn url_addr(&self, scheme: &str) -> SocketAddr {
+        self.urls
+            .iter()
+            .find(|(s, _)| s == scheme)
+            .map(|&(_, addr)| addr)
+            .unwrap_or_else(|| panic!("margay listens on no {scheme} address: {:?}", self.urls))
+    }
+}
+
+/// Waits until the log file `log` of `child` has a line containing `says`, and returns what
+/// follows `says` on it; panics with the log if the child exits first or `within` passes.
+pub fn wait_for_log_line(child: &mut Child, log: &Path, says: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|line| line.contains(says)) {
+            return line[line.find(says).unwrap() + says.len()..].to_string();
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("exited with {status} before saying {says:?}; log:\n{text}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "did not say {says:?} within {within:?}; log:\n{text}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The listeners of margay's "listening on" line, as (scheme, address): `http://` and
+/// `https://` URLs, each followed by a comma or a space.
+pub fn listening_urls(line: &str) -> Vec<(String, SocketAddr)> {
+    line.split([',', ' '])
+        .filter_map(|word| {
+            let (scheme, rest) = ["http://", "https://"]
+                .iter()
+                .find_map(|scheme| Some((*scheme, word.strip_prefix(scheme)?)))?;
+            Some((scheme.to_string(), rest.parse().ok()?))
+        })
+        .collect()
 }
 
 impl Drop for ServerProcess {
@@ -226,12 +262,7 @@ impl ProcessBuilder {
         let site = Site::new();
         let log_dir = TempDir::new().unwrap();
         let log = std::fs::File::create(log_dir.path().join("server.log")).unwrap();
-        let port = TcpListener::bind((self.ip, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = SocketAddr::new(self.ip, port);
+        let addr = SocketAddr::new(self.ip, 0);
         let binary = env!("CARGO_BIN_EXE_margay");
         let mut command = match self.fd_limit {
             Some(limit) => {
@@ -256,6 +287,7 @@ impl ProcessBuilder {
         let mut process = ServerProcess {
             child,
             addr,
+            urls: Vec::new(),
             log_dir,
             site,
         };
