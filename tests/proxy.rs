@@ -866,6 +866,95 @@ fn an_idle_connection_thread_keeps_no_pipes() {
     );
 }
 
+/// Sets the soft descriptor limit of process `pid` (ours or our child's) to `limit`; returns
+/// the one it had.
+fn set_fd_limit(pid: u32, limit: u64) -> u64 {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit with a null new limit only reads the current one into `old`.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            std::ptr::null(),
+            &mut old,
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    let new = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: both pointers are valid rlimits; only the soft limit changes.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &new,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    old.rlim_cur
+}
+
+both_models!(bodies_are_copied_when_no_pipe_can_be_opened, |model| {
+    // Out of descriptors, a body that would go through a pipe is copied instead, whole, both
+    // ways, and the server says so in its log.
+    let backend = paced_bytes();
+    let mut server = ServerProcess::builder(model)
+        .args(&["--proxy", &format!("/up/={}", backend.url())])
+        .start();
+    let mut stream = server.connect();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // A small answer first: the client and upstream connections are open before the limit.
+    send(&mut stream, &get_req("/up/bytes/5"));
+    assert_eq!(read_response(&mut stream, false).status, 200);
+    thread::sleep(Duration::from_millis(200));
+    let pid = server.child.id();
+    let lowest_free = {
+        let open: std::collections::HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        (0..).find(|n| !open.contains(n)).unwrap()
+    };
+    // No new descriptor can be opened: the lowest free number is past the limit.
+    let limit = set_fd_limit(pid, lowest_free);
+    const LEN: usize = 1 << 20;
+    send(&mut stream, &get_req(&format!("/up/bytes/{LEN}")));
+    let resp = read_response(&mut stream, false);
+    assert_eq!(resp.status, 200);
+    assert!(resp.body == big_bin()[..LEN], "the copied answer differs");
+    let mut upload = request(
+        "POST",
+        "/up/bytes/5",
+        &[("Content-Length", &LEN.to_string())],
+    );
+    upload.extend_from_slice(&big_bin()[..LEN]);
+    send(&mut stream, &upload);
+    assert_eq!(read_response(&mut stream, false).status, 200);
+    let seen = backend.seen();
+    assert!(
+        seen.last().unwrap().body == big_bin()[..LEN],
+        "the copied upload differs"
+    );
+    assert!(
+        server
+            .log()
+            .contains("cannot open a pipe; copying bodies instead"),
+        "the log says nothing of the missing pipe:\n{}",
+        server.log_tail(10)
+    );
+    assert_eq!(backend.accepts.load(Ordering::SeqCst), 1);
+    set_fd_limit(pid, limit);
+    server.assert_serves("with descriptors again");
+});
+
 both_models!(
     an_upload_to_a_slow_backend_waits_in_bounded_memory,
     |model| {
