@@ -512,3 +512,70 @@ fn push_piece(out: &mut Outbox, piece: &[u8], chunked: bool) {
         out.push_bytes(piece);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::readbuf::BufferPool;
+
+    const BODY: &[u8] = b"0123456789";
+
+    /// A `POST` with [`BODY`] whose body was wholly taken from the client, of which the
+    /// upstream has taken `unsent` bytes less than all.
+    fn posted(unsent: usize) -> Forward {
+        let head = format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", BODY.len());
+        let mut forward = Forward::new(Method::Post, head.into_bytes(), Some(10), false);
+        let (mut pool, mut input) = (BufferPool::default(), ReadBuf::default());
+        input.space(&mut pool, 1024).unwrap()[..BODY.len()].copy_from_slice(BODY);
+        input.filled(BODY.len());
+        forward.take_body(&mut input).unwrap();
+        assert!(forward.request_taken());
+        let n = forward.pending().len() - unsent;
+        forward.sent(n);
+        forward
+    }
+
+    /// Answers `forward` with a kept-alive `200` whose body is `len` bytes, all but
+    /// `spliced` of them read with the head; returns the progress that completes it.
+    fn answer(forward: &mut Forward, len: usize, spliced: usize) -> Progress {
+        let mut bytes = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").into_bytes();
+        bytes.resize(bytes.len() + len - spliced, b'x');
+        forward
+            .fill(|room| {
+                room[..bytes.len()].copy_from_slice(&bytes);
+                Ok(bytes.len())
+            })
+            .unwrap();
+        let mut out = Outbox::default();
+        let Ok(Progress::Head(head)) = forward.process(false, &mut out) else {
+            panic!("no head");
+        };
+        let progress = forward.start_body(&head, false, &mut out).unwrap();
+        if spliced == 0 {
+            return progress;
+        }
+        assert!(forward.splice_room() == Some(spliced as u64));
+        forward.spliced(spliced).unwrap()
+    }
+
+    #[test]
+    fn an_upstream_is_reused_only_once_the_whole_request_went_out() {
+        // An upstream that answers before it read the whole body would take the next
+        // request's bytes for the rest of this one's: it is kept only if nothing is unsent,
+        // whether the answer's body was copied or spliced.
+        for (len, spliced) in [(2, 0), (40_000, 30_000)] {
+            for unsent in [0, 1, BODY.len()] {
+                let mut forward = posted(unsent);
+                let progress = answer(&mut forward, len, spliced);
+                let Progress::Complete { reusable } = progress else {
+                    panic!("{len}-byte answer incomplete: {progress:?}");
+                };
+                assert_eq!(
+                    reusable,
+                    unsent == 0,
+                    "{unsent} bytes unsent, {len}-byte answer"
+                );
+            }
+        }
+    }
+}
