@@ -1114,6 +1114,46 @@ both_models!(a_failing_member_is_skipped_then_tried_again, |model| {
     );
 });
 
+both_models!(
+    a_client_that_stalls_mid_upload_gets_408_and_fails_no_member,
+    |model| {
+        // The client, not the upstream, stopped: it gets the client's timeout (408, as for a
+        // body served here), and the upstream is not counted as failing. Otherwise a few stalled
+        // uploads would take every member out of rotation for everyone.
+        let backend = Backend::start(replies("good"));
+        let server = proxy(model, &[&backend.url()], |c| {
+            c.proxy_max_fails(1)
+                .proxy_timeout(Duration::from_secs(30))
+                .header_timeout(Duration::from_millis(500))
+        });
+        for _ in 0..2 {
+            let mut stream = server.connect();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut head = request("POST", "/up/x", &[("Content-Length", "100000")]);
+            head.extend_from_slice(&[b'y'; 1000]);
+            send(&mut stream, &head);
+            let started = Instant::now();
+            let resp = read_response(&mut stream, false);
+            assert_eq!(resp.status, 408, "{}", resp.text());
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "answered after {:?}, not at the client's timeout",
+                started.elapsed()
+            );
+            assert_eq!(resp.header("connection"), Some("close"));
+        }
+        let status = server.status();
+        assert_eq!(
+            status["upstreams"][0]["members"][0]["state"], "up",
+            "{status}"
+        );
+        let resp = server.get("/up/x");
+        assert_eq!((resp.status, resp.text().as_str()), (200, "good"));
+    }
+);
+
 #[test]
 fn proxy_rules_in_the_binary() {
     let backend = Backend::start(replies("through the binary"));

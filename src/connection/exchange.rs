@@ -703,6 +703,12 @@ impl Exchange {
         self.forward_failed(failure, out, worker);
     }
 
+    /// The client sent no more of a forwarded request's body in time: `408` before the
+    /// response head, the connection closed after it; the upstream is not counted as failing.
+    pub fn client_body_timed_out(&mut self, out: &mut Outbox, worker: &mut Worker) {
+        self.forward_failed(ForwardFailure::ClientTimedOut, out, worker);
+    }
+
     /// No upstream answered in time: `504` before the head, the client's connection closed
     /// after it.
     pub fn upstream_timed_out(&mut self, out: &mut Outbox, worker: &mut Worker) {
@@ -730,7 +736,11 @@ impl Exchange {
         // A kept connection its server closed before it heard the request is no fault of the
         // member's: the retry may go to it again, on another connection.
         let stale = failure == ForwardFailure::BeforeResponse && forwarding.reused;
-        let member_failed = !matches!(failure, ForwardFailure::BadRequestBody(_)) && !stale;
+        let client_failed = matches!(
+            failure,
+            ForwardFailure::BadRequestBody(_) | ForwardFailure::ClientTimedOut
+        );
+        let member_failed = !client_failed && !stale;
         if let Some(member) = member {
             self.released = Some(Released {
                 member: member_index(member),
@@ -772,6 +782,7 @@ impl Exchange {
             failure => {
                 let status = match failure {
                     ForwardFailure::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+                    ForwardFailure::ClientTimedOut => RequestError::Timeout.status(),
                     _ => StatusCode::BAD_GATEWAY,
                 };
                 if let ForwardFailure::BadResponse(why) = failure {

@@ -220,6 +220,9 @@ impl Connection {
             // A streamed body's producer sets the pace; the client leaving is seen at once.
             State::Writing if self.stalled => self.last_activity.after(STREAM_IDLE),
             State::Writing => self.last_activity.after(timeouts.send),
+            // A body that waits on the client is the client's to send in time, as when it
+            // is read here.
+            _ if self.forward_waits_for_client() => self.last_activity.after(timeouts.header),
             _ if self.exchange.is_forwarding() => self.upstream_activity.after(timeouts.upstream),
             State::Waiting => self
                 .exchange
@@ -534,14 +537,27 @@ impl Connection {
         true
     }
 
-    /// The upstream of a forwarded request was too slow: `504` (or, mid-body, the end of the
-    /// connection). False if nothing is forwarded.
-    pub fn give_up_upstream(&mut self, worker: &mut Worker) -> bool {
-        if !self.exchange.is_forwarding() {
+    /// A forwarded request ran past its deadline: if it waited on the client's body, `408`;
+    /// otherwise the upstream was too slow, `504`; either way, mid-response, the end of the
+    /// connection. False if nothing is forwarded.
+    pub fn give_up_forwarding(&mut self, worker: &mut Worker) -> bool {
+        if self.forward_waits_for_client() {
+            log::debug!("{}: client sent no more of its body in time", self.peer());
+            self.exchange.client_body_timed_out(&mut self.out, worker);
+        } else if self.exchange.is_forwarding() {
+            self.exchange.upstream_timed_out(&mut self.out, worker);
+        } else {
             return false;
         }
-        self.exchange.upstream_timed_out(&mut self.out, worker);
         true
+    }
+
+    /// Whether a forwarded request waits on its client: the body is not all taken, nothing of
+    /// it waits here unread, and there is room for more.
+    fn forward_waits_for_client(&self) -> bool {
+        self.exchange.forwarded_body_unread()
+            && self.input.is_empty()
+            && !self.body_waits_for_upstream()
     }
 
     fn mid_request(&self) -> bool {

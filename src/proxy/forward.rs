@@ -148,6 +148,9 @@ pub enum Failure {
     BadRequestBody(RequestError),
     /// No response head within the proxy timeout: `504`.
     TimedOut,
+    /// The client sent no more of the request's body within its timeout: `408`, and the
+    /// upstream is not to blame.
+    ClientTimedOut,
 }
 
 /// One request on its way upstream and its response on its way back.

@@ -36,9 +36,10 @@ pub fn pump(
     step
 }
 
-/// Called when a connection's deadline may have passed: if it did, a blocking handler that
-/// took too long gets `504` and the connection goes on; otherwise a half-read request gets
-/// `408` (if the transport takes it at once) and the connection closes.
+/// Called when a connection's deadline may have passed: if it did, a blocking handler or an
+/// upstream that took too long gets `504` (a forwarded body the client stopped sending, `408`)
+/// and the connection goes on; otherwise a half-read request gets `408` (if the transport
+/// takes it at once) and the connection closes.
 pub fn expire(
     conn: &mut Connection,
     io: &mut impl Transport,
@@ -48,7 +49,7 @@ pub fn expire(
     if now < conn.deadline(&worker.site().timeouts) {
         return Step::Continue;
     }
-    if conn.give_up_waiting(worker) || conn.give_up_upstream(worker) {
+    if conn.give_up_waiting(worker) || conn.give_up_forwarding(worker) {
         return pump(conn, io, worker, now, Input::Ready);
     }
     if conn.time_out(worker) {
