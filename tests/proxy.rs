@@ -1154,6 +1154,35 @@ both_models!(
     }
 );
 
+both_models!(a_client_that_stops_reading_fails_no_member, |model| {
+    // A client that takes no more of a large answer is dropped at its send timeout; the
+    // upstream that waited on it is not counted as failing.
+    let backend = paced_bytes();
+    let server = proxy(model, &[&backend.url()], |c| {
+        c.proxy_max_fails(1)
+            .proxy_timeout(Duration::from_secs(30))
+            .send_timeout(Duration::from_millis(500))
+    });
+    let mut reader = connect_small_buffers(server.addr());
+    send(&mut reader, &get_req(&format!("/up/bytes/{BIG_LEN}")));
+    let mut first = [0u8; 100];
+    reader.read_exact(&mut first).unwrap();
+    // Long past the send timeout; the client is dropped meanwhile.
+    thread::sleep(Duration::from_millis(2500));
+    let status = server.status();
+    assert_eq!(
+        status["upstreams"][0]["members"][0]["state"], "up",
+        "{status}"
+    );
+    let resp = server.get("/up/bytes/5");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body, big_bin()[..5]);
+    // What the dropped client got is less than the whole answer.
+    let mut rest = Vec::new();
+    let _ = reader.read_to_end(&mut rest);
+    assert!(100 + rest.len() < BIG_LEN, "the stalled client got it all");
+});
+
 #[test]
 fn proxy_rules_in_the_binary() {
     let backend = Backend::start(replies("through the binary"));

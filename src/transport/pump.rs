@@ -3,7 +3,7 @@
 //! connection is over. Then linger, or close.
 
 use super::{Flush, Transport, flush};
-use crate::connection::{Connection, READ_BUDGET, Splice, Step, WRITE_BUDGET};
+use crate::connection::{Connection, READ_BUDGET, Splice, State, Step, WRITE_BUDGET};
 use crate::worker::Worker;
 use std::io;
 use std::time::Instant;
@@ -49,7 +49,10 @@ pub fn expire(
     if now < conn.deadline(&worker.site().timeouts) {
         return Step::Continue;
     }
-    if conn.give_up_waiting(worker) || conn.give_up_forwarding(worker) {
+    // A send that made no progress, or a linger, is the client's clock running out: the
+    // connection ends, and no handler or upstream is answered for or blamed.
+    let clients_clock = matches!(conn.state(), State::Writing | State::Closing);
+    if !clients_clock && (conn.give_up_waiting(worker) || conn.give_up_forwarding(worker)) {
         return pump(conn, io, worker, now, Input::Ready);
     }
     if conn.time_out(worker) {
