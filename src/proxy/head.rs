@@ -203,9 +203,8 @@ pub fn request_head(
     }
     out.extend_from_slice(b";proto=");
     out.extend_from_slice(origin.proto.as_bytes());
-    if let Some(host) = client_host.filter(|h| is_token_or_host(h)) {
-        out.extend_from_slice(b";host=");
-        out.extend_from_slice(host.as_bytes());
+    if let Some(host) = client_host {
+        push_forwarded_host(host, &mut out);
     }
     out.extend_from_slice(b"\r\nVia: 1.1 margay\r\n");
     match body {
@@ -221,13 +220,20 @@ pub fn request_head(
     out
 }
 
-/// A `Forwarded` value may be a token unquoted; a `Host` with `:` must be quoted, so it is
-/// written only when it needs no quoting.
-fn is_token_or_host(value: &str) -> bool {
-    !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+/// `;host=` and the client's `Host` for `Forwarded`: as a token when it is one, quoted when
+/// it holds a port or an IPv6 literal (RFC 7239 section 4), left out if it holds anything a
+/// host does not.
+fn push_forwarded_host(host: &str, out: &mut Vec<u8>) {
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    if host.is_empty() || !host.bytes().all(|b| unreserved(b) || b"[]:".contains(&b)) {
+        return;
+    }
+    let quoted = !host.bytes().all(unreserved);
+    out.extend_from_slice(if quoted { b";host=\"" } else { b";host=" });
+    out.extend_from_slice(host.as_bytes());
+    if quoted {
+        out.push(b'"');
+    }
 }
 
 /// How an upstream response's body is delimited (RFC 9112 section 6.3).
@@ -509,6 +515,30 @@ mod tests {
             assert!(
                 sent.contains(&format!("\r\nForwarded: {forwarded};proto=http;host=a\r\n")),
                 "{sent}"
+            );
+        }
+    }
+
+    #[test]
+    fn forwarded_host_is_quoted_when_it_is_no_token() {
+        // A port or an IPv6 literal puts `:` in the host, which a token cannot hold.
+        for (host, param) in [
+            ("example.org", ";host=example.org\r\n"),
+            ("example.org:8080", ";host=\"example.org:8080\"\r\n"),
+            ("127.0.0.1:18080", ";host=\"127.0.0.1:18080\"\r\n"),
+            ("[2001:db8::7]:443", ";host=\"[2001:db8::7]:443\"\r\n"),
+        ] {
+            let origin = Origin {
+                client: "192.0.2.9".parse().unwrap(),
+                trusted: false,
+                proto: "http",
+            };
+            let head = head(&format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+            let sent = String::from_utf8(request_head(&head, "/", "b", &origin, BodyFraming::None))
+                .unwrap();
+            assert!(
+                sent.contains(&format!("\r\nForwarded: for=192.0.2.9;proto=http{param}")),
+                "{host}: {sent}"
             );
         }
     }
