@@ -581,4 +581,249 @@ mod tests {
             }
         }
     }
+
+    // -------------------------------------------------------------------------------------
+    // Any upstream bytes, cut anywhere.
+
+    use proptest::prelude::*;
+
+    /// How a generated response frames its body.
+    #[derive(Debug, Clone)]
+    enum Frame {
+        Length,
+        /// Chunk sizes (the body is cut into chunks of these lengths, the rest in one more),
+        /// and whether the chunks carry extensions and the message a trailer.
+        Chunked(Vec<usize>, bool, bool),
+        UntilClose,
+        /// A `204` or `304`, whose body (if the upstream sends one) is not part of it.
+        NoBody(u16),
+    }
+
+    /// A generated upstream response and what it should amount to.
+    #[derive(Debug, Clone)]
+    struct Generated {
+        bytes: Vec<u8>,
+        /// Where the message ends (`None`: at the close).
+        end: Option<usize>,
+        status: u16,
+        /// The body the client should get.
+        body: Vec<u8>,
+        /// Whether a byte was overwritten: then only the cut-anywhere rule is checked.
+        corrupted: bool,
+    }
+
+    fn generated() -> impl Strategy<Value = (Generated, bool, bool)> {
+        let frame = prop_oneof![
+            Just(Frame::Length),
+            (
+                prop::collection::vec(1usize..3000, 0..6),
+                any::<bool>(),
+                any::<bool>()
+            )
+                .prop_map(|(sizes, ext, trailer)| Frame::Chunked(sizes, ext, trailer)),
+            Just(Frame::UntilClose),
+            prop_oneof![Just(204u16), Just(304)].prop_map(Frame::NoBody),
+        ];
+        (
+            frame,
+            prop::collection::vec(any::<u8>(), 0..40_000),
+            any::<bool>(),
+            prop::collection::vec(any::<u8>(), 0..300),
+            prop::option::of((any::<prop::sample::Index>(), any::<u8>())),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(frame, body, interim, extra, corrupt, head_req, http10)| {
+                let mut sent = build(&frame, &body, interim, &extra, head_req);
+                if let Some((at, byte)) = corrupt {
+                    let at = at.index(sent.bytes.len());
+                    sent.corrupted = sent.bytes[at] != byte;
+                    sent.bytes[at] = byte;
+                }
+                (sent, head_req, http10)
+            })
+    }
+
+    fn build(frame: &Frame, body: &[u8], interim: bool, extra: &[u8], head_req: bool) -> Generated {
+        let mut bytes = Vec::new();
+        if interim {
+            bytes.extend_from_slice(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n");
+        }
+        let status = match frame {
+            Frame::NoBody(status) => *status,
+            _ => 200,
+        };
+        bytes.extend_from_slice(format!("HTTP/1.1 {status} OK\r\nX-A: b\r\n").as_bytes());
+        match frame {
+            Frame::Length => {
+                bytes.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes())
+            }
+            Frame::Chunked(..) => bytes.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            Frame::UntilClose | Frame::NoBody(_) => {}
+        }
+        bytes.extend_from_slice(b"\r\n");
+        let head_end = bytes.len();
+        match frame {
+            Frame::Length | Frame::UntilClose | Frame::NoBody(_) => bytes.extend_from_slice(body),
+            Frame::Chunked(sizes, ext, trailer) => {
+                let mut rest = body;
+                for size in sizes.iter().copied().chain([usize::MAX]) {
+                    let piece = &rest[..size.min(rest.len())];
+                    rest = &rest[piece.len()..];
+                    if piece.is_empty() {
+                        continue;
+                    }
+                    let ext = if *ext { ";a=b" } else { "" };
+                    bytes.extend_from_slice(format!("{:x}{ext}\r\n", piece.len()).as_bytes());
+                    bytes.extend_from_slice(piece);
+                    bytes.extend_from_slice(b"\r\n");
+                }
+                bytes.extend_from_slice(b"0\r\n");
+                if *trailer {
+                    bytes.extend_from_slice(b"X-T: 1\r\n");
+                }
+                bytes.extend_from_slice(b"\r\n");
+            }
+        }
+        let without_body = head_req || matches!(frame, Frame::NoBody(_));
+        let end = match frame {
+            _ if without_body => Some(head_end),
+            Frame::UntilClose => None,
+            _ => Some(bytes.len()),
+        };
+        if end.is_some() {
+            bytes.extend_from_slice(extra);
+        }
+        Generated {
+            bytes,
+            end,
+            status,
+            body: if without_body {
+                Vec::new()
+            } else {
+                body.to_vec()
+            },
+            corrupted: false,
+        }
+    }
+
+    /// What feeding a forward some upstream bytes came to.
+    #[derive(Debug, PartialEq)]
+    struct Outcome {
+        status: Option<u16>,
+        /// `Some(reusable)` once complete.
+        complete: Option<bool>,
+        failure: Option<Failure>,
+        /// Upstream bytes fed when it completed or failed.
+        fed: usize,
+        /// The body bytes queued for the client, raw (chunks as they were made).
+        out: Vec<u8>,
+        chunked_out: bool,
+    }
+
+    /// Feeds `bytes` to a forward for a `GET` (or `HEAD`) in reads that stop at each of
+    /// `cuts` (and at the read buffer's size), then the upstream's close.
+    fn feed(bytes: &[u8], cuts: &[usize], head_req: bool, http10: bool) -> Outcome {
+        let method = if head_req { Method::Head } else { Method::Get };
+        let mut forward = Forward::new(method, b"GET / HTTP/1.1\r\n\r\n".to_vec(), None, false);
+        forward.sent(forward.pending().len());
+        let mut outcome = Outcome {
+            status: None,
+            complete: None,
+            failure: None,
+            fed: 0,
+            out: Vec::new(),
+            chunked_out: false,
+        };
+        let mut out = Outbox::default();
+        let mut stops: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        stops.push(bytes.len());
+        stops.sort_unstable();
+        let mut at = 0;
+        let mut stops = stops.into_iter().peekable();
+        loop {
+            while stops.peek().is_some_and(|&s| s <= at) && at < bytes.len() {
+                stops.next();
+            }
+            let eof = at == bytes.len();
+            if !eof {
+                let stop = stops.peek().copied().unwrap_or(bytes.len());
+                let n = forward
+                    .fill(|room| {
+                        let n = room.len().min(stop - at);
+                        room[..n].copy_from_slice(&bytes[at..at + n]);
+                        Ok(n)
+                    })
+                    .unwrap();
+                at += n;
+            }
+            let mut progress = forward.process(eof, &mut out);
+            if let Ok(Progress::Head(head)) = progress {
+                outcome.status = Some(head.status.as_u16());
+                outcome.chunked_out = !http10
+                    && matches!(
+                        head.framing,
+                        ResponseFraming::Chunked | ResponseFraming::UntilClose
+                    );
+                progress = forward.start_body(&head, outcome.chunked_out, &mut out);
+            }
+            outcome.out.extend(crate::transport::drain(&mut out));
+            match progress {
+                Ok(Progress::Complete { reusable }) => outcome.complete = Some(reusable),
+                Err(failure) => outcome.failure = Some(failure),
+                Ok(_) if eof => {}
+                Ok(_) => continue,
+            }
+            outcome.fed = at;
+            return outcome;
+        }
+    }
+
+    /// Decodes a chunked body that must end exactly at the end of `raw`.
+    fn dechunk(raw: &[u8]) -> Vec<u8> {
+        let mut decoder = ChunkedDecoder::new();
+        let mut body = Vec::new();
+        let used = decoder.decode(raw, Some(&mut body)).expect("valid chunks");
+        assert!(decoder.is_done(), "the chunks do not end");
+        assert_eq!(used, raw.len(), "bytes after the last chunk");
+        body
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Whatever an upstream sends, cut wherever, the forward never panics and comes to the
+        /// same status, outcome and body as for the bytes in one piece; a well-formed response
+        /// reaches the client as exactly its body, framed for the client, with nothing that
+        /// followed it; and the connection is reusable only if nothing followed it yet.
+        #[test]
+        fn upstream_bytes_cut_anywhere_give_the_same_answer(
+            (sent, head_req, http10) in generated(),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let whole = feed(&sent.bytes, &[], head_req, http10);
+            let cut = feed(&sent.bytes, &cuts, head_req, http10);
+            prop_assert_eq!(cut.status, whole.status);
+            prop_assert_eq!(cut.failure, whole.failure);
+            prop_assert_eq!(cut.complete.is_some(), whole.complete.is_some());
+            let body = |o: &Outcome| if o.chunked_out { dechunk(&o.out) } else { o.out.clone() };
+            if whole.complete.is_some() {
+                prop_assert!(body(&cut) == body(&whole), "bodies differ");
+            }
+            if sent.corrupted {
+                return Ok(());
+            }
+            prop_assert_eq!(whole.status, Some(sent.status));
+            prop_assert_eq!(whole.failure, None);
+            for outcome in [&whole, &cut] {
+                let reusable = outcome.complete.expect("complete");
+                prop_assert!(body(outcome) == sent.body, "not the body sent");
+                match sent.end {
+                    // Reusable exactly when nothing past the message was read with it.
+                    Some(end) => prop_assert_eq!(reusable, outcome.fed == end),
+                    None => prop_assert!(!reusable),
+                }
+            }
+        }
+    }
 }

@@ -186,6 +186,21 @@ pub fn flush(
     Ok((Flush::Done, written))
 }
 
+/// Everything `outbox` holds, as a client would read it (written through a socket pair, so
+/// at most what its buffers take: a few hundred KiB).
+#[cfg(test)]
+pub(crate) fn drain(outbox: &mut Outbox) -> Vec<u8> {
+    use std::io::Read;
+    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (done, written) = flush(outbox, &mut Plain(&ours), usize::MAX, false).unwrap();
+    assert_eq!(done, Flush::Done);
+    drop(ours);
+    let mut got = Vec::new();
+    theirs.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), written);
+    got
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,17 +215,6 @@ mod tests {
         budget: usize,
     ) -> io::Result<(Flush, usize)> {
         flush(outbox, &mut Plain(&*socket), budget, false)
-    }
-
-    fn drain(outbox: &mut Outbox) -> Vec<u8> {
-        let (mut ours, mut theirs) = UnixStream::pair().unwrap();
-        let (done, written) = write_to(outbox, &mut ours, usize::MAX).unwrap();
-        assert_eq!(done, Flush::Done);
-        drop(ours);
-        let mut got = Vec::new();
-        theirs.read_to_end(&mut got).unwrap();
-        assert_eq!(got.len(), written);
-        got
     }
 
     #[test]
