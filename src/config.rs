@@ -326,6 +326,13 @@ impl Config {
         self
     }
 
+    /// How long a connect to an upstream server may take; past it the server counts as down
+    /// for the request (`502`, or the request is tried on another). Default 5 s.
+    pub fn proxy_connect_timeout(mut self, timeout: Duration) -> Config {
+        self.timeouts.upstream_connect = timeout;
+        self
+    }
+
     /// How a rule's upstream server is chosen. Default round robin.
     pub fn proxy_balance(mut self, balance: Balance) -> Config {
         self.proxy.balance = balance;

@@ -85,6 +85,7 @@ fn run(options: Options, argv: Vec<OsString>) -> Result<(), Box<dyn std::error::
     config = config
         .proxy_keepalive(usize::try_from(args.proxy_keepalive).unwrap_or(usize::MAX))
         .proxy_timeout(Duration::from_secs(args.proxy_timeout))
+        .proxy_connect_timeout(Duration::from_secs(args.proxy_connect_timeout))
         .proxy_balance(args.proxy_balance)
         .proxy_max_fails(u32::try_from(args.proxy_max_fails).unwrap_or(u32::MAX))
         .proxy_fail_timeout(Duration::from_secs(args.proxy_fail_timeout))

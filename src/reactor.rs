@@ -608,7 +608,10 @@ impl Reactor {
         }
         if !socket.connected {
             match socket.io.0.take_error() {
-                Ok(None) if socket.io.0.peer_addr().is_ok() => socket.connected = true,
+                Ok(None) if socket.io.0.peer_addr().is_ok() => {
+                    socket.connected = true;
+                    client.conn.upstream_connected();
+                }
                 Ok(None) => {}
                 Ok(Some(e)) | Err(e) => {
                     log::debug!("{}: upstream connect failed: {e}", client.conn.peer());
@@ -662,7 +665,9 @@ impl Reactor {
             client.scheduled = None;
             match expire(&mut client.conn, &mut client.io, &mut self.worker, now) {
                 Step::Close => self.close(key),
-                _ => self.schedule(key),
+                // Run it as for an event: a forward given up hands back its upstream
+                // connection, and one tried again takes another.
+                _ => self.drive(key, now, Input::Quiet),
             }
         }
     }

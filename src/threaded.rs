@@ -341,7 +341,7 @@ fn serve(
             break;
         }
         if conn.is_forwarding() || upstream.is_some() {
-            if forward(&mut conn, &mut upstream, worker, now, io.splices()) {
+            if forward(&mut conn, &mut upstream, worker, io.splices()) {
                 continue;
             }
             if step == Step::Continue {
@@ -390,14 +390,13 @@ struct Upstream {
 }
 
 /// The forwarding side of a connection thread, as the event loop has it: gives back the
-/// upstream connection it is done with, connects (blocking, bounded by the proxy timeout) or
+/// upstream connection it is done with, connects (blocking, bounded by the connect timeout) or
 /// takes a kept connection for a request that needs one, and moves bytes on it (`splice`: the
 /// client's transport can send from a pipe). Returns whether anything happened.
 fn forward(
     conn: &mut Connection,
     upstream: &mut Option<Upstream>,
     worker: &mut Worker,
-    now: Instant,
     splice: bool,
 ) -> bool {
     let Some(upstreams) = worker.site().upstreams.clone() else {
@@ -411,7 +410,8 @@ fn forward(
         match upstreams.choose(group, avoid) {
             None => conn.upstream_unavailable(worker),
             Some(member) => {
-                let timeout = worker.site().timeouts.upstream;
+                let timeouts = &worker.site().timeouts;
+                let timeout = timeouts.upstream_connect.min(timeouts.upstream);
                 // A kept connection is set up already (non-blocking, no delay).
                 let kept = upstreams.take_idle(member);
                 let reused = kept.is_some();
@@ -423,9 +423,11 @@ fn forward(
                         Ok(s)
                     })
                 });
-                conn.attach_upstream(member, reused, worker, now);
+                // Timed from now: the connect may have blocked for a while.
+                conn.attach_upstream(member, reused, worker, Instant::now());
                 match socket {
                     Ok(socket) => {
+                        conn.upstream_connected();
                         *upstream = Some(Upstream {
                             io: Plain(socket),
                             member,

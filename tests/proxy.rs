@@ -1183,6 +1183,95 @@ both_models!(a_client_that_stops_reading_fails_no_member, |model| {
     assert!(100 + rest.len() < BIG_LEN, "the stalled client got it all");
 });
 
+/// An address whose connects never complete while it lives, as a machine that is gone: a
+/// listener whose backlog is full, so the kernel drops further SYNs.
+struct Blackhole {
+    _listener: socket2::Socket,
+    _queued: Vec<TcpStream>,
+    addr: SocketAddr,
+}
+
+impl Blackhole {
+    fn new() -> Blackhole {
+        use socket2::{Domain, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        listener
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        listener.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap().as_socket().unwrap();
+        // Fill the accept queue (never accepted); the next connect hangs.
+        let mut queued = Vec::new();
+        while queued.len() < 8 {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Ok(stream) => queued.push(stream),
+                Err(_) => break,
+            }
+        }
+        assert!(
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err(),
+            "the backlog never filled"
+        );
+        Blackhole {
+            _listener: listener,
+            _queued: queued,
+            addr,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+both_models!(a_connect_that_never_completes_is_a_refusal, |model| {
+    // A member whose machine is gone answers nothing: after the connect timeout it counts as
+    // refusing, so an idempotent request is tried on the other member, and one that cannot
+    // be tried again gets 502, both long before the proxy timeout.
+    let gone = Blackhole::new();
+    let backend = Backend::start(replies("good"));
+    let server = proxy(model, &[&gone.url(), &backend.url()], |c| {
+        c.proxy_timeout(Duration::from_secs(30))
+            .proxy_connect_timeout(Duration::from_millis(300))
+            .proxy_max_fails(5)
+    });
+    for _ in 0..2 {
+        let started = Instant::now();
+        let resp = server.get("/up/x");
+        assert_eq!((resp.status, resp.text().as_str()), (200, "good"));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    // Each time the gone member was tried, it failed and the request went on to the other.
+    let status = server.status();
+    let gone_member = &status["upstreams"][0]["members"][0];
+    assert!(gone_member["failures"].as_u64() >= Some(1), "{status}");
+    assert_eq!(gone_member["failures"], gone_member["retried"], "{status}");
+    // With only the gone member, a request that cannot be sent twice gets 502.
+    let server = proxy(model, &[&gone.url()], |c| {
+        c.proxy_timeout(Duration::from_secs(30))
+            .proxy_connect_timeout(Duration::from_millis(300))
+    });
+    let mut stream = server.connect();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut post = request("POST", "/up/x", &[("Content-Length", "2")]);
+    post.extend_from_slice(b"hi");
+    let started = Instant::now();
+    send(&mut stream, &post);
+    let resp = read_response(&mut stream, false);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(resp.status, 502);
+});
+
 #[test]
 fn proxy_rules_in_the_binary() {
     let backend = Backend::start(replies("through the binary"));

@@ -129,6 +129,10 @@ pub struct Args {
     /// Seconds an upstream server may take to start its response (504) or pause in it.
     #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub proxy_timeout: u64,
+    /// Seconds a connect to an upstream server may take; past it the server counts as down
+    /// for the request, as if it had refused (502, or a retry on another server).
+    #[arg(long, default_value_t = 5, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub proxy_connect_timeout: u64,
     /// How an upstream server is chosen: round-robin or least-connections.
     #[arg(
         long,

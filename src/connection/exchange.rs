@@ -72,6 +72,8 @@ struct Forwarding {
     attempts: u8,
     /// The connection of the current attempt was kept from an earlier request.
     reused: bool,
+    /// The connection of the current attempt is still being made.
+    connecting: bool,
     forward: Option<Forward>,
     /// The response head was passed to the client.
     answered: bool,
@@ -425,6 +427,7 @@ impl Exchange {
             avoid: None,
             attempts: 0,
             reused: false,
+            connecting: false,
             forward: None,
             answered: false,
         }));
@@ -501,7 +504,20 @@ impl Exchange {
         }
         forwarding.member = Some(member);
         forwarding.reused = reused;
+        forwarding.connecting = !reused;
         forwarding.attempts += 1;
+    }
+
+    /// The connect of the current attempt completed.
+    pub fn upstream_connected(&mut self) {
+        if let Inbound::Forwarding(forwarding) = &mut self.inbound {
+            forwarding.connecting = false;
+        }
+    }
+
+    /// Whether the forwarded request waits for its upstream connection to be made.
+    pub fn upstream_connecting(&self) -> bool {
+        matches!(&self.inbound, Inbound::Forwarding(f) if f.connecting)
     }
 
     /// Whether a request is forwarded (with or without its upstream connection yet).
@@ -733,6 +749,8 @@ impl Exchange {
             return;
         };
         let member = forwarding.member.take();
+        // Whatever comes next (a retry, an answer), this attempt's connection is over.
+        forwarding.connecting = false;
         // A kept connection its server closed before it heard the request is no fault of the
         // member's: the retry may go to it again, on another connection.
         let stale = failure == ForwardFailure::BeforeResponse && forwarding.reused;

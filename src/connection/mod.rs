@@ -100,6 +100,9 @@ pub struct Timeouts {
     pub handler: Duration,
     /// An upstream server gets this long to start its response (`504`) and to go on with it.
     pub upstream: Duration,
+    /// A connect to an upstream server gets this long (at most `upstream`); past it the
+    /// server counts as down for the request, as if it had refused.
+    pub upstream_connect: Duration,
 }
 
 /// The server's defaults, which `--help` and the configuration file state.
@@ -111,6 +114,7 @@ impl Default for Timeouts {
             send: Duration::from_secs(30),
             handler: Duration::from_secs(30),
             upstream: Duration::from_secs(30),
+            upstream_connect: Duration::from_secs(5),
         }
     }
 }
@@ -133,7 +137,8 @@ pub struct Connection {
     head_started: Option<Stamp>,
     /// The output waits for a streamed body's producer, not for the socket.
     stalled: bool,
-    /// The last byte moved to or from the upstream server of a forwarded request.
+    /// The last byte moved to or from the upstream server of a forwarded request (or when
+    /// its connection was attached).
     upstream_activity: Stamp,
     /// A read found the socket empty since its last readiness event (the pump's to keep).
     input_empty: bool,
@@ -220,6 +225,9 @@ impl Connection {
             // A streamed body's producer sets the pace; the client leaving is seen at once.
             State::Writing if self.stalled => self.last_activity.after(STREAM_IDLE),
             State::Writing => self.last_activity.after(timeouts.send),
+            _ if self.exchange.upstream_connecting() => self
+                .upstream_activity
+                .after(timeouts.upstream_connect.min(timeouts.upstream)),
             // A body that waits on the client is the client's to send in time, as when it
             // is read here.
             _ if self.forward_waits_for_client() => self.last_activity.after(timeouts.header),
@@ -399,11 +407,16 @@ impl Connection {
         self.exchange.upstream_retryable()
     }
 
-    /// The shell connected (or is connecting) to `member` for the forwarded request, or
-    /// took a connection kept from an earlier request (`reused`).
+    /// The shell is connecting to `member` for the forwarded request, or took a connection
+    /// kept from an earlier request (`reused`, connected already).
     pub fn attach_upstream(&mut self, member: usize, reused: bool, worker: &Worker, now: Instant) {
         self.exchange.attach_upstream(member, reused, worker);
         self.upstream_activity = Stamp::of(now);
+    }
+
+    /// The connect to the upstream attached completed.
+    pub fn upstream_connected(&mut self) {
+        self.exchange.upstream_connected();
     }
 
     /// No upstream server can take the forwarded request: `502`.
@@ -537,11 +550,15 @@ impl Connection {
         true
     }
 
-    /// A forwarded request ran past its deadline: if it waited on the client's body, `408`;
-    /// otherwise the upstream was too slow, `504`; either way, mid-response, the end of the
-    /// connection. False if nothing is forwarded.
+    /// A forwarded request ran past its deadline: if its upstream connection was not made,
+    /// as if it had been refused (`502`, or a retry); if it waited on the client's body,
+    /// `408`; otherwise the upstream was too slow, `504`; either way, mid-response, the end of
+    /// the connection. False if nothing is forwarded.
     pub fn give_up_forwarding(&mut self, worker: &mut Worker) -> bool {
-        if self.forward_waits_for_client() {
+        if self.exchange.upstream_connecting() {
+            log::debug!("{}: upstream connect timed out", self.peer());
+            self.upstream_broke(worker);
+        } else if self.forward_waits_for_client() {
             log::debug!("{}: client sent no more of its body in time", self.peer());
             self.exchange.client_body_timed_out(&mut self.out, worker);
         } else if self.exchange.is_forwarding() {
