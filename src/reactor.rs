@@ -545,8 +545,9 @@ impl Reactor {
                         id: client.conn.id(),
                     };
                     // A request that could not be sent again gets a kept connection only
-                    // after a peek; one that could is sent again if the connection fails.
-                    let check = !client.conn.upstream_retryable();
+                    // after a peek; one that could is sent again if the connection fails
+                    // (once a kept one failed it, it is checked too).
+                    let check = client.conn.upstream_needs_check();
                     match sockets.take(upstreams, member, holder, check, registry, now) {
                         Ok(up) => {
                             // Kept connections are connected; new ones are still connecting.

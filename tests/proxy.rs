@@ -1272,6 +1272,43 @@ both_models!(a_connect_that_never_completes_is_a_refusal, |model| {
     assert_eq!(resp.status, 502);
 });
 
+both_models!(kept_connections_a_server_dropped_cost_no_retry, |model| {
+    // A server that restarted leaves the proxy holding kept connections it has closed (here:
+    // it closes each unanswered once it gets a second request on it). Finding one dead is
+    // nobody's fault and costs the request no attempt; the retry checks kept connections
+    // first, or makes a new one, so a GET is answered even when several kept ones are dead.
+    let answered = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    let backend = Backend::start(move |_, stream| {
+        let peer = stream.peer_addr().unwrap();
+        if !answered.lock().unwrap().insert(peer) {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(200));
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        true
+    });
+    let server = proxy(model, &[&backend.url()], |c| c);
+    // Two requests at once: two upstream connections, both kept.
+    let mut first = server.connect();
+    let mut second = server.connect();
+    send(&mut first, &get_req("/up/1"));
+    send(&mut second, &get_req("/up/2"));
+    for stream in [&mut first, &mut second] {
+        assert_eq!(read_response(stream, false).text(), "ok");
+    }
+    assert_eq!(backend.accepts.load(Ordering::SeqCst), 2);
+    // Both are dead the moment they carry a request.
+    send(&mut first, &get_req("/up/3"));
+    let resp = read_response(&mut first, false);
+    assert_eq!((resp.status, resp.text().as_str()), (200, "ok"));
+    assert_eq!(backend.accepts.load(Ordering::SeqCst), 3);
+    let status = server.status();
+    assert_eq!(
+        status["upstreams"][0]["members"][0]["failures"], 0,
+        "{status}"
+    );
+});
+
 #[test]
 fn proxy_rules_in_the_binary() {
     let backend = Backend::start(replies("through the binary"));

@@ -74,6 +74,8 @@ struct Forwarding {
     reused: bool,
     /// The connection of the current attempt is still being made.
     connecting: bool,
+    /// A kept connection its server had closed failed an attempt, which was not counted.
+    stale_forgiven: bool,
     forward: Option<Forward>,
     /// The response head was passed to the client.
     answered: bool,
@@ -428,6 +430,7 @@ impl Exchange {
             attempts: 0,
             reused: false,
             connecting: false,
+            stale_forgiven: false,
             forward: None,
             answered: false,
         }));
@@ -457,6 +460,13 @@ impl Exchange {
                         && f.head.method.is_idempotent()
                 }
             }
+    }
+
+    /// Whether a kept connection must pass a peek before it carries the forwarded request:
+    /// when the request could not be sent again, or a kept connection already failed it.
+    pub fn upstream_needs_check(&self) -> bool {
+        !self.upstream_retryable()
+            || matches!(&self.inbound, Inbound::Forwarding(f) if f.stale_forgiven)
     }
 
     /// The shell has a connection to `member` for the forwarded request (`reused`: one kept
@@ -754,6 +764,13 @@ impl Exchange {
         // A kept connection its server closed before it heard the request is no fault of the
         // member's: the retry may go to it again, on another connection.
         let stale = failure == ForwardFailure::BeforeResponse && forwarding.reused;
+        // Once per request, such a connection costs no attempt: after it the shell checks
+        // kept connections before use, so the dead ones a restarted server left behind
+        // cannot use up the attempts one after another.
+        if stale && !forwarding.stale_forgiven {
+            forwarding.stale_forgiven = true;
+            forwarding.attempts = forwarding.attempts.saturating_sub(1);
+        }
         let client_failed = matches!(
             failure,
             ForwardFailure::BadRequestBody(_) | ForwardFailure::ClientTimedOut

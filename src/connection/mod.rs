@@ -407,6 +407,12 @@ impl Connection {
         self.exchange.upstream_retryable()
     }
 
+    /// Whether a kept upstream connection must pass a peek before it carries the forwarded
+    /// request (see [`Exchange::upstream_needs_check`]).
+    pub fn upstream_needs_check(&self) -> bool {
+        self.exchange.upstream_needs_check()
+    }
+
     /// The shell is connecting to `member` for the forwarded request, or took a connection
     /// kept from an earlier request (`reused`, connected already).
     pub fn attach_upstream(&mut self, member: usize, reused: bool, worker: &Worker, now: Instant) {
