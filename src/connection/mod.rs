@@ -105,6 +105,22 @@ pub struct Timeouts {
     pub upstream_connect: Duration,
 }
 
+/// Whose clock a connection's deadline is on: what its running out means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The client's (a head, a body read here, a send, keep-alive, a linger): `408` at most,
+    /// then the connection closes; nobody else is blamed.
+    Client,
+    /// A blocking handler's.
+    Handler,
+    /// A connect to an upstream server.
+    UpstreamConnect,
+    /// A forwarded body the proxy has room for and the client does not send.
+    ClientBody,
+    /// An upstream server's answer.
+    Upstream,
+}
+
 /// The server's defaults, which `--help` and the configuration file state.
 impl Default for Timeouts {
     fn default() -> Timeouts {
@@ -220,30 +236,45 @@ impl Connection {
 
     /// [`Connection::deadline`] as a [`Stamp`], without converting the connection's clocks.
     pub(crate) fn deadline_stamp(&self, timeouts: &Timeouts) -> Stamp {
+        self.clock(timeouts).1
+    }
+
+    /// Whose clock the deadline is on (what its running out means), and the deadline.
+    pub(crate) fn clock(&self, timeouts: &Timeouts) -> (Clock, Stamp) {
+        let client = |at: Stamp| (Clock::Client, at);
         match self.state() {
-            State::Closing => self.last_activity.after(LINGER),
+            State::Closing => client(self.last_activity.after(LINGER)),
             // A streamed body's producer sets the pace; the client leaving is seen at once.
-            State::Writing if self.stalled => self.last_activity.after(STREAM_IDLE),
-            State::Writing => self.last_activity.after(timeouts.send),
-            _ if self.exchange.upstream_connecting() => self
-                .upstream_activity
-                .after(timeouts.upstream_connect.min(timeouts.upstream)),
+            State::Writing if self.stalled => client(self.last_activity.after(STREAM_IDLE)),
+            State::Writing => client(self.last_activity.after(timeouts.send)),
+            _ if self.exchange.upstream_connecting() => (
+                Clock::UpstreamConnect,
+                self.upstream_activity
+                    .after(timeouts.upstream_connect.min(timeouts.upstream)),
+            ),
             // A body that waits on the client is the client's to send in time, as when it
             // is read here.
-            _ if self.forward_waits_for_client() => self.last_activity.after(timeouts.header),
-            _ if self.exchange.is_forwarding() => self.upstream_activity.after(timeouts.upstream),
-            State::Waiting => self
-                .exchange
-                .waiting_since()
-                .unwrap_or(self.last_activity)
-                .after(timeouts.handler),
-            State::Reading | State::Idle if self.exchange.reading_body() => {
-                self.last_activity.after(timeouts.header)
+            _ if self.forward_waits_for_client() => {
+                (Clock::ClientBody, self.last_activity.after(timeouts.header))
             }
-            State::Reading | State::Idle => match self.head_started {
+            _ if self.exchange.is_forwarding() => (
+                Clock::Upstream,
+                self.upstream_activity.after(timeouts.upstream),
+            ),
+            State::Waiting => (
+                Clock::Handler,
+                self.exchange
+                    .waiting_since()
+                    .unwrap_or(self.last_activity)
+                    .after(timeouts.handler),
+            ),
+            State::Reading | State::Idle if self.exchange.reading_body() => {
+                client(self.last_activity.after(timeouts.header))
+            }
+            State::Reading | State::Idle => client(match self.head_started {
                 Some(started) => started.after(timeouts.header),
                 None => self.last_activity.after(timeouts.keep_alive),
-            },
+            }),
         }
     }
 
@@ -546,31 +577,24 @@ impl Connection {
         self.exchange.take_released()
     }
 
-    /// A blocking handler ran past its timeout: answers `504` and goes on with the next
-    /// request; the late response is dropped. False if nothing was waiting.
-    pub fn give_up_waiting(&mut self, worker: &mut Worker) -> bool {
-        if !self.exchange.is_waiting() {
-            return false;
-        }
-        self.exchange.give_up_waiting(&mut self.out, worker);
-        true
-    }
-
-    /// A forwarded request ran past its deadline: if its upstream connection was not made,
-    /// as if it had been refused (`502`, or a retry); if it waited on the client's body,
-    /// `408`; otherwise the upstream was too slow, `504`; either way, mid-response, the end of
-    /// the connection. False if nothing is forwarded.
-    pub fn give_up_forwarding(&mut self, worker: &mut Worker) -> bool {
-        if self.exchange.upstream_connecting() {
-            log::debug!("{}: upstream connect timed out", self.peer());
-            self.upstream_broke(worker);
-        } else if self.forward_waits_for_client() {
-            log::debug!("{}: client sent no more of its body in time", self.peer());
-            self.exchange.client_body_timed_out(&mut self.out, worker);
-        } else if self.exchange.is_forwarding() {
-            self.exchange.upstream_timed_out(&mut self.out, worker);
-        } else {
-            return false;
+    /// Acts on `clock` having run out, where someone other than the client answers for it:
+    /// a blocking handler (`504`, and the connection goes on; the late response is dropped),
+    /// an upstream connect (as if refused: `502`, or a retry), a forwarded body the client
+    /// stopped sending (`408`), an upstream too slow (`504`); past a forwarded response's
+    /// head, the end of the connection. False for the client's own clocks.
+    pub fn give_up(&mut self, clock: Clock, worker: &mut Worker) -> bool {
+        match clock {
+            Clock::Client => return false,
+            Clock::Handler => self.exchange.give_up_waiting(&mut self.out, worker),
+            Clock::UpstreamConnect => {
+                log::debug!("{}: upstream connect timed out", self.peer());
+                self.upstream_broke(worker);
+            }
+            Clock::ClientBody => {
+                log::debug!("{}: client sent no more of its body in time", self.peer());
+                self.exchange.client_body_timed_out(&mut self.out, worker);
+            }
+            Clock::Upstream => self.exchange.upstream_timed_out(&mut self.out, worker),
         }
         true
     }

@@ -3,7 +3,7 @@
 //! connection is over. Then linger, or close.
 
 use super::{Flush, Transport, flush};
-use crate::connection::{Connection, READ_BUDGET, Splice, State, Step, WRITE_BUDGET};
+use crate::connection::{Connection, READ_BUDGET, Splice, Step, WRITE_BUDGET};
 use crate::worker::Worker;
 use std::io;
 use std::time::Instant;
@@ -46,13 +46,11 @@ pub fn expire(
     worker: &mut Worker,
     now: Instant,
 ) -> Step {
-    if now < conn.deadline(&worker.site().timeouts) {
+    let (clock, deadline) = conn.clock(&worker.site().timeouts);
+    if now < deadline.instant() {
         return Step::Continue;
     }
-    // A send that made no progress, or a linger, is the client's clock running out: the
-    // connection ends, and no handler or upstream is answered for or blamed.
-    let clients_clock = matches!(conn.state(), State::Writing | State::Closing);
-    if !clients_clock && (conn.give_up_waiting(worker) || conn.give_up_forwarding(worker)) {
+    if conn.give_up(clock, worker) {
         return pump(conn, io, worker, now, Input::Ready);
     }
     if conn.time_out(worker) {
