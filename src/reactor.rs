@@ -664,11 +664,14 @@ impl Reactor {
                 continue;
             }
             client.scheduled = None;
-            match expire(&mut client.conn, &mut client.io, &mut self.worker, now) {
+            let step = expire(&mut client.conn, &mut client.io, &mut self.worker, now);
+            let upstream_side = client.upstream.is_some() || client.conn.is_forwarding();
+            match step {
                 Step::Close => self.close(key),
                 // Run it as for an event: a forward given up hands back its upstream
                 // connection, and one tried again takes another.
-                _ => self.drive(key, now, Input::Quiet),
+                _ if upstream_side => self.drive(key, now, Input::Quiet),
+                _ => self.schedule(key),
             }
         }
     }
