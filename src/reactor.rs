@@ -8,7 +8,7 @@ mod upstream_sockets;
 
 use crate::app::pool::{Mailbox, Ticket, Wake};
 use crate::connection::stamp::Stamp;
-use crate::connection::{Connection, State, Step};
+use crate::connection::{Connection, Link, State, Step};
 use crate::control::Control;
 use crate::listener::{Listener, ListenerKind};
 use crate::proxy::Upstreams;
@@ -551,17 +551,19 @@ impl Reactor {
                     match sockets.take(upstreams, member, holder, check, registry, now) {
                         Ok(up) => {
                             // Kept connections are connected; new ones are still connecting.
-                            let reused = sockets.get_mut(up).is_some_and(|s| s.connected);
+                            let kept = sockets.get_mut(up).is_some_and(|s| s.connected);
+                            let link = if kept { Link::Kept } else { Link::Connecting };
                             client.upstream = Some(up);
-                            client
-                                .conn
-                                .attach_upstream(member, reused, &self.worker, now);
+                            client.conn.attach_upstream(member, link, &self.worker, now);
                         }
                         Err(e) => {
                             log::warn!("upstream {}: {e}", upstreams.member(member).addr);
-                            client
-                                .conn
-                                .attach_upstream(member, false, &self.worker, now);
+                            client.conn.attach_upstream(
+                                member,
+                                Link::Connecting,
+                                &self.worker,
+                                now,
+                            );
                             client.conn.upstream_broke(&mut self.worker);
                         }
                     }

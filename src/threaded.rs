@@ -5,7 +5,7 @@
 //! only the waiting differs: a blocked read or write instead of a readiness event.
 
 use crate::app::pool::Ticket;
-use crate::connection::{Connection, State, Step};
+use crate::connection::{Connection, Link, State, Step};
 use crate::control::Control;
 use crate::listener::{Listener, ListenerKind};
 use crate::proxy::Upstreams;
@@ -414,7 +414,12 @@ fn forward(
                 let timeout = timeouts.upstream_connect.min(timeouts.upstream);
                 // A kept connection is set up already (non-blocking, no delay).
                 let kept = upstreams.take_idle(member);
-                let reused = kept.is_some();
+                // The connect below blocks until it is made (or fails).
+                let link = if kept.is_some() {
+                    Link::Kept
+                } else {
+                    Link::New
+                };
                 let socket = kept.map(Ok).unwrap_or_else(|| {
                     let addr = upstreams.member(member).addr;
                     TcpStream::connect_timeout(&addr, timeout).and_then(|s| {
@@ -424,10 +429,9 @@ fn forward(
                     })
                 });
                 // Timed from now: the connect may have blocked for a while.
-                conn.attach_upstream(member, reused, worker, Instant::now());
+                conn.attach_upstream(member, link, worker, Instant::now());
                 match socket {
                     Ok(socket) => {
-                        conn.upstream_connected();
                         *upstream = Some(Upstream {
                             io: Plain(socket),
                             member,

@@ -58,6 +58,19 @@ struct Route {
     params: Vec<(String, String)>,
 }
 
+/// The upstream connection a forwarded request's current attempt has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// None yet, or the attempt failed.
+    None,
+    /// Being made (a non-blocking connect under way).
+    Connecting,
+    /// Made for this request.
+    New,
+    /// Kept from an earlier request (its server may have closed it meanwhile).
+    Kept,
+}
+
 /// A request being forwarded upstream.
 struct Forwarding {
     /// The client's request head, for the access log and persistence.
@@ -70,10 +83,8 @@ struct Forwarding {
     avoid: Option<usize>,
     /// Attempts made (a retry goes to another member once).
     attempts: u8,
-    /// The connection of the current attempt was kept from an earlier request.
-    reused: bool,
-    /// The connection of the current attempt is still being made.
-    connecting: bool,
+    /// The connection of the current attempt.
+    link: Link,
     /// A kept connection its server had closed failed an attempt, which was not counted.
     stale_forgiven: bool,
     forward: Option<Forward>,
@@ -428,8 +439,7 @@ impl Exchange {
             member: None,
             avoid: None,
             attempts: 0,
-            reused: false,
-            connecting: false,
+            link: Link::None,
             stale_forgiven: false,
             forward: None,
             answered: false,
@@ -469,9 +479,9 @@ impl Exchange {
             || matches!(&self.inbound, Inbound::Forwarding(f) if f.stale_forgiven)
     }
 
-    /// The shell has a connection to `member` for the forwarded request (`reused`: one kept
-    /// from an earlier request): the request is written for it.
-    pub fn attach_upstream(&mut self, member: usize, reused: bool, worker: &Worker) {
+    /// The shell has a connection to `member` for the forwarded request (`link`: in what
+    /// state): the request is written for it.
+    pub fn attach_upstream(&mut self, member: usize, link: Link, worker: &Worker) {
         let Inbound::Forwarding(forwarding) = &mut self.inbound else {
             return;
         };
@@ -513,21 +523,22 @@ impl Exchange {
             None => forwarding.forward = Some(Forward::new(head.method, bytes, length, chunked)),
         }
         forwarding.member = Some(member);
-        forwarding.reused = reused;
-        forwarding.connecting = !reused;
+        forwarding.link = link;
         forwarding.attempts += 1;
     }
 
     /// The connect of the current attempt completed.
     pub fn upstream_connected(&mut self) {
-        if let Inbound::Forwarding(forwarding) = &mut self.inbound {
-            forwarding.connecting = false;
+        if let Inbound::Forwarding(forwarding) = &mut self.inbound
+            && forwarding.link == Link::Connecting
+        {
+            forwarding.link = Link::New;
         }
     }
 
     /// Whether the forwarded request waits for its upstream connection to be made.
     pub fn upstream_connecting(&self) -> bool {
-        matches!(&self.inbound, Inbound::Forwarding(f) if f.connecting)
+        matches!(&self.inbound, Inbound::Forwarding(f) if f.link == Link::Connecting)
     }
 
     /// Whether a request is forwarded (with or without its upstream connection yet).
@@ -759,11 +770,11 @@ impl Exchange {
             return;
         };
         let member = forwarding.member.take();
-        // Whatever comes next (a retry, an answer), this attempt's connection is over.
-        forwarding.connecting = false;
         // A kept connection its server closed before it heard the request is no fault of the
         // member's: the retry may go to it again, on another connection.
-        let stale = failure == ForwardFailure::BeforeResponse && forwarding.reused;
+        let stale = failure == ForwardFailure::BeforeResponse && forwarding.link == Link::Kept;
+        // Whatever comes next (a retry, an answer), this attempt's connection is over.
+        forwarding.link = Link::None;
         // Once per request, such a connection costs no attempt: after it the shell checks
         // kept connections before use, so the dead ones a restarted server left behind
         // cannot use up the attempts one after another.

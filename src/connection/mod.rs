@@ -21,6 +21,7 @@ use crate::stats::Stats;
 use crate::transport::pipe::Pipe;
 use crate::worker::Worker;
 use exchange::Exchange;
+pub use exchange::Link;
 use exchange::Released;
 use outbox::Outbox;
 use readbuf::ReadBuf;
@@ -444,10 +445,10 @@ impl Connection {
         self.exchange.upstream_needs_check()
     }
 
-    /// The shell is connecting to `member` for the forwarded request, or took a connection
-    /// kept from an earlier request (`reused`, connected already).
-    pub fn attach_upstream(&mut self, member: usize, reused: bool, worker: &Worker, now: Instant) {
-        self.exchange.attach_upstream(member, reused, worker);
+    /// The shell has a connection to `member` for the forwarded request, in the state `link`
+    /// says (connecting, made, or kept from an earlier request).
+    pub fn attach_upstream(&mut self, member: usize, link: Link, worker: &Worker, now: Instant) {
+        self.exchange.attach_upstream(member, link, worker);
         self.upstream_activity = Stamp::of(now);
     }
 
