@@ -368,6 +368,38 @@ both_models!(a_reset_before_the_response_is_502_or_a_retry, |model| {
     assert_eq!(statuses, [200, 502]);
 });
 
+both_models!(only_idempotent_methods_are_sent_twice, |model| {
+    // A refused connection before any response: GET, HEAD, PUT, DELETE and OPTIONS without a
+    // body go to the other member; POST and PATCH, not idempotent, are never sent twice,
+    // body or not. Round robin alternates the first member tried.
+    let backend = Backend::start(replies("alive"));
+    let refusing = Refusing::new();
+    let server = proxy(model, &[&refusing.url(), &backend.url()], |c| {
+        c.proxy_max_fails(100)
+    });
+    for method in ["GET", "HEAD", "PUT", "DELETE", "OPTIONS"] {
+        for _ in 0..2 {
+            let raw = request(method, "/up/x", &[]);
+            let resp = server.exchange(&raw, method == "HEAD");
+            assert_eq!(resp.status, 200, "{method}");
+        }
+    }
+    let status = server.status();
+    let retried = status["upstreams"][0]["members"][0]["retried"].as_u64();
+    assert!(retried >= Some(5), "{status}");
+    for method in ["POST", "PATCH"] {
+        let mut statuses: Vec<u16> = (0..2)
+            .map(|_| {
+                server
+                    .exchange(&request(method, "/up/x", &[]), false)
+                    .status
+            })
+            .collect();
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 502], "{method}");
+    }
+});
+
 both_models!(a_stalled_backend_gets_504_within_the_timeout, |model| {
     let stalled = Backend::start(|_, _| {
         thread::sleep(Duration::from_secs(6));
