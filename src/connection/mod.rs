@@ -433,12 +433,6 @@ impl Connection {
         self.exchange.upstream_wanted()
     }
 
-    /// Whether the forwarded request could be sent again if its upstream connection failed
-    /// before any response byte.
-    pub fn upstream_retryable(&self) -> bool {
-        self.exchange.upstream_retryable()
-    }
-
     /// Whether a kept upstream connection must pass a peek before it carries the forwarded
     /// request (see [`Exchange::upstream_needs_check`]).
     pub fn upstream_needs_check(&self) -> bool {
