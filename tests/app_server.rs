@@ -103,6 +103,50 @@ both_models!(a_blocking_handler_does_not_hold_up_other_clients, |model| {
     assert_still_serves(&mut slow);
 });
 
+/// CPU ticks (user and system) the thread `tid` of this process has used.
+fn thread_cpu_ticks(tid: u64) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    // The fields after the command name, which may hold spaces, start at its ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+both_models!(a_client_that_half_closes_waits_without_spinning, |model| {
+    // A client may shut its sending side once its request is out and still read the answer.
+    // While the handler works, the thread that serves the connection has nothing to do: the
+    // end of stream it read once must not be read again and again.
+    let gate = Gate::new();
+    let at_gate = gate.clone();
+    let server = TestServer::builder(model)
+        .routes(move |server| {
+            server
+                .blocking(Method::Get, "/slow", move |_| {
+                    at_gate.wait();
+                    Response::text("slow done")
+                })
+                // Inline handlers run on the thread that serves the connection.
+                .get("/thread", |_| {
+                    // SAFETY: gettid has no preconditions.
+                    Response::text(unsafe { libc::gettid() }.to_string())
+                })
+        })
+        .start();
+    let mut stream = server.connect();
+    let tid: u64 = get_on(&mut stream, "/thread").text().parse().unwrap();
+    send(&mut stream, &get_req("/slow"));
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    gate.wait_arrivals(1);
+    thread::sleep(Duration::from_millis(100));
+    let before = thread_cpu_ticks(tid);
+    thread::sleep(Duration::from_secs(1));
+    let spent = thread_cpu_ticks(tid) - before;
+    gate.open(1);
+    let resp = read_response(&mut stream, false);
+    assert_eq!((resp.status, resp.text().as_str()), (200, "slow done"));
+    assert!(spent <= 5, "{spent} ticks of CPU in a second of waiting");
+});
+
 both_models!(
     pipelined_requests_behind_a_blocking_one_keep_their_order,
     |model| {

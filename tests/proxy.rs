@@ -862,6 +862,36 @@ both_models!(waiting_for_a_slow_peer_costs_no_cpu, |model| {
     drop(reader);
 });
 
+both_models!(a_client_that_half_closes_waits_without_spinning, |model| {
+    // A client may shut its sending side once its request is out (`shutdown(SHUT_WR)`, as
+    // `nc -N` does) and still read the answer. While a slow backend works, the proxy has
+    // nothing to do: the end of stream it read once must not be read again and again.
+    let reply = replies("late");
+    let backend = Backend::start(move |seen, stream| {
+        thread::sleep(Duration::from_millis(2500));
+        reply(seen, stream)
+    });
+    let server = ServerProcess::builder(model)
+        .args(&["--proxy", &format!("/up/={}", backend.url())])
+        .start();
+    let mut stream = server.connect();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    send(&mut stream, &get_req("/up/slow"));
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    thread::sleep(Duration::from_millis(500));
+    let before = server.cpu_ticks();
+    thread::sleep(Duration::from_secs(1));
+    let spent = server.cpu_ticks() - before;
+    let answer = String::from_utf8_lossy(&read_to_close(&mut stream)).into_owned();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("\r\n\r\nlate"),
+        "{answer}"
+    );
+    assert!(spent <= 5, "{spent} ticks of CPU in a second of waiting");
+});
+
 #[test]
 fn an_idle_connection_thread_keeps_no_pipes() {
     // In the thread model a pipe kept for the connection's next body would hold two

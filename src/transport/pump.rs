@@ -159,6 +159,12 @@ fn run(
             conn.release_input(worker);
             return Step::Continue;
         }
+        if conn.saw_end() {
+            // The end of stream, once read, is all a read would find again: what is left
+            // waits for the producer (an upstream, a handler), which wakes the connection.
+            conn.release_input(worker);
+            return Step::Continue;
+        }
         if reads == READ_BUDGET {
             return Step::Yield;
         }
