@@ -355,7 +355,12 @@ fn serve(
                 } else {
                     libc::POLLIN
                 };
-                wait_for_either(socket, client, upstream.as_ref(), &conn, wait);
+                if wait_for_either(socket, client, upstream.as_ref(), &conn, wait) {
+                    // Reset, or shut both ways: no answer can reach it, and poll(2) would
+                    // report the hang-up at once, again and again.
+                    log::debug!("{}: client went away mid-exchange", conn.peer());
+                    break;
+                }
             }
             continue;
         }
@@ -475,14 +480,15 @@ fn release_upstream(
 }
 
 /// Waits up to `wait` until the client socket is ready for `client` (POLLIN or POLLOUT) or
-/// the upstream socket for what the forwarded request needs.
+/// the upstream socket for what the forwarded request needs; true if the client's socket
+/// hung up (reset, or shut both ways).
 fn wait_for_either(
     socket: &TcpStream,
     client: libc::c_short,
     upstream: Option<&Upstream>,
     conn: &Connection,
     wait: Duration,
-) {
+) -> bool {
     use std::os::fd::AsRawFd;
     let mut fds = [
         libc::pollfd {
@@ -511,7 +517,6 @@ fn wait_for_either(
     let millis = libc::c_int::try_from(wait.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
     // SAFETY: two valid pollfd entries (a negative fd is ignored by poll) for the duration of
     // the call.
-    unsafe {
-        libc::poll(fds.as_mut_ptr(), 2, millis);
-    }
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, millis) };
+    n > 0 && fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0
 }

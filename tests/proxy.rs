@@ -892,6 +892,64 @@ both_models!(a_client_that_half_closes_waits_without_spinning, |model| {
     assert!(spent <= 5, "{spent} ticks of CPU in a second of waiting");
 });
 
+both_models!(a_client_that_half_closes_then_resets_is_let_go, |model| {
+    // Once the end of stream is read, a reset that follows must still be seen: the client is
+    // gone, its connection is closed at once (no second of the server's time spent on it),
+    // and the upstream it waited for is not counted as failing.
+    let reply = replies("late");
+    let backend = Backend::start(move |seen, stream| {
+        thread::sleep(Duration::from_millis(2500));
+        reply(seen, stream)
+    });
+    let server = ServerProcess::builder(model)
+        .args(&[
+            "--proxy",
+            &format!("/up/={}", backend.url()),
+            "--proxy-max-fails",
+            "1",
+        ])
+        .start();
+    let mut stream = server.connect();
+    send(&mut stream, &get_req("/up/slow"));
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    reset(stream);
+    thread::sleep(Duration::from_millis(300));
+    let before = server.cpu_ticks();
+    thread::sleep(Duration::from_secs(1));
+    let spent = server.cpu_ticks() - before;
+    assert!(
+        spent <= 5,
+        "{spent} ticks of CPU in a second after the reset"
+    );
+    let status = server.status();
+    assert_eq!(
+        status["upstreams"][0]["members"][0]["state"], "up",
+        "{status}"
+    );
+    assert_eq!(server.try_get().map(|r| r.status), Ok(200));
+});
+
+/// Closes `stream` with a reset (`SO_LINGER` of zero) rather than a FIN.
+fn reset(stream: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket and a linger struct of the size given, for the call's duration.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+}
+
 #[test]
 fn an_idle_connection_thread_keeps_no_pipes() {
     // In the thread model a pipe kept for the connection's next body would hold two

@@ -159,9 +159,10 @@ fn run(
             conn.release_input(worker);
             return Step::Continue;
         }
-        if conn.saw_end() {
+        if conn.saw_end() && !(read_closed && reads == 0) {
             // The end of stream, once read, is all a read would find again: what is left
             // waits for the producer (an upstream, a handler), which wakes the connection.
+            // A new report of an end or an error is read once, to see a reset.
             conn.release_input(worker);
             return Step::Continue;
         }
