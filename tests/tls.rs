@@ -646,6 +646,94 @@ both_models!(reload_certificates_reads_the_files_again, |model| {
     );
 });
 
+both_models!(a_swapped_secret_mount_is_a_renewal, |model| {
+    // How a mounted secret is renewed: `tls.crt -> ..data/tls.crt`, and `..data`, a symlink
+    // to a directory of this version's files, replaced in one rename by one to the next
+    // version's. The rename happens beside the files the server was given.
+    use std::os::unix::fs::symlink;
+    let ca = Ca::new("margay test CA");
+    let (first, second) = (ca.leaf(&["localhost"]), ca.leaf(&["localhost"]));
+    let mount = TempDir::new().unwrap();
+    let path = |p: &str| mount.path().join(p);
+    for (version, leaf) in [("..v1", &first), ("..v2", &second)] {
+        std::fs::create_dir(path(version)).unwrap();
+        leaf.write(&path(version), "tls");
+    }
+    symlink("..v1", path("..data")).unwrap();
+    symlink("..data/tls.crt", path("tls.crt")).unwrap();
+    symlink("..data/tls.key", path("tls.key")).unwrap();
+    let server = https_server(model, &path("tls.crt"), &path("tls.key"));
+    assert!(fresh_certificate(&server, &ca) == first.der);
+    symlink("..v2", path("..data_tmp")).unwrap();
+    std::fs::rename(path("..data_tmp"), path("..data")).unwrap();
+    wait_for_certificate(
+        &server,
+        &ca,
+        &second,
+        Duration::from_secs(3),
+        "..data swapped",
+    );
+});
+
+#[test]
+fn a_file_written_beside_the_certificates_is_no_renewal() {
+    // The certificates' directory is watched. A log written there without pause must not
+    // make the server read the certificates again and again, keep its watcher busy, or hide
+    // a real renewal made meanwhile.
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let pki = Pki::new();
+    let process = ServerProcess::builder(Model::Reactor)
+        .args(&[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            pki.cert.to_str().unwrap(),
+            "--tls-key",
+            pki.key.to_str().unwrap(),
+        ])
+        .start();
+    let tls_addr = process.url_addr("https://");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, log) = (stop.clone(), pki.dir.path().join("app.log"));
+        thread::spawn(move || {
+            let mut file = std::fs::File::create(log).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                file.write_all(b"a line of someone else's log\n").unwrap();
+            }
+        })
+    };
+    thread::sleep(Duration::from_millis(500));
+    let before = process.cpu_ticks();
+    thread::sleep(Duration::from_secs(1));
+    let spent = process.cpu_ticks() - before;
+    assert!(
+        spent <= 10,
+        "{spent} ticks of CPU in a second of someone else's writes"
+    );
+    assert!(
+        !process.log().contains("certificates read again"),
+        "{}",
+        process.log_tail(5)
+    );
+    let renewed = pki.ca.leaf(&["localhost", "127.0.0.1"]);
+    renewed.write(pki.dir.path(), "localhost");
+    let shown = || presented(&connect_tls(tls_addr, &pki.client(), "localhost"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while shown() != renewed.der {
+        assert!(
+            Instant::now() < deadline,
+            "the renewal was not seen; log:\n{}",
+            process.log_tail(5)
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert_eq!(process.log().matches("certificates read again").count(), 1);
+}
+
 #[test]
 fn the_binary_reads_certificates_again_on_sighup() {
     let ca = Ca::new("margay test CA");

@@ -8,7 +8,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// A certificate chain and its private key, as files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +96,26 @@ fn load(pair: &CertificatePair, provider: &CryptoProvider) -> Result<Loaded, Cer
     })
 }
 
+fn fingerprint(pairs: &[CertificatePair]) -> Fingerprint {
+    use std::os::unix::fs::MetadataExt;
+    pairs
+        .iter()
+        .flat_map(|pair| [&pair.cert, &pair.key])
+        .map(|file| {
+            let m = std::fs::metadata(file).ok()?;
+            Some([
+                m.dev() as i64,
+                m.ino() as i64,
+                m.size() as i64,
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec(),
+            ])
+        })
+        .collect()
+}
+
 fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
     match e {
         rustls_pki_types::pem::Error::Io(io) => io.to_string(),
@@ -111,7 +131,13 @@ pub struct Certificates {
     pairs: Vec<CertificatePair>,
     provider: Arc<CryptoProvider>,
     current: RwLock<Arc<Vec<Loaded>>>,
+    /// The files as they were just before they were last read.
+    read: Mutex<Fingerprint>,
 }
+
+/// What tells whether files changed without reading them: for each, the file it leads to,
+/// its size, and its modification and change times.
+type Fingerprint = Vec<Option<[i64; 7]>>;
 
 impl Certificates {
     /// Loads every pair; an unreadable, malformed or mismatched one is an error naming the
@@ -125,23 +151,39 @@ impl Certificates {
                 "TLS needs at least one certificate and key",
             ));
         }
+        // Taken first: a change made while the files are read shows as one afterwards.
+        let read = fingerprint(&pairs);
         let loaded = load_all(&pairs, &provider)?;
         Ok(Certificates {
             pairs,
             provider,
             current: RwLock::new(Arc::new(loaded)),
+            read: Mutex::new(read),
         })
     }
 
     /// Reads every pair again; new handshakes use them from now on. On any error the pairs in
     /// use stay.
     pub fn reload(&self) -> Result<(), CertificateError> {
+        *self
+            .read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = fingerprint(&self.pairs);
         let loaded = load_all(&self.pairs, &self.provider)?;
         *self
             .current
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(loaded);
         Ok(())
+    }
+
+    /// Whether a file changed (or was replaced) since the files were last read.
+    pub fn changed_since_read(&self) -> bool {
+        fingerprint(&self.pairs)
+            != *self
+                .read
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The files of every pair.

@@ -3,14 +3,16 @@
 
 use super::certs::{CertificateError, CertificatePair, Certificates};
 use crate::control::Control;
-use inotify::{Inotify, WatchMask};
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use rustls::ServerConfig;
 use rustls::server::ServerSessionMemoryCache;
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Sessions kept for resumption by session ID (TLS 1.2 clients without tickets).
 const SESSION_CACHE: usize = 4096;
@@ -19,6 +21,8 @@ const SESSION_CACHE: usize = 4096;
 const SETTLE: Duration = Duration::from_millis(200);
 /// How often the watcher looks at the shutdown flag and the reload request.
 const WAKE: Duration = Duration::from_millis(250);
+/// The shortest time between two reads of the directories' events.
+const READ_GAP: Duration = Duration::from_millis(50);
 
 /// The TLS side of a server: the configuration handshakes use, and its certificates.
 #[derive(Debug, Clone)]
@@ -58,8 +62,9 @@ impl TlsSettings {
     pub fn watch(&self, reload: Arc<AtomicBool>, control: Arc<Control>) {
         let certificates = self.certificates.clone();
         // Watching starts before this returns, so no change made after the start is missed.
-        let inotify = match watch_directories(&certificates) {
-            Ok(inotify) => Some(inotify),
+        let watched = match Inotify::init().and_then(|inotify| Watched::new(inotify, &certificates))
+        {
+            Ok(watched) => Some(watched),
             Err(e) => {
                 log::warn!("certificate files cannot be watched ({e}); SIGHUP still reloads them");
                 None
@@ -67,7 +72,7 @@ impl TlsSettings {
         };
         let spawned = std::thread::Builder::new()
             .name("margay-certificates".into())
-            .spawn(move || watch(&certificates, inotify, &reload, &control));
+            .spawn(move || watch(&certificates, watched, &reload, &control));
         if let Err(e) = spawned {
             log::warn!("certificate changes cannot be watched: {e}");
         }
@@ -76,69 +81,131 @@ impl TlsSettings {
 
 fn watch(
     certificates: &Certificates,
-    mut inotify: Option<Inotify>,
+    mut watched: Option<Watched>,
     reload: &AtomicBool,
     control: &Control,
 ) {
-    let mut changed = false;
-    let mut buffer = [0u8; 4096];
+    // When the last change to a certificate file was seen, until the files are read again;
+    // one made between their first read and the start of the watch counts too.
+    let mut changed_at = certificates.changed_since_read().then(Instant::now);
+    let mut last_read = Instant::now();
     while !control.is_shutting_down() {
-        let wait = if changed { SETTLE } else { WAKE };
-        let ready = inotify
-            .as_ref()
-            .is_some_and(|inotify| readable(inotify.as_raw_fd(), wait));
-        if inotify.is_none() {
-            std::thread::sleep(wait);
+        let wait = changed_at.map_or(WAKE, |at| SETTLE.saturating_sub(at.elapsed()));
+        match &mut watched {
+            Some(watched) if readable(watched.inotify.as_raw_fd(), wait) => {
+                // Other files in the same directories (a log beside the certificates) may
+                // change without pause: their events are read no more often than this.
+                std::thread::sleep(READ_GAP.saturating_sub(last_read.elapsed()));
+                last_read = Instant::now();
+                if watched.read_changes() {
+                    changed_at = Some(last_read);
+                }
+            }
+            Some(_) => {}
+            None => std::thread::sleep(wait),
         }
-        if ready && let Some(inotify) = &mut inotify {
-            // Drain the queue; which file changed does not matter, all are read again.
-            while inotify
-                .read_events(&mut buffer)
-                .is_ok_and(|e| e.count() > 0)
-            {}
-            changed = true;
+        let settled = changed_at.is_some_and(|at| at.elapsed() >= SETTLE);
+        let asked = reload.swap(false, Ordering::SeqCst);
+        if !settled && !asked {
             continue;
         }
-        if changed || reload.swap(false, Ordering::SeqCst) {
-            changed = false;
-            match certificates.reload() {
-                Ok(()) => log::info!("certificates read again; new handshakes use them"),
-                Err(e) => log::error!("{e}; the certificates in use are kept"),
-            }
+        changed_at = None;
+        // Events for a file that ends as it was read are no change.
+        if !asked && !certificates.changed_since_read() {
+            continue;
+        }
+        match certificates.reload() {
+            Ok(()) => log::info!("certificates read again; new handshakes use them"),
+            Err(e) => log::error!("{e}; the certificates in use are kept"),
+        }
+        // A renewal may have moved where the files lead (a mounted secret's new directory).
+        if let Some(watched) = &mut watched
+            && let Err(e) = watched.watch(certificates)
+        {
+            log::warn!(
+                "certificate files cannot be watched again ({e}); SIGHUP still reloads them"
+            );
         }
     }
 }
 
-/// Watches the directory of every certificate and key file, and of the file a symlink leads
-/// to.
-fn watch_directories(certificates: &Certificates) -> std::io::Result<Inotify> {
-    let inotify = Inotify::init()?;
-    let mask = WatchMask::CLOSE_WRITE
-        | WatchMask::MOVED_TO
-        | WatchMask::CREATE
-        | WatchMask::DELETE
-        | WatchMask::ATTRIB
-        | WatchMask::MODIFY;
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    for file in certificates.files() {
-        let candidates = [Some(file.to_path_buf()), std::fs::canonicalize(file).ok()];
-        for path in candidates.into_iter().flatten() {
-            if let Some(dir) = path.parent() {
-                let dir = if dir.as_os_str().is_empty() {
-                    PathBuf::from(".")
-                } else {
-                    dir.to_path_buf()
+/// The directories the certificate files are in (and the ones their symlinks lead to), and the
+/// names in them whose change may change a certificate: each file's own, its symlink target's,
+/// and the first step of a relative symlink (the `..data` a mounted secret swaps). A renewal
+/// that replaces a file, or a symlink, is seen; a log written beside them is not.
+struct Watched {
+    inotify: Inotify,
+    names: HashSet<(WatchDescriptor, OsString)>,
+}
+
+impl Watched {
+    fn new(inotify: Inotify, certificates: &Certificates) -> std::io::Result<Watched> {
+        let mut watched = Watched {
+            inotify,
+            names: HashSet::new(),
+        };
+        watched.watch(certificates)?;
+        Ok(watched)
+    }
+
+    /// Watches where the files are now.
+    fn watch(&mut self, certificates: &Certificates) -> std::io::Result<()> {
+        let mask = WatchMask::CLOSE_WRITE
+            | WatchMask::MOVED_TO
+            | WatchMask::CREATE
+            | WatchMask::DELETE
+            | WatchMask::ATTRIB
+            | WatchMask::MODIFY;
+        let mut names = HashSet::new();
+        for file in certificates.files() {
+            let mut entries: Vec<PathBuf> = vec![file.to_path_buf()];
+            if let Ok(target) = std::fs::read_link(file)
+                && target.is_relative()
+                && let Some(first) = target.components().next()
+            {
+                entries.push(file.with_file_name(first));
+            }
+            entries.extend(std::fs::canonicalize(file).ok());
+            for entry in entries {
+                let (Some(dir), Some(name)) = (entry.parent(), entry.file_name()) else {
+                    continue;
                 };
-                if !dirs.contains(&dir) {
-                    dirs.push(dir);
-                }
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                let wd = self.inotify.watches().add(dir, mask)?;
+                names.insert((wd, name.to_os_string()));
             }
         }
+        self.names = names;
+        Ok(())
     }
-    for dir in &dirs {
-        inotify.watches().add(dir, mask)?;
+
+    /// Reads the events waiting; true if one may have changed a certificate file.
+    fn read_changes(&mut self) -> bool {
+        let mut buffer = [0u8; 4096];
+        let mut changed = false;
+        // Bounded: a directory that never stops changing cannot keep the thread here.
+        for _ in 0..64 {
+            let Ok(events) = self.inotify.read_events(&mut buffer) else {
+                break;
+            };
+            let mut any = false;
+            for event in events {
+                any = true;
+                changed |= event.mask.contains(EventMask::Q_OVERFLOW)
+                    || event
+                        .name
+                        .is_some_and(|name| self.names.contains(&(event.wd, name.to_os_string())));
+            }
+            if !any {
+                break;
+            }
+        }
+        changed
     }
-    Ok(inotify)
 }
 
 /// Waits up to `wait` for `fd` to become readable.
