@@ -11,7 +11,7 @@ use crate::forwarded::TrustedProxies;
 use crate::http::Method;
 use crate::listener::{Listener, ListenerKind, bind};
 use crate::proxy::Upstreams;
-use crate::proxy::upstreams::check_health;
+use crate::proxy::upstreams::{ProbeTimeouts, check_health};
 use crate::reactor::{Reactor, ReactorConfig};
 use crate::rules::{RulesHandle, RulesSlot};
 use crate::stats::{Stats, StatusReport};
@@ -277,10 +277,15 @@ impl Server {
         });
         if let (Some(upstreams), Some(path)) = (&upstreams, &self.config.proxy.health_check) {
             let control = control.clone();
+            let timeouts = ProbeTimeouts {
+                connect: self.config.timeouts.upstream_connect,
+                answer: self.config.timeouts.upstream,
+            };
             check_health(
                 upstreams.clone(),
                 path.clone(),
                 self.config.proxy.health_interval,
+                timeouts,
                 move || control.is_shutting_down(),
             );
         }

@@ -1654,6 +1654,37 @@ both_models!(a_member_failing_its_health_check_gets_no_traffic, |model| {
     );
 });
 
+both_models!(
+    a_member_that_never_answers_its_check_holds_up_no_other,
+    |model| {
+        // The checks of a round run side by side: a member whose machine is gone (its connects
+        // never complete) does not delay the verdict on the others.
+        let gone = Blackhole::new();
+        let sick = Backend::start(|_, stream| {
+            stream
+                .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+                .is_ok()
+        });
+        let gone_url = format!("http://{}", gone.addr);
+        let server = proxy(model, &[&gone_url, &sick.url()], |c| {
+            c.proxy_health_check(Some("/health".into()))
+                .proxy_connect_timeout(Duration::from_secs(10))
+        });
+        let started = Instant::now();
+        loop {
+            let status = server.status();
+            if status["upstreams"][0]["members"][1]["state"] == "unhealthy" {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_millis(1500),
+                "the failing check waited for the one that hangs: {status}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+);
+
 both_models!(keepalive_bounds_the_idle_upstream_connections, |model| {
     const N: u64 = 1;
     let backend = Backend::start(|_, stream| {

@@ -356,22 +356,40 @@ pub(crate) fn still_open(socket: &impl std::os::fd::AsRawFd) -> bool {
     n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
 }
 
-/// Runs the active health checks: every `interval`, `GET path` on each member with a short
-/// timeout; a 2xx or 3xx answer is healthy. Ends when `stop` says so.
+/// How an active check waits: for the connect, and then for the answer's status line.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeTimeouts {
+    pub connect: Duration,
+    pub answer: Duration,
+}
+
+/// Runs the active health checks: every `interval`, `GET path` on each member, all at once;
+/// a 2xx or 3xx answer within `timeouts` (never longer than the interval) is healthy. Ends
+/// when `stop` says so.
 pub fn check_health(
     upstreams: Arc<Upstreams>,
     path: String,
     interval: Duration,
+    timeouts: ProbeTimeouts,
     stop: impl Fn() -> bool + Send + 'static,
 ) {
+    let timeouts = ProbeTimeouts {
+        connect: timeouts.connect.min(interval),
+        answer: timeouts.answer.min(interval),
+    };
     let spawned = std::thread::Builder::new()
         .name("margay-health".into())
         .spawn(move || {
             while !stop() {
-                for (i, member) in upstreams.members().iter().enumerate() {
-                    let healthy = probe(member, &path);
-                    upstreams.set_healthy(i, healthy);
-                }
+                // One member whose machine is gone must not hold up the others' verdicts.
+                std::thread::scope(|scope| {
+                    for (i, member) in upstreams.members().iter().enumerate() {
+                        let (upstreams, path) = (&upstreams, &path);
+                        scope.spawn(move || {
+                            upstreams.set_healthy(i, probe(member, path, timeouts));
+                        });
+                    }
+                });
                 let mut slept = Duration::ZERO;
                 while slept < interval && !stop() {
                     std::thread::sleep(Duration::from_millis(100));
@@ -384,14 +402,13 @@ pub fn check_health(
     }
 }
 
-fn probe(member: &Member, path: &str) -> bool {
+fn probe(member: &Member, path: &str, timeouts: ProbeTimeouts) -> bool {
     use std::io::{Read, Write};
-    let timeout = Duration::from_secs(2);
-    let Ok(mut socket) = TcpStream::connect_timeout(&member.addr, timeout) else {
+    let Ok(mut socket) = TcpStream::connect_timeout(&member.addr, timeouts.connect) else {
         return false;
     };
-    let _ = socket.set_read_timeout(Some(timeout));
-    let _ = socket.set_write_timeout(Some(timeout));
+    let _ = socket.set_read_timeout(Some(timeouts.answer));
+    let _ = socket.set_write_timeout(Some(timeouts.answer));
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: margay-health-check\r\nConnection: close\r\n\r\n",
         member.authority
