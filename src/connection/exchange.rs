@@ -616,18 +616,17 @@ impl Exchange {
         self.forward().is_some_and(|f| !f.request_taken())
     }
 
-    /// Whether request body bytes may be spliced from the client now (see
-    /// [`Forward::splices_body`]); only once every buffered body byte is taken.
-    pub fn splices_body(&self, input: &ReadBuf) -> bool {
-        input.data().is_empty() && self.forward().is_some_and(Forward::splices_body)
-    }
-
     /// Splices request body bytes from the client into the forwarded request's pipe with
-    /// `recv` (see [`Forward::fill_body_pipe`]).
+    /// `recv` (see [`Forward::fill_body_pipe`]), once every buffered body byte is taken.
+    /// `None`: read the body as usual.
     pub fn fill_body_pipe(
         &mut self,
+        input: &ReadBuf,
         recv: impl FnOnce(&mut Pipe, usize) -> std::io::Result<usize>,
     ) -> Option<std::io::Result<usize>> {
+        if !input.data().is_empty() {
+            return None;
+        }
         self.forward_mut()?.fill_body_pipe(recv)
     }
 

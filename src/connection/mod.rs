@@ -324,10 +324,7 @@ impl Connection {
         if self.exchange.upstream_piped() > 0 {
             return Splice::Full;
         }
-        if !self.exchange.splices_body(&self.input) {
-            return Splice::No;
-        }
-        match self.exchange.fill_body_pipe(recv) {
+        match self.exchange.fill_body_pipe(&self.input, recv) {
             None => Splice::No,
             Some(Ok(0)) => {
                 self.exchange.peer_closed();

@@ -285,17 +285,21 @@ impl Forward {
     /// Whether the rest of the request body may be spliced from the client's socket (once
     /// the caller has no body bytes buffered): framed by `Content-Length`, with more than
     /// [`SPLICE_MIN`] left.
-    pub fn splices_body(&self) -> bool {
+    fn splices_body(&self) -> bool {
         matches!(self.body, RequestBody::Length(left) if left > SPLICE_MIN)
     }
 
     /// Fills the body pipe (taken first if there is none) with `recv`, given the pipe and how
-    /// many bytes it may take, and counts what it took as body. `None`: no pipe could be had,
-    /// or the body is not one to splice.
+    /// many bytes it may take, and counts what it took as body. `None`: the body is not
+    /// spliced now (not one to splice, see [`Forward::splices_body`], or no pipe could be
+    /// had): read it as usual.
     pub fn fill_body_pipe(
         &mut self,
         recv: impl FnOnce(&mut Pipe, usize) -> std::io::Result<usize>,
     ) -> Option<std::io::Result<usize>> {
+        if !self.splices_body() {
+            return None;
+        }
         let RequestBody::Length(left) = &mut self.body else {
             return None;
         };
