@@ -360,6 +360,14 @@ impl Exchange {
         }
     }
 
+    /// Whether [`Exchange::process`] parses no further request now: an earlier one's answer
+    /// is awaited (a blocking handler, a forward) or enough output waits. Bytes the client
+    /// sent meanwhile stay unread once the read buffer is full.
+    pub fn parsing_paused(&self, out: &Outbox) -> bool {
+        out.queued() >= OUTBOX_HIGH_WATER
+            || matches!(self.inbound, Inbound::Waiting(_) | Inbound::Forwarding(_))
+    }
+
     /// Decides what to do with a freshly parsed head.
     fn begin(&mut self, head: RequestHead, out: &mut Outbox, worker: &mut Worker) {
         log::debug!("{}: {}", self.peer, head.request_line());

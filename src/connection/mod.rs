@@ -421,6 +421,11 @@ impl Connection {
     // reads through these.
 
     /// Whether a request is being forwarded upstream.
+    /// Whether no further request is parsed now (see [`Exchange::parsing_paused`]).
+    pub fn parsing_paused(&self) -> bool {
+        self.exchange.parsing_paused(&self.out)
+    }
+
     pub fn is_forwarding(&self) -> bool {
         self.exchange.is_forwarding()
     }

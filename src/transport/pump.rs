@@ -191,8 +191,10 @@ fn run(
             }
         }
         let Some(space) = conn.read_space(worker) else {
-            if conn.is_forwarding() {
-                // A body waits for the upstream to take what came before it.
+            if conn.parsing_paused() {
+                // What was read waits for an earlier request's answer (a handler, an
+                // upstream, the client reading its output); the rest stays in the socket
+                // until that wakes the connection.
                 return Step::Continue;
             }
             log::warn!("{}: read buffer full without a parse decision", conn.peer());
