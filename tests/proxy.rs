@@ -1215,6 +1215,33 @@ both_models!(requests_are_never_pipelined_upstream, |model| {
     assert_eq!(targets, ["/up/0", "/up/1", "/up/2", "/up/3"]);
 });
 
+both_models!(
+    pipelined_requests_are_forwarded_one_after_another_at_once,
+    |model| {
+        // Each request read with the ones before it is forwarded as soon as its predecessor is
+        // answered, not after the client's socket is found to hold nothing more (a blocking
+        // read of a quarter second in the thread model, each time).
+        const N: usize = 20;
+        let backend = Backend::start(replies("ok"));
+        let server = proxy(model, &[&backend.url()], |c| c);
+        let mut stream = server.connect();
+        let mut batch = Vec::new();
+        for i in 0..N {
+            batch.extend_from_slice(&get_req(&format!("/up/{i}")));
+        }
+        let started = Instant::now();
+        send(&mut stream, &batch);
+        for _ in 0..N {
+            assert_eq!(read_response(&mut stream, false).text(), "ok");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{N} pipelined requests took {:?}",
+            started.elapsed()
+        );
+    }
+);
+
 both_models!(a_failing_member_is_skipped_then_tried_again, |model| {
     let backend = Backend::start(replies("good"));
     let bad = Refusing::new();

@@ -79,6 +79,7 @@ fn run(
     }
     // Found empty since its last event: skip the read that could only meet `WouldBlock`.
     let quiet = input == Input::Quiet && conn.input_empty();
+    let was_forwarding = conn.is_forwarding();
     if io.has_pending() {
         if let Err(e) = io.flush_pending() {
             return broken(conn, e);
@@ -157,6 +158,12 @@ fn run(
         }
         if (drained || quiet) && !read_closed {
             conn.release_input(worker);
+            return Step::Continue;
+        }
+        if conn.is_forwarding() && !was_forwarding {
+            // A forward began with bytes read before: the shell takes an upstream for it
+            // (and the thread model makes the socket non-blocking) before the client is read
+            // again, rather than waiting in that read for more.
             return Step::Continue;
         }
         if conn.saw_end() && !(read_closed && reads == 0) {
