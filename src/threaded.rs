@@ -347,10 +347,8 @@ fn serve(
             if step == Step::Continue {
                 let client = if conn.wants_write() || io.has_pending() {
                     libc::POLLOUT
-                } else if conn.body_waits_for_upstream() || conn.saw_end() {
-                    // Bytes the client sent must wait, or its end of stream was read: poll(2)
-                    // would report either at once, again and again. A hang-up or an error
-                    // still wakes the thread.
+                } else if conn.reads_nothing_now(worker) {
+                    // A hang-up or an error still wakes the thread.
                     0
                 } else {
                     libc::POLLIN

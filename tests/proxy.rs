@@ -892,6 +892,51 @@ both_models!(a_client_that_half_closes_waits_without_spinning, |model| {
     assert!(spent <= 5, "{spent} ticks of CPU in a second of waiting");
 });
 
+both_models!(
+    a_pipeline_behind_a_slow_upstream_waits_without_spinning,
+    |model| {
+        // More pipelined requests than the read buffer holds, behind one a slow upstream is
+        // working on: the rest waits in the socket, at no cost, and all are answered in order.
+        const BEHIND: usize = 2000;
+        let reply = replies("ok");
+        let backend = Backend::start(move |seen, stream| {
+            if seen.target() == "/up/slow" {
+                thread::sleep(Duration::from_millis(2000));
+            }
+            reply(seen, stream)
+        });
+        let server = ServerProcess::builder(model)
+            .args(&["--proxy", &format!("/up/={}", backend.url())])
+            .start();
+        let mut stream = server.connect();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut batch = get_req("/up/slow");
+        for _ in 0..BEHIND {
+            batch.extend_from_slice(&get_req("/style.css"));
+        }
+        assert!(batch.len() > 64 * 1024, "more than a read buffer");
+        let mut writer = stream.try_clone().unwrap();
+        let sender = thread::spawn(move || writer.write_all(&batch).is_ok());
+        thread::sleep(Duration::from_millis(500));
+        let before = server.cpu_ticks();
+        thread::sleep(Duration::from_secs(1));
+        let spent = server.cpu_ticks() - before;
+        assert_eq!(read_response(&mut stream, false).text(), "ok");
+        for i in 0..BEHIND {
+            let resp = read_response(&mut stream, false);
+            assert_eq!(
+                (resp.status, resp.text()),
+                (200, STYLE_CSS.to_string()),
+                "#{i}"
+            );
+        }
+        assert!(sender.join().unwrap(), "the requests were all sent");
+        assert!(spent <= 5, "{spent} ticks of CPU in a second of waiting");
+    }
+);
+
 both_models!(a_client_that_half_closes_then_resets_is_let_go, |model| {
     // Once the end of stream is read, a reset that follows must still be seen: the client is
     // gone, its connection is closed at once (no second of the server's time spent on it),

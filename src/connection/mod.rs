@@ -484,6 +484,17 @@ impl Connection {
             || self.exchange.upstream_output().len() >= crate::proxy::forward::UPSTREAM_BUFFER
     }
 
+    /// Whether a read of the client now could find only its end or no room: the end was
+    /// read, a forwarded body waits for the upstream, or the read buffer is full while no
+    /// request is parsed. A shell that polls should not ask for its input then: the poll
+    /// would report it at once, again and again.
+    pub fn reads_nothing_now(&self, worker: &Worker) -> bool {
+        let max = worker.site().limits.max_head + READ_SLACK;
+        self.saw_end()
+            || self.body_waits_for_upstream()
+            || (self.parsing_paused() && self.input.is_full(max))
+    }
+
     /// Request body bytes waiting in a pipe, to go upstream after
     /// [`Connection::upstream_output`]'s.
     pub fn upstream_piped(&self) -> usize {

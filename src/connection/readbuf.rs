@@ -83,6 +83,12 @@ impl ReadBuf {
         Some(&mut self.buf[self.end as usize..])
     }
 
+    /// Whether `max` unparsed bytes are held: [`ReadBuf::space`] would give no room.
+    pub fn is_full(&self, max: usize) -> bool {
+        let max = max.min(u32::MAX as usize);
+        self.start == 0 && self.end as usize == self.buf.len() && self.buf.len() >= max
+    }
+
     /// Records that a read put `n` bytes at the start of the last [`ReadBuf::space`].
     pub fn filled(&mut self, n: usize) {
         // The buffer is at most 4 GiB (see `space`), so its length fits.
