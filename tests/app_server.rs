@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use margay::{Error, Method, Model, Request, Response, StatusCode};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -177,26 +177,13 @@ both_models!(
         let gate = Gate::new();
         let server = gated_server(model, &gate, |c| c);
         let mut stream = server.connect();
-        let mut batch = get_req("/slow");
-        for _ in 0..BEHIND {
-            batch.extend_from_slice(&get_req("/style.css"));
-        }
-        assert!(batch.len() > 64 * 1024, "more than a read buffer");
-        let mut writer = stream.try_clone().unwrap();
-        let sender = thread::spawn(move || writer.write_all(&batch).is_ok());
+        let sender = send_in_background(&stream, pipelined_behind("/slow", BEHIND));
         gate.wait_arrivals(1);
         thread::sleep(Duration::from_millis(200));
         gate.open(1);
         let first = read_response(&mut stream, false);
         assert_eq!((first.status, first.text().as_str()), (200, "slow done"));
-        for i in 0..BEHIND {
-            let resp = read_response(&mut stream, false);
-            assert_eq!(
-                (resp.status, resp.text()),
-                (200, STYLE_CSS.to_string()),
-                "#{i}"
-            );
-        }
+        expect_style_css(&mut stream, BEHIND);
         assert!(sender.join().unwrap(), "the requests were all sent");
         assert_still_serves(&mut stream);
     }

@@ -689,10 +689,7 @@ both_models!(large_answers_arrive_whole_spliced_or_copied, |model| {
     for splice in [true, false] {
         let backend = paced_bytes();
         let server = proxy(model, &[&backend.url()], move |c| c.proxy_splice(splice));
-        let mut stream = server.connect();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        let mut stream = patient(server.connect());
         for n in &sizes[..3] {
             send(&mut stream, &get_req(&format!("/up/bytes/{n}")));
             let resp = read_response(&mut stream, false);
@@ -855,35 +852,47 @@ both_models!(waiting_for_a_slow_peer_costs_no_cpu, |model| {
     });
     // Time for every buffer on both ways to fill.
     thread::sleep(Duration::from_millis(700));
-    let before = server.cpu_ticks();
-    thread::sleep(Duration::from_secs(1));
-    let spent = server.cpu_ticks() - before;
+    let spent = server.cpu_ticks_in_a_second();
     assert!(spent <= 5, "{spent} ticks of CPU in a second of waiting");
     drop(reader);
 });
+
+/// The binary, in front of `backend` under `/up/`, with `extra` arguments.
+fn proxy_process(model: Model, backend: &Backend, extra: &[&str]) -> ServerProcess {
+    let rule = format!("/up/={}", backend.url());
+    let mut args = vec!["--proxy", &rule];
+    args.extend_from_slice(extra);
+    ServerProcess::builder(model).args(&args).start()
+}
+
+/// `stream`, made to wait up to 10 s for an answer.
+fn patient(stream: TcpStream) -> TcpStream {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// A backend that answers `late` after 2.5 s.
+fn late_backend() -> Backend {
+    let reply = replies("late");
+    Backend::start(move |seen, stream| {
+        thread::sleep(Duration::from_millis(2500));
+        reply(seen, stream)
+    })
+}
 
 both_models!(a_client_that_half_closes_waits_without_spinning, |model| {
     // A client may shut its sending side once its request is out (`shutdown(SHUT_WR)`, as
     // `nc -N` does) and still read the answer. While a slow backend works, the proxy has
     // nothing to do: the end of stream it read once must not be read again and again.
-    let reply = replies("late");
-    let backend = Backend::start(move |seen, stream| {
-        thread::sleep(Duration::from_millis(2500));
-        reply(seen, stream)
-    });
-    let server = ServerProcess::builder(model)
-        .args(&["--proxy", &format!("/up/={}", backend.url())])
-        .start();
-    let mut stream = server.connect();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let backend = late_backend();
+    let server = proxy_process(model, &backend, &[]);
+    let mut stream = patient(server.connect());
     send(&mut stream, &get_req("/up/slow"));
     stream.shutdown(std::net::Shutdown::Write).unwrap();
     thread::sleep(Duration::from_millis(500));
-    let before = server.cpu_ticks();
-    thread::sleep(Duration::from_secs(1));
-    let spent = server.cpu_ticks() - before;
+    let spent = server.cpu_ticks_in_a_second();
     let answer = String::from_utf8_lossy(&read_to_close(&mut stream)).into_owned();
     assert!(
         answer.starts_with("HTTP/1.1 200") && answer.ends_with("\r\n\r\nlate"),
@@ -905,33 +914,13 @@ both_models!(
             }
             reply(seen, stream)
         });
-        let server = ServerProcess::builder(model)
-            .args(&["--proxy", &format!("/up/={}", backend.url())])
-            .start();
-        let mut stream = server.connect();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut batch = get_req("/up/slow");
-        for _ in 0..BEHIND {
-            batch.extend_from_slice(&get_req("/style.css"));
-        }
-        assert!(batch.len() > 64 * 1024, "more than a read buffer");
-        let mut writer = stream.try_clone().unwrap();
-        let sender = thread::spawn(move || writer.write_all(&batch).is_ok());
+        let server = proxy_process(model, &backend, &[]);
+        let mut stream = patient(server.connect());
+        let sender = send_in_background(&stream, pipelined_behind("/up/slow", BEHIND));
         thread::sleep(Duration::from_millis(500));
-        let before = server.cpu_ticks();
-        thread::sleep(Duration::from_secs(1));
-        let spent = server.cpu_ticks() - before;
+        let spent = server.cpu_ticks_in_a_second();
         assert_eq!(read_response(&mut stream, false).text(), "ok");
-        for i in 0..BEHIND {
-            let resp = read_response(&mut stream, false);
-            assert_eq!(
-                (resp.status, resp.text()),
-                (200, STYLE_CSS.to_string()),
-                "#{i}"
-            );
-        }
+        expect_style_css(&mut stream, BEHIND);
         assert!(sender.join().unwrap(), "the requests were all sent");
         assert!(spent <= 5, "{spent} ticks of CPU in a second of waiting");
     }
@@ -941,28 +930,15 @@ both_models!(a_client_that_half_closes_then_resets_is_let_go, |model| {
     // Once the end of stream is read, a reset that follows must still be seen: the client is
     // gone, its connection is closed at once (no second of the server's time spent on it),
     // and the upstream it waited for is not counted as failing.
-    let reply = replies("late");
-    let backend = Backend::start(move |seen, stream| {
-        thread::sleep(Duration::from_millis(2500));
-        reply(seen, stream)
-    });
-    let server = ServerProcess::builder(model)
-        .args(&[
-            "--proxy",
-            &format!("/up/={}", backend.url()),
-            "--proxy-max-fails",
-            "1",
-        ])
-        .start();
+    let backend = late_backend();
+    let server = proxy_process(model, &backend, &["--proxy-max-fails", "1"]);
     let mut stream = server.connect();
     send(&mut stream, &get_req("/up/slow"));
     stream.shutdown(std::net::Shutdown::Write).unwrap();
     thread::sleep(Duration::from_millis(200));
     reset(stream);
     thread::sleep(Duration::from_millis(300));
-    let before = server.cpu_ticks();
-    thread::sleep(Duration::from_secs(1));
-    let spent = server.cpu_ticks() - before;
+    let spent = server.cpu_ticks_in_a_second();
     assert!(
         spent <= 5,
         "{spent} ticks of CPU in a second after the reset"
@@ -1069,13 +1045,8 @@ both_models!(bodies_are_copied_when_no_pipe_can_be_opened, |model| {
     // Out of descriptors, a body that would go through a pipe is copied instead, whole, both
     // ways, and the server says so in its log.
     let backend = paced_bytes();
-    let mut server = ServerProcess::builder(model)
-        .args(&["--proxy", &format!("/up/={}", backend.url())])
-        .start();
-    let mut stream = server.connect();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut server = proxy_process(model, &backend, &[]);
+    let mut stream = patient(server.connect());
     // A small answer first: the client and upstream connections are open before the limit.
     send(&mut stream, &get_req("/up/bytes/5"));
     assert_eq!(read_response(&mut stream, false).status, 200);
@@ -1319,10 +1290,7 @@ both_models!(
                 .header_timeout(Duration::from_millis(500))
         });
         for _ in 0..2 {
-            let mut stream = server.connect();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
+            let mut stream = patient(server.connect());
             let mut head = request("POST", "/up/x", &[("Content-Length", "100000")]);
             head.extend_from_slice(&[b'y'; 1000]);
             send(&mut stream, &head);
@@ -1447,10 +1415,7 @@ both_models!(a_connect_that_never_completes_is_a_refusal, |model| {
         c.proxy_timeout(Duration::from_secs(30))
             .proxy_connect_timeout(Duration::from_millis(300))
     });
-    let mut stream = server.connect();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = patient(server.connect());
     let mut post = request("POST", "/up/x", &[("Content-Length", "2")]);
     post.extend_from_slice(b"hi");
     let started = Instant::now();

@@ -48,6 +48,20 @@ impl Pki {
     }
 }
 
+/// The binary, serving HTTPS on a port of its choosing with the pair given.
+fn https_process(model: Model, cert: &Path, key: &Path) -> ServerProcess {
+    ServerProcess::builder(model)
+        .args(&[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .start()
+}
+
 fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
@@ -545,6 +559,22 @@ fn wait_for_certificate(server: &TestServer, ca: &Ca, want: &Leaf, within: Durat
     }
 }
 
+/// Polls new handshakes with `addr` until they present `want`, or panics with `why()` after
+/// `within`.
+fn wait_until_presented(
+    addr: SocketAddr,
+    client: &std::sync::Arc<rustls::ClientConfig>,
+    want: &Leaf,
+    within: Duration,
+    why: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + within;
+    while presented(&connect_tls(addr, client, "localhost")) != want.der {
+        assert!(Instant::now() < deadline, "{}", why());
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 both_models!(
     changed_certificate_files_are_used_by_new_handshakes,
     |model| {
@@ -683,16 +713,7 @@ fn a_file_written_beside_the_certificates_is_no_renewal() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     let pki = Pki::new();
-    let process = ServerProcess::builder(Model::Reactor)
-        .args(&[
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            pki.cert.to_str().unwrap(),
-            "--tls-key",
-            pki.key.to_str().unwrap(),
-        ])
-        .start();
+    let process = https_process(Model::Reactor, &pki.cert, &pki.key);
     let tls_addr = process.url_addr("https://");
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -705,9 +726,7 @@ fn a_file_written_beside_the_certificates_is_no_renewal() {
         })
     };
     thread::sleep(Duration::from_millis(500));
-    let before = process.cpu_ticks();
-    thread::sleep(Duration::from_secs(1));
-    let spent = process.cpu_ticks() - before;
+    let spent = process.cpu_ticks_in_a_second();
     assert!(
         spent <= 10,
         "{spent} ticks of CPU in a second of someone else's writes"
@@ -719,16 +738,10 @@ fn a_file_written_beside_the_certificates_is_no_renewal() {
     );
     let renewed = pki.ca.leaf(&["localhost", "127.0.0.1"]);
     renewed.write(pki.dir.path(), "localhost");
-    let shown = || presented(&connect_tls(tls_addr, &pki.client(), "localhost"));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while shown() != renewed.der {
-        assert!(
-            Instant::now() < deadline,
-            "the renewal was not seen; log:\n{}",
-            process.log_tail(5)
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    let client = pki.client();
+    wait_until_presented(tls_addr, &client, &renewed, Duration::from_secs(5), || {
+        format!("the renewal was not seen; log:\n{}", process.log_tail(5))
+    });
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
     assert_eq!(process.log().matches("certificates read again").count(), 1);
@@ -739,30 +752,18 @@ fn the_binary_reads_certificates_again_on_sighup() {
     let ca = Ca::new("margay test CA");
     let (first, second) = (ca.leaf(&["localhost"]), ca.leaf(&["localhost"]));
     let files = Switchable::new(&first, &second);
-    let mut process = ServerProcess::builder(Model::Reactor)
-        .args(&[
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            files.cert.to_str().unwrap(),
-            "--tls-key",
-            files.key.to_str().unwrap(),
-        ])
-        .start();
+    let mut process = https_process(Model::Reactor, &files.cert, &files.key);
     let tls_addr = process.url_addr("https://");
-    let shown = || presented(&connect_tls(tls_addr, &trusting(&ca), "localhost"));
-    assert!(shown() == first.der);
+    let client = trusting(&ca);
+    assert!(presented(&connect_tls(tls_addr, &client, "localhost")) == first.der);
     files.switch();
     process.signal(libc::SIGHUP);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while shown() != second.der {
-        assert!(
-            Instant::now() < deadline,
+    wait_until_presented(tls_addr, &client, &second, Duration::from_secs(3), || {
+        format!(
             "SIGHUP did not bring in the new certificate; log:\n{}",
             process.log_tail(10)
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+        )
+    });
     process.assert_serves("after SIGHUP");
 }
 
@@ -1116,16 +1117,7 @@ both_models!(
 #[test]
 fn the_binary_serves_https() {
     let pki = Pki::new();
-    let mut process = ServerProcess::builder(Model::Threads)
-        .args(&[
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            pki.cert.to_str().unwrap(),
-            "--tls-key",
-            pki.key.to_str().unwrap(),
-        ])
-        .start();
+    let mut process = https_process(Model::Threads, &pki.cert, &pki.key);
     let tls_addr = process.url_addr("https://");
     let mut tls = connect_tls(tls_addr, &pki.client(), "localhost");
     let resp = get_over(&mut tls, "/style.css");

@@ -361,3 +361,32 @@ impl Refusing {
         format!("http://{addr}")
     }
 }
+
+/// `first`, then `behind` requests for `/style.css`, in one batch larger than a read buffer.
+pub fn pipelined_behind(first: &str, behind: usize) -> Vec<u8> {
+    let mut batch = get_req(first);
+    for _ in 0..behind {
+        batch.extend_from_slice(&get_req("/style.css"));
+    }
+    assert!(batch.len() > 64 * 1024, "more than a read buffer");
+    batch
+}
+
+/// Writes `bytes` to `stream` from another thread (the server may stop reading a while);
+/// the handle says whether all were written.
+pub fn send_in_background(stream: &TcpStream, bytes: Vec<u8>) -> std::thread::JoinHandle<bool> {
+    let mut writer = stream.try_clone().unwrap();
+    std::thread::spawn(move || writer.write_all(&bytes).is_ok())
+}
+
+/// Reads `n` answers of `/style.css` in a row.
+pub fn expect_style_css(stream: &mut impl Read, n: usize) {
+    for i in 0..n {
+        let resp = read_response(stream, false);
+        assert_eq!(
+            (resp.status, resp.text()),
+            (200, super::site::STYLE_CSS.to_string()),
+            "answer #{i}"
+        );
+    }
+}

@@ -146,6 +146,13 @@ impl ServerProcess {
         fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
     }
 
+    /// The CPU ticks the process spends in the next second (about 100 if it spins a core).
+    pub fn cpu_ticks_in_a_second(&self) -> u64 {
+        let before = self.cpu_ticks();
+        std::thread::sleep(Duration::from_secs(1));
+        self.cpu_ticks() - before
+    }
+
     /// One `GET /style.css` on a fresh connection, with short timeouts.
     pub fn try_get(&self) -> Result<Resp, String> {
         let mut stream = TcpStream::connect_timeout(&self.addr, PROBE_TIMEOUT)
