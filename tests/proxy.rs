@@ -1691,6 +1691,37 @@ both_models!(a_member_failing_its_health_check_gets_no_traffic, |model| {
     );
 });
 
+both_models!(a_member_going_down_is_logged_once, |model| {
+    // Five requests in flight when the member dies all fail; the log says once that it is
+    // skipped, not once for each of them.
+    const N: usize = 5;
+    let backend = Backend::start(|_, _| {
+        thread::sleep(Duration::from_millis(300));
+        false
+    });
+    let server = proxy_process(model, &backend, &["--proxy-max-fails", "1"]);
+    let clients: Vec<_> = (0..N)
+        .map(|_| {
+            let mut stream = patient(server.connect());
+            thread::spawn(move || {
+                let upload = request("POST", "/up/x", &[("Content-Length", "2")]);
+                send(&mut stream, &[upload, b"hi".to_vec()].concat());
+                read_response(&mut stream, false).status
+            })
+        })
+        .collect();
+    for client in clients {
+        assert_eq!(client.join().unwrap(), 502);
+    }
+    let log = server.log();
+    assert_eq!(
+        log.matches("times in a row; skipped").count(),
+        1,
+        "{}",
+        server.log_tail(10)
+    );
+});
+
 both_models!(
     a_member_that_never_answers_its_check_holds_up_no_other,
     |model| {

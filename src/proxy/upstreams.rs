@@ -219,13 +219,16 @@ impl Upstreams {
         let fails = m.fails.fetch_add(1, Relaxed) + 1;
         if fails >= self.settings.max_fails {
             m.fails.store(0, Relaxed);
-            let until = self.now_ms() + self.settings.fail_timeout.as_millis() as u64;
-            m.down_until.store(until, Relaxed);
-            log::warn!(
-                "upstream {} failed {fails} times in a row; skipped for {:?}",
-                m.addr,
-                self.settings.fail_timeout
-            );
+            let now = self.now_ms();
+            let until = now + self.settings.fail_timeout.as_millis() as u64;
+            // Requests in flight when it went down fail too: said once, not once for each.
+            if m.down_until.swap(until, Relaxed) <= now {
+                log::warn!(
+                    "upstream {} failed {fails} times in a row; skipped for {:?}",
+                    m.addr,
+                    self.settings.fail_timeout
+                );
+            }
         }
     }
 
