@@ -207,6 +207,27 @@ both_models!(connection_close_ends_with_close_notify, |model| {
     assert_closed(&mut tls);
 });
 
+both_models!(
+    a_close_notify_after_a_request_ends_the_connection,
+    |model| {
+        // A client may close its side with close_notify once its request is out and still read:
+        // the answer comes, then the server's close_notify, at once, not after the keep-alive
+        // timeout (a minute here).
+        let pki = Pki::new();
+        let server = https_server_with(model, &[(&pki.cert, &pki.key)], |c| {
+            c.keep_alive_timeout(Duration::from_secs(60))
+        });
+        let mut tls = connect_tls(server.tls_addr(), &pki.client(), "localhost");
+        send(&mut tls, &get_req("/style.css"));
+        tls.conn.send_close_notify();
+        tls.flush().unwrap();
+        let resp = read_response(&mut tls, false);
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body, STYLE_CSS.as_bytes());
+        assert_closed(&mut tls);
+    }
+);
+
 /// An upstream server on `127.0.0.1:0` (its URL returned) that reads each request's head,
 /// then lets `answer` write to the connection and closes it.
 fn backend(answer: impl Fn(&mut TcpStream) + Send + 'static) -> String {

@@ -43,6 +43,9 @@ pub struct Tls<S: Read + Write + AsFd> {
     stats: Arc<Stats>,
     /// The last socket read came up short: nothing more until a new readiness edge.
     socket_drained: bool,
+    /// The peer's close_notify was read: a read after its last plaintext finds the end,
+    /// which no readiness edge will report.
+    peer_closed: bool,
     /// Nothing was read yet: the first byte tells a TLS client from a plain HTTP one.
     first_read: bool,
     /// The handshake finished (and was counted).
@@ -71,6 +74,7 @@ impl<S: Read + Write + AsFd> Tls<S> {
             tls,
             stats,
             socket_drained: false,
+            peer_closed: false,
             first_read: true,
             established: false,
             failed: false,
@@ -116,6 +120,7 @@ impl<S: Read + Write + AsFd> Tls<S> {
         match self.tls.process_new_packets() {
             Ok(state) => {
                 self.note_established();
+                self.peer_closed |= state.peer_has_closed();
                 // Handshake messages (or an alert) are answered at once, as far as the socket
                 // takes them; what it does not is sent when it becomes writable. Records queued
                 // once the handshake is done (session tickets) wait when a request came with
@@ -301,7 +306,7 @@ impl<S: Read + Write + AsFd> Transport for Tls<S> {
     }
 
     fn short_read_empties(&self) -> bool {
-        self.socket_drained
+        self.socket_drained && !self.peer_closed
     }
 
     fn tls_session(&self) -> Option<(&'static str, &'static str)> {
