@@ -348,16 +348,13 @@ both_models!(json_lines_name_the_tls_session, |model| {
     let (cert, key) = ca.leaf(&["localhost"]).write(dir.path(), "site");
     let server = ServerProcess::builder(model)
         .access_log(&log)
-        .args(&[
-            "--access-log-format",
-            "json",
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ])
+        .args(
+            &[
+                &["--access-log-format", "json"][..],
+                &tls_support::https_args(&cert, &key),
+            ]
+            .concat(),
+        )
         .start();
     let tls_addr = server.url_addr("https://");
     let config = tls_support::trusting(&ca);

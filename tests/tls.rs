@@ -51,14 +51,7 @@ impl Pki {
 /// The binary, serving HTTPS on a port of its choosing with the pair given.
 fn https_process(model: Model, cert: &Path, key: &Path) -> ServerProcess {
     ServerProcess::builder(model)
-        .args(&[
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ])
+        .args(&https_args(cert, key))
         .start()
 }
 
@@ -899,14 +892,7 @@ fn run_binary(args: &[&str]) -> (Option<i32>, String) {
 fn the_binary_exits_2_naming_the_file_of_an_unusable_pair() {
     let pki = Pki::new();
     for (what, cert, key, named) in broken_pairs(&pki) {
-        let (code, stderr) = run_binary(&[
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ]);
+        let (code, stderr) = run_binary(&https_args(&cert, &key));
         assert_eq!(code, Some(2), "{what}: exit code; stderr: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{what}: one line: {stderr}");
         assert!(

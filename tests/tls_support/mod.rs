@@ -451,3 +451,15 @@ pub fn client_hello() -> Vec<u8> {
     }
     hello
 }
+
+/// The binary's arguments for HTTPS on a port of its choosing with the pair given.
+pub fn https_args<'a>(cert: &'a Path, key: &'a Path) -> [&'a str; 6] {
+    [
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]
+}
