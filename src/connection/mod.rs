@@ -48,6 +48,11 @@ const STREAM_IDLE: Duration = Duration::from_secs(3600);
 /// pipelined request, read along with a head.
 const READ_SLACK: usize = 1024;
 
+/// The most unparsed bytes a connection holds: a head at its limit, and some slack.
+fn input_limit(worker: &Worker) -> usize {
+    worker.site().limits.max_head + READ_SLACK
+}
+
 /// What [`Connection::splice_body`] did.
 #[derive(Debug)]
 pub enum Splice {
@@ -293,7 +298,7 @@ impl Connection {
     /// as a head may take without a parse decision (which cannot happen: the parser decides
     /// before that, so the shell treats it as a fault).
     pub fn read_space<'a>(&'a mut self, worker: &mut Worker) -> Option<&'a mut [u8]> {
-        let max = worker.site().limits.max_head + READ_SLACK;
+        let max = input_limit(worker);
         self.input.space(worker.buffers(), max)
     }
 
@@ -420,12 +425,12 @@ impl Connection {
     // A request forwarded upstream. The shell owns the upstream socket; the core writes and
     // reads through these.
 
-    /// Whether a request is being forwarded upstream.
     /// Whether no further request is parsed now (see [`Exchange::parsing_paused`]).
     pub fn parsing_paused(&self) -> bool {
         self.exchange.parsing_paused(&self.out)
     }
 
+    /// Whether a request is being forwarded upstream.
     pub fn is_forwarding(&self) -> bool {
         self.exchange.is_forwarding()
     }
@@ -489,10 +494,9 @@ impl Connection {
     /// request is parsed. A shell that polls should not ask for its input then: the poll
     /// would report it at once, again and again.
     pub fn reads_nothing_now(&self, worker: &Worker) -> bool {
-        let max = worker.site().limits.max_head + READ_SLACK;
         self.saw_end()
             || self.body_waits_for_upstream()
-            || (self.parsing_paused() && self.input.is_full(max))
+            || (self.parsing_paused() && self.input.is_full(input_limit(worker)))
     }
 
     /// Request body bytes waiting in a pipe, to go upstream after
