@@ -96,11 +96,16 @@ fn load(pair: &CertificatePair, provider: &CryptoProvider) -> Result<Loaded, Cer
     })
 }
 
-fn fingerprint(pairs: &[CertificatePair]) -> Fingerprint {
-    use std::os::unix::fs::MetadataExt;
+/// The files of every pair, each chain before its key.
+fn files(pairs: &[CertificatePair]) -> impl Iterator<Item = &Path> {
     pairs
         .iter()
-        .flat_map(|pair| [&pair.cert, &pair.key])
+        .flat_map(|pair| [pair.cert.as_path(), pair.key.as_path()])
+}
+
+fn fingerprint(pairs: &[CertificatePair]) -> Fingerprint {
+    use std::os::unix::fs::MetadataExt;
+    files(pairs)
         .map(|file| {
             let m = std::fs::metadata(file).ok()?;
             Some([
@@ -188,9 +193,7 @@ impl Certificates {
 
     /// The files of every pair.
     pub fn files(&self) -> impl Iterator<Item = &Path> {
-        self.pairs
-            .iter()
-            .flat_map(|pair| [pair.cert.as_path(), pair.key.as_path()])
+        files(&self.pairs)
     }
 
     fn loaded(&self) -> Arc<Vec<Loaded>> {

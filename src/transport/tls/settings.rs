@@ -6,7 +6,6 @@ use crate::control::Control;
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use rustls::ServerConfig;
 use rustls::server::ServerSessionMemoryCache;
-use std::collections::HashSet;
 use std::ffi::OsString;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -135,14 +134,15 @@ fn watch(
 /// that replaces a file, or a symlink, is seen; a log written beside them is not.
 struct Watched {
     inotify: Inotify,
-    names: HashSet<(WatchDescriptor, OsString)>,
+    /// A handful per pair: looked through, not hashed, so an event's name is not copied.
+    names: Vec<(WatchDescriptor, OsString)>,
 }
 
 impl Watched {
     fn new(inotify: Inotify, certificates: &Certificates) -> std::io::Result<Watched> {
         let mut watched = Watched {
             inotify,
-            names: HashSet::new(),
+            names: Vec::new(),
         };
         watched.watch(certificates)?;
         Ok(watched)
@@ -156,7 +156,7 @@ impl Watched {
             | WatchMask::DELETE
             | WatchMask::ATTRIB
             | WatchMask::MODIFY;
-        let mut names = HashSet::new();
+        let mut names = Vec::new();
         for file in certificates.files() {
             let mut entries: Vec<PathBuf> = vec![file.to_path_buf()];
             if let Ok(target) = std::fs::read_link(file)
@@ -175,8 +175,10 @@ impl Watched {
                 } else {
                     dir
                 };
-                let wd = self.inotify.watches().add(dir, mask)?;
-                names.insert((wd, name.to_os_string()));
+                let entry = (self.inotify.watches().add(dir, mask)?, name.to_os_string());
+                if !names.contains(&entry) {
+                    names.push(entry);
+                }
             }
         }
         self.names = names;
@@ -196,9 +198,11 @@ impl Watched {
             for event in events {
                 any = true;
                 changed |= event.mask.contains(EventMask::Q_OVERFLOW)
-                    || event
-                        .name
-                        .is_some_and(|name| self.names.contains(&(event.wd, name.to_os_string())));
+                    || event.name.is_some_and(|name| {
+                        self.names
+                            .iter()
+                            .any(|(wd, n)| *wd == event.wd && n == name)
+                    });
             }
             if !any {
                 break;
