@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench-proxy.sh: margay as a reverse proxy against HAProxy, nginx, h2o and
-# lighttpd. Each proxy runs with one worker on core 0 in front of the same tiny
-# C backend (scripts/backend/backend.c, also on core 0); wrk runs on core 1.
+# lighttpd, and against a relay that shows what the kernel alone costs. Each
+# proxy runs with one worker on core 0 in front of the same tiny C backend
+# (scripts/backend/backend.c, also on core 0); wrk runs on core 1.
 #
 # Usage (from anywhere in a clone):
 #   scripts/bench-proxy.sh
@@ -13,9 +14,10 @@
 #   REPS          repetitions; each figure is the median over them (default 3)
 #   WORKLOADS     which of a b c d e to run (default all)
 #   SERVERS       which of backend margay margay-threads margay-nopoll
-#                 margay-copy haproxy haproxy-busy haproxy-splice nginx h2o
-#                 lighttpd, run in that order (default all but margay-threads,
-#                 margay-nopoll, margay-copy and the two HAProxy variants)
+#                 margay-copy relay haproxy haproxy-busy haproxy-splice nginx
+#                 h2o lighttpd, run in that order (default all but
+#                 margay-threads, margay-nopoll, margay-copy and the two
+#                 HAProxy variants)
 #   UPLOAD_BYTES  the body of each upload in e (default 10000000)
 #   REPORT_NAME   the report's file name under bench-results/, without .md
 #                 (default proxy-latest; the raw measurements go beside it as .raw)
@@ -34,6 +36,11 @@
 #                   has nothing to do, as nginx's and h2o's do
 #   margay-copy     the same with --no-proxy-splice: response bodies copied
 #                   through a buffer instead of spliced socket to socket
+#   relay           scripts/floor/relay.c built with gcc -O2: one epoll loop
+#                   that passes bytes between each client and its own upstream
+#                   connection with one recv and one send, understanding no
+#                   HTTP. Not a peer: the cost floor. Made for small messages,
+#                   so run in a, b and c only
 #   haproxy         nbthread 1, http-reuse always, no log
 #   haproxy-busy    the same with HAProxy's own busy-polling (global option);
 #                   c is also compared with margay's, busy against busy
@@ -77,7 +84,7 @@ source "$(dirname "$0")/common.sh"   # also sets the cleanup traps
 DURATION=${DURATION:-10s}
 REPS=${REPS:-3}
 WORKLOADS=${WORKLOADS:-"a b c d e"}
-SERVERS=${SERVERS:-"backend margay haproxy nginx h2o lighttpd"}
+SERVERS=${SERVERS:-"backend margay relay haproxy nginx h2o lighttpd"}
 UPLOAD_BYTES=${UPLOAD_BYTES:-10000000}
 export UPLOAD_BYTES
 secs=$(duration_secs "$DURATION")
@@ -88,7 +95,7 @@ SKIPPED=""
 ACTIVE=""
 for name in $SERVERS; do
     case $name in
-        backend | margay | margay-threads | margay-nopoll | margay-copy) ACTIVE+=" $name" ;;
+        backend | margay | margay-threads | margay-nopoll | margay-copy | relay) ACTIVE+=" $name" ;;
         haproxy | nginx | lighttpd | h2o) activate_peer "$name" "$name package" ;;
         haproxy-busy | haproxy-splice)
             if want haproxy haproxy; then ACTIVE+=" $name"; else SKIPPED+=" $name"; fi ;;
@@ -100,6 +107,8 @@ raise_limits
 
 BACKEND=$SCRATCH/backend
 gcc -O2 -Wall -o "$BACKEND" scripts/backend/backend.c
+RELAY=$SCRATCH/relay
+gcc -O2 -Wall -o "$RELAY" scripts/floor/relay.c
 BACKEND_PORT=$(free_port)
 BACKEND_LOG=$SCRATCH/backend.log
 taskset -c "$SERVER_CORE" "$BACKEND" "$BACKEND_PORT" >"$BACKEND_LOG" 2>&1 &
@@ -202,6 +211,7 @@ start_named() {
             --proxy-keepalive 128 --keep-alive-timeout 65 --max-connections 20000 --busy-poll 0 ;;
         margay-copy) margay_start "$dir" "$SCRATCH" --proxy "/=http://127.0.0.1:$BACKEND_PORT" \
             --proxy-keepalive 128 --keep-alive-timeout 65 --max-connections 20000 --no-proxy-splice ;;
+        relay) mkdir -p "$dir"; start_server "$dir/stdout.log" "$RELAY" "$PORT" "$BACKEND_PORT" ;;
         haproxy) haproxy_start "$dir" ;;
         haproxy-busy) HAPROXY_BUSY=1 haproxy_start "$dir" ;;
         haproxy-splice) HAPROXY_SPLICE=1 haproxy_start "$dir" ;;
@@ -270,6 +280,7 @@ wrk_run() {
 for ((rep = 1; rep <= REPS; rep++)); do
     for w in $WORKLOADS; do
         for name in $ACTIVE; do
+            [[ $name == relay && $w != [abc] ]] && continue   # small messages only
             if ! start_named "$name"; then
                 record "$w" "$name" start_failed 1
                 continue
@@ -307,7 +318,7 @@ kfmt() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { if (v >=
 ms() { [[ -z $1 ]] && { echo "—"; return; }; awk -v v="$1" 'BEGIN { printf "%.2f ms", v / 1000 }'; }
 # is_peer NAME WORKLOAD: whether NAME is a proxy margay is measured against.
 # The HAProxy variants are shown beside it, not counted as peers (see the end of the report).
-is_peer() { [[ $1 != backend && $1 != margay* && $1 != haproxy-* ]]; }
+is_peer() { [[ $1 != backend && $1 != margay* && $1 != haproxy-* && $1 != relay ]]; }
 
 
 # target_row WORKLOAD METRIC high|low LABEL TARGET_RATIO: margay against the
@@ -416,6 +427,27 @@ report() {
     target_row d cpu low "d. proxy CPU µs per 1 MiB response" 1
     target_row e mibps high "e. MiB/s uploaded" 1
     target_row e cpu low "e. proxy CPU µs per upload" 1
+    if [[ " $WORKLOADS " == *" a "* && " $ACTIVE " == *" relay "* ]]; then
+        local rc best bestv name v
+        rc=$(med a relay cpu)
+        read -r best bestv < <(best_peer a cpu low) || true
+        if [[ -n $rc && -n $bestv ]]; then
+            echo
+            echo "## Above the floor (a. 100 kept-alive clients)"
+            echo
+            echo "The relay passes bytes with no HTTP work; what a proxy costs above it is its own work."
+            echo "The CPU target, 0.8 × the best peer's $(fmt "$bestv") µs, is $(awk -v b="$bestv" 'BEGIN { printf "%.3g", 0.8 * b }') µs per request; the relay alone takes $(fmt "$rc") µs."
+            echo
+            echo "| proxy | CPU per request | above the relay | relay's share |"
+            echo "| --- | ---: | ---: | ---: |"
+            for name in $ACTIVE; do
+                [[ $name == backend || $name == relay ]] && continue
+                v=$(med a "$name" cpu)
+                [[ -z $v ]] && continue
+                echo "| $name | $(fmt "$v") µs | $(awk -v a="$v" -v b="$rc" 'BEGIN { printf "%+.2f µs", a - b }') | $(awk -v a="$v" -v b="$rc" 'BEGIN { printf "%.0f %%", b / a * 100 }') |"
+            done
+        fi
+    fi
     if [[ " $WORKLOADS " == *" c "* && " $ACTIVE " == *" haproxy-busy "* ]]; then
         local mb hb
         mb=$(med c margay added_us)
