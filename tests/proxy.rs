@@ -1740,6 +1740,36 @@ both_models!(
     }
 );
 
+both_models!(a_check_waits_no_longer_than_the_proxy_timeouts, |model| {
+    // Checks run every five seconds. A member whose connect does not complete within
+    // --proxy-connect-timeout, or whose answer does not begin within --proxy-timeout,
+    // fails its check then, not at the next round.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap(); // connects complete; no answer
+    let gone = Blackhole::new();
+    let urls = [
+        format!("http://{}", silent.local_addr().unwrap()),
+        format!("http://{}", gone.addr),
+    ];
+    let server = proxy(model, &[&urls[0], &urls[1]], |c| {
+        c.proxy_health_check(Some("/health".into()))
+            .proxy_timeout(Duration::from_millis(300))
+            .proxy_connect_timeout(Duration::from_millis(300))
+    });
+    let started = Instant::now();
+    loop {
+        let status = server.status();
+        let members = &status["upstreams"][0]["members"];
+        if members[0]["state"] == "unhealthy" && members[1]["state"] == "unhealthy" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "a check outlived the timeouts: {status}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+});
+
 both_models!(keepalive_bounds_the_idle_upstream_connections, |model| {
     const N: u64 = 1;
     let backend = Backend::start(|_, stream| {
