@@ -1176,6 +1176,68 @@ both_models!(expect_100_continue_is_answered_by_the_front, |model| {
     assert_eq!(backend.seen()[0].header("expect"), None);
 });
 
+both_models!(interim_responses_reach_clients_that_take_them, |model| {
+    // A proxy forwards 1xx responses (RFC 9110 section 15.2): an HTTP/1.1 client gets the
+    // upstream's 103 Early Hints before the answer, with hop-by-hop fields removed and Via
+    // added; an HTTP/1.0 client gets none, and a stray 100 goes to no one.
+    let backend = Backend::start(|_, stream| {
+        stream
+            .write_all(
+                b"HTTP/1.1 100 Continue\r\n\r\n\
+                  HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\nConnection: X-Hop\r\n\
+                  X-Hop: 1\r\n\r\n\
+                  HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            )
+            .is_ok()
+    });
+    let server = proxy(model, &[&backend.url()], |c| c);
+    let mut stream = server.connect();
+    send(&mut stream, &get_req("/up/a"));
+    let hints = read_response(&mut stream, false);
+    assert_eq!(hints.status, 103);
+    assert_eq!(hints.header("link"), Some("</s.css>; rel=preload"));
+    assert_eq!(hints.header("x-hop"), None);
+    assert_eq!(hints.header("via"), Some("1.1 margay"));
+    let resp = read_response(&mut stream, false);
+    assert_eq!((resp.status, resp.text().as_str()), (200, "ok"));
+
+    let mut old = server.connect();
+    send(&mut old, b"GET /up/b HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let text = String::from_utf8_lossy(&read_to_close(&mut old)).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "{text}");
+    assert!(text.ends_with("\r\n\r\nok"), "{text}");
+});
+
+both_models!(max_forwards_counts_the_hops_of_options_and_trace, |model| {
+    // RFC 9110 section 7.6.2: an OPTIONS or TRACE request goes on with one hop fewer, and one
+    // with none left is answered by the proxy itself. Other methods pass the field as it is.
+    let backend = Backend::start(replies("upstream"));
+    let server = proxy(model, &[&backend.url()], |c| c);
+    let ask = |method: &str, hops: &str| {
+        let mut stream = server.connect();
+        send(
+            &mut stream,
+            &request(method, "/up/x", &[("Max-Forwards", hops)]),
+        );
+        read_response(&mut stream, false)
+    };
+    let options = ask("OPTIONS", "0");
+    assert_eq!((options.status, options.text().as_str()), (204, ""));
+    assert_eq!(ask("TRACE", "0").status, 501);
+    assert!(backend.seen().is_empty(), "a spent request went upstream");
+
+    assert_eq!(ask("OPTIONS", "5").text(), "upstream");
+    assert_eq!(ask("TRACE", "1").text(), "upstream");
+    assert_eq!(ask("GET", "0").text(), "upstream");
+    let hops: Vec<_> = backend
+        .seen()
+        .iter()
+        .map(|seen| seen.header("max-forwards"))
+        .collect();
+    assert_eq!(hops, [Some("4".into()), Some("0".into()), Some("0".into())]);
+});
+
 both_models!(closing_clients_reuse_kept_upstream_connections, |model| {
     let backend = Backend::start(replies("pooled"));
     let server = proxy(model, &[&backend.url()], |c| c);

@@ -19,7 +19,9 @@ use crate::http::{
 use crate::listener::{ListenerKind, Scheme};
 use crate::proxy::HostHeader;
 use crate::proxy::forward::{Failure as ForwardFailure, Forward, Progress};
-use crate::proxy::head::{BodyFraming, Origin, ResponseFraming, UpstreamHead, request_head};
+use crate::proxy::head::{
+    BodyFraming, Origin, ResponseFraming, UpstreamHead, answer_spent_hops, request_head,
+};
 use crate::transport::pipe::Pipe;
 use crate::worker::Worker;
 use std::net::SocketAddr;
@@ -402,6 +404,9 @@ impl Exchange {
             && !worker.site().router.covers(head.path())
             && let Some(group) = upstreams.route(head.path())
         {
+            if let Some(response) = answer_spent_hops(&head) {
+                return self.answer_then_discard(head, response, out, worker);
+            }
             return self.begin_forward(head, group, out);
         }
         let route = match worker.site().router.find(head.method, head.path()) {
@@ -528,7 +533,10 @@ impl Exchange {
             // A retry: the same request again, to another member (its path and host as that
             // member gets them).
             Some(forward) => forward.restart(bytes),
-            None => forwarding.forward = Some(Forward::new(head.method, bytes, length, chunked)),
+            None => {
+                let forward = Forward::new(head.method, bytes, length, chunked);
+                forwarding.forward = Some(forward.passing_interim(head.version == Version::Http11));
+            }
         }
         forwarding.member = Some(member);
         forwarding.link = link;

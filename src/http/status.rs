@@ -29,6 +29,8 @@ macro_rules! status_codes {
 status_codes! {
     CONTINUE = 100, "Continue";
     SWITCHING_PROTOCOLS = 101, "Switching Protocols";
+    PROCESSING = 102, "Processing";
+    EARLY_HINTS = 103, "Early Hints";
     OK = 200, "OK";
     CREATED = 201, "Created";
     ACCEPTED = 202, "Accepted";

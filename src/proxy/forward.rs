@@ -4,11 +4,11 @@
 //! the client gets). Memory is bounded both ways: at most [`UPSTREAM_BUFFER`] bytes wait to
 //! be sent upstream, and the caller reads from upstream only while the client keeps up.
 
-use super::head::{BadUpstream, ResponseFraming, UpstreamHead, parse_response};
+use super::head::{BadUpstream, ResponseFraming, UpstreamHead, interim_head, parse_response};
 use crate::connection::outbox::{Outbox, give_buffer};
 use crate::connection::readbuf::ReadBuf;
 use crate::http::chunked::{ChunkedDecoder, SizeLine};
-use crate::http::{Method, RequestError};
+use crate::http::{Method, RequestError, StatusCode};
 use crate::transport::pipe::Pipe;
 use std::cell::RefCell;
 
@@ -173,6 +173,8 @@ pub struct Forward {
     head_reusable: bool,
     /// Whether any response byte arrived.
     answered: bool,
+    /// Whether the client may get interim responses (it speaks HTTP/1.1).
+    interim_to_client: bool,
 }
 
 impl Forward {
@@ -198,7 +200,15 @@ impl Forward {
             phase: Phase::Head,
             head_reusable: false,
             answered: false,
+            interim_to_client: false,
         }
+    }
+
+    /// Passes the upstream's interim responses (`102`, `103`) on to the client: for a client
+    /// that speaks HTTP/1.1 (RFC 9110 section 15.2; an HTTP/1.0 client must get none).
+    pub fn passing_interim(mut self, yes: bool) -> Forward {
+        self.interim_to_client = yes;
+        self
     }
 
     /// Whether the request may be sent again to another upstream: nothing of the response
@@ -380,8 +390,13 @@ impl Forward {
                         Ok(None) => return Ok(Progress::Nothing),
                         Ok(Some((head, len))) => {
                             self.from_upstream.consume(len);
-                            // An interim response (100, 103): the final one follows.
+                            // An interim response: the final one follows. A `100` is not
+                            // passed on: the client's expectation was met here, and the
+                            // upstream never saw it.
                             if head.status.as_u16() < 200 {
+                                if self.interim_to_client && head.status != StatusCode::CONTINUE {
+                                    out.push_bytes(&interim_head(&head));
+                                }
                                 continue;
                             }
                             return Ok(Progress::Head(head));

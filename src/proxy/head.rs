@@ -6,7 +6,7 @@
 use crate::connection::outbox::take_buffer;
 use crate::forwarded::IpText;
 use crate::http::fields::{self, TransferCodings};
-use crate::http::{Method, RequestHead, StatusCode};
+use crate::http::{Method, RequestHead, Response, StatusCode};
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
@@ -147,6 +147,7 @@ pub fn request_head(
     out.extend_from_slice(host.as_bytes());
     out.extend_from_slice(b"\r\n");
     let tokens: Vec<&str> = connection_tokens(head.header_values("connection")).collect();
+    let counts_hops = matches!(head.method, Method::Options | Method::Trace);
     for (name, value) in head.headers() {
         if is_hop_by_hop(name, &tokens) || SET_BY_PROXY.iter().any(|s| s.eq_ignore_ascii_case(name))
         {
@@ -154,7 +155,13 @@ pub fn request_head(
         }
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
+        match max_forwards(name, value) {
+            // One hop fewer (RFC 9110 section 7.6.2); a spent count is answered here instead.
+            Some(hops) if counts_hops && hops > 0 => {
+                out.extend_from_slice((hops - 1).to_string().as_bytes())
+            }
+            _ => out.extend_from_slice(value),
+        }
         out.extend_from_slice(b"\r\n");
     }
     // X-Forwarded-For: the trusted chain so far, then the address that connected to us.
@@ -399,6 +406,53 @@ pub fn parse_response(
         },
         len,
     )))
+}
+
+/// The value of a `Max-Forwards` field, if `name` is one and its value a number.
+fn max_forwards(name: &str, value: &[u8]) -> Option<u64> {
+    if !name.eq_ignore_ascii_case("max-forwards") {
+        return None;
+    }
+    let digits = fields::trim_ows(value);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    // More hops than fit are as good as the most that do.
+    Some(
+        std::str::from_utf8(digits)
+            .ok()?
+            .parse()
+            .unwrap_or(u64::MAX),
+    )
+}
+
+/// The answer to an `OPTIONS` or `TRACE` request whose `Max-Forwards` is 0: it must go no
+/// further, and the proxy answers it as the final recipient (RFC 9110 section 7.6.2). `OPTIONS`
+/// gets `204`; `TRACE`, which margay serves for no resource, `501`. `None`: forward it.
+pub fn answer_spent_hops(head: &RequestHead) -> Option<Response> {
+    if !matches!(head.method, Method::Options | Method::Trace) {
+        return None;
+    }
+    let hops = head
+        .headers()
+        .find_map(|(name, value)| max_forwards(name, value))?;
+    if hops > 0 {
+        return None;
+    }
+    Some(match head.method {
+        Method::Options => Response::new(StatusCode::NO_CONTENT),
+        _ => Response::error(StatusCode::NOT_IMPLEMENTED),
+    })
+}
+
+/// An interim response as the client gets it: its status line, and its fields as a final
+/// response's are passed (hop-by-hop ones removed, `Via` added).
+pub fn interim_head(head: &UpstreamHead) -> Vec<u8> {
+    let status = head.status;
+    let mut bytes = format!("HTTP/1.1 {} {}\r\n", status.as_u16(), status.reason()).into_bytes();
+    bytes.extend_from_slice(&head.fields);
+    bytes.extend_from_slice(b"\r\n");
+    bytes
 }
 
 /// The fields of an upstream response the client gets, as header lines, with `Via` added.
