@@ -321,6 +321,27 @@ both_models!(
     }
 );
 
+both_models!(an_absolute_target_names_the_host, |model| {
+    // RFC 9112 section 3.2.2: the authority of an absolute-form target overrides Host, so the
+    // upstream hears of the host the request was for, not of the Host field beside it.
+    let backend = Backend::start(replies("ok"));
+    let server = proxy(model, &[&backend.url()], |c| c);
+    let mut stream = server.connect();
+    send(
+        &mut stream,
+        b"GET http://app.example:8080/up/x?q=1 HTTP/1.1\r\nHost: other.example\r\n\r\n",
+    );
+    assert_eq!(read_response(&mut stream, false).text(), "ok");
+    let seen = &backend.seen()[0];
+    assert_eq!(seen.target(), "/up/x?q=1");
+    assert_eq!(seen.header("host").as_deref(), Some("app.example:8080"));
+    assert_eq!(
+        seen.header("x-forwarded-host").as_deref(),
+        Some("app.example:8080")
+    );
+    assert!(!seen.head.contains("other.example"), "{}", seen.head);
+});
+
 both_models!(a_refused_connection_is_retried_on_another_member, |model| {
     let backend = Backend::start(replies("alive"));
     let refusing = Refusing::new();

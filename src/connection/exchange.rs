@@ -512,7 +512,7 @@ impl Exchange {
         let head = &forwarding.head;
         let path = group.rule.upstream_path(head.path(), upstream);
         let host = match upstreams.settings().host {
-            HostHeader::Keep => head.header("host").unwrap_or(&target.authority),
+            HostHeader::Keep => head.host().unwrap_or(&target.authority),
             HostHeader::Upstream => &target.authority,
         };
         let origin = Origin {
@@ -1157,7 +1157,7 @@ fn redirect_to_https(head: &RequestHead, port: u16) -> Option<Response> {
     if head.path().starts_with(ACME_CHALLENGES) {
         return None;
     }
-    let host = head.header("host")?;
+    let host = head.host()?;
     // The parser checked Host's grammar: an IP literal in brackets, or a name, then a port.
     let name = match host.strip_prefix('[') {
         Some(rest) => &host[..rest.find(']')? + 2],

@@ -89,6 +89,18 @@ impl RequestHead {
         if path.is_empty() { "/" } else { path }
     }
 
+    /// The host the request is for: the authority of an absolute-form target, which
+    /// overrides `Host` (RFC 9112 section 3.2.2), else the `Host` field.
+    pub fn host(&self) -> Option<&str> {
+        let target = self.target();
+        match target.find("://") {
+            Some(at) if !target.starts_with('/') => {
+                Some(&target[at + 3..self.raw_path.start as usize])
+            }
+            _ => self.header("host"),
+        }
+    }
+
     /// The path decoded exactly once, dot-segments resolved; empty when the target was bad.
     pub fn path(&self) -> &str {
         &self.path
@@ -497,6 +509,19 @@ mod tests {
 
     fn complete(text: &str) -> RequestHead {
         parse(text).expect("parses").expect("complete").0
+    }
+
+    #[test]
+    fn an_absolute_target_names_the_host_over_the_host_field() {
+        let absolute =
+            complete("GET http://a.example:8080/x?y HTTP/1.1\r\nHost: b.example\r\n\r\n");
+        assert_eq!(absolute.host(), Some("a.example:8080"));
+        let bare = complete("GET http://[2001:db8::1]?y HTTP/1.1\r\nHost: b.example\r\n\r\n");
+        assert_eq!(bare.host(), Some("[2001:db8::1]"));
+        let origin = complete("GET /x HTTP/1.1\r\nHost: b.example\r\n\r\n");
+        assert_eq!(origin.host(), Some("b.example"));
+        let old = complete("GET /x HTTP/1.0\r\n\r\n");
+        assert_eq!(old.host(), None);
     }
 
     #[test]

@@ -174,7 +174,7 @@ pub fn request_head(
     }
     out.extend_from_slice(IpText::new(origin.client).as_str().as_bytes());
     out.extend_from_slice(b"\r\n");
-    let client_host = head.header("host");
+    let client_host = head.host();
     let (proto, original_host) = match origin.trusted {
         true => (
             head.header("x-forwarded-proto").unwrap_or(origin.proto),
