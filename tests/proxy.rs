@@ -321,6 +321,25 @@ both_models!(
     }
 );
 
+both_models!(via_lists_every_hop_in_order_both_ways, |model| {
+    // RFC 9110 section 7.6.3: each intermediary appends its entry to the Via it received.
+    let backend = Backend::start(|_, stream| {
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nVia: 1.1 app-cache\r\nContent-Length: 2\r\n\r\nok")
+            .is_ok()
+    });
+    let server = proxy(model, &[&backend.url()], |c| c);
+    let resp = server.get_with("/up/x", &[("Via", "1.0 corp-proxy")]);
+    assert_eq!(resp.headers_named("via"), ["1.1 app-cache", "1.1 margay"]);
+    let seen = &backend.seen()[0];
+    let vias: Vec<&str> = seen
+        .head
+        .split("\r\n")
+        .filter_map(|line| line.strip_prefix("Via: "))
+        .collect();
+    assert_eq!(vias, ["1.0 corp-proxy", "1.1 margay"]);
+});
+
 both_models!(an_absolute_target_names_the_host, |model| {
     // RFC 9112 section 3.2.2: the authority of an absolute-form target overrides Host, so the
     // upstream hears of the host the request was for, not of the Host field beside it.

@@ -35,8 +35,9 @@ const SET_BY_PROXY: [&str; 7] = [
     "forwarded",
 ];
 
-/// Response fields margay writes itself for the client.
-const SET_FOR_CLIENT: [&str; 4] = ["date", "server", "content-length", "via"];
+/// Response fields margay writes itself for the client. An upstream's `Via` is kept: margay
+/// appends its own entry after the hops before it (RFC 9110 section 7.6.3).
+const SET_FOR_CLIENT: [&str; 3] = ["date", "server", "content-length"];
 
 thread_local! {
     /// Where a response's passed fields are written before they are shared.
