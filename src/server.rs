@@ -11,7 +11,7 @@ use crate::forwarded::TrustedProxies;
 use crate::http::Method;
 use crate::listener::{Listener, ListenerKind, bind};
 use crate::proxy::Upstreams;
-use crate::proxy::upstreams::{ProbeTimeouts, check_health};
+use crate::proxy::health::{ProbeTimeouts, check_health};
 use crate::reactor::{Reactor, ReactorConfig};
 use crate::rules::{RulesHandle, RulesSlot};
 use crate::stats::{Stats, StatusReport};

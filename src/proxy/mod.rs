@@ -5,6 +5,7 @@
 
 pub(crate) mod forward;
 pub(crate) mod head;
+pub(crate) mod health;
 mod rule;
 pub(crate) mod upstreams;
 

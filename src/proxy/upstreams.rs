@@ -6,9 +6,9 @@
 use super::rule::{Balance, ProxyRule, ProxySettings, Upstream};
 use serde::Serialize;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// One upstream server.
 #[derive(Debug)]
@@ -359,77 +359,10 @@ pub(crate) fn still_open(socket: &impl std::os::fd::AsRawFd) -> bool {
     n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
 }
 
-/// How an active check waits: for the connect, and then for the answer's status line.
-#[derive(Debug, Clone, Copy)]
-pub struct ProbeTimeouts {
-    pub connect: Duration,
-    pub answer: Duration,
-}
-
-/// Runs the active health checks: every `interval`, `GET path` on each member, all at once;
-/// a 2xx or 3xx answer within `timeouts` (never longer than the interval) is healthy. Ends
-/// when `stop` says so.
-pub fn check_health(
-    upstreams: Arc<Upstreams>,
-    path: String,
-    interval: Duration,
-    timeouts: ProbeTimeouts,
-    stop: impl Fn() -> bool + Send + 'static,
-) {
-    let timeouts = ProbeTimeouts {
-        connect: timeouts.connect.min(interval),
-        answer: timeouts.answer.min(interval),
-    };
-    let spawned = std::thread::Builder::new()
-        .name("margay-health".into())
-        .spawn(move || {
-            while !stop() {
-                // One member whose machine is gone must not hold up the others' verdicts.
-                std::thread::scope(|scope| {
-                    for (i, member) in upstreams.members().iter().enumerate() {
-                        let (upstreams, path) = (&upstreams, &path);
-                        scope.spawn(move || {
-                            upstreams.set_healthy(i, probe(member, path, timeouts));
-                        });
-                    }
-                });
-                let mut slept = Duration::ZERO;
-                while slept < interval && !stop() {
-                    std::thread::sleep(Duration::from_millis(100));
-                    slept += Duration::from_millis(100);
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        log::warn!("the upstream health checks cannot run: {e}");
-    }
-}
-
-fn probe(member: &Member, path: &str, timeouts: ProbeTimeouts) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut socket) = TcpStream::connect_timeout(&member.addr, timeouts.connect) else {
-        return false;
-    };
-    let _ = socket.set_read_timeout(Some(timeouts.answer));
-    let _ = socket.set_write_timeout(Some(timeouts.answer));
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: margay-health-check\r\nConnection: close\r\n\r\n",
-        member.authority
-    );
-    if socket.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut line = [0u8; 12];
-    if socket.read_exact(&mut line).is_err() {
-        return false;
-    }
-    // "HTTP/1.1 200"
-    line.starts_with(b"HTTP/1.") && matches!(line[9], b'2' | b'3')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn two_members() -> Upstreams {
         let rule: ProxyRule = "/api/=http://127.0.0.1:1,http://127.0.0.1:2"
