@@ -321,6 +321,29 @@ both_models!(
     }
 );
 
+both_models!(an_empty_body_goes_upstream_with_its_length, |model| {
+    // RFC 9110 section 8.6: a POST says Content-Length even when it is 0; a server behind
+    // the proxy may refuse one without a length (411). A GET without a body says nothing.
+    let backend = Backend::start(replies("ok"));
+    let server = proxy(model, &[&backend.url()], |c| c);
+    let mut stream = server.connect();
+    send(
+        &mut stream,
+        &request("POST", "/up/a", &[("Content-Length", "0")]),
+    );
+    assert_eq!(read_response(&mut stream, false).text(), "ok");
+    send(&mut stream, &request("PUT", "/up/b", &[]));
+    assert_eq!(read_response(&mut stream, false).text(), "ok");
+    send(&mut stream, &get_req("/up/c"));
+    assert_eq!(read_response(&mut stream, false).text(), "ok");
+    let lengths: Vec<_> = backend
+        .seen()
+        .iter()
+        .map(|seen| seen.header("content-length"))
+        .collect();
+    assert_eq!(lengths, [Some("0".into()), Some("0".into()), None]);
+});
+
 both_models!(via_lists_every_hop_in_order_both_ways, |model| {
     // RFC 9110 section 7.6.3: each intermediary appends its entry to the Via it received.
     let backend = Backend::start(|_, stream| {

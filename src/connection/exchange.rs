@@ -524,6 +524,15 @@ impl Exchange {
             },
         };
         let (framing, length, chunked) = match head.framing {
+            // An empty body the client framed, or one a method with content has: said so
+            // upstream, as a client would (RFC 9110 section 8.6), so no server asks for a
+            // length (`411`).
+            Framing::None
+                if matches!(head.method, Method::Post | Method::Put | Method::Patch)
+                    || head.header("content-length").is_some() =>
+            {
+                (BodyFraming::Length(0), None, false)
+            }
             Framing::None => (BodyFraming::None, None, false),
             Framing::Length(n) => (BodyFraming::Length(n), Some(n), false),
             Framing::Chunked => (BodyFraming::Chunked, None, true),
