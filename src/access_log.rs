@@ -135,7 +135,7 @@ impl Entry<'_> {
             // Method and version are tokens of ours, written with the keys around them.
             Some(head) => {
                 line.push_str(",\"method\":\"");
-                line.push_str(head.method.as_str());
+                line.push_str(head.method_token());
                 line.push_str("\",\"target\":");
                 json_string(Some(head.target()), line);
                 line.push_str(match head.version {

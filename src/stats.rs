@@ -90,7 +90,7 @@ fn method_index(method: Option<Method>) -> usize {
         Some(Method::Options) => 6,
         Some(Method::Trace) => 7,
         Some(Method::Connect) => 8,
-        None => 9,
+        Some(Method::Other) | None => 9,
     }
 }
 

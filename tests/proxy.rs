@@ -321,6 +321,44 @@ both_models!(
     }
 );
 
+both_models!(methods_margay_does_not_know_are_forwarded, |model| {
+    // An application behind the proxy may speak WebDAV or its own methods: the proxy passes
+    // any method token on as it came, body and all. Outside the proxy's prefix such a
+    // request still gets 501.
+    let backend = Backend::start(|seen, stream| {
+        let reply = format!(
+            "HTTP/1.1 207 Multi-Status\r\nContent-Length: {}\r\n\r\n",
+            seen.body.len()
+        );
+        stream.write_all(reply.as_bytes()).is_ok() && stream.write_all(&seen.body).is_ok()
+    });
+    let server = proxy(model, &[&backend.url()], |c| c);
+    let mut stream = server.connect();
+    let body = b"<propfind xmlns='DAV:'/>";
+    let length = body.len().to_string();
+    send(
+        &mut stream,
+        &[
+            request("PROPFIND", "/up/dav/", &[("Content-Length", &length)]),
+            body.to_vec(),
+        ]
+        .concat(),
+    );
+    let resp = read_response(&mut stream, false);
+    assert_eq!((resp.status, resp.body.as_slice()), (207, &body[..]));
+    send(&mut stream, &request("get", "/up/x", &[]));
+    assert_eq!(read_response(&mut stream, false).status, 207);
+    let lines: Vec<String> = backend
+        .seen()
+        .iter()
+        .map(|seen| seen.head.lines().next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(lines, ["PROPFIND /up/dav/ HTTP/1.1", "get /up/x HTTP/1.1"]);
+
+    let outside = server.exchange(&request("PROPFIND", "/style.css", &[]), false);
+    assert_eq!(outside.status, 501);
+});
+
 both_models!(an_empty_body_goes_upstream_with_its_length, |model| {
     // RFC 9110 section 8.6: a POST says Content-Length even when it is 0; a server behind
     // the proxy may refuse one without a length (411). A GET without a body says nothing.

@@ -409,6 +409,10 @@ impl Exchange {
             }
             return self.begin_forward(head, group, out);
         }
+        if head.method == Method::Other {
+            let response = Response::error(StatusCode::NOT_IMPLEMENTED);
+            return self.answer_then_discard(head, response, out, worker);
+        }
         let route = match worker.site().router.find(head.method, head.path()) {
             RouteMatch::Found(found) => Some(Route {
                 handler: found.handler.clone(),

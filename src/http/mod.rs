@@ -22,7 +22,8 @@ pub use parse::{Framing, Limits, RequestHead};
 pub use response::{Body, BodyPart, InvalidHeader, Response};
 pub use status::StatusCode;
 
-/// A request method. Methods margay does not know are refused with 501 before routing.
+/// A request method. Methods margay does not know are [`Method::Other`]: forwarded where a
+/// proxy rule covers the path, refused with 501 anywhere else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
     /// `GET`
@@ -43,6 +44,9 @@ pub enum Method {
     Trace,
     /// `CONNECT`
     Connect,
+    /// Any other method token (`PROPFIND`, `REPORT`, ...): the request's own token is
+    /// [`RequestHead::method_token`]. Only a proxy rule takes it; no route or file does.
+    Other,
 }
 
 impl Method {
@@ -72,7 +76,8 @@ impl Method {
         })
     }
 
-    /// The method's token as it appears on the wire.
+    /// The method's token as it appears on the wire (`"other"` for [`Method::Other`], whose
+    /// token only the request knows).
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
@@ -84,6 +89,7 @@ impl Method {
             Method::Options => "OPTIONS",
             Method::Trace => "TRACE",
             Method::Connect => "CONNECT",
+            Method::Other => "other",
         }
     }
 }

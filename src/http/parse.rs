@@ -53,7 +53,8 @@ struct Field {
 /// A parsed request head: owns a copy of its bytes and knows where each part lies.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
-    /// The method (`Get` with [`RequestHead::error`] set when the method is unknown).
+    /// The method ([`Method::Other`] for a token margay does not know; `Get` with
+    /// [`RequestHead::error`] set for `CONNECT`, which it does not serve).
     pub method: Method,
     /// The protocol version.
     pub version: Version,
@@ -117,6 +118,12 @@ impl RequestHead {
     /// The request line, e.g. `GET / HTTP/1.1`, for the access log.
     pub fn request_line(&self) -> &str {
         self.text(&self.request_line)
+    }
+
+    /// The method exactly as sent (what [`Method::Other`] stands for).
+    pub fn method_token(&self) -> &str {
+        let line = self.request_line();
+        line.split_once(' ').map_or(line, |(token, _)| token)
     }
 
     /// Whether any `If-*` field came with the request: without one, no precondition needs
@@ -471,9 +478,11 @@ fn semantics(
     method_token: &str,
     target: &str,
 ) -> Result<(), RequestError> {
+    // httparse took the token's grammar: any other method is the proxy's to pass on.
     head.method = match Method::from_token(method_token) {
-        Some(Method::Connect) | None => return Err(RequestError::MethodNotImplemented),
+        Some(Method::Connect) => return Err(RequestError::MethodNotImplemented),
         Some(method) => method,
+        None => Method::Other,
     };
     // `Host` must appear once on HTTP/1.1, at most once on HTTP/1.0, and be
     // `uri-host [ ":" port ]` (RFC 9112 section 3.2).
@@ -509,6 +518,21 @@ mod tests {
 
     fn complete(text: &str) -> RequestHead {
         parse(text).expect("parses").expect("complete").0
+    }
+
+    #[test]
+    fn an_unknown_method_is_other_and_keeps_its_token() {
+        let head = complete("PROPFIND /dav/ HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            (head.method, head.method_token()),
+            (Method::Other, "PROPFIND")
+        );
+        assert_eq!(head.error, None);
+        let known = complete("DELETE /x HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(
+            (known.method, known.method_token()),
+            (Method::Delete, "DELETE")
+        );
     }
 
     #[test]
@@ -761,14 +785,9 @@ mod tests {
                 "GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n",
                 Some(RequestError::BadTarget),
             ),
-            (
-                "BREW / HTTP/1.1\r\nHost: a\r\n\r\n",
-                Some(RequestError::MethodNotImplemented),
-            ),
-            (
-                "get / HTTP/1.1\r\nHost: a\r\n\r\n",
-                Some(RequestError::MethodNotImplemented),
-            ),
+            // Other methods parse; where no proxy rule takes them, they get 501.
+            ("BREW / HTTP/1.1\r\nHost: a\r\n\r\n", None),
+            ("get / HTTP/1.1\r\nHost: a\r\n\r\n", None),
             (
                 "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n",
                 Some(RequestError::MethodNotImplemented),

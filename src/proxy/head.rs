@@ -137,7 +137,7 @@ pub fn request_head(
 ) -> Vec<u8> {
     // From the thread's spare buffers; `Forward` gives it back when it is done with it.
     let mut out = take_buffer();
-    out.extend_from_slice(head.method.as_str().as_bytes());
+    out.extend_from_slice(head.method_token().as_bytes());
     out.push(b' ');
     encode_path(path, &mut out);
     if let Some(query) = head.query() {
