@@ -159,7 +159,7 @@ pub fn request_head(
         match max_forwards(name, value) {
             // One hop fewer (RFC 9110 section 7.6.2); a spent count is answered here instead.
             Some(hops) if counts_hops && hops > 0 => {
-                out.extend_from_slice((hops - 1).to_string().as_bytes())
+                out.extend_from_slice(itoa::Buffer::new().format(hops - 1).as_bytes())
             }
             _ => out.extend_from_slice(value),
         }
