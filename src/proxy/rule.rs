@@ -10,7 +10,8 @@ use std::time::Duration;
 /// An upstream server of a rule: `http://HOST:PORT[/path]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
-    /// Its address (the host name resolved once, at start).
+    /// Its address (the host name resolved once, at start; a name with several addresses
+    /// is one upstream for each, as nginx has it).
     pub addr: SocketAddr,
     /// `HOST:PORT` as written, for a rewritten `Host`.
     pub authority: String,
@@ -60,10 +61,10 @@ impl ProxyRule {
                 "proxy prefix {prefix}: no upstream URL"
             )));
         }
-        let upstreams = urls
-            .iter()
-            .map(|url| parse_url(url.trim()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut upstreams = Vec::new();
+        for url in urls {
+            upstreams.extend(parse_url(url.trim())?);
+        }
         let strip = upstreams.iter().any(|u| u.path.is_some());
         Ok(ProxyRule {
             prefix: prefix.to_string(),
@@ -121,7 +122,18 @@ impl FromStr for ProxyRule {
     }
 }
 
-fn parse_url(url: &str) -> Result<Upstream, ProxyRuleError> {
+/// The upstreams a URL names: one for each address its host resolves to.
+fn parse_url(url: &str) -> Result<Vec<Upstream>, ProxyRuleError> {
+    parse_url_with(url, |host_port| {
+        host_port.to_socket_addrs().map(Iterator::collect)
+    })
+}
+
+/// [`parse_url`] with the resolver `resolve` (`HOST:PORT` to its addresses).
+fn parse_url_with(
+    url: &str,
+    resolve: impl FnOnce(&str) -> std::io::Result<Vec<SocketAddr>>,
+) -> Result<Vec<Upstream>, ProxyRuleError> {
     let bad = |why: &str| ProxyRuleError(format!("upstream {url:?}: {why}"));
     let rest = match url.split_once("://") {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
@@ -142,16 +154,23 @@ fn parse_url(url: &str) -> Result<Upstream, ProxyRuleError> {
         Some((_, port)) if !port.contains(']') => authority.to_string(),
         _ => format!("{authority}:80"),
     };
-    let addr = with_port
-        .to_socket_addrs()
-        .map_err(|e| bad(&format!("cannot resolve: {e}")))?
-        .next()
-        .ok_or_else(|| bad("resolves to no address"))?;
-    Ok(Upstream {
-        addr,
-        authority: authority.to_string(),
-        path,
-    })
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    for addr in resolve(&with_port).map_err(|e| bad(&format!("cannot resolve: {e}")))? {
+        if !addrs.contains(&addr) {
+            addrs.push(addr);
+        }
+    }
+    if addrs.is_empty() {
+        return Err(bad("resolves to no address"));
+    }
+    Ok(addrs
+        .into_iter()
+        .map(|addr| Upstream {
+            addr,
+            authority: authority.to_string(),
+            path: path.clone(),
+        })
+        .collect())
 }
 
 /// How a group's member is chosen for a request.
@@ -269,6 +288,32 @@ mod tests {
             .unwrap()
             .strip_prefix(false);
         assert_eq!(kept.upstream_path("/api/x", &kept.upstreams[0]), "/api/x");
+    }
+
+    #[test]
+    fn a_name_with_several_addresses_is_an_upstream_for_each() {
+        let (v4, v6): (SocketAddr, SocketAddr) = (
+            "10.0.0.7:9000".parse().unwrap(),
+            "[fd00::7]:9000".parse().unwrap(),
+        );
+        let upstreams = parse_url_with("http://app.internal:9000/v1", |host_port| {
+            assert_eq!(host_port, "app.internal:9000");
+            Ok(vec![v4, v6, v4])
+        })
+        .unwrap();
+        let addrs: Vec<SocketAddr> = upstreams.iter().map(|u| u.addr).collect();
+        assert_eq!(addrs, [v4, v6]);
+        assert!(
+            upstreams
+                .iter()
+                .all(|u| u.authority == "app.internal:9000" && u.path.as_deref() == Some("/v1"))
+        );
+        let none = parse_url_with("http://gone.internal", |_| Ok(Vec::new()));
+        assert!(
+            none.unwrap_err()
+                .to_string()
+                .contains("resolves to no address")
+        );
     }
 
     #[test]
