@@ -321,6 +321,23 @@ both_models!(
     }
 );
 
+both_models!(
+    escaped_slashes_and_semicolons_reach_the_application,
+    |model| {
+        // An application may tell `%2F` from `/` (GitLab's project ids) or `%3B` from `;` (a
+        // servlet container's path parameters): the client's escapes go upstream as sent, in
+        // capitals, with only unreserved characters decoded.
+        let backend = Backend::start(replies("ok"));
+        let server = proxy(model, &[&backend.url()], |c| c);
+        let resp = server.get("/up/projects/group%2fproject/files/a%3Bb%7E?ref=x%2Fy");
+        assert_eq!(resp.text(), "ok");
+        assert_eq!(
+            backend.seen()[0].target(),
+            "/up/projects/group%2Fproject/files/a%3Bb~?ref=x%2Fy"
+        );
+    }
+);
+
 both_models!(methods_margay_does_not_know_are_forwarded, |model| {
     // An application behind the proxy may speak WebDAV or its own methods: the proxy passes
     // any method token on as it came, body and all. Outside the proxy's prefix such a

@@ -514,7 +514,9 @@ impl Exchange {
             .find(|u| u.addr == target.addr)
             .unwrap_or(&group.rule.upstreams[0]);
         let head = &forwarding.head;
-        let path = group.rule.upstream_path(head.path(), upstream);
+        let path = group
+            .rule
+            .upstream_path(head.path(), head.raw_path(), upstream);
         let host = match upstreams.settings().host {
             HostHeader::Keep => head.host().unwrap_or(&target.authority),
             HostHeader::Upstream => &target.authority,

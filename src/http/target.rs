@@ -204,6 +204,31 @@ pub fn percent_decode(raw: &str) -> Result<String, RequestError> {
     String::from_utf8(out).map_err(|_| RequestError::BadTarget)
 }
 
+/// `raw`, a path as the client wrote it, normalised without losing what its escapes say:
+/// escaped unreserved characters decoded, other escapes' hex in capitals, dot segments
+/// resolved and empty ones folded. `None` if that no longer decodes to `decoded`, the path
+/// as margay reads it: an escaped `/` that would have made or climbed other segments
+/// (`/a%2F..%2Fb`, which margay reads as `/b`).
+pub fn keep_escapes(raw: &str, decoded: &str) -> Option<String> {
+    let mut light = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(at) = rest.find('%') {
+        light.push_str(&rest[..at]);
+        let hex = rest.get(at + 1..at + 3)?;
+        let byte = u8::from_str_radix(hex, 16).ok()?;
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            light.push(byte as char);
+        } else {
+            light.push('%');
+            light.push_str(&hex.to_ascii_uppercase());
+        }
+        rest = &rest[at + 3..];
+    }
+    light.push_str(rest);
+    let normal = remove_dot_segments(&light).ok()?;
+    (percent_decode(&normal).ok()? == decoded).then_some(normal)
+}
+
 /// Resolves `.` and `..` segments and folds empty ones, refusing any path that would climb
 /// above the root. The result starts with `/` and keeps a trailing slash.
 pub fn remove_dot_segments(path: &str) -> Result<String, RequestError> {

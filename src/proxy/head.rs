@@ -122,7 +122,8 @@ pub fn encode_path(path: &str, out: &mut Vec<u8>) {
     }
 }
 
-/// The head sent upstream for `head`, whose path (already normalised) is now `path`.
+/// The head sent upstream for `head`, whose path is now `path`, normalised and escaped as it
+/// goes on the request line ([`ProxyRule::upstream_path`](super::ProxyRule::upstream_path)).
 ///
 /// `host`: the `Host` to send (the client's, or the upstream's own authority). The body is
 /// framed by `body`. Forwarding fields: a client that is not a trusted proxy has its own
@@ -139,7 +140,7 @@ pub fn request_head(
     let mut out = take_buffer();
     out.extend_from_slice(head.method_token().as_bytes());
     out.push(b' ');
-    encode_path(path, &mut out);
+    out.extend_from_slice(path.as_bytes());
     if let Some(query) = head.query() {
         out.push(b'?');
         out.extend_from_slice(query.as_bytes());
@@ -501,7 +502,8 @@ mod tests {
             proto: "https",
         };
         let head = head(request);
-        let path = head.path().to_string();
+        let rule: super::super::ProxyRule = "/=http://127.0.0.1:9".parse().unwrap();
+        let path = rule.upstream_path(head.path(), head.raw_path(), &rule.upstreams[0]);
         String::from_utf8(request_head(
             &head,
             &path,

@@ -1,6 +1,8 @@
 //! What is forwarded where: a path prefix, the upstream servers behind it, and whether the
 //! prefix is kept or replaced; and the settings every rule shares.
 
+use super::head::encode_path;
+use crate::http::target::keep_escapes;
 use std::borrow::Cow;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -91,21 +93,73 @@ impl ProxyRule {
                 .is_some_and(|r| r.starts_with('/'))
     }
 
-    /// The path a request for `path` is sent upstream with, by `upstream`.
-    /// Borrowed from `path` where it is sent as it is (kept, or stripped to a rest that
-    /// starts with `/` for an upstream at `/`): no allocation per request.
-    pub fn upstream_path<'a>(&self, path: &'a str, upstream: &Upstream) -> Cow<'a, str> {
-        if !self.strip {
-            return Cow::Borrowed(path);
-        }
-        let rest = &path[self.prefix.len().min(path.len())..];
+    /// The path a request is sent upstream with, by `upstream`, as it goes on the request
+    /// line. `path` is the request's path as margay reads it (decoded, normalised), `raw` as
+    /// the client wrote it. The client's escapes are kept (RFC 3986 section 2.2: an escaped
+    /// `/` or `;` is not the character itself, and an application may tell them apart),
+    /// unless they would make another path of it than the one margay routed by; then that
+    /// path is sent, escaped anew. Borrowed from `path` where nothing was escaped and it is
+    /// sent as it is (kept, or stripped to a rest that starts with `/` for an upstream at
+    /// `/`): no allocation per request.
+    pub fn upstream_path<'a>(&self, path: &'a str, raw: &str, upstream: &Upstream) -> Cow<'a, str> {
+        let cut = self.prefix.len().min(path.len());
         let base = upstream.path.as_deref().unwrap_or("/");
-        match (base.ends_with('/'), rest.starts_with('/')) {
-            (true, true) if base == "/" => Cow::Borrowed(rest),
-            (true, true) => Cow::Owned(format!("{base}{}", &rest[1..])),
-            (false, false) if !rest.is_empty() => Cow::Owned(format!("{base}/{rest}")),
-            _ => Cow::Owned(format!("{base}{rest}")),
+        if raw.contains('%') {
+            if let Some(kept) = keep_escapes(raw, path) {
+                if !self.strip {
+                    return Cow::Owned(kept);
+                }
+                // Where the prefix ends in the escaped form: one byte read per escape.
+                let (mut at, mut read) = (0, 0);
+                while read < cut {
+                    at += if kept.as_bytes()[at] == b'%' { 3 } else { 1 };
+                    read += 1;
+                }
+                return Cow::Owned(join(base, &kept[at..]).into_owned());
+            }
+            let decoded = match self.strip {
+                true => join(base, &path[cut..]),
+                false => Cow::Borrowed(path),
+            };
+            let mut escaped = Vec::with_capacity(decoded.len() + 8);
+            encode_path(&decoded, &mut escaped);
+            return Cow::Owned(String::from_utf8(escaped).expect("escaped to ASCII"));
         }
+        match self.strip {
+            true => join(base, &path[cut..]),
+            false => Cow::Borrowed(path),
+        }
+    }
+}
+
+/// Whether `path` holds only what a request line's path may: `pchar`s, `/`, and `%` with two
+/// hex digits (RFC 3986 section 3.3).
+fn is_escaped_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        i += match b {
+            b'%' if bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+            {
+                3
+            }
+            b'%' => return false,
+            _ if b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b) => 1,
+            _ => return false,
+        };
+    }
+    true
+}
+
+/// `rest` after the upstream's `base` path, with one `/` between them.
+fn join<'a>(base: &str, rest: &'a str) -> Cow<'a, str> {
+    match (base.ends_with('/'), rest.starts_with('/')) {
+        (true, true) if base == "/" => Cow::Borrowed(rest),
+        (true, true) => Cow::Owned(format!("{base}{}", &rest[1..])),
+        (false, false) if !rest.is_empty() => Cow::Owned(format!("{base}/{rest}")),
+        _ => Cow::Owned(format!("{base}{rest}")),
     }
 }
 
@@ -149,6 +203,11 @@ fn parse_url_with(
     }
     if path.as_deref().is_some_and(|p| p.contains(['?', '#'])) {
         return Err(bad("the path may not hold a query or a fragment"));
+    }
+    if path.as_deref().is_some_and(|p| !is_escaped_path(p)) {
+        return Err(bad(
+            "the path must be written as on a request line (percent-encoded)",
+        ));
     }
     let with_port = match authority.rsplit_once(':') {
         Some((_, port)) if !port.contains(']') => authority.to_string(),
@@ -276,7 +335,7 @@ mod tests {
             let rule: ProxyRule = text.parse().unwrap();
             let got = rule
                 .covers(path)
-                .then(|| rule.upstream_path(path, &rule.upstreams[0]));
+                .then(|| rule.upstream_path(path, path, &rule.upstreams[0]));
             assert_eq!(got.as_deref(), *expected, "{text} {path}");
         }
         let both: ProxyRule = "/a/=http://127.0.0.1:1,http://127.0.0.1:2".parse().unwrap();
@@ -287,7 +346,69 @@ mod tests {
         let kept = ProxyRule::new("/api/", &["http://127.0.0.1:9/"])
             .unwrap()
             .strip_prefix(false);
-        assert_eq!(kept.upstream_path("/api/x", &kept.upstreams[0]), "/api/x");
+        assert_eq!(
+            kept.upstream_path("/api/x", "/api/x", &kept.upstreams[0]),
+            "/api/x"
+        );
+    }
+
+    #[test]
+    fn the_clients_escapes_go_upstream_unless_they_change_the_path() {
+        // (rule, the target as sent, what goes upstream)
+        let rows = [
+            (
+                "/api/=http://127.0.0.1:9",
+                "/api/group%2Fproject",
+                "/api/group%2Fproject",
+            ),
+            ("/api/=http://127.0.0.1:9", "/api/a%3bb", "/api/a%3Bb"),
+            (
+                "/api/=http://127.0.0.1:9",
+                "/api/%7euser/%41",
+                "/api/~user/A",
+            ),
+            (
+                "/api/=http://127.0.0.1:9",
+                "/api/a%20b/./c//d",
+                "/api/a%20b/c/d",
+            ),
+            (
+                "/api/=http://127.0.0.1:9",
+                "/api/caf%c3%a9",
+                "/api/caf%C3%A9",
+            ),
+            (
+                "/api/=http://127.0.0.1:9",
+                "/api/x/%2e%2e/y%2Fz",
+                "/api/y%2Fz",
+            ),
+            (
+                "/api/=http://127.0.0.1:9/v1/",
+                "/api/group%2Fproject",
+                "/v1/group%2Fproject",
+            ),
+            ("/api=http://127.0.0.1:9/v1", "/api/a%2Fb", "/v1/a%2Fb"),
+            (
+                "/api/=http://127.0.0.1:9/",
+                "/api/caf%C3%A9/x",
+                "/caf%C3%A9/x",
+            ),
+            // An escaped slash that margay read as a segment boundary climbing back: the
+            // path it routed by goes upstream, so the application cannot be told another.
+            ("/api/=http://127.0.0.1:9", "/api/a%2F..%2Fb", "/api/b"),
+            (
+                "/api/=http://127.0.0.1:9/v1/",
+                "/api/a%2F..%2Fb%20c",
+                "/v1/b%20c",
+            ),
+        ];
+        for (text, raw, expected) in rows {
+            let rule: ProxyRule = text.parse().unwrap();
+            let path = crate::http::target::parse_target(raw).unwrap().path;
+            assert!(rule.covers(&path), "{text} {raw}");
+            let sent = rule.upstream_path(&path, raw, &rule.upstreams[0]);
+            assert_eq!(sent, expected, "{text} {raw}");
+        }
     }
 
     #[test]
@@ -327,6 +448,9 @@ mod tests {
             "/api/=http://127.0.0.1:9/x?y",
             "/api/=",
             "/api/=http://127.0.0.1:notaport",
+            "/api/=http://127.0.0.1:9/my app/",
+            "/api/=http://127.0.0.1:9/caf\u{e9}/",
+            "/api/=http://127.0.0.1:9/100%/",
         ] {
             assert!(text.parse::<ProxyRule>().is_err(), "{text} accepted");
         }
