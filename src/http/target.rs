@@ -109,6 +109,16 @@ enum Class {
 /// `unreserved / sub-delims / ":" / "@"`: the bytes a `pchar` may be without escaping.
 const PCHAR: &[u8] = b"-._~!$&'()*+,;=:@";
 
+/// Whether `byte` may stand in a path segment unescaped (`pchar` but `pct-encoded`).
+pub fn is_pchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || PCHAR.contains(&byte)
+}
+
+/// Whether `byte` is `unreserved` (RFC 3986 section 2.3): escaped or not, the same.
+fn is_unreserved(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+}
+
 const PATH_BYTES: [Class; 256] = {
     let mut table = [Class::Refused; 256];
     let mut b = 0;
@@ -216,7 +226,7 @@ pub fn keep_escapes(raw: &str, decoded: &str) -> Option<String> {
         light.push_str(&rest[..at]);
         let hex = rest.get(at + 1..at + 3)?;
         let byte = u8::from_str_radix(hex, 16).ok()?;
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+        if is_unreserved(byte) {
             light.push(byte as char);
         } else {
             light.push('%');

@@ -89,39 +89,6 @@ fn connection_tokens<'a>(values: impl Iterator<Item = &'a [u8]>) -> impl Iterato
         .filter(|t| !t.is_empty())
 }
 
-/// Percent-encodes a decoded path for the request line: `/`, unreserved characters and the
-/// sub-delims RFC 3986 allows in a segment stay, everything else is escaped.
-pub fn encode_path(path: &str, out: &mut Vec<u8>) {
-    for &b in path.as_bytes() {
-        let plain = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'/' | b'-'
-                    | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'@'
-            );
-        if plain {
-            out.push(b);
-        } else {
-            out.extend_from_slice(format!("%{b:02X}").as_bytes());
-        }
-    }
-}
-
 /// The head sent upstream for `head`, whose path is now `path`, normalised and escaped as it
 /// goes on the request line ([`ProxyRule::upstream_path`](super::ProxyRule::upstream_path)).
 ///

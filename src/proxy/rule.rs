@@ -1,8 +1,7 @@
 //! What is forwarded where: a path prefix, the upstream servers behind it, and whether the
 //! prefix is kept or replaced; and the settings every rule shares.
 
-use super::head::encode_path;
-use crate::http::target::keep_escapes;
+use crate::http::target::{is_pchar, keep_escapes};
 use std::borrow::Cow;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -104,30 +103,30 @@ impl ProxyRule {
     pub fn upstream_path<'a>(&self, path: &'a str, raw: &str, upstream: &Upstream) -> Cow<'a, str> {
         let cut = self.prefix.len().min(path.len());
         let base = upstream.path.as_deref().unwrap_or("/");
-        if raw.contains('%') {
-            if let Some(kept) = keep_escapes(raw, path) {
-                if !self.strip {
-                    return Cow::Owned(kept);
-                }
+        let rewritten = |path: &'a str| match self.strip {
+            true => join(base, &path[cut..]),
+            false => Cow::Borrowed(path),
+        };
+        if !raw.contains('%') {
+            // Nothing escaped: the path as read is the path as written, normalised.
+            return rewritten(path);
+        }
+        match keep_escapes(raw, path) {
+            Some(kept) if !self.strip => Cow::Owned(kept),
+            Some(kept) => {
                 // Where the prefix ends in the escaped form: one byte read per escape.
                 let (mut at, mut read) = (0, 0);
                 while read < cut {
                     at += if kept.as_bytes()[at] == b'%' { 3 } else { 1 };
                     read += 1;
                 }
-                return Cow::Owned(join(base, &kept[at..]).into_owned());
+                Cow::Owned(join(base, &kept[at..]).into_owned())
             }
-            let decoded = match self.strip {
-                true => join(base, &path[cut..]),
-                false => Cow::Borrowed(path),
-            };
-            let mut escaped = Vec::with_capacity(decoded.len() + 8);
-            encode_path(&decoded, &mut escaped);
-            return Cow::Owned(String::from_utf8(escaped).expect("escaped to ASCII"));
-        }
-        match self.strip {
-            true => join(base, &path[cut..]),
-            false => Cow::Borrowed(path),
+            None => {
+                let mut escaped = Vec::with_capacity(path.len() + 8);
+                encode_path(&rewritten(path), &mut escaped);
+                Cow::Owned(String::from_utf8(escaped).expect("escaped to ASCII"))
+            }
         }
     }
 }
@@ -146,11 +145,23 @@ fn is_escaped_path(path: &str) -> bool {
                 3
             }
             b'%' => return false,
-            _ if b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b) => 1,
+            _ if b == b'/' || is_pchar(b) => 1,
             _ => return false,
         };
     }
     true
+}
+
+/// Percent-encodes a decoded path for the request line: `/`, unreserved characters and the
+/// sub-delims RFC 3986 allows in a segment stay, everything else is escaped.
+fn encode_path(path: &str, out: &mut Vec<u8>) {
+    for &b in path.as_bytes() {
+        if b == b'/' || is_pchar(b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
 }
 
 /// `rest` after the upstream's `base` path, with one `/` between them.
