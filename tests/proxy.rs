@@ -176,6 +176,17 @@ fn replies(body: &'static str) -> impl Fn(&Seen, &mut TcpStream) -> bool + Send 
     }
 }
 
+/// Answers every request with its own body, under `status_line` (`200 OK`).
+fn echoes(status_line: &'static str) -> impl Fn(&Seen, &mut TcpStream) -> bool + Send + Sync {
+    move |seen, stream| {
+        let reply = format!(
+            "HTTP/1.1 {status_line}\r\nContent-Length: {}\r\n\r\n",
+            seen.body.len()
+        );
+        stream.write_all(reply.as_bytes()).is_ok() && stream.write_all(&seen.body).is_ok()
+    }
+}
+
 /// A proxy in front of `urls` under `/up/` (prefix kept).
 fn proxy(
     model: Model,
@@ -342,13 +353,7 @@ both_models!(methods_margay_does_not_know_are_forwarded, |model| {
     // An application behind the proxy may speak WebDAV or its own methods: the proxy passes
     // any method token on as it came, body and all. Outside the proxy's prefix such a
     // request still gets 501.
-    let backend = Backend::start(|seen, stream| {
-        let reply = format!(
-            "HTTP/1.1 207 Multi-Status\r\nContent-Length: {}\r\n\r\n",
-            seen.body.len()
-        );
-        stream.write_all(reply.as_bytes()).is_ok() && stream.write_all(&seen.body).is_ok()
-    });
+    let backend = Backend::start(echoes("207 Multi-Status"));
     let server = proxy(model, &[&backend.url()], |c| c);
     let mut stream = server.connect();
     let body = b"<propfind xmlns='DAV:'/>";
@@ -1269,13 +1274,7 @@ both_models!(
 );
 
 both_models!(expect_100_continue_is_answered_by_the_front, |model| {
-    let backend = Backend::start(|seen, stream| {
-        let reply = format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
-            seen.body.len()
-        );
-        stream.write_all(reply.as_bytes()).is_ok() && stream.write_all(&seen.body).is_ok()
-    });
+    let backend = Backend::start(echoes("200 OK"));
     let server = proxy(model, &[&backend.url()], |c| c);
     let mut stream = server.connect();
     send(
