@@ -421,6 +421,17 @@ both_models!(via_lists_every_hop_in_order_both_ways, |model| {
         .filter_map(|line| line.strip_prefix("Via: "))
         .collect();
     assert_eq!(vias, ["1.0 corp-proxy", "1.1 margay"]);
+
+    // Each entry names the protocol its hop received the message in.
+    let mut old = server.connect();
+    send(&mut old, b"GET /up/y HTTP/1.0\r\n\r\n");
+    read_to_close(&mut old);
+    let head = &backend.seen()[1].head;
+    let vias: Vec<&str> = head
+        .split("\r\n")
+        .filter_map(|line| line.strip_prefix("Via: "))
+        .collect();
+    assert_eq!(vias, ["1.0 margay"], "{head}");
 });
 
 both_models!(an_absolute_target_names_the_host, |model| {

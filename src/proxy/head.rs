@@ -6,7 +6,7 @@
 use crate::connection::outbox::take_buffer;
 use crate::forwarded::IpText;
 use crate::http::fields::{self, TransferCodings};
-use crate::http::{Method, RequestHead, Response, StatusCode};
+use crate::http::{Method, RequestHead, Response, StatusCode, Version};
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
@@ -182,7 +182,11 @@ pub fn request_head(
     if let Some(host) = client_host {
         push_forwarded_host(host, &mut out);
     }
-    out.extend_from_slice(b"\r\nVia: 1.1 margay\r\n");
+    // Via names the protocol the request was received in (RFC 9110 section 7.6.3).
+    out.extend_from_slice(match head.version {
+        Version::Http10 => b"\r\nVia: 1.0 margay\r\n",
+        Version::Http11 => b"\r\nVia: 1.1 margay\r\n",
+    });
     match body {
         BodyFraming::None => {}
         BodyFraming::Length(n) => {
