@@ -62,8 +62,9 @@ both_models!(json_lines_carry_every_field, |model| {
     );
     assert_eq!(ok.status, 200);
     assert_eq!(get(server.addr, "/missing", &[]).status, 404);
-    let lines = wait_for_lines(&log, 2);
-    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(fetch(server.addr, "BREW", "/style.css", &[]).status, 501);
+    let lines = wait_for_lines(&log, 3);
+    assert_eq!(lines.len(), 3, "{lines:?}");
     let first: serde_json::Value = serde_json::from_str(&lines[0]).expect("a JSON line");
     assert_eq!(first["client"], "127.0.0.1");
     assert_eq!(first["method"], "GET");
@@ -85,6 +86,12 @@ both_models!(json_lines_carry_every_field, |model| {
     assert_eq!(
         (second["status"].as_u64(), second["referer"].is_null()),
         (Some(404), true)
+    );
+    // A method margay does not serve is logged as it was sent.
+    let third: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
+    assert_eq!(
+        (&third["method"], &third["status"]),
+        (&"BREW".into(), &501.into())
     );
 });
 
