@@ -529,7 +529,7 @@ impl Exchange {
                 Scheme::Https => "https",
             },
         };
-        let (framing, length, chunked) = match head.framing {
+        let framing = match head.framing {
             // An empty body the client framed, or one a method with content has: said so
             // upstream, as a client would (RFC 9110 section 8.6), so no server asks for a
             // length (`411`).
@@ -537,11 +537,11 @@ impl Exchange {
                 if matches!(head.method, Method::Post | Method::Put | Method::Patch)
                     || head.header("content-length").is_some() =>
             {
-                (BodyFraming::Length(0), None, false)
+                BodyFraming::Length(0)
             }
-            Framing::None => (BodyFraming::None, None, false),
-            Framing::Length(n) => (BodyFraming::Length(n), Some(n), false),
-            Framing::Chunked => (BodyFraming::Chunked, None, true),
+            Framing::None => BodyFraming::None,
+            Framing::Length(n) => BodyFraming::Length(n),
+            Framing::Chunked => BodyFraming::Chunked,
         };
         let bytes = request_head(head, &path, host, &origin, framing);
         match &mut forwarding.forward {
@@ -549,7 +549,7 @@ impl Exchange {
             // member gets them).
             Some(forward) => forward.restart(bytes),
             None => {
-                let forward = Forward::new(head.method, bytes, length, chunked);
+                let forward = Forward::new(head.method, bytes, framing);
                 forwarding.forward = Some(forward.passing_interim(head.version == Version::Http11));
             }
         }

@@ -4,7 +4,9 @@
 //! the client gets). Memory is bounded both ways: at most [`UPSTREAM_BUFFER`] bytes wait to
 //! be sent upstream, and the caller reads from upstream only while the client keeps up.
 
-use super::head::{BadUpstream, ResponseFraming, UpstreamHead, interim_head, parse_response};
+use super::head::{
+    BadUpstream, BodyFraming, ResponseFraming, UpstreamHead, interim_head, parse_response,
+};
 use crate::connection::outbox::{Outbox, give_buffer};
 use crate::connection::readbuf::ReadBuf;
 use crate::http::chunked::{ChunkedDecoder, SizeLine};
@@ -178,16 +180,12 @@ pub struct Forward {
 }
 
 impl Forward {
-    /// Forwards a request whose rewritten head is `head`, with a body framed by
-    /// `chunked`/`length` (neither: no body).
-    pub fn new(method: Method, head: Vec<u8>, length: Option<u64>, chunked: bool) -> Forward {
-        let body = if chunked {
-            RequestBody::Chunked(ChunkedDecoder::new())
-        } else {
-            match length {
-                Some(n) if n > 0 => RequestBody::Length(n),
-                _ => RequestBody::Done,
-            }
+    /// Forwards a request whose rewritten head is `head`, its body framed as that head says.
+    pub fn new(method: Method, head: Vec<u8>, framing: BodyFraming) -> Forward {
+        let body = match framing {
+            BodyFraming::Chunked => RequestBody::Chunked(ChunkedDecoder::new()),
+            BodyFraming::Length(n) if n > 0 => RequestBody::Length(n),
+            BodyFraming::Length(_) | BodyFraming::None => RequestBody::Done,
         };
         Forward {
             method,
@@ -546,7 +544,8 @@ mod tests {
     /// upstream has taken `unsent` bytes less than all.
     fn posted(unsent: usize) -> Forward {
         let head = format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", BODY.len());
-        let mut forward = Forward::new(Method::Post, head.into_bytes(), Some(10), false);
+        let framing = BodyFraming::Length(BODY.len() as u64);
+        let mut forward = Forward::new(Method::Post, head.into_bytes(), framing);
         let (mut pool, mut input) = (BufferPool::default(), ReadBuf::default());
         input.space(&mut pool, 1024).unwrap()[..BODY.len()].copy_from_slice(BODY);
         input.filled(BODY.len());
@@ -744,7 +743,8 @@ mod tests {
     /// `cuts` (and at the read buffer's size), then the upstream's close.
     fn feed(bytes: &[u8], cuts: &[usize], head_req: bool, http10: bool) -> Outcome {
         let method = if head_req { Method::Head } else { Method::Get };
-        let mut forward = Forward::new(method, b"GET / HTTP/1.1\r\n\r\n".to_vec(), None, false);
+        let request = b"GET / HTTP/1.1\r\n\r\n".to_vec();
+        let mut forward = Forward::new(method, request, BodyFraming::None);
         forward.sent(forward.pending().len());
         let mut outcome = Outcome {
             status: None,
