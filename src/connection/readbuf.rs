@@ -66,18 +66,19 @@ impl ReadBuf {
         if self.buf.is_empty() {
             self.buf = pool.take();
         }
+        if self.is_full(max) {
+            return None;
+        }
         let (start, end) = (self.start as usize, self.end as usize);
         if end == self.buf.len() {
             if start > 0 {
                 self.buf.copy_within(start..end, 0);
                 self.end -= self.start;
                 self.start = 0;
-            } else if self.buf.len() < max {
+            } else {
                 let mut grown = std::mem::take(&mut self.buf).into_vec();
                 grown.resize((grown.len() * 2).min(max), 0);
                 self.buf = grown.into_boxed_slice();
-            } else {
-                return None;
             }
         }
         Some(&mut self.buf[self.end as usize..])
