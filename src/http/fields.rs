@@ -228,7 +228,7 @@ pub fn content_length(value: &[u8]) -> Option<u64> {
 }
 
 /// `1*DIGIT` as a u64; `None` when empty, not digits, or too large.
-fn decimal(digits: &[u8]) -> Option<u64> {
+pub(crate) fn decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
     }

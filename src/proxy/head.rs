@@ -124,9 +124,10 @@ pub fn request_head(
         }
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        match max_forwards(name, value) {
+        // Only OPTIONS and TRACE count hops: no other request pays for the look.
+        match counts_hops.then(|| max_forwards(name, value)).flatten() {
             // One hop fewer (RFC 9110 section 7.6.2); a spent count is answered here instead.
-            Some(hops) if counts_hops && hops > 0 => {
+            Some(hops) if hops > 0 => {
                 out.extend_from_slice(itoa::Buffer::new().format(hops - 1).as_bytes())
             }
             _ => out.extend_from_slice(value),
@@ -381,22 +382,13 @@ pub fn parse_response(
     )))
 }
 
-/// The value of a `Max-Forwards` field, if `name` is one and its value a number.
+/// The value of a `Max-Forwards` field, if `name` is one and its value a number (one too
+/// large for 64 bits is none, and passes as it came).
 fn max_forwards(name: &str, value: &[u8]) -> Option<u64> {
     if !name.eq_ignore_ascii_case("max-forwards") {
         return None;
     }
-    let digits = fields::trim_ows(value);
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    // More hops than fit are as good as the most that do.
-    Some(
-        std::str::from_utf8(digits)
-            .ok()?
-            .parse()
-            .unwrap_or(u64::MAX),
-    )
+    fields::decimal(fields::trim_ows(value))
 }
 
 /// The answer to an `OPTIONS` or `TRACE` request whose `Max-Forwards` is 0: it must go no
