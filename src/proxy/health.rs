@@ -4,7 +4,7 @@
 
 use super::upstreams::{Member, Upstreams};
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Registry, Token};
 use std::io::{ErrorKind, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,68 +53,76 @@ pub fn check_health(
 /// What a check has got to.
 enum Stage {
     /// The connect is under way.
-    Connecting,
+    Connecting(TcpStream),
     /// Connected: the request goes out from `written` on, then the status line comes in.
-    Asking { written: usize },
-    /// Decided.
-    Done(bool),
+    Asking { socket: TcpStream, written: usize },
+    /// Decided (and told).
+    Done,
 }
 
 /// One member's check.
 struct Probe {
-    socket: Option<TcpStream>,
+    stage: Stage,
     request: Vec<u8>,
     /// The answer's first bytes: `HTTP/1.1 200`.
     line: [u8; 12],
     got: usize,
-    stage: Stage,
     deadline: Instant,
 }
 
 impl Probe {
-    fn start(member: &Member, path: &str, timeouts: ProbeTimeouts, now: Instant) -> Probe {
+    /// Starts the connect, polled in `registry` as `token`; `None` if it failed at once or
+    /// cannot be polled (an unhealthy verdict).
+    fn start(
+        member: &Member,
+        path: &str,
+        timeouts: ProbeTimeouts,
+        registry: &Registry,
+        token: Token,
+    ) -> Option<Probe> {
+        let mut socket = TcpStream::connect(member.addr).ok()?;
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        registry.register(&mut socket, token, interest).ok()?;
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: margay-health-check\r\nConnection: close\r\n\r\n",
             member.authority
         );
-        let socket = TcpStream::connect(member.addr).ok();
-        let stage = match socket {
-            Some(_) => Stage::Connecting,
-            None => Stage::Done(false),
-        };
-        Probe {
-            socket,
+        Some(Probe {
+            stage: Stage::Connecting(socket),
             request: request.into_bytes(),
             line: [0; 12],
             got: 0,
-            stage,
-            deadline: now + timeouts.connect,
-        }
+            deadline: Instant::now() + timeouts.connect,
+        })
     }
 
-    fn verdict(&self) -> Option<bool> {
-        match self.stage {
-            Stage::Done(healthy) => Some(healthy),
-            _ => None,
-        }
+    fn pending(&self) -> bool {
+        !matches!(self.stage, Stage::Done)
     }
 
-    fn decide(&mut self, healthy: bool) {
-        self.stage = Stage::Done(healthy);
-        self.socket = None;
+    /// Ends the check with `healthy`, which is returned to be told.
+    fn decide(&mut self, healthy: bool) -> Option<bool> {
+        self.stage = Stage::Done;
+        Some(healthy)
     }
 
-    /// Moves the check on as far as its socket allows now.
-    fn advance(&mut self, timeouts: ProbeTimeouts, now: Instant) {
-        if let Some(healthy) = self.try_advance(timeouts, now) {
-            self.decide(healthy);
+    /// An unhealthy verdict once the stage's deadline has passed.
+    fn expire(&mut self, now: Instant) -> Option<bool> {
+        if self.pending() && now >= self.deadline {
+            return self.decide(false);
         }
+        None
+    }
+
+    /// Moves the check on as far as its socket allows now; the verdict when it is reached.
+    fn advance(&mut self, timeouts: ProbeTimeouts, now: Instant) -> Option<bool> {
+        let verdict = self.try_advance(timeouts, now)?;
+        self.decide(verdict)
     }
 
     /// `Some`: decided. Errors and an early end are unhealthy; waiting is `None`.
     fn try_advance(&mut self, timeouts: ProbeTimeouts, now: Instant) -> Option<bool> {
-        let socket = self.socket.as_mut()?;
-        if let Stage::Connecting = self.stage {
+        if let Stage::Connecting(socket) = &mut self.stage {
             if socket.take_error().ok().flatten().is_some() {
                 return Some(false);
             }
@@ -123,10 +131,13 @@ impl Probe {
                 Err(e) if e.kind() == ErrorKind::NotConnected => return None,
                 Err(_) => return Some(false),
             }
-            self.stage = Stage::Asking { written: 0 };
+            let Stage::Connecting(socket) = std::mem::replace(&mut self.stage, Stage::Done) else {
+                unreachable!("matched above");
+            };
+            self.stage = Stage::Asking { socket, written: 0 };
             self.deadline = now + timeouts.answer;
         }
-        let Stage::Asking { written } = &mut self.stage else {
+        let Stage::Asking { socket, written } = &mut self.stage else {
             return None;
         };
         while *written < self.request.len() {
@@ -159,44 +170,31 @@ fn check_round(
     mut decided: impl FnMut(usize, bool),
 ) -> std::io::Result<()> {
     let mut poll = Poll::new()?;
-    let now = Instant::now();
-    let mut probes: Vec<Probe> = members
-        .iter()
-        .map(|member| Probe::start(member, path, timeouts, now))
-        .collect();
-    for (i, probe) in probes.iter_mut().enumerate() {
-        if let Some(socket) = &mut probe.socket {
-            let interest = Interest::READABLE | Interest::WRITABLE;
-            if poll
-                .registry()
-                .register(socket, Token(i), interest)
-                .is_err()
-            {
-                probe.decide(false);
-            }
+    // Each started check with its member's index; its token is its place here. A member
+    // whose connect fails at once, or cannot be polled, is told at once.
+    let mut probes: Vec<(usize, Probe)> = Vec::with_capacity(members.len());
+    for (i, member) in members.iter().enumerate() {
+        let token = Token(probes.len());
+        match Probe::start(member, path, timeouts, poll.registry(), token) {
+            Some(probe) => probes.push((i, probe)),
+            None => decided(i, false),
         }
     }
-    let mut events = Events::with_capacity(members.len().max(1));
-    let mut told = vec![false; probes.len()];
+    let mut events = Events::with_capacity(probes.len().max(1));
     loop {
         let now = Instant::now();
-        for (i, probe) in probes.iter_mut().enumerate() {
-            if probe.verdict().is_none() && now >= probe.deadline {
-                probe.decide(false);
-            }
-            if let Some(healthy) = probe.verdict()
-                && !std::mem::replace(&mut told[i], true)
-            {
-                decided(i, healthy);
+        for (i, probe) in &mut probes {
+            if let Some(healthy) = probe.expire(now) {
+                decided(*i, healthy);
             }
         }
         let Some(next) = probes
             .iter()
-            .filter(|p| p.verdict().is_none())
-            .map(|p| p.deadline)
+            .filter(|(_, p)| p.pending())
+            .map(|(_, p)| p.deadline)
             .min()
         else {
-            break;
+            return Ok(());
         };
         if let Err(e) = poll.poll(&mut events, Some(next - now))
             && e.kind() != ErrorKind::Interrupted
@@ -205,10 +203,11 @@ fn check_round(
         }
         let now = Instant::now();
         for event in events.iter() {
-            if let Some(probe) = probes.get_mut(event.token().0) {
-                probe.advance(timeouts, now);
+            if let Some((i, probe)) = probes.get_mut(event.token().0)
+                && let Some(healthy) = probe.advance(timeouts, now)
+            {
+                decided(*i, healthy);
             }
         }
     }
-    Ok(())
 }
