@@ -1868,6 +1868,48 @@ both_models!(a_member_failing_its_health_check_gets_no_traffic, |model| {
     );
 });
 
+both_models!(
+    a_member_whose_check_passes_again_gets_traffic_again,
+    |model| {
+        // Active health works both ways: a member skipped for a failing check is taken back
+        // at the first check it passes (checks come every five seconds).
+        let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let answers = healthy.clone();
+        let member = Backend::start(move |_, stream| {
+            let reply: &[u8] = if answers.load(Ordering::SeqCst) {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nback"
+            } else {
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+            };
+            stream.write_all(reply).is_ok()
+        });
+        let server = proxy(model, &[&member.url()], |c| {
+            c.proxy_health_check(Some("/health".into()))
+        });
+        let state = || server.status()["upstreams"][0]["members"][0]["state"].clone();
+        let started = Instant::now();
+        while state() != "unhealthy" {
+            assert!(
+                started.elapsed() < Duration::from_secs(4),
+                "never unhealthy"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            server.get("/up/x").status,
+            502,
+            "an unhealthy member got a request"
+        );
+        healthy.store(true, Ordering::SeqCst);
+        let passing = Instant::now();
+        while state() != "up" {
+            assert!(passing.elapsed() < Duration::from_secs(8), "not taken back");
+            thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(server.get("/up/x").text(), "back");
+    }
+);
+
 both_models!(a_member_going_down_is_logged_once, |model| {
     // Five requests in flight when the member dies all fail; the log says once that it is
     // skipped, not once for each of them.
