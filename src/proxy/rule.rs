@@ -1,7 +1,7 @@
 //! What is forwarded where: a path prefix, the upstream servers behind it, and whether the
 //! prefix is kept or replaced; and the settings every rule shares.
 
-use crate::http::target::{is_pchar, keep_escapes};
+use crate::http::target::{is_pchar, keep_escapes, parse_target};
 use std::borrow::Cow;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -131,27 +131,6 @@ impl ProxyRule {
     }
 }
 
-/// Whether `path` holds only what a request line's path may: `pchar`s, `/`, and `%` with two
-/// hex digits (RFC 3986 section 3.3).
-fn is_escaped_path(path: &str) -> bool {
-    let bytes = path.as_bytes();
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        i += match b {
-            b'%' if bytes
-                .get(i + 1..i + 3)
-                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
-            {
-                3
-            }
-            b'%' => return false,
-            _ if b == b'/' || is_pchar(b) => 1,
-            _ => return false,
-        };
-    }
-    true
-}
-
 /// Percent-encodes a decoded path for the request line: `/`, unreserved characters and the
 /// sub-delims RFC 3986 allows in a segment stay, everything else is escaped.
 fn encode_path(path: &str, out: &mut Vec<u8>) {
@@ -215,7 +194,8 @@ fn parse_url_with(
     if path.as_deref().is_some_and(|p| p.contains(['?', '#'])) {
         return Err(bad("the path may not hold a query or a fragment"));
     }
-    if path.as_deref().is_some_and(|p| !is_escaped_path(p)) {
+    // By the grammar a request's own target is held to.
+    if path.as_deref().is_some_and(|p| parse_target(p).is_err()) {
         return Err(bad(
             "the path must be written as on a request line (percent-encoded)",
         ));
