@@ -187,6 +187,31 @@ fn echoes(status_line: &'static str) -> impl Fn(&Seen, &mut TcpStream) -> bool +
     }
 }
 
+/// Polls `/api/status` until the states of the first rule's members satisfy `done`, for at
+/// most `within` (failing with `what` and the last status); returns that status.
+fn await_states(
+    server: &TestServer,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&[&str]) -> bool,
+) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let status = server.status();
+        let members = status["upstreams"][0]["members"].as_array();
+        let states: Vec<&str> = members
+            .into_iter()
+            .flatten()
+            .map(|member| member["state"].as_str().unwrap_or_default())
+            .collect();
+        if done(&states) {
+            return status;
+        }
+        assert!(started.elapsed() < within, "{what}: {status}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A proxy in front of `urls` under `/up/` (prefix kept).
 fn proxy(
     model: Model,
@@ -1841,20 +1866,13 @@ both_models!(a_member_failing_its_health_check_gets_no_traffic, |model| {
         c.proxy_health_check(Some("/health".into()))
     });
     // The first check runs as the server starts; wait (a bounded while) for its verdict.
-    let started = Instant::now();
-    loop {
-        let status = server.status();
-        let members = &status["upstreams"][0]["members"];
-        if members[0]["state"] == "unhealthy" {
-            assert_eq!(members[1]["state"], "up", "{status}");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(4),
-            "the failing check was not noticed: {status}"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    let within = Duration::from_secs(4);
+    let noticed = "the failing check was not noticed";
+    let status = await_states(&server, within, noticed, |s| s[0] == "unhealthy");
+    assert_eq!(
+        status["upstreams"][0]["members"][1]["state"], "up",
+        "{status}"
+    );
     for _ in 0..6 {
         let resp = server.get("/up/x");
         assert_eq!((resp.status, resp.text().as_str()), (200, "well"));
@@ -1886,26 +1904,18 @@ both_models!(
         let server = proxy(model, &[&member.url()], |c| {
             c.proxy_health_check(Some("/health".into()))
         });
-        let state = || server.status()["upstreams"][0]["members"][0]["state"].clone();
-        let started = Instant::now();
-        while state() != "unhealthy" {
-            assert!(
-                started.elapsed() < Duration::from_secs(4),
-                "never unhealthy"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+        await_states(&server, Duration::from_secs(4), "never unhealthy", |s| {
+            s[0] == "unhealthy"
+        });
         assert_eq!(
             server.get("/up/x").status,
             502,
             "an unhealthy member got a request"
         );
         healthy.store(true, Ordering::SeqCst);
-        let passing = Instant::now();
-        while state() != "up" {
-            assert!(passing.elapsed() < Duration::from_secs(8), "not taken back");
-            thread::sleep(Duration::from_millis(50));
-        }
+        await_states(&server, Duration::from_secs(8), "not taken back", |s| {
+            s[0] == "up"
+        });
         assert_eq!(server.get("/up/x").text(), "back");
     }
 );
@@ -1957,18 +1967,10 @@ both_models!(
             c.proxy_health_check(Some("/health".into()))
                 .proxy_connect_timeout(Duration::from_secs(10))
         });
-        let started = Instant::now();
-        loop {
-            let status = server.status();
-            if status["upstreams"][0]["members"][1]["state"] == "unhealthy" {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_millis(1500),
-                "the failing check waited for the one that hangs: {status}"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        let waited = "the failing check waited for the one that hangs";
+        await_states(&server, Duration::from_millis(1500), waited, |s| {
+            s[1] == "unhealthy"
+        });
     }
 );
 
@@ -1987,19 +1989,10 @@ both_models!(a_check_waits_no_longer_than_the_proxy_timeouts, |model| {
             .proxy_timeout(Duration::from_millis(300))
             .proxy_connect_timeout(Duration::from_millis(300))
     });
-    let started = Instant::now();
-    loop {
-        let status = server.status();
-        let members = &status["upstreams"][0]["members"];
-        if members[0]["state"] == "unhealthy" && members[1]["state"] == "unhealthy" {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "a check outlived the timeouts: {status}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    let outlived = "a check outlived the timeouts";
+    await_states(&server, Duration::from_secs(3), outlived, |s| {
+        s == ["unhealthy", "unhealthy"]
+    });
 });
 
 both_models!(keepalive_bounds_the_idle_upstream_connections, |model| {
