@@ -222,8 +222,8 @@ both_models!(
 );
 
 /// An upstream server on `127.0.0.1:0` (its URL returned) that reads each request's head,
-/// then lets `answer` write to the connection and closes it.
-fn backend(answer: impl Fn(&mut TcpStream) + Send + 'static) -> String {
+/// then lets `answer` write to the connection, given that head, and closes it.
+fn backend(answer: impl Fn(&[u8], &mut TcpStream) + Send + 'static) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     thread::spawn(move || {
@@ -233,7 +233,7 @@ fn backend(answer: impl Fn(&mut TcpStream) + Send + 'static) -> String {
             while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
                 head.push(byte[0]);
             }
-            answer(&mut stream);
+            answer(&head, &mut stream);
         }
     });
     url
@@ -243,7 +243,7 @@ both_models!(
     a_proxied_answer_cut_short_ends_without_close_notify,
     |model| {
         // A backend that promises 100 bytes, sends 15 and closes.
-        let url = backend(|stream| {
+        let url = backend(|_, stream| {
             let _ =
                 stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part of it");
         });
@@ -271,11 +271,46 @@ both_models!(
     }
 );
 
+both_models!(
+    the_upstream_hears_that_the_client_came_over_https,
+    |model| {
+        // The forwarding fields say what the client's own connection was, whatever it sent.
+        let url = backend(|head, stream| {
+            let head = String::from_utf8_lossy(head).into_owned();
+            let told: Vec<&str> = head
+                .split("\r\n")
+                .filter(|line| {
+                    line.starts_with("X-Forwarded-Proto:") || line.starts_with("Forwarded:")
+                })
+                .collect();
+            let body = told.join("\n");
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        });
+        let pki = Pki::new();
+        let rule = margay::ProxyRule::new("/up/", &[&url]).unwrap();
+        let server = https_server_with(model, &[(&pki.cert, &pki.key)], move |c| c.proxy(rule));
+        let mut tls = connect_tls(server.tls_addr(), &pki.client(), "localhost");
+        send(
+            &mut tls,
+            &request("GET", "/up/x", &[("X-Forwarded-Proto", "http")]),
+        );
+        let resp = read_response(&mut tls, false);
+        assert_eq!(
+            resp.text(),
+            "X-Forwarded-Proto: https\nForwarded: for=127.0.0.1;proto=https;host=localhost"
+        );
+    }
+);
+
 both_models!(a_large_proxied_answer_reaches_a_tls_client_whole, |model| {
     // Plain-TCP clients get such a body spliced from socket to socket; a TLS client's must be
     // encrypted on the way, so it is copied, and arrives whole.
     const LEN: usize = 1 << 20;
-    let url = backend(|stream| {
+    let url = backend(|_, stream| {
         let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {LEN}\r\n\r\n");
         let _ = stream.write_all(reply.as_bytes());
         thread::sleep(Duration::from_millis(20));
