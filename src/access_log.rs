@@ -132,7 +132,8 @@ impl Entry<'_> {
             line.push('"');
         }
         match self.head {
-            // Method and version are tokens of ours, written with the keys around them.
+            // The method is a token (the parser held it to tchar: nothing JSON escapes) and
+            // the version one of ours: both written as they are, with the keys around them.
             Some(head) => {
                 line.push_str(",\"method\":\"");
                 line.push_str(head.method_token());
