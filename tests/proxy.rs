@@ -421,12 +421,19 @@ both_models!(an_empty_body_goes_upstream_with_its_length, |model| {
     assert_eq!(read_response(&mut stream, false).text(), "ok");
     send(&mut stream, &get_req("/up/c"));
     assert_eq!(read_response(&mut stream, false).text(), "ok");
+    // Another method says it where its client did.
+    send(
+        &mut stream,
+        &request("DELETE", "/up/d", &[("Content-Length", "0")]),
+    );
+    assert_eq!(read_response(&mut stream, false).text(), "ok");
     let lengths: Vec<_> = backend
         .seen()
         .iter()
         .map(|seen| seen.header("content-length"))
         .collect();
-    assert_eq!(lengths, [Some("0".into()), Some("0".into()), None]);
+    assert_eq!(&lengths[..3], [Some("0".into()), Some("0".into()), None]);
+    assert_eq!(lengths[3].as_deref(), Some("0"));
 });
 
 both_models!(via_lists_every_hop_in_order_both_ways, |model| {

@@ -530,16 +530,16 @@ impl Exchange {
             },
         };
         let framing = match head.framing {
-            // An empty body the client framed, or one a method with content has: said so
+            // An empty body a method with content has, or one the client framed: said so
             // upstream, as a client would (RFC 9110 section 8.6), so no server asks for a
-            // length (`411`).
-            Framing::None
-                if matches!(head.method, Method::Post | Method::Put | Method::Patch)
-                    || head.header("content-length").is_some() =>
-            {
-                BodyFraming::Length(0)
-            }
-            Framing::None => BodyFraming::None,
+            // length (`411`). A GET or HEAD, nearly every request, has none to say and
+            // costs no look through its fields.
+            Framing::None => match head.method {
+                Method::Post | Method::Put | Method::Patch => BodyFraming::Length(0),
+                Method::Get | Method::Head => BodyFraming::None,
+                _ if head.header("content-length").is_some() => BodyFraming::Length(0),
+                _ => BodyFraming::None,
+            },
             Framing::Length(n) => BodyFraming::Length(n),
             Framing::Chunked => BodyFraming::Chunked,
         };
